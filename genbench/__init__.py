@@ -1,0 +1,42 @@
+"""genbench: plugin-based benchmarking of generative models through their exported ONNX graphs.
+
+Importing genbench does not import torch: plugins register lazily, and torch loads when a job runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .errors import (BundleError, ConfigError, DataError, DataUnavailableError, GenbenchError, PluginError,
+                     ResultsError, SpecError, UnknownNameError)
+from .export import export_torch_module
+from .hookspecs import hookimpl, hookspec
+from .model import GenerativeModel, Progress
+from .plugins import make_plugin_manager
+from .types import (DatasetSpec, GraphSpec, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
+                    ReporterSpec, RunResult, TensorSpec, TrainConfig, TrainSummary)
+
+
+def run(*args: Any, **kwargs: Any) -> RunResult:
+    """Run the benchmark; see :func:`genbench.runner.run` (the same function ``genbench run`` calls)."""
+    from .runner import run as _run
+
+    return _run(*args, **kwargs)
+
+
+def load_run(path: Any) -> RunResult:
+    """Read a ``run.json`` (or a run directory) back into a :class:`RunResult`."""
+    from .results import load_run as _load
+
+    return _load(path)
+
+
+__all__ = [
+    "BundleError", "ConfigError", "DataError", "DataUnavailableError", "DatasetSpec", "GenbenchError",
+    "GenerativeModel", "GraphSpec", "JobResult", "MetricSpec", "MetricValue", "ModelSpec", "OnnxBundle",
+    "PerfRecord", "PluginError", "Progress", "ReporterSpec", "ResultsError", "RunResult", "SpecError",
+    "TensorSpec", "TrainConfig", "TrainSummary", "UnknownNameError", "__version__", "export_torch_module",
+    "hookimpl", "hookspec", "load_run", "make_plugin_manager", "run",
+]

@@ -1,0 +1,35 @@
+"""The host's own plugin: built-in tasks, metrics, reporters and baselines, registered through the
+same hooks a third-party plugin uses."""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+from .types import DatasetSpec, MetricSpec, ModelSpec, ReporterSpec
+
+
+@hookimpl
+def genbench_register_datasets(register):
+    register(DatasetSpec("digits", "image", "genbench.data.digits:load_digits",
+                         "1,797 8x8 handwritten digits shipped with scikit-learn (no download)"))
+    register(DatasetSpec("mnist", "image", "genbench.data.mnist:load_mnist",
+                         "MNIST 28x28 from local IDX files (--data-dir or $GENBENCH_DATA)"))
+
+
+@hookimpl
+def genbench_register_metrics(register):
+    register(MetricSpec("fd", ("image",), "genbench.metrics.builtin:make_fd", "", False,
+                        "Frechet distance to the test split in the task's fixed feature space"))
+
+
+@hookimpl
+def genbench_register_reporters(register):
+    register(ReporterSpec("markdown", "genbench.reports.markdown:write", "report.md: leaderboard tables and sample grids"))
+    register(ReporterSpec("csv", "genbench.reports.csv:write", "results.csv: one row per job, pandas-readable"))
+
+
+@hookimpl
+def genbench_register_models(register):
+    register(ModelSpec("baseline-gaussian", "baseline", ("image",), "genbench.baselines:GaussianBaseline",
+                       "Reference: samples from a full-covariance Gaussian fitted to the training pixels"))
+    register(ModelSpec("baseline-train-copy", "baseline", ("image",), "genbench.baselines:TrainCopyBaseline",
+                       "Reference: training images replayed (a memorising model; sits near the FD floor)"))

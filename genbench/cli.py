@@ -1,0 +1,136 @@
+"""The ``genbench`` command: each command parses, calls one function, prints."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import GenbenchError
+
+DEBUG_ENV = "GENBENCH_DEBUG"
+
+
+class _Group(click.Group):
+    """Turns expected errors into one line on stderr and exit status 1, for main() and CliRunner alike."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GenbenchError as exc:
+            if (ctx.obj or {}).get("debug") or os.environ.get(DEBUG_ENV):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genbench")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Benchmark generative models (GAN, VAE, autoregressive) through their exported ONNX graphs."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("plugins")
+def plugins_cmd() -> None:
+    """List loaded plugins, what each registered, and plugins that failed or were disabled."""
+    from .plugins import make_plugin_manager
+
+    host = make_plugin_manager()
+    for p in host.plugins:
+        click.echo(f"{p.name:<20} {p.distribution} {p.version}: {', '.join(p.registered) or 'nothing registered'}")
+    for name in host.disabled:
+        click.echo(f"{name:<20} disabled by $GENBENCH_DISABLE_PLUGINS")
+    for f in host.failures:
+        click.echo(f"FAILED {f}", err=True)
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """List models, tasks, metrics and reporters."""
+    from .plugins import make_plugin_manager
+
+    host = make_plugin_manager()
+    reg = host.registry
+    click.echo("models:")
+    for m in reg.models:
+        click.echo(f"  {m.name:<22} {m.family:<9} tasks: {','.join(m.tasks):<12} {m.description} [{m.plugin} {m.plugin_version}]")
+    click.echo("tasks:")
+    for d in reg.datasets:
+        click.echo(f"  {d.name:<22} {d.kind:<9} {d.description}")
+    click.echo("metrics:")
+    for s in reg.metrics:
+        click.echo(f"  {s.name:<22} {'higher' if s.higher_is_better else 'lower'} is better; {s.description}")
+    click.echo("reporters:")
+    for r in reg.reporters:
+        click.echo(f"  {r.name:<22} {r.description}")
+    for f in host.failures:
+        click.echo(f"warning: {f}", err=True)
+
+
+@cli.command("run")
+@click.argument("models", nargs=-1)
+@click.option("--all", "all_models", is_flag=True, help="Every registered model (baselines included).")
+@click.option("--task", "tasks", multiple=True, help="Only this task (repeatable). Default: every task a model supports.")
+@click.option("--profile", type=click.Choice(["smoke", "default"]), default="default", show_default=True,
+              help="smoke: a tiny CI budget; default: the published numbers.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/runs"),
+              show_default=True, help="Directory in which the run directory <run-id>/ is made.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Override every model's training steps (0 = untrained).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for timing (default: all CPUs).")
+@click.option("--no-baselines", is_flag=True, help="Do not add the baseline rows to named models.")
+def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, steps, threads, no_baselines) -> None:
+    """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
+    from .runner import run
+
+    result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
+                 data_dir=data_dir, steps=steps, threads=threads, baselines=not no_baselines,
+                 command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines),
+                 echo=click.echo)
+    ok = sum(j.status == "ok" for j in result.jobs)
+    skipped = sum(j.status == "skipped" for j in result.jobs)
+    click.echo(f"{ok} ok, {len(result.failed)} failed, {skipped} skipped")
+    if result.failed:
+        sys.exit(1)
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report_cmd(run_dir: Path) -> None:
+    """Rewrite the reports (report.md, results.csv) of RUN_DIR from its run.json."""
+    from .results import load_run
+    from .runner import write_reports
+
+    run = load_run(run_dir)
+    directory = run_dir if run_dir.is_dir() else run_dir.parent
+    for path in write_reports(run, directory, echo=click.echo):
+        click.echo(str(path))
+
+
+def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines) -> str:
+    """The command that reproduces this run, with every choice spelled out."""
+    parts = ["genbench", "run", *models] + (["--all"] if all_models else [])
+    for t in tasks:
+        parts += ["--task", t]
+    parts += ["--profile", profile, "--seed", str(seed), "--device", device]
+    if steps is not None:
+        parts += ["--steps", str(steps)]
+    if no_baselines:
+        parts.append("--no-baselines")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``genbench`` script and ``python -m genbench``."""
+    cli.main(args=argv, prog_name="genbench")

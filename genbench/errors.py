@@ -1,0 +1,45 @@
+"""Expected failures. ``genbench.cli.main`` prints each as one line and exits 1.
+
+Every message names what was wrong and what to do about it; none needs a traceback to be understood.
+"""
+
+from __future__ import annotations
+
+
+class GenbenchError(Exception):
+    """Base class of every error genbench expects and explains to the user."""
+
+
+class UnknownNameError(GenbenchError, KeyError):
+    """A model, task, metric or reporter name that no loaded plugin registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SpecError(GenbenchError, ValueError):
+    """A spec handed to a ``register`` callback is malformed or duplicates another."""
+
+
+class PluginError(GenbenchError):
+    """A plugin failed to load, or its code failed while genbench called it."""
+
+
+class DataError(GenbenchError):
+    """A data set is missing, unreadable or malformed."""
+
+
+class DataUnavailableError(DataError):
+    """A data set's files are not on this machine (the message says which files, where)."""
+
+
+class BundleError(GenbenchError):
+    """An exported ONNX bundle breaks the contract: checker, shapes, dtypes, finiteness, parity."""
+
+
+class ResultsError(GenbenchError):
+    """A results file is missing, corrupt, or of an unknown schema."""
+
+
+class ConfigError(GenbenchError, ValueError):
+    """An invalid option value."""

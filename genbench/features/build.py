@@ -1,0 +1,127 @@
+"""Train and export the shipped feature extractors: ``python -m genbench.features.build``.
+
+Run once by the maintainers; the resulting ONNX files and their sha256 go into ``assets/``. Results
+name the extractor by that hash, so rebuilding (other library versions give other bytes) makes new,
+separately comparable numbers; it never silently changes old ones.
+
+* ``digits-cnn``: trained on the ``digits`` training split (8×8), scored on its test split.
+* ``digits28-cnn``: for 28×28 tasks such as ``mnist``. MNIST cannot be downloaded where genbench is
+  built, so it is trained on the ``digits`` training split upsampled to 28×28 (bilinear), with random
+  shifts and scales; its test accuracy is on the upsampled ``digits`` test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import ASSETS, MANIFEST
+
+FEATURE_DIM = 32
+
+
+def _make_net(size: int):
+    import torch
+    from torch import nn
+
+    class DigitNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            pool_first = [nn.MaxPool2d(2)] if size > 16 else []
+            self.body = nn.Sequential(
+                nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), *pool_first,
+                nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            )
+            side = size // (4 if pool_first else 2)
+            self.embed = nn.Sequential(nn.Linear(64 * side * side, 128), nn.ReLU(), nn.Linear(128, FEATURE_DIM))
+            self.head = nn.Sequential(nn.ReLU(), nn.Linear(FEATURE_DIM, 10))
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            f = self.embed(self.body(x * 2.0 - 1.0))
+            return f, self.head(f)
+
+    return DigitNet()
+
+
+def _augment(x, rng, size: int):
+    """Random shifts (±1 px at 8×8, ±3 px at 28×28) by padding and cropping."""
+    import torch
+    import torch.nn.functional as F
+
+    pad = 1 if size <= 8 else 3
+    padded = F.pad(x, (pad, pad, pad, pad))
+    out = torch.empty_like(x)
+    offs = rng.integers(0, 2 * pad + 1, size=(len(x), 2))
+    for i, (dy, dx) in enumerate(offs):
+        out[i] = padded[i, :, dy:dy + size, dx:dx + size]
+    return out
+
+
+def train_extractor(size: int, epochs: int = 60, seed: int = 0):
+    import torch
+    import torch.nn.functional as F
+
+    from ..data.digits import load_digits
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    ds = load_digits()
+    xtr, xte = torch.from_numpy(ds.train_x), torch.from_numpy(ds.test_x)
+    if size != 8:
+        xtr = F.interpolate(xtr, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+        xte = F.interpolate(xte, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    ytr, yte = torch.from_numpy(ds.train_y), torch.from_numpy(ds.test_y)
+    net = _make_net(size)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    for _ in range(epochs):
+        net.train()
+        perm = torch.from_numpy(rng.permutation(len(xtr)))
+        for i in range(0, len(xtr), 64):
+            idx = perm[i:i + 64]
+            _, logits = net(_augment(xtr[idx], rng, size))
+            loss = F.cross_entropy(logits, ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    with torch.no_grad():
+        acc = float((net(xte)[1].argmax(1) == yte).float().mean())
+    return net, acc
+
+
+def build(name: str, size: int, trained_on: str) -> dict:
+    import torch
+
+    from ..export import export_torch_module
+
+    net, acc = train_extractor(size)
+    path = ASSETS / f"{name}.onnx"
+    export_torch_module(net.eval(), (torch.rand(4, 1, size, size),), path, input_names=["x"],
+                        output_names=["features", "logits"], dynamic_axes={"x": {0: "batch"}})
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    print(f"{name}: test accuracy {acc:.4f}, sha256 {sha}")
+    return {"file": path.name, "sha256": sha, "input_shape": [1, size, size], "feature_dim": FEATURE_DIM,
+            "num_classes": 10, "trained_on": trained_on, "test_accuracy": round(acc, 4)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=["digits-cnn", "digits28-cnn"])
+    args = parser.parse_args(argv)
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    entries = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    recipes = {
+        "digits-cnn": (8, "digits train split (1,347 images, 8x8)"),
+        "digits28-cnn": (28, "digits train split upsampled to 28x28 (bilinear), random shifts"),
+    }
+    for name in args.names:
+        entries[name] = build(name, *recipes[name])
+    MANIFEST.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""One job end to end: load → train → export → validate → sample (ONNX) → quality → performance.
+
+Plugin code is untrusted: whatever it raises fails its own job, with the phase it failed in, and never
+the run. Samples are drawn from the exported graph through ONNX Runtime, never from plugin Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .config import Profile, RunConfig
+from .data import Dataset
+from .errors import GenbenchError, PluginError
+from .metrics import QualityContext
+from .model import GenerativeModel, Progress
+from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved
+from .registry import load_object
+from .runtime import draw_inputs, make_session
+from .runtime.validate import check_outputs, validate_bundle
+from .types import (GraphSpec, JobError, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
+                    TrainConfig, TrainSummary)
+
+SAMPLE_BATCH = 500
+
+
+@dataclass
+class TaskState:
+    """What jobs on one task share: the data, its extractor and cached real-data features."""
+
+    dataset: Dataset
+    extractor: Any  # genbench.features.FeatureExtractor | None
+    cache: dict[str, Any]
+
+
+def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str, job_dir: Path,
+            metrics: list[tuple[MetricSpec, Any]], progress: Progress) -> JobResult:
+    """Run one job; every failure becomes ``status: failed`` with ``error: {phase, type, message}``."""
+    head = dict(model=spec.name, family=spec.family, plugin=spec.plugin, plugin_version=spec.plugin_version,
+                task=task.dataset.name, device=device)
+    t0 = time.perf_counter()
+    if job_dir.exists():
+        shutil.rmtree(job_dir)
+    job_dir.mkdir(parents=True)
+    state: dict[str, Any] = {}
+    run_dir = job_dir.parent.parent
+
+    def rel(path: str | Path) -> str:  # results name files relative to the run directory, so runs can move
+        return Path(os.path.relpath(path, run_dir)).as_posix()
+
+    phase = "load"
+    try:
+        phase = "load"
+        model = _instantiate(spec)
+        phase = "train"
+        state["train"] = _train(model, task.dataset, config, device, progress)
+        phase = "export"
+        bundle = model.export_onnx(job_dir / "bundle")
+        phase = "validate"
+        graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed)
+        state["export"] = {"graphs": {role: {**g, "path": rel(g["path"])} for role, g in graphs.items()}}
+        phase = "sample"
+        samples = draw_samples(bundle, device, min(len(task.dataset.train_x), profile.max_samples), config.seed,
+                               task.dataset.test_x)
+        state["files"] = {"samples_png": rel(_save_grid(samples, job_dir / "samples.png"))}
+        phase = "quality"
+        state["quality"] = _quality(task, samples, metrics, config.seed)
+        phase = "performance"
+        if spec.family == "baseline":
+            state["perf_note"] = "baselines are quality references; not timed"
+        else:
+            records, raw = measure_performance(bundle, model, device, profile, config.threads, config.seed,
+                                               task.dataset.test_x)
+            state["performance"] = tuple(records)
+            (job_dir / "latency_raw.json").write_text(json.dumps(raw))
+            state["files"]["latency_raw"] = rel(job_dir / "latency_raw.json")
+    except BaseException as exc:  # noqa: BLE001 - untrusted plugin code; the run must go on
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        (job_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
+        return JobResult(**head, status="failed", error=JobError(phase, type(exc).__name__, message.strip().splitlines()[0] if message.strip() else type(exc).__name__),
+                         train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
+                         files={"error": rel(job_dir / "error.txt"), **state.get("files", {})},
+                         seconds=time.perf_counter() - t0)
+    return JobResult(**head, status="ok", train=state["train"], export=state["export"], quality=state["quality"],
+                     performance=state.get("performance", ()), files=state["files"],
+                     reason=state.get("perf_note"), seconds=time.perf_counter() - t0)
+
+
+def _instantiate(spec: ModelSpec) -> GenerativeModel:
+    cls = load_object(spec.cls, owner=f"model '{spec.name}'")
+    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+        raise PluginError(f"Model '{spec.name}': {spec.cls} is not a subclass of genbench.GenerativeModel.")
+    return cls()
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _train(model: GenerativeModel, dataset: Dataset, config: RunConfig, device: str, progress: Progress) -> dict:
+    seed_everything(config.seed)
+    tc = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
+    t0 = time.perf_counter()
+    summary = model.train(dataset.training_data(), tc, progress)
+    wall = time.perf_counter() - t0
+    if not isinstance(summary, TrainSummary):
+        raise PluginError(f"train() returned {type(summary).__name__}, expected genbench.TrainSummary.")
+    for name, values in summary.loss_history.items():
+        if len(values) and not np.all(np.isfinite(np.asarray(values, dtype=float))):
+            raise PluginError(f"Training diverged: loss '{name}' has non-finite values.")
+    return {**summary.to_dict(), "wall_seconds": wall}
+
+
+def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.ndarray | None = None) -> np.ndarray:
+    """``n`` samples from the bundle's ``sample`` graph through ONNX Runtime, every batch checked."""
+    graph = bundle.graph("sample")
+    session = make_session(bundle.directory / graph.path, device)
+    rng = np.random.default_rng(seed)
+    out_name = graph.outputs[0].name
+    chunks = []
+    for start in range(0, n, SAMPLE_BATCH):
+        b = min(SAMPLE_BATCH, n - start)
+        feeds = draw_inputs(graph, b, rng, data)
+        outs = session.run([o.name for o in graph.outputs], feeds)
+        check_outputs(graph.role, outs, graph.outputs, {"batch": b})
+        chunks.append(outs[[o.name for o in graph.outputs].index(out_name)])
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpec, Any]],
+             seed: int) -> dict[str, MetricValue]:
+    job_cache: dict[str, np.ndarray] = {}
+
+    def features(key: str, x: np.ndarray) -> np.ndarray:
+        store = job_cache if key == "samples" else task.cache
+        if key not in store:
+            store[key] = task.extractor(x)[0]
+        return store[key]
+
+    ctx = QualityContext(dataset=task.dataset, samples=samples, rng=np.random.default_rng(seed), features=features,
+                         extractor_id=task.extractor.id if task.extractor else None, cache=task.cache)
+    out: dict[str, MetricValue] = {}
+    for spec, metric in metrics:
+        value = metric(ctx)
+        if value is None:
+            continue
+        if not isinstance(value, MetricValue):
+            raise PluginError(f"Metric '{spec.name}' returned {type(value).__name__}, expected MetricValue.")
+        out[spec.name] = value
+    return out
+
+
+def _save_grid(samples: np.ndarray, path: Path, n: int = 64) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = samples[:n]
+    side = int(np.ceil(np.sqrt(len(x))))
+    c, h, w = x.shape[1:]
+    grid = np.full((side * (h + 1) + 1, side * (w + 1) + 1, c), 0.25, dtype=np.float32)  # grey frame
+    for i, img in enumerate(x):
+        r, col = divmod(i, side)
+        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = img.transpose(1, 2, 0)
+    fig = plt.figure(figsize=(4, 4), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(grid.squeeze(-1) if c == 1 else grid, cmap="gray_r" if c == 1 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.axis("off")
+    fig.savefig(path)
+    plt.close(fig)
+    return str(path)
+
+
+def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str, profile: Profile, threads: int,
+                        seed: int, data: np.ndarray | None) -> tuple[list[PerfRecord], dict]:
+    """ONNX Runtime and torch eager, interleaved, at each batch size of the profile's sweep."""
+    import torch
+
+    torch.set_num_threads(threads)
+    records: list[PerfRecord] = []
+    raw: dict[str, list[float]] = {}
+    for graph in bundle.graphs:
+        session = make_session(bundle.directory / graph.path, device, threads)
+        provider = session.get_providers()[0]
+        module = model.torch_module(graph.role)
+        tdev = next((p.device for p in module.parameters()), torch.device("cuda" if device == "cuda" else "cpu"))
+        for batch in profile.batch_sizes:
+            feeds = draw_inputs(graph, batch, np.random.default_rng(seed), data)
+            calls, sync = _runtime_calls(session, module, graph, feeds, device, tdev)
+            measured = measure_interleaved(calls, profile.timing, sync)
+            for runtime, m in measured.items():
+                stats = latency_stats(np.asarray(m.samples), batch)
+                bg = max(m.background) if m.background else None
+                records.append(PerfRecord(
+                    runtime=runtime, provider=provider if runtime == "onnxruntime" else f"torch-{tdev.type}",
+                    device=device, batch_size=batch,
+                    threads=threads if runtime == "onnxruntime" else torch.get_num_threads(),
+                    iterations=len(m.samples), seconds=float(np.sum(m.samples)), latency_ms=stats["latency_ms"],
+                    throughput_per_s=stats["throughput_per_s"], valid=stats["valid"],
+                    invalid_reason=stats["invalid_reason"], background_cpu_cores=bg,
+                    noisy=bg is not None and bg > NOISY_BACKGROUND_CORES, graph=graph.role))
+                raw[f"{graph.role}/{runtime}/b{batch}"] = [round(s * 1e3, 6) for s in m.samples]
+    return records, raw
+
+
+def _runtime_calls(session: Any, module: Any, graph: GraphSpec, feeds: Mapping[str, np.ndarray], device: str,
+                   tdev: Any) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], None]]]:
+    import torch
+
+    out_names = [o.name for o in graph.outputs]
+    tensors = [torch.from_numpy(feeds[t.name]).to(tdev) for t in graph.inputs]
+    sync: dict[str, Callable[[], None]] = {}
+
+    def eager() -> Any:
+        with torch.inference_mode():
+            return module(*tensors)
+
+    if device == "cuda":
+        import onnxruntime as ort
+
+        binding = session.io_binding()
+        for name, arr in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(arr, "cuda", 0))
+        for name in out_names:
+            binding.bind_output(name, "cuda")
+        ort_call: Callable[[], Any] = lambda: session.run_with_iobinding(binding)  # noqa: E731
+        sync["onnxruntime"] = binding.synchronize_outputs
+        sync["torch-eager"] = torch.cuda.synchronize
+    else:
+        ort_call = lambda: session.run(out_names, dict(feeds))  # noqa: E731
+    return {"onnxruntime": ort_call, "torch-eager": eager}, sync
+
+

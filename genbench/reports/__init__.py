@@ -1,0 +1,41 @@
+"""Reports built only from results files, so every published number traces back to a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..types import JobResult, PerfRecord
+
+
+def arrow(higher_is_better: bool) -> str:
+    return "↑" if higher_is_better else "↓"
+
+
+def perf_summary(job: JobResult, graph: str = "sample") -> dict[str, Any]:
+    """Headline speed figures of one job: ORT and torch latency at batch 1, best throughput, their ratios."""
+    recs = [p for p in job.performance if p.graph == graph]
+
+    def pick(runtime: str) -> tuple[PerfRecord | None, PerfRecord | None]:
+        mine = [p for p in recs if p.runtime == runtime]
+        b1 = next((p for p in mine if p.batch_size == 1), None)
+        best = max(mine, key=lambda p: p.throughput_per_s, default=None)
+        return b1, best
+
+    ort1, ortbest = pick("onnxruntime")
+    pt1, ptbest = pick("torch-eager")
+    out: dict[str, Any] = {
+        "ort_p50_ms_b1": ort1.latency_ms.get("p50") if ort1 else None,
+        "ort_p99_ms_b1": ort1.latency_ms.get("p99") if ort1 else None,
+        "torch_p50_ms_b1": pt1.latency_ms.get("p50") if pt1 else None,
+        "ort_best_throughput": ortbest.throughput_per_s if ortbest else None,
+        "ort_best_batch": ortbest.batch_size if ortbest else None,
+        "torch_best_throughput": ptbest.throughput_per_s if ptbest else None,
+        "torch_best_batch": ptbest.batch_size if ptbest else None,
+        "valid": all(p.valid for p in recs) if recs else None,
+        "noisy": any(p.noisy for p in recs) if recs else None,
+    }
+    if ort1 and pt1 and ort1.latency_ms.get("p50"):
+        out["latency_speedup_b1"] = pt1.latency_ms["p50"] / ort1.latency_ms["p50"]
+    if ortbest and ptbest and ptbest.throughput_per_s:
+        out["throughput_ratio_best"] = ortbest.throughput_per_s / ptbest.throughput_per_s
+    return out

@@ -1,0 +1,201 @@
+"""``genbench.run(...)``: plan the jobs, run them one by one, write results and reports.
+
+``genbench run`` on the command line calls exactly this function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import secrets
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from . import __version__
+from .config import RunConfig, get_profile
+from .errors import ConfigError, DataUnavailableError
+from .plugins import PluginHost, make_plugin_manager
+from .registry import load_object
+from .results import SCHEMA, write_run
+from .types import DatasetSpec, JobResult, ModelSpec, RunResult
+
+DEFAULT_OUT = Path("results") / "runs"
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    model: ModelSpec
+    task: DatasetSpec
+    skip_reason: str | None = None
+
+
+def plan(host: PluginHost, models: Sequence[str] = (), all_models: bool = False, tasks: Sequence[str] = (),
+         baselines: bool = True) -> list[PlannedJob]:
+    """Jobs = chosen models × the tasks they support. Unknown names raise with suggestions."""
+    reg = host.registry
+    if not models and not all_models:
+        raise ConfigError("Name at least one model or pass --all (see 'genbench list').")
+    chosen = list(reg.models) if all_models else [reg.model(m) for m in dict.fromkeys(models)]
+    task_specs = [reg.dataset(t) for t in dict.fromkeys(tasks)] if tasks else list(reg.datasets)
+    if baselines and not all_models:
+        chosen += [m for m in reg.models if m.family == "baseline" and m not in chosen]
+    jobs: list[PlannedJob] = []
+    for task in task_specs:
+        for model in chosen:
+            if task.kind in model.tasks:
+                jobs.append(PlannedJob(model, task))
+            elif tasks and model.name in models:
+                jobs.append(PlannedJob(model, task, f"model supports {', '.join(model.tasks)} tasks; "
+                                                    f"'{task.name}' is a {task.kind} task"))
+    if not any(j.skip_reason is None for j in jobs):
+        raise ConfigError("No job to run: none of the chosen models supports the chosen tasks (see 'genbench list').")
+    return jobs
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y-%m-%dT%H-%M-%S}-{secrets.token_hex(3)}"
+
+
+def environment(device: str, threads: int) -> dict[str, Any]:
+    import numpy
+    import onnx
+    import onnxruntime
+    import torch
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return {
+        "python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__,
+        "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+        "onnxruntime_providers": onnxruntime.get_available_providers(), "platform": platform.platform(),
+        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "gpus": gpus, "device": device, "threads": threads,
+        "git_commit": _git_commit(), "executor": "local", "hostname": platform.node(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] = (),  # noqa: A002 - mirrors --all
+        profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, device: str = "auto",
+        data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
+        baselines: bool = True, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+        command: str | None = None, echo: Callable[[str], None] | None = None) -> RunResult:
+    """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
+
+    Jobs that fail are recorded as ``failed`` and the run goes on; check ``result.failed``.
+    """
+    from .harness import run_job
+    from .runtime import resolve_device
+    from .ui import JobProgress
+
+    echo = echo or (lambda s: None)
+    config = RunConfig(profile=profile, seed=seed, device=device, steps=steps,
+                       data_dir=Path(data_dir) if data_dir else None, baselines=baselines,
+                       **({"threads": threads} if threads else {}))
+    prof = get_profile(profile)
+    host = host or make_plugin_manager()
+    for failure in host.failures:
+        echo(f"warning: {failure}")
+    jobs = plan(host, models, all, tasks, baselines)
+    dev = resolve_device(device)
+    metric_objs = [(m, load_object(m.factory, owner=f"metric '{m.name}'")()) for m in host.registry.metrics]
+
+    run_id = new_run_id()
+    run_dir = Path(out) / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    result = RunResult(
+        schema=SCHEMA, run_id=run_id, genbench_version=__version__, started_at=_now(), finished_at=None,
+        command=command or "genbench.run(...)", config={**config.to_dict(), "device": dev, "requested_device": device},
+        environment=environment(dev, config.threads), plugin_failures=tuple(f.to_dict() for f in host.failures))
+    write_run(result, run_dir)
+    echo(f"run {run_id}: {sum(j.skip_reason is None for j in jobs)} jobs, profile {profile}, device {dev}")
+
+    task_states: dict[str, TaskState | str] = {}
+    done: list[JobResult] = []
+    for job in jobs:
+        head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
+                    plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
+        state = job.skip_reason or _task_state(task_states, job.task, config, explicit=bool(tasks))
+        if isinstance(state, str):
+            jr = JobResult(**head, status="skipped", reason=state)
+        else:
+            with JobProgress(f"{job.model.name} on {job.task.name}") as progress:
+                jr = run_job(job.model, state, config, prof, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
+                             [(s, m) for s, m in metric_objs if job.task.kind in s.kinds], progress)
+        done.append(jr)
+        result = replace(result, jobs=tuple(done))
+        write_run(result, run_dir)  # every finished job is on disk before the next starts
+        echo(_job_line(jr))
+    result = replace(result, finished_at=_now())
+    write_run(result, run_dir)
+    write_reports(result, run_dir, host, reporters, echo)
+    echo(f"results: {run_dir / 'run.json'}")
+    return result
+
+
+def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool):
+    from .features import extractor_for_task
+    from .harness import TaskState
+
+    if task.name not in cache:
+        try:
+            loader = load_object(task.loader, owner=f"task '{task.name}'")
+            dataset = loader(config.data_dir, config.seed)
+            cache[task.name] = TaskState(dataset, extractor_for_task(task.name), {})
+        except DataUnavailableError as exc:
+            if explicit:
+                raise
+            cache[task.name] = f"data not available: {exc}"
+    return cache[task.name]
+
+
+def _job_line(j: JobResult) -> str:
+    if j.status == "ok":
+        q = ", ".join(f"{k} {v.value:.4g}" for k, v in j.quality.items() if v.value is not None)
+        return f"  ok      {j.model} on {j.task}: {q or 'no quality metric'} ({j.seconds:.1f} s)"
+    if j.status == "failed" and j.error:
+        return f"  FAILED  {j.model} on {j.task} in {j.error.phase}: {j.error.message}"
+    return f"  skipped {j.model} on {j.task}: {j.reason}"
+
+
+def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = None,
+                  names: Iterable[str] | None = None, echo: Callable[[str], None] | None = None) -> list[Path]:
+    """Call every registered reporter (or those named); a failing reporter is reported, not fatal."""
+    echo = echo or (lambda s: None)
+    host = host or make_plugin_manager()
+    specs = [host.registry.reporters.get(n) for n in names] if names is not None else list(host.registry.reporters)
+    written = []
+    for spec in specs:
+        try:
+            writer = load_object(spec.writer, owner=f"reporter '{spec.name}'")
+            written.append(Path(writer(result, run_dir)))
+        except Exception as exc:  # noqa: BLE001 - one broken reporter must not hide the others
+            echo(f"warning: reporter '{spec.name}' failed: {type(exc).__name__}: {exc}")
+    return written
+
+
+__all__ = ["PlannedJob", "plan", "run", "write_reports"]

@@ -1,0 +1,86 @@
+"""ONNX Runtime sessions, device selection and input generation for exported graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..types import GraphSpec, TensorSpec
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when both torch and ONNX Runtime can use a GPU, else ``cpu``."""
+    if device not in DEVICES:
+        raise ConfigError(f"Invalid device '{device}': use one of {', '.join(DEVICES)}.")
+    if device == "cpu":
+        return "cpu"
+    import onnxruntime as ort
+    import torch
+
+    has_gpu = torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_gpu:
+        raise ConfigError("Device 'cuda' asked for, but torch sees no CUDA GPU or onnxruntime lacks the "
+                          "CUDAExecutionProvider (install onnxruntime-gpu); use --device cpu.")
+    return "cuda" if has_gpu else "cpu"
+
+
+def providers_for(device: str) -> list[str]:
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+
+
+def make_session(path: str | Path | bytes, device: str = "cpu", threads: int | None = None) -> Any:
+    """An ``InferenceSession`` with explicit thread counts (recorded with every timing)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    source = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(source, opts, providers=providers_for(device))
+
+
+_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64,
+              "int32": np.int32, "uint8": np.uint8, "bool": np.bool_}
+
+
+def np_dtype(name: str) -> np.dtype:
+    return np.dtype(_NP_DTYPES[name])
+
+
+def draw_input(spec: TensorSpec, sizes: Mapping[str, int], rng: np.random.Generator,
+               data: np.ndarray | None = None) -> np.ndarray:
+    """Values for one input, drawn from the source its spec declares."""
+    shape = spec.concrete_shape(sizes)
+    if spec.source == "normal":
+        x = rng.standard_normal(shape)
+    elif spec.source == "uniform":
+        x = rng.random(shape)
+    elif spec.source == "tokens":
+        x = rng.integers(0, spec.vocab or 2, size=shape)
+    elif spec.source == "data":
+        if data is None:
+            raise ValueError(f"input {spec.name!r} wants task data, none was given")
+        x = data[rng.integers(0, len(data), size=shape[0])]
+        if x.shape != shape:
+            raise ValueError(f"input {spec.name!r} declares shape {shape}, the task's data has {x.shape}")
+    else:  # pragma: no cover - TensorSpec validates source
+        raise ValueError(f"unknown source {spec.source!r}")
+    return np.ascontiguousarray(x.astype(np_dtype(spec.dtype)))
+
+
+def draw_inputs(graph: GraphSpec, batch: int, rng: np.random.Generator, data: np.ndarray | None = None,
+                extra_sizes: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    sizes = {"batch": batch, **(extra_sizes or {})}
+    for t in graph.inputs:  # any other symbolic axis gets a fixed, non-trivial size
+        for d in t.shape:
+            if isinstance(d, str):
+                sizes.setdefault(d, 16)
+    return {t.name: draw_input(t, sizes, rng, data) for t in graph.inputs}

@@ -1,0 +1,167 @@
+"""Bundle validation: nothing a plugin exports is trusted before it passes every check here."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import BundleError
+from ..types import GraphSpec, OnnxBundle, TensorSpec
+from . import draw_inputs, make_session
+
+MAX_GRAPH_BYTES = 1 << 30  # 1 GiB; protobuf's own limit is 2 GiB
+CHECK_BATCH_SIZES = (1, 3, 8)  # three sizes: exporters can silently fix a symbolic axis
+PARITY_BATCH = 8
+PARITY_ATOL = 1e-4
+PARITY_RTOL = 1e-4
+RANGE_TOL = 1e-5
+
+_ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 2: "uint8", 9: "bool"}
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def graph_path(bundle: OnnxBundle, graph: GraphSpec) -> Path:
+    """The graph's file, refusing paths that leave the bundle directory."""
+    root = bundle.directory.resolve()
+    path = (root / graph.path).resolve()
+    if Path(graph.path).is_absolute() or root not in path.parents:
+        raise BundleError(f"Graph '{graph.role}' path {graph.path!r} leaves the bundle directory; "
+                          "write graphs inside the directory export_onnx was given.")
+    if not path.is_file():
+        raise BundleError(f"Graph '{graph.role}' file {graph.path!r} does not exist in the bundle directory.")
+    return path
+
+
+def check_graph_file(path: Path, graph: GraphSpec, max_bytes: int = MAX_GRAPH_BYTES) -> Any:
+    """Size cap, ``onnx.checker`` (with shape inference) and the declared names, dtypes and shapes."""
+    import onnx
+
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise BundleError(f"Graph '{graph.role}' is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB cap; "
+                          "export a smaller model or raise the cap.")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # noqa: BLE001 - any checker failure is the bundle's fault
+        raise BundleError(f"Graph '{graph.role}' fails onnx.checker: {str(exc).splitlines()[0]}") from exc
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in initializers]
+    _match_values(graph.role, "input", inputs, graph.inputs)
+    _match_values(graph.role, "output", list(proto.graph.output), graph.outputs)
+    return proto
+
+
+def _match_values(role: str, kind: str, values: list[Any], specs: tuple[TensorSpec, ...]) -> None:
+    names = [v.name for v in values]
+    if names != [s.name for s in specs]:
+        raise BundleError(f"Graph '{role}' has {kind}s {names}, its spec declares {[s.name for s in specs]}.")
+    for v, s in zip(values, specs):
+        tt = v.type.tensor_type
+        dtype = _ONNX_DTYPES.get(tt.elem_type, f"onnx type {tt.elem_type}")
+        if dtype != s.dtype:
+            raise BundleError(f"Graph '{role}' {kind} '{s.name}' is {dtype}, its spec declares {s.dtype}.")
+        dims = tt.shape.dim
+        if len(dims) != len(s.shape):
+            raise BundleError(f"Graph '{role}' {kind} '{s.name}' has rank {len(dims)}, its spec declares "
+                              f"shape {_shape(s.shape)}.")
+        for axis, (d, want) in enumerate(zip(dims, s.shape)):
+            fixed = d.dim_value if d.HasField("dim_value") else None
+            if isinstance(want, int) and fixed is not None and fixed != want:
+                raise BundleError(f"Graph '{role}' {kind} '{s.name}' axis {axis} is {fixed}, its spec declares {want}.")
+            if isinstance(want, str) and fixed is not None:
+                raise BundleError(f"Graph '{role}' {kind} '{s.name}' axis {axis} is fixed to {fixed}, its spec declares "
+                                  f"it symbolic ('{want}'); export with a dynamic axis (and an example batch of 2+).")
+
+
+def check_outputs(role: str, outputs: list[np.ndarray], specs: tuple[TensorSpec, ...], sizes: dict[str, int]) -> None:
+    """Shapes, dtypes, finiteness and declared ranges of one run's outputs."""
+    for out, s in zip(outputs, specs):
+        want = s.concrete_shape(sizes) if all(not isinstance(d, str) or d in sizes for d in s.shape) else None
+        if want is not None and tuple(out.shape) != want:
+            raise BundleError(f"Graph '{role}' output '{s.name}' has shape {_shape(out.shape)} at batch {sizes['batch']}, "
+                              f"its spec declares {_shape(want)}.")
+        if np.issubdtype(out.dtype, np.floating):
+            bad = ~np.isfinite(out)
+            if bad.any():
+                raise BundleError(f"Graph '{role}' output '{s.name}' has {int(bad.sum())} non-finite values (NaN/inf) "
+                                  f"of {out.size} at batch {sizes['batch']}.")
+        if s.low is not None and out.size and float(out.min()) < s.low - RANGE_TOL:
+            raise BundleError(f"Graph '{role}' output '{s.name}' reaches {float(out.min()):.4g}, below its declared low {s.low}.")
+        if s.high is not None and out.size and float(out.max()) > s.high + RANGE_TOL:
+            raise BundleError(f"Graph '{role}' output '{s.name}' reaches {float(out.max()):.4g}, above its declared high {s.high}.")
+
+
+def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, device: str = "cpu",
+                    data: np.ndarray | None = None, seed: int = 0, required_roles: tuple[str, ...] = ("sample",),
+                    max_bytes: int = MAX_GRAPH_BYTES) -> dict[str, dict[str, Any]]:
+    """Check every graph of ``bundle``; return the ``export`` section of the job result.
+
+    Raises :class:`BundleError` naming the graph and what is wrong.
+    """
+    import torch
+
+    if not isinstance(bundle, OnnxBundle):
+        raise BundleError(f"export_onnx returned {type(bundle).__name__}, expected genbench.OnnxBundle.")
+    for role in required_roles:
+        if role not in [g.role for g in bundle.graphs]:
+            raise BundleError(f"The bundle has no '{role}' graph (it has {[g.role for g in bundle.graphs]}); "
+                              f"this task needs one.")
+    report: dict[str, dict[str, Any]] = {}
+    for graph in bundle.graphs:
+        path = graph_path(bundle, graph)
+        proto = check_graph_file(path, graph, max_bytes)
+        session = make_session(path, device)
+        rng = np.random.default_rng(seed)
+        for b in CHECK_BATCH_SIZES:
+            feeds = draw_inputs(graph, b, rng, data)
+            try:
+                outs = session.run([s.name for s in graph.outputs], feeds)
+            except Exception as exc:  # noqa: BLE001
+                raise BundleError(f"Graph '{graph.role}' fails in ONNX Runtime at batch {b}: "
+                                  f"{str(exc).splitlines()[0]}") from exc
+            check_outputs(graph.role, outs, graph.outputs, {"batch": b, **_sizes(graph, feeds)})
+        feeds = draw_inputs(graph, PARITY_BATCH, np.random.default_rng(seed + 1), data)
+        ort_outs = session.run([s.name for s in graph.outputs], feeds)
+        module = torch_module(graph.role)
+        with torch.inference_mode():
+            ref = module(*[torch.from_numpy(feeds[t.name]).to(_torch_device(device)) for t in graph.inputs])
+        refs = [r.detach().float().cpu().numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+        if len(refs) != len(ort_outs):
+            raise BundleError(f"torch_module('{graph.role}') returns {len(refs)} outputs, the graph {len(ort_outs)}.")
+        diff, tol = 0.0, 0.0
+        for r, o in zip(refs, ort_outs):
+            if r.shape != o.shape:
+                raise BundleError(f"torch_module('{graph.role}') output shape {_shape(r.shape)} differs from the "
+                                  f"ONNX graph's {_shape(o.shape)}.")
+            diff = max(diff, float(np.max(np.abs(r.astype(np.float64) - o.astype(np.float64)), initial=0.0)))
+            tol = max(tol, PARITY_ATOL + PARITY_RTOL * float(np.max(np.abs(r), initial=0.0)))
+        if not np.isfinite(diff) or diff > tol:
+            raise BundleError(f"Graph '{graph.role}' disagrees with torch_module('{graph.role}'): max abs difference "
+                              f"{diff:.3g} over tolerance {tol:.3g} on a fixed input.")
+        report[graph.role] = {
+            "path": str(path), "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None),
+            "parity_max_abs_diff": diff, "parity_tolerance": tol, "checked_batch_sizes": list(CHECK_BATCH_SIZES),
+            "providers": session.get_providers(),
+        }
+    return report
+
+
+def _sizes(graph: GraphSpec, feeds: dict[str, np.ndarray]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for t in graph.inputs:
+        for d, n in zip(t.shape, feeds[t.name].shape):
+            if isinstance(d, str):
+                sizes[d] = int(n)
+    return sizes
+
+
+def _torch_device(device: str) -> str:
+    return "cuda" if device == "cuda" else "cpu"

@@ -1,0 +1,414 @@
+"""Frozen dataclasses that cross the plugin boundary and the results file.
+
+Each has ``to_dict``/``from_dict`` so that a ``run.json`` reads back into the same objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import SpecError
+
+NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+TASK_KINDS = ("image", "text", "points")
+ROLES = ("sample", "logits", "elbo")
+INPUT_SOURCES = ("normal", "uniform", "tokens", "data")
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(
+            f"Invalid {kind} name {name!r}: use lower-case letters, digits and single dashes "
+            "(for example 'gan-mlp')."
+        )
+
+
+def _check_one_line(owner: str, what: str, text: Any) -> None:
+    if not isinstance(text, str) or "\n" in text or not text.strip():
+        raise SpecError(f"{owner}: {what} must be a non-empty single line of text.")
+
+
+class _Serializable:
+    """``to_dict``/``from_dict`` for flat dataclasses whose fields are JSON values or tuples."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: _tupled(v) for k, v in data.items() if k in names})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, _Serializable):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN/inf; None reads as "no value"
+    return value
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+
+
+# --------------------------------------------------------------------------- registry specs
+
+
+@dataclass(frozen=True)
+class ModelSpec(_Serializable):
+    """A model a plugin offers.
+
+    ``name`` is ``<arch>-<variant>`` (``[a-z0-9-]``); ``family`` is ``gan``, ``vae``, ``ar`` or any
+    other lower-case word; ``tasks`` are the task kinds it supports (``image``, ``text``, ``points``);
+    ``cls`` is a lazy ``"package.module:Class"`` path to a :class:`genbench.GenerativeModel`
+    subclass, imported only when a job runs. ``plugin`` and ``plugin_version`` are filled in by
+    the registry from the plugin's distribution.
+    """
+
+    name: str
+    family: str
+    tasks: tuple[str, ...]
+    cls: str
+    description: str
+    plugin: str = ""
+    plugin_version: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("model", self.name)
+        _check_name("family", self.family)
+        object.__setattr__(self, "tasks", tuple(self.tasks) if not isinstance(self.tasks, str) else (self.tasks,))
+        if not self.tasks or any(t not in TASK_KINDS for t in self.tasks):
+            raise SpecError(
+                f"Model {self.name!r}: tasks {list(self.tasks)!r} must be a non-empty list drawn from {list(TASK_KINDS)}."
+            )
+        if not isinstance(self.cls, str) or not CLASS_PATH_RE.match(self.cls):
+            raise SpecError(f"Model {self.name!r}: cls {self.cls!r} must be a lazy path like 'package.module:Class'.")
+        _check_one_line(f"Model {self.name!r}", "description", self.description)
+
+
+@dataclass(frozen=True)
+class DatasetSpec(_Serializable):
+    """A task: data of one ``kind`` loaded by the lazy ``loader`` path.
+
+    The loader is called as ``loader(data_dir: Path | None, seed: int) -> genbench.data.Dataset`` and
+    raises :class:`genbench.errors.DataUnavailableError` when its files are not on this machine.
+    """
+
+    name: str
+    kind: str
+    loader: str
+    description: str
+    plugin: str = ""
+    plugin_version: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("task", self.name)
+        if self.kind not in TASK_KINDS:
+            raise SpecError(f"Task {self.name!r}: kind {self.kind!r} must be one of {list(TASK_KINDS)}.")
+        if not isinstance(self.loader, str) or not CLASS_PATH_RE.match(self.loader):
+            raise SpecError(f"Task {self.name!r}: loader {self.loader!r} must be a lazy path like 'package.module:function'.")
+        _check_one_line(f"Task {self.name!r}", "description", self.description)
+
+
+@dataclass(frozen=True)
+class MetricSpec(_Serializable):
+    """A quality metric for tasks of the given ``kinds``.
+
+    ``factory`` is a lazy path to a callable returning a :class:`genbench.metrics.Metric`.
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    factory: str
+    unit: str
+    higher_is_better: bool
+    description: str
+    plugin: str = ""
+    plugin_version: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("metric", self.name.replace("_", "-"))
+        object.__setattr__(self, "kinds", tuple(self.kinds) if not isinstance(self.kinds, str) else (self.kinds,))
+        if not self.kinds or any(k not in TASK_KINDS for k in self.kinds):
+            raise SpecError(f"Metric {self.name!r}: kinds must be drawn from {list(TASK_KINDS)}.")
+        if not isinstance(self.factory, str) or not CLASS_PATH_RE.match(self.factory):
+            raise SpecError(f"Metric {self.name!r}: factory {self.factory!r} must be a lazy path 'package.module:callable'.")
+        if not isinstance(self.higher_is_better, bool):
+            raise SpecError(f"Metric {self.name!r}: higher_is_better must be True or False.")
+        _check_one_line(f"Metric {self.name!r}", "description", self.description)
+
+
+@dataclass(frozen=True)
+class ReporterSpec(_Serializable):
+    """A report writer: ``writer`` is a lazy path to ``write(run: RunResult, directory: Path) -> Path``."""
+
+    name: str
+    writer: str
+    description: str
+    plugin: str = ""
+    plugin_version: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("reporter", self.name)
+        if not isinstance(self.writer, str) or not CLASS_PATH_RE.match(self.writer):
+            raise SpecError(f"Reporter {self.name!r}: writer {self.writer!r} must be a lazy path 'package.module:function'.")
+        _check_one_line(f"Reporter {self.name!r}", "description", self.description)
+
+
+# --------------------------------------------------------------------------- model contract
+
+
+@dataclass(frozen=True)
+class TensorSpec(_Serializable):
+    """One input or output of an exported graph.
+
+    ``shape`` holds ints for fixed axes and strings for symbolic ones (``"batch"``, ``"seq"``).
+    For inputs, ``source`` says where the harness draws values from: ``normal`` (standard normal),
+    ``uniform`` ([0, 1)), ``tokens`` (integers in ``[0, vocab)``), ``data`` (the task's test split).
+    For outputs, ``low``/``high`` bound the values (``None`` = unbounded); the harness checks them.
+    """
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+    source: str | None = None
+    low: float | None = None
+    high: float | None = None
+    vocab: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(self.shape))
+        if not self.name or not isinstance(self.name, str):
+            raise SpecError("TensorSpec: name must be a non-empty string.")
+        if self.dtype not in DTYPES:
+            raise SpecError(f"TensorSpec {self.name!r}: dtype {self.dtype!r} must be one of {list(DTYPES)}.")
+        for d in self.shape:
+            if not (isinstance(d, str) and d) and not (isinstance(d, int) and d > 0):
+                raise SpecError(f"TensorSpec {self.name!r}: shape {list(self.shape)} may hold positive ints and axis names only.")
+        if self.source is not None and self.source not in INPUT_SOURCES:
+            raise SpecError(f"TensorSpec {self.name!r}: source {self.source!r} must be one of {list(INPUT_SOURCES)}.")
+        if self.source == "tokens" and not self.vocab:
+            raise SpecError(f"TensorSpec {self.name!r}: source 'tokens' needs vocab (the number of token values).")
+
+    def concrete_shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        """The shape with every symbolic axis replaced by ``sizes[name]``."""
+        return tuple(sizes[d] if isinstance(d, str) else d for d in self.shape)
+
+
+@dataclass(frozen=True)
+class GraphSpec(_Serializable):
+    """One exported ONNX graph: its ``role``, file (relative to the bundle directory) and tensors."""
+
+    role: str
+    path: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise SpecError(f"Graph role {self.role!r} is not one of {list(ROLES)}.")
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if not self.inputs or not self.outputs:
+            raise SpecError(f"Graph {self.role!r}: declare at least one input and one output TensorSpec.")
+        for t in (*self.inputs, *self.outputs):
+            if not isinstance(t, TensorSpec):
+                raise SpecError(f"Graph {self.role!r}: inputs and outputs must be TensorSpec objects, got {type(t).__name__}.")
+        for t in self.inputs:
+            if t.source is None:
+                raise SpecError(f"Graph {self.role!r}: input {t.name!r} needs a source ({', '.join(INPUT_SOURCES)}).")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "GraphSpec":
+        return cls(
+            role=data["role"], path=data["path"],
+            inputs=tuple(TensorSpec.from_dict(t) for t in data["inputs"]),
+            outputs=tuple(TensorSpec.from_dict(t) for t in data["outputs"]),
+        )
+
+
+@dataclass(frozen=True)
+class OnnxBundle(_Serializable):
+    """What ``export_onnx`` returns: the directory the graphs were written to and their specs."""
+
+    directory: Path
+    graphs: tuple[GraphSpec, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "directory", Path(self.directory))
+        object.__setattr__(self, "graphs", tuple(self.graphs))
+        roles = [g.role for g in self.graphs]
+        if len(set(roles)) != len(roles):
+            raise SpecError(f"OnnxBundle: each role may appear once, got {roles}.")
+
+    def graph(self, role: str) -> GraphSpec:
+        for g in self.graphs:
+            if g.role == role:
+                return g
+        raise SpecError(f"The bundle has no graph with role {role!r} (it has {[g.role for g in self.graphs]}).")
+
+    def path(self, role: str) -> Path:
+        return self.directory / self.graph(role).path
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "OnnxBundle":
+        return cls(directory=Path(data["directory"]), graphs=tuple(GraphSpec.from_dict(g) for g in data["graphs"]))
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Serializable):
+    """What the harness asks of ``train``.
+
+    ``steps`` is ``None`` for the model's own default for ``profile`` (``smoke`` is a tiny budget for
+    CI, ``default`` trains properly); an int overrides it (``0`` leaves the model untrained).
+    """
+
+    seed: int = 0
+    device: str = "cpu"
+    profile: str = "default"
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainSummary(_Serializable):
+    """What ``train`` returns. ``loss_history`` maps a loss name to its values, one per logged step."""
+
+    steps: int
+    seconds: float
+    loss_history: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    log_every: int = 1
+
+    @property
+    def final_loss(self) -> dict[str, float]:
+        return {k: float(v[-1]) for k, v in self.loss_history.items() if len(v)}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["final_loss"] = _jsonable(self.final_loss)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainSummary":
+        return cls(steps=data["steps"], seconds=data["seconds"],
+                   loss_history={k: list(v) for k, v in data.get("loss_history", {}).items()},
+                   log_every=data.get("log_every", 1))
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class MetricValue(_Serializable):
+    """One quality figure with its unit, direction, sample count and provenance.
+
+    ``floor`` is the value the same metric gives real held-out data against real data (for FD:
+    train split against test split), the best a model can be expected to reach with this ``n``.
+    """
+
+    value: float | None
+    unit: str
+    higher_is_better: bool
+    n: int | None = None
+    extractor: str | None = None
+    floor: float | None = None
+    std: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class PerfRecord(_Serializable):
+    """One timing measurement: a runtime at one batch size, with raw-sample statistics."""
+
+    runtime: str
+    provider: str
+    device: str
+    batch_size: int
+    threads: int
+    iterations: int
+    seconds: float
+    latency_ms: Mapping[str, float]
+    throughput_per_s: float
+    valid: bool
+    invalid_reason: str | None = None
+    background_cpu_cores: float | None = None
+    noisy: bool = False
+    graph: str = "sample"
+
+
+@dataclass(frozen=True)
+class JobError(_Serializable):
+    phase: str
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobResult(_Serializable):
+    """The outcome of one job (model × task × device). ``status`` is ok, failed or skipped."""
+
+    model: str
+    family: str
+    plugin: str
+    plugin_version: str
+    task: str
+    device: str
+    status: str
+    error: JobError | None = None
+    reason: str | None = None
+    train: Mapping[str, Any] | None = None
+    export: Mapping[str, Any] | None = None
+    quality: Mapping[str, MetricValue] = field(default_factory=dict)
+    performance: tuple[PerfRecord, ...] = ()
+    files: Mapping[str, str] = field(default_factory=dict)
+    seconds: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "JobResult":
+        d = dict(data)
+        d["error"] = JobError.from_dict(d["error"]) if d.get("error") else None
+        d["quality"] = {k: MetricValue.from_dict(v) for k, v in (d.get("quality") or {}).items()}
+        d["performance"] = tuple(PerfRecord.from_dict(p) for p in d.get("performance") or ())
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class RunResult(_Serializable):
+    """A whole run, exactly as stored in ``run.json`` (schema ``genbench.run/1``)."""
+
+    schema: str
+    run_id: str
+    genbench_version: str
+    started_at: str
+    finished_at: str | None
+    command: str
+    config: Mapping[str, Any]
+    environment: Mapping[str, Any]
+    jobs: tuple[JobResult, ...] = ()
+    plugin_failures: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunResult":
+        d = dict(data)
+        d["jobs"] = tuple(JobResult.from_dict(j) for j in d.get("jobs", ()))
+        d["plugin_failures"] = tuple(d.get("plugin_failures", ()))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def failed(self) -> list[JobResult]:
+        return [j for j in self.jobs if j.status == "failed"]

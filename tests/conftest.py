@@ -1,0 +1,15 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # fakes.py is imported by lazy "fakes:Class" paths
+
+
+@pytest.fixture
+def fake_host():
+    from fakes import FakePlugin
+
+    from genbench.plugins import make_plugin_manager
+
+    return make_plugin_manager(extra_plugins=[("fakes", FakePlugin)], entry_points=False)

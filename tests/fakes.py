@@ -1,0 +1,116 @@
+"""Purpose-built model plugins for tests: tiny ONNX graphs written with onnx.helper (fast, no exporter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+import genbench
+from genbench import GenerativeModel, GraphSpec, ModelSpec, OnnxBundle, TensorSpec, TrainSummary
+
+Z = 4
+
+
+def _weights(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((Z, 64)).astype(np.float32)
+
+
+class TinyTorch(torch.nn.Module):
+    def __init__(self, w: np.ndarray, flat: bool = False):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.from_numpy(w.copy()), requires_grad=False)
+        self.flat = flat
+
+    def forward(self, z):
+        x = torch.sigmoid(z @ self.w)
+        return x if self.flat else x.reshape(-1, 1, 8, 8)
+
+
+def write_graph(path: Path, w: np.ndarray, *, reshape: bool = True, nan: bool = False, batch: int | str = "batch",
+                opset: int = 20) -> None:
+    nodes = [helper.make_node("MatMul", ["z", "W"], ["h"]), helper.make_node("Sigmoid", ["h"], ["s"])]
+    inits = [numpy_helper.from_array(w, "W")]
+    last = "s"
+    if nan:
+        inits.append(numpy_helper.from_array(np.array([np.nan], np.float32), "NAN"))
+        nodes.append(helper.make_node("Mul", [last, "NAN"], ["s_nan"]))
+        last = "s_nan"
+    if reshape:
+        inits.append(numpy_helper.from_array(np.array([-1, 1, 8, 8], np.int64), "SHAPE"))
+        nodes.append(helper.make_node("Reshape", [last, "SHAPE"], ["x"]))
+        out_shape = [batch, 1, 8, 8]
+    else:
+        nodes.append(helper.make_node("Identity", [last], ["x"]))
+        out_shape = [batch, 64]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, Z])],
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+
+
+class TinyModel(GenerativeModel):
+    """A correct model: sigmoid(z W) reshaped to 8×8; 'training' just seeds the weights."""
+
+    graph_kwargs: dict = {}
+    torch_offset = 0.0
+    declared_out = ("batch", 1, 8, 8)
+
+    def train(self, data, config, progress):
+        self.w = _weights(config.seed)
+        progress(1, 1, {"loss": 0.0})
+        return TrainSummary(steps=config.steps or 1, seconds=0.0, loss_history={"loss": [1.0, 0.5]})
+
+    def export_onnx(self, directory):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_graph(directory / "g.onnx", self.w, **self.graph_kwargs)
+        return OnnxBundle(directory, (GraphSpec("sample", "g.onnx", (TensorSpec("z", ("batch", Z), source="normal"),),
+                                                (TensorSpec("x", self.declared_out, low=0.0, high=1.0),)),))
+
+    def torch_module(self, role):
+        return TinyTorch(self.w + self.torch_offset).eval()
+
+
+class WrongShapeModel(TinyModel):
+    graph_kwargs = {"reshape": False}  # the graph outputs [B, 64]; the spec says [B, 1, 8, 8]
+
+
+class NaNModel(TinyModel):
+    graph_kwargs = {"nan": True}
+
+
+class ParityModel(TinyModel):
+    torch_offset = 0.5  # the torch module is not what was exported
+
+
+class FixedBatchModel(TinyModel):
+    graph_kwargs = {"batch": 4}  # exporter fixed the batch axis
+
+
+class RaisingTrainModel(TinyModel):
+    def train(self, data, config, progress):
+        raise RuntimeError("boom in train")
+
+
+class NotAModel:
+    pass
+
+
+FAKES = {
+    "tiny-ok": "TinyModel", "tiny-wrong-shape": "WrongShapeModel", "tiny-nan": "NaNModel",
+    "tiny-parity": "ParityModel", "tiny-fixed-batch": "FixedBatchModel", "tiny-raises": "RaisingTrainModel",
+    "tiny-not-a-model": "NotAModel",
+}
+
+
+class FakePlugin:
+    @staticmethod
+    @genbench.hookimpl
+    def genbench_register_models(register):
+        for name, cls in FAKES.items():
+            register(ModelSpec(name, "test", ("image",), f"fakes:{cls}", f"test model {name}"))

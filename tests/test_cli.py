@@ -1,0 +1,111 @@
+"""The command line, through click's CliRunner (same code as the installed script)."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from genbench.cli import cli
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch):
+    """Make the fake test plugin discoverable exactly as an installed entry point would be."""
+    import fakes
+
+    import genbench.plugins as plugins
+
+    ep = SimpleNamespace(name="fakes", dist=SimpleNamespace(name="genbench-fakes", version="9.9"), load=lambda: fakes.FakePlugin)
+    broken = SimpleNamespace(name="broken", dist=None, load=lambda: (_ for _ in ()).throw(ImportError("no module named x")))
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep, broken] if group == "genbench" else [])
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_help_and_version():
+    r = invoke("--help")
+    assert r.exit_code == 0 and "run" in r.output and "plugins" in r.output
+    assert "0.1.0" in invoke("--version").output
+
+
+def test_list_shows_models_tasks_metrics_reporters(fake_entry_points):
+    r = invoke("list")
+    assert r.exit_code == 0
+    for word in ("tiny-ok", "baseline-gaussian", "digits", "mnist", "fd", "markdown", "genbench-fakes 9.9"):
+        assert word in r.output
+
+
+def test_plugins_reports_a_broken_plugin_and_keeps_the_rest(fake_entry_points):
+    r = invoke("plugins")
+    assert r.exit_code == 0
+    assert "genbench-fakes 9.9" in r.output and "model:tiny-ok" in r.output
+    assert "broken" in r.output and "import" in r.output and "no module named x" in r.output
+
+
+def test_plugins_can_be_disabled_by_env(fake_entry_points, monkeypatch):
+    monkeypatch.setenv("GENBENCH_DISABLE_PLUGINS", "fakes")
+    r = invoke("list")
+    assert "tiny-ok" not in r.output
+    assert "disabled" in invoke("plugins").output
+
+
+def test_unknown_model_is_one_line_with_a_suggestion(fake_entry_points, tmp_path):
+    r = invoke("run", "tiny-ko", "--out", str(tmp_path))
+    assert r.exit_code == 1
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert lines == [lines[0]] and "Unknown model 'tiny-ko'" in lines[0] and "Did you mean 'tiny-ok'" in lines[0]
+    assert "Traceback" not in r.output
+
+
+def test_unknown_task_and_missing_selection(tmp_path):
+    r = invoke("run", "--all", "--task", "digitz", "--out", str(tmp_path))
+    assert r.exit_code == 1 and "Unknown task 'digitz'" in r.output and "digits" in r.output
+    r = invoke("run", "--out", str(tmp_path))
+    assert r.exit_code == 1 and "--all" in r.output
+
+
+def test_explicit_mnist_without_files_says_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENBENCH_DATA", raising=False)
+    r = invoke("run", "baseline-gaussian", "--task", "mnist", "--out", str(tmp_path), "--device", "cpu")
+    assert r.exit_code == 1
+    assert "train-images-idx3-ubyte" in r.output and "--data-dir" in r.output
+
+
+def test_invalid_option_values_are_rejected(tmp_path):
+    assert invoke("run", "--all", "--profile", "huge").exit_code == 2
+    assert invoke("run", "--all", "--steps", "-1").exit_code == 2
+    assert invoke("run", "--all", "--device", "tpu").exit_code == 2
+
+
+def test_run_exits_nonzero_when_a_job_fails_and_report_rebuilds(fake_entry_points, tmp_path):
+    r = invoke("run", "tiny-ok", "tiny-nan", "--task", "digits", "--profile", "smoke", "--out", str(tmp_path),
+               "--device", "cpu", "--no-baselines")
+    assert r.exit_code == 1, r.output
+    assert "1 ok, 1 failed" in r.output and "non-finite" in r.output
+    (run_dir,) = list(tmp_path.iterdir())
+    data = json.loads((run_dir / "run.json").read_text())
+    assert data["schema"] == "genbench.run/1"
+    assert data["command"].startswith("genbench run tiny-ok tiny-nan --task digits --profile smoke")
+    (run_dir / "report.md").unlink()
+    r = invoke("report", str(run_dir))
+    assert r.exit_code == 0 and (run_dir / "report.md").is_file() and (run_dir / "results.csv").is_file()
+
+
+def test_report_of_a_corrupt_run_is_a_clear_error(tmp_path):
+    (tmp_path / "run.json").write_text('{"schema": "genbench.run/1", "jobs": [')
+    r = invoke("report", str(tmp_path))
+    assert r.exit_code == 1 and "corrupt or truncated" in r.output
+    assert (tmp_path / "run.json").read_text() == '{"schema": "genbench.run/1", "jobs": ['
+
+
+def test_python_dash_m_and_console_script_run(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "genbench", "run", "nope", "--out", str(tmp_path)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip().startswith("error: Unknown model 'nope'")
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from genbench.perf import TimingPolicy, latency_stats, measure_interleaved, required_samples
+
+
+def test_required_samples_leaves_ten_beyond_the_percentile():
+    assert required_samples(99) == 1000
+    assert required_samples(90) == 100
+    assert required_samples(50) == 20
+
+
+def test_latency_stats_on_known_samples():
+    s = np.arange(1, 1001) / 1000.0  # 1 ms .. 1000 ms
+    st = latency_stats(s, batch_size=4)
+    assert st["latency_ms"]["p50"] == pytest.approx(np.percentile(s * 1e3, 50))
+    assert st["latency_ms"]["p99"] == pytest.approx(np.percentile(s * 1e3, 99))
+    assert st["latency_ms"]["mean"] == pytest.approx(500.5)
+    assert st["throughput_per_s"] == pytest.approx(4 * 1000 / s.sum())
+    assert st["valid"] is True and st["invalid_reason"] is None
+
+
+def test_too_few_samples_are_marked_invalid():
+    st = latency_stats(np.full(999, 1e-3), batch_size=1)
+    assert st["valid"] is False
+    assert "999 samples" in st["invalid_reason"] and "p99" in st["invalid_reason"]
+    assert latency_stats(np.array([]), 1)["valid"] is False
+
+
+def test_interleaved_loop_meets_both_minimums_and_excludes_warmup():
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+        return fn
+
+    policy = TimingPolicy(warmup=7, min_iterations=40, min_seconds=0.02, max_seconds=5.0, rounds=2)
+    out = measure_interleaved({"a": make("a"), "b": make("b")}, policy)
+    for name in ("a", "b"):
+        n = len(out[name].samples)
+        assert n >= 40
+        assert sum(out[name].samples) > 0
+        assert calls[name] == n + 7  # warm-up calls are made but not recorded
+
+
+def test_hard_cap_stops_a_slow_callable():
+    import time
+
+    policy = TimingPolicy(warmup=0, min_iterations=10_000, min_seconds=0.0, max_seconds=0.05, rounds=1)
+    out = measure_interleaved({"slow": lambda: time.sleep(0.01)}, policy)
+    assert len(out["slow"].samples) < 100
+    assert not latency_stats(np.array(out["slow"].samples), 1)["valid"]
