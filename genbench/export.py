@@ -32,14 +32,19 @@ def export_torch_module(
     """
     import torch
 
+    unknown = set(dynamic_axes) - set(input_names)
+    if unknown:
+        raise ValueError(f"dynamic_axes names {sorted(unknown)} that are not in input_names {list(input_names)}")
     dims: dict[str, Any] = {}
-    dynamic_shapes: dict[str, Any] = {}
-    for name in input_names:
-        axes = dynamic_axes.get(name, {})
-        dynamic_shapes[name] = {ax: dims.setdefault(sym, torch.export.Dim(sym, min=1)) for ax, sym in axes.items()} or None
+    # positional, so input_names need not match the argument names of forward()
+    dynamic_shapes = tuple(
+        {ax: dims.setdefault(sym, torch.export.Dim(sym, min=1)) for ax, sym in dynamic_axes.get(name, {}).items()} or None
+        for name in input_names
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
+    # The exporter logs warnings (e.g. 'torchvision is not installed') that say nothing about this model.
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)

@@ -51,5 +51,5 @@ def load_run(path: str | Path) -> RunResult:
         raise ResultsError(f"{path} has schema {found!r}, expected '{SCHEMA}'.")
     try:
         return RunResult.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultsError(f"{path} does not match schema {SCHEMA}: {exc}.") from exc

@@ -8,7 +8,9 @@ Nothing is downloaded: place ``train-images-idx3-ubyte``, ``train-labels-idx1-ub
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataError(f"Cannot read IDX file {path}: {exc}.") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'}); "
@@ -49,7 +51,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is truncated: its header needs {header} bytes, the file has {len(raw)}.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(raw) != expected:
         state = "truncated" if len(raw) < expected else "longer than its header says"
         raise DataError(f"{path} is {state}: shape {shape} needs {expected} bytes, the file has {len(raw)}.")
