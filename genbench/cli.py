@@ -90,13 +90,15 @@ def list_cmd() -> None:
               help="Override every model's training steps (0 = untrained).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for timing (default: all CPUs).")
 @click.option("--no-baselines", is_flag=True, help="Do not add the baseline rows to named models.")
-def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, steps, threads, no_baselines) -> None:
+@click.option("--no-timing", is_flag=True, help="Quality only: skip the latency and throughput measurements.")
+def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, steps, threads, no_baselines,
+            no_timing) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
     from .runner import run
 
     result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
-                 data_dir=data_dir, steps=steps, threads=threads, baselines=not no_baselines,
-                 command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines),
+                 data_dir=data_dir, steps=steps, threads=threads, baselines=not no_baselines, timing=not no_timing,
+                 command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing),
                  echo=click.echo)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
@@ -118,7 +120,7 @@ def report_cmd(run_dir: Path) -> None:
         click.echo(str(path))
 
 
-def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines) -> str:
+def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing) -> str:
     """The command that reproduces this run, with every choice spelled out."""
     parts = ["genbench", "run", *models] + (["--all"] if all_models else [])
     for t in tasks:
@@ -128,6 +130,8 @@ def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_basel
         parts += ["--steps", str(steps)]
     if no_baselines:
         parts.append("--no-baselines")
+    if no_timing:
+        parts.append("--no-timing")
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -47,6 +47,7 @@ class RunConfig:
     data_dir: Path | None = None
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     baselines: bool = True
+    timing: bool = True
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -60,4 +61,4 @@ class RunConfig:
     def to_dict(self) -> dict:
         return {"profile": self.profile, "seed": self.seed, "device": self.device, "steps": self.steps,
                 "data_dir": str(self.data_dir) if self.data_dir else None, "threads": self.threads,
-                "baselines": self.baselines}
+                "baselines": self.baselines, "timing": self.timing}

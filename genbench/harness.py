@@ -77,6 +77,8 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         phase = "performance"
         if spec.family == "baseline":
             state["perf_note"] = "baselines are quality references; not timed"
+        elif not config.timing:
+            state["perf_note"] = "timing switched off (--no-timing)"
         else:
             records, raw = measure_performance(bundle, model, device, profile, config.threads, config.seed,
                                                task.dataset.test_x)

@@ -102,7 +102,7 @@ def _now() -> str:
 def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] = (),  # noqa: A002 - mirrors --all
         profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, device: str = "auto",
         data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
-        baselines: bool = True, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+        baselines: bool = True, timing: bool = True, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
@@ -114,7 +114,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
 
     echo = echo or (lambda s: None)
     config = RunConfig(profile=profile, seed=seed, device=device, steps=steps,
-                       data_dir=Path(data_dir) if data_dir else None, baselines=baselines,
+                       data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
                        **({"threads": threads} if threads else {}))
     prof = get_profile(profile)
     host = host or make_plugin_manager()
@@ -175,7 +175,8 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
 
 def _job_line(j: JobResult) -> str:
     if j.status == "ok":
-        q = ", ".join(f"{k} {v.value:.4g}" for k, v in j.quality.items() if v.value is not None)
+        q = ", ".join(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else "")
+                      for k, v in j.quality.items() if v.value is not None)
         return f"  ok      {j.model} on {j.task}: {q or 'no quality metric'} ({j.seconds:.1f} s)"
     if j.status == "failed" and j.error:
         return f"  FAILED  {j.model} on {j.task} in {j.error.phase}: {j.error.message}"

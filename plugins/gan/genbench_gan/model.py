@@ -17,7 +17,7 @@ Z_DIM = 100
 HIDDEN = 128
 BATCH = 100
 LR = 1e-4
-STEPS = {"smoke": 300, "default": 30_000}
+STEPS = {"smoke": 300, "default": 10_000}
 LOG_EVERY = 50
 
 
