@@ -19,6 +19,10 @@ def genbench_register_datasets(register):
 def genbench_register_metrics(register):
     register(MetricSpec("fd", ("image",), "genbench.metrics.builtin:make_fd", "", False,
                         "Frechet distance to the test split in the task's fixed feature space"))
+    register(MetricSpec("nll", ("image",), "genbench.metrics.likelihood:make_nll", "nats", False,
+                        "Held-out negative log-likelihood per example, from an elbo (bound) or logits graph"))
+    register(MetricSpec("bpd", ("image",), "genbench.metrics.likelihood:make_bpd", "bits/dim", False,
+                        "Held-out negative log-likelihood in bits per dimension: NLL / (D ln 2)"))
 
 
 @hookimpl

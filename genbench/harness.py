@@ -25,7 +25,7 @@ from .metrics import QualityContext
 from .model import GenerativeModel, Progress
 from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved
 from .registry import load_object
-from .runtime import draw_inputs, make_session
+from .runtime import draw_inputs, make_session, prepare_data
 from .runtime.validate import check_outputs, validate_bundle
 from .types import (GraphSpec, JobError, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
                     TrainConfig, TrainSummary)
@@ -57,24 +57,31 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
     def rel(path: str | Path) -> str:  # results name files relative to the run directory, so runs can move
         return Path(os.path.relpath(path, run_dir)).as_posix()
 
-    phase = "load"
+    phase, mark = "load", time.perf_counter()
+    phase_seconds: dict[str, float] = {}
+
+    def enter(name: str) -> None:
+        nonlocal phase, mark
+        now = time.perf_counter()
+        phase_seconds[phase] = now - mark
+        phase, mark = name, now
+
     try:
-        phase = "load"
         model = _instantiate(spec)
-        phase = "train"
+        enter("train")
         state["train"] = _train(model, task.dataset, config, device, progress)
-        phase = "export"
+        enter("export")
         bundle = model.export_onnx(job_dir / "bundle")
-        phase = "validate"
+        enter("validate")
         graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed)
         state["export"] = {"graphs": {role: {**g, "path": rel(g["path"])} for role, g in graphs.items()}}
-        phase = "sample"
+        enter("sample")
         samples = draw_samples(bundle, device, min(len(task.dataset.train_x), profile.max_samples), config.seed,
                                task.dataset.test_x)
         state["files"] = {"samples_png": rel(_save_grid(samples, job_dir / "samples.png"))}
-        phase = "quality"
-        state["quality"] = _quality(task, samples, metrics, config.seed)
-        phase = "performance"
+        enter("quality")
+        state["quality"] = _quality(task, samples, metrics, config.seed, bundle, device)
+        enter("performance")
         if spec.family == "baseline":
             state["perf_note"] = "baselines are quality references; not timed"
         elif not config.timing:
@@ -85,18 +92,22 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
             state["performance"] = tuple(records)
             (job_dir / "latency_raw.json").write_text(json.dumps(raw))
             state["files"]["latency_raw"] = rel(job_dir / "latency_raw.json")
+        enter("done")
     except BaseException as exc:  # noqa: BLE001 - untrusted plugin code; the run must go on
         if isinstance(exc, KeyboardInterrupt):
             raise
+        failed_in = phase
+        enter("done")
         (job_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
-        message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
-        return JobResult(**head, status="failed", error=JobError(phase, type(exc).__name__, message.strip().splitlines()[0] if message.strip() else type(exc).__name__),
+        message = (str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}").strip()
+        return JobResult(**head, status="failed",
+                         error=JobError(failed_in, type(exc).__name__, message.splitlines()[0] if message else type(exc).__name__),
                          train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
                          files={"error": rel(job_dir / "error.txt"), **state.get("files", {})},
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, phase_seconds=phase_seconds)
     return JobResult(**head, status="ok", train=state["train"], export=state["export"], quality=state["quality"],
                      performance=state.get("performance", ()), files=state["files"],
-                     reason=state.get("perf_note"), seconds=time.perf_counter() - t0)
+                     reason=state.get("perf_note"), seconds=time.perf_counter() - t0, phase_seconds=phase_seconds)
 
 
 def _instantiate(spec: ModelSpec) -> GenerativeModel:
@@ -135,6 +146,7 @@ def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.nd
     rng = np.random.default_rng(seed)
     out_name = graph.outputs[0].name
     chunks = []
+    data = prepare_data(graph, data)
     for start in range(0, n, SAMPLE_BATCH):
         b = min(SAMPLE_BATCH, n - start)
         feeds = draw_inputs(graph, b, rng, data)
@@ -145,7 +157,7 @@ def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.nd
 
 
 def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpec, Any]],
-             seed: int) -> dict[str, MetricValue]:
+             seed: int, bundle: OnnxBundle, device: str) -> dict[str, MetricValue]:
     job_cache: dict[str, np.ndarray] = {}
 
     def features(key: str, x: np.ndarray) -> np.ndarray:
@@ -155,7 +167,8 @@ def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpe
         return store[key]
 
     ctx = QualityContext(dataset=task.dataset, samples=samples, rng=np.random.default_rng(seed), features=features,
-                         extractor_id=task.extractor.id if task.extractor else None, cache=task.cache)
+                         extractor_id=task.extractor.id if task.extractor else None, cache=task.cache,
+                         bundle=bundle, device=device, seed=seed)
     out: dict[str, MetricValue] = {}
     for spec, metric in metrics:
         value = metric(ctx)
@@ -204,7 +217,7 @@ def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str,
         module = model.torch_module(graph.role)
         tdev = next((p.device for p in module.parameters()), torch.device("cuda" if device == "cuda" else "cpu"))
         for batch in profile.batch_sizes:
-            feeds = draw_inputs(graph, batch, np.random.default_rng(seed), data)
+            feeds = draw_inputs(graph, batch, np.random.default_rng(seed), prepare_data(graph, data))
             calls, sync = _runtime_calls(session, module, graph, feeds, device, tdev)
             measured = measure_interleaved(calls, profile.timing, sync)
             for runtime, m in measured.items():

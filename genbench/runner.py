@@ -136,20 +136,25 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
 
     task_states: dict[str, TaskState | str] = {}
     done: list[JobResult] = []
+    told: set[str] = set()
     for job in jobs:
         head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
         state = job.skip_reason or _task_state(task_states, job.task, config, explicit=bool(tasks))
         if isinstance(state, str):
             jr = JobResult(**head, status="skipped", reason=state)
+            echo_skip = state not in told
+            told.add(state)
         else:
             with JobProgress(f"{job.model.name} on {job.task.name}") as progress:
                 jr = run_job(job.model, state, config, prof, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
                              [(s, m) for s, m in metric_objs if job.task.kind in s.kinds], progress)
+            echo_skip = True
         done.append(jr)
         result = replace(result, jobs=tuple(done))
         write_run(result, run_dir)  # every finished job is on disk before the next starts
-        echo(_job_line(jr))
+        if echo_skip:  # a reason shared by several skipped jobs (e.g. missing data) is said once
+            echo(_job_line(jr))
     result = replace(result, finished_at=_now())
     write_run(result, run_dir)
     write_reports(result, run_dir, host, reporters, echo)
@@ -180,6 +185,8 @@ def _job_line(j: JobResult) -> str:
         return f"  ok      {j.model} on {j.task}: {q or 'no quality metric'} ({j.seconds:.1f} s)"
     if j.status == "failed" and j.error:
         return f"  FAILED  {j.model} on {j.task} in {j.error.phase}: {j.error.message}"
+    if j.reason and j.reason.startswith("data not available"):
+        return f"  skipped jobs on {j.task}: {j.reason}"
     return f"  skipped {j.model} on {j.task}: {j.reason}"
 
 

@@ -18,6 +18,8 @@ NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 TASK_KINDS = ("image", "text", "points")
 ROLES = ("sample", "logits", "elbo")
+#: How the harness prepares task data for a graph input with source ``data`` (``GraphSpec.attrs["data"]``).
+DATA_TRANSFORMS = ("continuous", "binarized")
 INPUT_SOURCES = ("normal", "uniform", "tokens", "data")
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 
@@ -211,16 +213,29 @@ class TensorSpec(_Serializable):
 
 @dataclass(frozen=True)
 class GraphSpec(_Serializable):
-    """One exported ONNX graph: its ``role``, file (relative to the bundle directory) and tensors."""
+    """One exported ONNX graph: its ``role``, file (relative to the bundle directory) and tensors.
+
+    ``attrs`` holds facts the harness needs about a role, recorded with the metrics computed from it:
+
+    * ``"data"``: how inputs with source ``data`` are prepared: ``"continuous"`` (the task's values as they
+      are, the default) or ``"binarized"`` (each value x replaced by a Bernoulli(x) draw with a fixed
+      seed, the same for every model: the standard stochastically binarised evaluation set).
+    * ``"importance_samples"``: for role ``elbo``, the number k of importance samples (k = 1: the ELBO;
+      k > 1: the IWAE bound).
+    """
 
     role: str
     path: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise SpecError(f"Graph role {self.role!r} is not one of {list(ROLES)}.")
+        object.__setattr__(self, "attrs", dict(self.attrs or {}))
+        if self.attrs.get("data", "continuous") not in DATA_TRANSFORMS:
+            raise SpecError(f"Graph {self.role!r}: attrs['data'] must be one of {list(DATA_TRANSFORMS)}.")
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         if not self.inputs or not self.outputs:
@@ -238,6 +253,7 @@ class GraphSpec(_Serializable):
             role=data["role"], path=data["path"],
             inputs=tuple(TensorSpec.from_dict(t) for t in data["inputs"]),
             outputs=tuple(TensorSpec.from_dict(t) for t in data["outputs"]),
+            attrs=dict(data.get("attrs") or {}),
         )
 
 
@@ -317,6 +333,8 @@ class MetricValue(_Serializable):
 
     ``floor`` is the value the same metric gives real held-out data against real data (for FD:
     train split against test split), the best a model can be expected to reach with this ``n``.
+    ``std`` is the spread of a metric estimated over repeats; ``stderr`` the standard error of a mean over
+    ``n`` examples; ``params`` the settings the value depends on (bound, k, data preparation).
     """
 
     value: float | None
@@ -326,7 +344,9 @@ class MetricValue(_Serializable):
     extractor: str | None = None
     floor: float | None = None
     std: float | None = None
+    stderr: float | None = None
     note: str | None = None
+    params: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -375,6 +395,7 @@ class JobResult(_Serializable):
     performance: tuple[PerfRecord, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)
     seconds: float | None = None
+    phase_seconds: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobResult":

@@ -114,3 +114,71 @@ class FakePlugin:
     def genbench_register_models(register):
         for name, cls in FAKES.items():
             register(ModelSpec(name, "test", ("image",), f"fakes:{cls}", f"test model {name}"))
+
+
+# --------------------------------------------------------------------------- elbo graphs
+
+
+def write_elbo_graph(path: Path, *, sign: float = -1.0, keepdims: bool = False) -> None:
+    """elbo(x, eps) = sign · (Σ x + 1) − 0·Σ eps: a toy 'bound' whose sign and shape tests control."""
+    inits = [numpy_helper.from_array(np.array([1, 2, 3], np.int64), "AXES"),
+             numpy_helper.from_array(np.array([1], np.int64), "AXIS1"),
+             numpy_helper.from_array(np.array(sign, np.float32), "SIGN"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "ONE"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "ZERO")]
+    nodes = [helper.make_node("ReduceSum", ["x", "AXES"], ["sx"], keepdims=0),
+             helper.make_node("ReduceSum", ["eps", "AXIS1"], ["se"], keepdims=0),
+             helper.make_node("Mul", ["se", "ZERO"], ["se0"]),
+             helper.make_node("Add", ["sx", "ONE"], ["s1"]),
+             helper.make_node("Mul", ["s1", "SIGN"], ["s2"])]
+    if keepdims:
+        nodes += [helper.make_node("Add", ["s2", "se0"], ["s3"]), helper.make_node("Unsqueeze", ["s3", "AXIS1"], ["elbo"])]
+        out = [helper.make_tensor_value_info("elbo", TensorProto.FLOAT, ["batch", 1])]
+    else:
+        nodes.append(helper.make_node("Add", ["s2", "se0"], ["elbo"]))
+        out = [helper.make_tensor_value_info("elbo", TensorProto.FLOAT, ["batch"])]
+    graph = helper.make_graph(nodes, "elbo", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8]),
+                                              helper.make_tensor_value_info("eps", TensorProto.FLOAT, ["batch", 2])], out, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+
+
+class TorchElbo(torch.nn.Module):
+    def __init__(self, sign: float, keepdims: bool):
+        super().__init__()
+        self.sign, self.keepdims = sign, keepdims
+
+    def forward(self, x, eps):
+        out = self.sign * (x.sum((1, 2, 3)) + 1.0) + 0.0 * eps.sum(1)
+        return out.unsqueeze(1) if self.keepdims else out
+
+
+class TinyElboModel(TinyModel):
+    sign = -1.0
+    keepdims = False
+    elbo_shape = ("batch",)
+
+    def export_onnx(self, directory):
+        bundle = super().export_onnx(directory)
+        write_elbo_graph(Path(directory) / "elbo.onnx", sign=self.sign, keepdims=self.keepdims)
+        elbo = GraphSpec("elbo", "elbo.onnx", (TensorSpec("x", ("batch", 1, 8, 8), source="data"),
+                                               TensorSpec("eps", ("batch", 2), source="normal")),
+                         (TensorSpec("elbo", self.elbo_shape),), attrs={"data": "binarized", "importance_samples": 1})
+        return OnnxBundle(bundle.directory, (*bundle.graphs, elbo))
+
+    def torch_module(self, role):
+        return TorchElbo(self.sign, self.keepdims).eval() if role == "elbo" else super().torch_module(role)
+
+
+class PositiveElboModel(TinyElboModel):
+    sign = 1.0  # a 'log-likelihood' above 0 for binary data
+
+
+class WrongShapeElboModel(TinyElboModel):
+    keepdims = True  # [batch, 1] instead of [batch]
+    elbo_shape = ("batch", 1)
+
+
+FAKES.update({"tiny-elbo": "TinyElboModel", "tiny-elbo-positive": "PositiveElboModel",
+              "tiny-elbo-shape": "WrongShapeElboModel"})

@@ -51,3 +51,22 @@ def test_hard_cap_stops_a_slow_callable():
     out = measure_interleaved({"slow": lambda: time.sleep(0.01)}, policy)
     assert len(out["slow"].samples) < 100
     assert not latency_stats(np.array(out["slow"].samples), 1)["valid"]
+
+
+def test_warmup_is_bounded_in_time_but_makes_at_least_one_call():
+    import time
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.02)
+
+    policy = TimingPolicy(warmup=1000, warmup_seconds=0.05, min_iterations=1, min_seconds=0.0, max_seconds=1.0, rounds=1)
+    out = measure_interleaved({"slow": slow}, policy)
+    warm = len(calls) - len(out["slow"].samples)
+    assert 1 <= warm <= 5
+    policy = TimingPolicy(warmup=0, warmup_seconds=0.0, min_iterations=1, min_seconds=0.0, max_seconds=1.0, rounds=1)
+    calls.clear()
+    out = measure_interleaved({"slow": slow}, policy)
+    assert len(calls) - len(out["slow"].samples) == 1

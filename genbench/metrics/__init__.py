@@ -12,14 +12,17 @@ from .frechet import frechet_distance, frechet_distance_from_features, gaussian_
 
 if TYPE_CHECKING:
     from ..data import Dataset
+    from ..types import OnnxBundle
 
 
 @dataclass
 class QualityContext:
-    """What a metric sees for one job: generated samples and the task's real data.
+    """What a metric sees for one job: generated samples, the task's real data and the exported bundle.
 
-    ``features(name, x)`` runs the task's fixed feature extractor (cached per array), so that several
-    metrics share one pass. ``rng`` is seeded from the run's seed.
+    ``features(name, x)`` runs the task's fixed feature extractor (cached: ``"samples"`` per job, other
+    names per task), so that several metrics share one pass. ``cache`` is shared by every job on the task
+    (real-data statistics); ``job_cache`` by the metrics of this job (e.g. per-example likelihoods that
+    both ``nll`` and ``bpd`` report). ``session(role)`` is an ONNX Runtime session for a graph of the bundle.
     """
 
     dataset: "Dataset"
@@ -28,6 +31,19 @@ class QualityContext:
     features: Callable[[str, np.ndarray], np.ndarray]
     extractor_id: str | None
     cache: dict[str, Any] = field(default_factory=dict)
+    bundle: "OnnxBundle | None" = None
+    device: str = "cpu"
+    seed: int = 0
+    job_cache: dict[str, Any] = field(default_factory=dict)
+
+    def session(self, role: str) -> Any:
+        key = f"session:{role}"
+        if key not in self.job_cache:
+            from ..runtime import make_session
+
+            assert self.bundle is not None
+            self.job_cache[key] = make_session(self.bundle.directory / self.bundle.graph(role).path, self.device)
+        return self.job_cache[key]
 
 
 class Metric(abc.ABC):

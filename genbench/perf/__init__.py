@@ -24,7 +24,12 @@ NOISY_BACKGROUND_CORES = 0.5
 
 @dataclass(frozen=True)
 class TimingPolicy:
+    """``warmup`` calls (but no more than ``warmup_seconds`` of them, at least one) are made and discarded
+    before timing; then each callable runs until both ``min_iterations`` and ``min_seconds`` are met, or
+    ``max_seconds`` pass, split over ``rounds`` interleaved rounds."""
+
     warmup: int = 10
+    warmup_seconds: float = 2.0
     min_iterations: int = 1000
     min_seconds: float = 1.0
     max_seconds: float = 10.0
@@ -93,9 +98,12 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
     sync = sync or {}
     out = {name: Measurement() for name in calls}
     for name, fn in calls.items():
-        for _ in range(policy.warmup):
+        begin = time.perf_counter()
+        for i in range(max(policy.warmup, 1)):
             fn()
-        sync.get(name, _noop)()
+            sync.get(name, _noop)()
+            if time.perf_counter() - begin > policy.warmup_seconds:
+                break
     per_round_iters = math.ceil(policy.min_iterations / policy.rounds)
     per_round_secs = policy.min_seconds / policy.rounds
     per_round_cap = policy.max_seconds / policy.rounds

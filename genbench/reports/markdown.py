@@ -46,50 +46,91 @@ def render(run: RunResult) -> str:
     tasks = list(dict.fromkeys(j.task for j in run.jobs))
     for task in tasks:
         jobs = [j for j in run.jobs if j.task == task]
-        metrics = list(dict.fromkeys(k for j in jobs for k in j.quality))
-        primary = metrics[0] if metrics else None
-        jobs.sort(key=lambda j: _sort_key(j, primary))
         lines += [f"## Task `{_esc(task)}`", ""]
         reasons = {j.reason for j in jobs}
         if all(j.status == "skipped" for j in jobs) and len(reasons) == 1:
             lines += [f"All {len(jobs)} jobs skipped: {_esc(reasons.pop())}", ""]
             continue
-        floors = {m: next((j.quality[m] for j in jobs if m in j.quality and j.quality[m].floor is not None), None) for m in metrics}
-        for m, mv in floors.items():
-            if mv is not None:
-                lines.append(f"- reference floor for {m} (real train data against the test split, n = {mv.n}): "
-                             f"**{mv.floor:.4g}**; extractor `{mv.extractor}`")
-        lines.append("")
-        head = ["#", "model", "family", "status"] + [f"{m} {arrow(floors[m].higher_is_better if floors.get(m) else False)}" for m in metrics]
-        head += ["ORT p50 ms @b1 ↓", "torch p50 ms @b1 ↓", "ORT best samples/s ↑", "torch best samples/s ↑",
-                 "ORT/torch b1 speed-up", "timing valid", "train s", "parity Δ"]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for rank, j in enumerate(jobs, 1):
-            p = perf_summary(j)
-            parity = max((g["parity_max_abs_diff"] for g in (j.export or {}).get("graphs", {}).values()), default=None)
-            status = j.status if j.status == "ok" else (
-                f"failed ({j.error.phase}): {_esc(j.error.message)}" if j.error else f"skipped: {_esc(j.reason)}")
-            valid = "–" if p["valid"] is None else ("yes" if p["valid"] else "no") + (" (noisy)" if p["noisy"] else "")
-            row = [str(rank), f"`{_esc(j.model)}`", _esc(j.family), status]
-            row += [_num(j.quality[m].value) if m in j.quality else "–" for m in metrics]
-            row += [_num(p["ort_p50_ms_b1"], "{:.3f}"), _num(p["torch_p50_ms_b1"], "{:.3f}"),
-                    _num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{p['ort_best_batch']})" if p["ort_best_batch"] else ""),
-                    _num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{p['torch_best_batch']})" if p["torch_best_batch"] else ""),
-                    _num(p.get("latency_speedup_b1"), "{:.2f}×"), valid,
-                    _num((j.train or {}).get("seconds"), "{:.1f}"), _num(parity, "{:.1e}")]
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
-        grids = [(j, j.files.get("samples_png")) for j in jobs if j.files.get("samples_png")]
-        if grids:
-            lines += ["### Samples (drawn from the exported ONNX graph)", ""]
-            for j, png in grids:
-                lines.append(f"**{_esc(j.model)}**  ")
-                lines.append(f"![samples of {_esc(j.model)} on {_esc(task)}]({png})")
-                lines.append("")
+        lines += _quality_table(jobs) + _speed_table(jobs) + _grids(jobs, task)
     lines += ["Arrows give each column's better direction. Timings: ONNX Runtime and PyTorch eager interleaved in one "
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
     return "\n".join(lines)
+
+
+def ordered_metrics(jobs: list[JobResult]) -> list[str]:
+    """Metrics of a task, the most widely reported first (it ranks the table)."""
+    counts: dict[str, int] = {}
+    for j in jobs:
+        for k in j.quality:
+            counts[k] = counts.get(k, 0) + 1
+    return sorted(counts, key=lambda k: (-counts[k], k))
+
+
+def _metric_cell(mv) -> str:
+    if mv is None or mv.value is None:
+        return "–"
+    return _num(mv.value) + (f" ± {mv.stderr:.2g}" if mv.stderr is not None else "") + (
+        f" ± {mv.std:.2g}" if mv.std is not None else "")
+
+
+def _quality_table(jobs: list[JobResult]) -> list[str]:
+    metrics = ordered_metrics(jobs)
+    jobs = sorted(jobs, key=lambda j: _sort_key(j, metrics[0] if metrics else None))
+    first = {m: next(j.quality[m] for j in jobs if m in j.quality) for m in metrics}
+    lines = []
+    for m, mv in first.items():
+        floor = next((j.quality[m] for j in jobs if m in j.quality and j.quality[m].floor is not None), None)
+        if floor is not None:
+            lines.append(f"- floor for {m} (real training data scored the same way, n = {floor.n}): **{floor.floor:.4g}**"
+                         + (f"; extractor `{floor.extractor}`" if floor.extractor else ""))
+        if mv.params:
+            lines.append(f"- {m}: " + ", ".join(f"{k} {_esc(v)}" for k, v in mv.params.items() if k != "graph")
+                         + (f" ({_esc(mv.note)})" if mv.note else ""))
+    lines.append("")
+    head = ["#", "model", "family", "status"]
+    head += [f"{m}" + (f" ({first[m].unit})" if first[m].unit else "") + f" {arrow(first[m].higher_is_better)}"
+             for m in metrics]
+    head += ["train s", "parity Δ"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rank, j in enumerate(jobs, 1):
+        parity = max((g["parity_max_abs_diff"] for g in (j.export or {}).get("graphs", {}).values()), default=None)
+        status = j.status if j.status == "ok" else (
+            f"failed ({j.error.phase}): {_esc(j.error.message)}" if j.error else f"skipped: {_esc(j.reason)}")
+        row = [str(rank), f"`{_esc(j.model)}`", _esc(j.family), status]
+        row += [_metric_cell(j.quality.get(m)) for m in metrics]
+        row += [_num((j.train or {}).get("seconds"), "{:.1f}"), _num(parity, "{:.1e}")]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def _speed_table(jobs: list[JobResult]) -> list[str]:
+    rows = []
+    for j in jobs:
+        for graph in dict.fromkeys(p.graph for p in j.performance):
+            p = perf_summary(j, graph)
+            valid = "yes" if p["valid"] else "no"
+            rows.append([f"`{_esc(j.model)}`", graph, _num(p["ort_p50_ms_b1"], "{:.3f}"), _num(p["torch_p50_ms_b1"], "{:.3f}"),
+                         _num(p.get("latency_speedup_b1"), "{:.2f}×"),
+                         _num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{p['ort_best_batch']})" if p["ort_best_batch"] else ""),
+                         _num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{p['torch_best_batch']})" if p["torch_best_batch"] else ""),
+                         _num(p.get("throughput_ratio_best"), "{:.2f}×"), valid + (" (noisy)" if p["noisy"] else "")])
+    if not rows:
+        return []
+    head = ["model", "graph", "ORT p50 ms @b1 ↓", "torch p50 ms @b1 ↓", "ORT/torch latency ↑", "ORT best items/s ↑",
+            "torch best items/s ↑", "ORT/torch throughput ↑", "timing valid"]
+    return ["### Speed (ONNX Runtime against PyTorch eager)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
+        ["| " + " | ".join(r) + " |" for r in rows] + [""]
+
+
+def _grids(jobs: list[JobResult], task: str) -> list[str]:
+    grids = [(j, j.files.get("samples_png")) for j in jobs if j.files.get("samples_png")]
+    if not grids:
+        return []
+    lines = ["### Samples (drawn from the exported ONNX graph)", ""]
+    for j, png in grids:
+        lines += [f"**{_esc(j.model)}**  ", f"![samples of {_esc(j.model)} on {_esc(task)}]({png})", ""]
+    return lines
 
 
 def write(run: RunResult, directory: Path) -> Path:

@@ -47,6 +47,22 @@ def make_session(path: str | Path | bytes, device: str = "cpu", threads: int | N
     return ort.InferenceSession(source, opts, providers=providers_for(device))
 
 
+BINARIZE_SEED = 0  # the binarised evaluation set is fixed: the same for every model and run
+
+
+def binarize(x: np.ndarray) -> np.ndarray:
+    """Stochastic binarisation with a fixed seed: each value x ∈ [0, 1] becomes 1 with probability x."""
+    rng = np.random.default_rng(BINARIZE_SEED)
+    return (rng.random(x.shape) < x).astype(np.float32)
+
+
+def prepare_data(graph: GraphSpec, data: np.ndarray | None) -> np.ndarray | None:
+    """Task data as graph ``graph`` expects it (``graph.attrs["data"]``: continuous or binarized)."""
+    if data is None or graph.attrs.get("data", "continuous") == "continuous":
+        return data
+    return binarize(data)
+
+
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64,
               "int32": np.int32, "uint8": np.uint8, "bool": np.bool_}
 

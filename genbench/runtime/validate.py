@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import BundleError
 from ..types import GraphSpec, OnnxBundle, TensorSpec
-from . import draw_inputs, make_session
+from . import draw_inputs, make_session, prepare_data
 
 MAX_GRAPH_BYTES = 1 << 30  # 1 GiB; protobuf's own limit is 2 GiB
 CHECK_BATCH_SIZES = (1, 3, 8)  # three sizes: exporters can silently fix a symbolic axis
@@ -98,8 +98,31 @@ def check_outputs(role: str, outputs: list[np.ndarray], specs: tuple[TensorSpec,
             raise BundleError(f"Graph '{role}' output '{s.name}' reaches {float(out.max()):.4g}, above its declared high {s.high}.")
 
 
+def check_role_contract(graph: GraphSpec) -> None:
+    """What each role promises beyond its own spec (DESIGN.md §3)."""
+    if graph.role == "elbo":
+        out = graph.outputs[0]
+        if tuple(out.shape) != ("batch",) and not (len(out.shape) == 1 and isinstance(out.shape[0], str)):
+            raise BundleError(f"Graph 'elbo' output '{out.name}' is declared {_shape(out.shape)}; an elbo graph returns "
+                              "one log-likelihood bound per example: shape [batch].")
+        if not any(t.source == "data" for t in graph.inputs):
+            raise BundleError("Graph 'elbo' has no input with source 'data': it must take the examples it scores.")
+        k = graph.attrs.get("importance_samples", 1)
+        if not isinstance(k, int) or k < 1:
+            raise BundleError(f"Graph 'elbo': attrs['importance_samples'] must be a positive int, got {k!r}.")
+
+
+def check_role_values(graph: GraphSpec, outputs: list[np.ndarray]) -> None:
+    """Values a role can never take: a discrete likelihood (binarized data) is at most 1, its log at most 0."""
+    if graph.role == "elbo" and graph.attrs.get("data") == "binarized":
+        top = float(np.max(outputs[0], initial=-np.inf))
+        if top > RANGE_TOL:
+            raise BundleError(f"Graph 'elbo' returns a positive log-likelihood bound ({top:.4g} nats) for binary data, "
+                              "where log p(x) <= 0; check the sign of the reconstruction term.")
+
+
 def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, device: str = "cpu",
-                    data: np.ndarray | None = None, seed: int = 0, required_roles: tuple[str, ...] = ("sample",),
+                    data: np.ndarray | None = None, seed: int = 0, required_roles: tuple[str, ...] = (),
                     max_bytes: int = MAX_GRAPH_BYTES) -> dict[str, dict[str, Any]]:
     """Check every graph of ``bundle``; return the ``export`` section of the job result.
 
@@ -113,21 +136,27 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, d
         if role not in [g.role for g in bundle.graphs]:
             raise BundleError(f"The bundle has no '{role}' graph (it has {[g.role for g in bundle.graphs]}); "
                               f"this task needs one.")
+    if not any(g.role in ("sample", "logits") for g in bundle.graphs):
+        raise BundleError(f"The bundle has no 'sample' or 'logits' graph (it has {[g.role for g in bundle.graphs]}); "
+                          "genbench draws the samples it scores from one of them.")
     report: dict[str, dict[str, Any]] = {}
     for graph in bundle.graphs:
+        check_role_contract(graph)
         path = graph_path(bundle, graph)
         proto = check_graph_file(path, graph, max_bytes)
         session = make_session(path, device)
         rng = np.random.default_rng(seed)
+        graph_data = prepare_data(graph, data)
         for b in CHECK_BATCH_SIZES:
-            feeds = draw_inputs(graph, b, rng, data)
+            feeds = draw_inputs(graph, b, rng, graph_data)
             try:
                 outs = session.run([s.name for s in graph.outputs], feeds)
             except Exception as exc:  # noqa: BLE001
                 raise BundleError(f"Graph '{graph.role}' fails in ONNX Runtime at batch {b}: "
                                   f"{str(exc).splitlines()[0]}") from exc
             check_outputs(graph.role, outs, graph.outputs, {"batch": b, **_sizes(graph, feeds)})
-        feeds = draw_inputs(graph, PARITY_BATCH, np.random.default_rng(seed + 1), data)
+            check_role_values(graph, outs)
+        feeds = draw_inputs(graph, PARITY_BATCH, np.random.default_rng(seed + 1), graph_data)
         ort_outs = session.run([s.name for s in graph.outputs], feeds)
         module = torch_module(graph.role)
         with torch.inference_mode():
