@@ -1,8 +1,10 @@
 """Trivial reference models, run through exactly the same path as plugins (train → ONNX → score).
 
-``baseline-gaussian`` draws from a Gaussian fitted to the training pixels (full covariance, clipped to
+Images: ``baseline-gaussian`` draws from a Gaussian fitted to the training pixels (full covariance, clipped to
 the data range). ``baseline-train-copy`` replays training images: it is what a model that memorised its
 training set would score, and sits near the FD floor.
+
+Text: ``baseline-unigram`` and ``baseline-bigram``, byte n-gram models with add-k smoothing.
 """
 
 from __future__ import annotations
@@ -97,3 +99,86 @@ class TrainCopyBaseline(_Baseline):
         self.input_spec = TensorSpec("u", ("batch", 1), source="uniform")
         progress(1, 1, {})
         return TrainSummary(steps=0, seconds=time.perf_counter() - t0)
+
+
+class _NGramText(GenerativeModel):
+    """Byte n-gram models (n = 1, 2) with add-k smoothing, exported as ``logits`` graphs so that they are
+    scored by exactly the code that scores autoregressive models. ``k`` is chosen from ``K_GRID`` on the
+    last 10% of the training bytes (never the held-out split), then the counts are refit on all of them."""
+
+    n = 1
+    K_GRID = (1.0, 0.1, 0.01, 0.001)
+    CONTEXT = 128  # only sets the evaluation windows, which an n-gram with n <= 2 does not notice
+    module = None
+
+    def _log_probs(self, x: np.ndarray, k: float, vocab: int) -> np.ndarray:
+        if self.n == 1:
+            counts = np.bincount(x, minlength=vocab).astype(np.float64)
+            return np.log((counts + k) / (counts.sum() + k * vocab))
+        counts = np.zeros((vocab, vocab))
+        np.add.at(counts, (x[:-1], x[1:]), 1.0)
+        return np.log((counts + k) / (counts.sum(1, keepdims=True) + k * vocab))
+
+    def _nll(self, logp: np.ndarray, x: np.ndarray) -> float:
+        return float(-logp[x].mean()) if self.n == 1 else float(-logp[x[:-1], x[1:]].mean())
+
+    def train(self, data: TrainingData, config: TrainConfig, progress: Progress) -> TrainSummary:
+        import torch
+
+        t0 = time.perf_counter()
+        x = np.asarray(data.x, dtype=np.int64)
+        vocab = int(data.vocab or 256)
+        cut = int(len(x) * 0.9)
+        scores = {k: self._nll(self._log_probs(x[:cut], k, vocab), x[cut:]) for k in self.K_GRID}
+        self.k = min(scores, key=scores.get)
+        logp = torch.tensor(self._log_probs(x, self.k, vocab), dtype=torch.float32)
+        self.vocab = vocab
+
+        if self.n == 1:
+            class Unigram(torch.nn.Module):
+                def __init__(self) -> None:
+                    super().__init__()
+                    self.register_buffer("logp", logp)
+
+                def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+                    return self.logp.expand(tokens.shape[0], tokens.shape[1], -1) + 0.0 * tokens.unsqueeze(-1)
+
+            self.module = Unigram().eval()
+        else:
+            class Bigram(torch.nn.Module):
+                def __init__(self) -> None:
+                    super().__init__()
+                    self.register_buffer("logp", logp)
+
+                def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+                    return self.logp[tokens]
+
+            self.module = Bigram().eval()
+        progress(1, 1, {})
+        return TrainSummary(steps=0, seconds=time.perf_counter() - t0,
+                            loss_history={f"validation_nll_k={k:g}": [v] for k, v in scores.items()})
+
+    def export_onnx(self, directory: Path) -> OnnxBundle:
+        import torch
+
+        export_torch_module(self.module, (torch.randint(0, self.vocab, (2, 17)),), Path(directory) / "logits.onnx",
+                            input_names=["tokens"], output_names=["logits"],
+                            dynamic_axes={"tokens": {0: "batch", 1: "seq"}})
+        graph = GraphSpec("logits", "logits.onnx",
+                          (TensorSpec("tokens", ("batch", "seq"), dtype="int64", source="tokens", vocab=self.vocab),),
+                          (TensorSpec("logits", ("batch", "seq", self.vocab)),),
+                          attrs={"context_length": self.CONTEXT, "ngram_n": self.n, "add_k": self.k})
+        return OnnxBundle(Path(directory), (graph,))
+
+    def torch_module(self, role: str):
+        if role != "logits" or self.module is None:
+            raise KeyError(role)
+        return self.module
+
+
+class UnigramText(_NGramText):
+    n = 1
+
+
+class BigramText(_NGramText):
+    n = 2

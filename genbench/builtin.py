@@ -11,6 +11,8 @@ from .types import DatasetSpec, MetricSpec, ModelSpec, ReporterSpec
 def genbench_register_datasets(register):
     register(DatasetSpec("digits", "image", "genbench.data.digits:load_digits",
                          "1,797 8x8 handwritten digits shipped with scikit-learn (no download)"))
+    register(DatasetSpec("text", "text", "genbench.data.text:load_text",
+                         "UTF-8 bytes of Python's bundled reference prose (pydoc_data.topics), or --text-file"))
     register(DatasetSpec("mnist", "image", "genbench.data.mnist:load_mnist",
                          "MNIST 28x28 from local IDX files (--data-dir or $GENBENCH_DATA)"))
 
@@ -23,6 +25,10 @@ def genbench_register_metrics(register):
                         "Held-out negative log-likelihood per example, from an elbo (bound) or logits graph"))
     register(MetricSpec("bpd", ("image",), "genbench.metrics.likelihood:make_bpd", "bits/dim", False,
                         "Held-out negative log-likelihood in bits per dimension: NLL / (D ln 2)"))
+    register(MetricSpec("bpb", ("text",), "genbench.metrics.likelihood:make_bpb", "bits/byte", False,
+                        "Held-out cross-entropy in bits per byte (disjoint windows, each byte predicted once)"))
+    register(MetricSpec("ppl", ("text",), "genbench.metrics.likelihood:make_ppl", "", False,
+                        "Held-out perplexity per byte: exp(mean cross-entropy in nats); uniform = 256"))
 
 
 @hookimpl
@@ -37,3 +43,7 @@ def genbench_register_models(register):
                        "Reference: samples from a full-covariance Gaussian fitted to the training pixels"))
     register(ModelSpec("baseline-train-copy", "baseline", ("image",), "genbench.baselines:TrainCopyBaseline",
                        "Reference: training images replayed (a memorising model; sits near the FD floor)"))
+    register(ModelSpec("baseline-unigram", "baseline", ("text",), "genbench.baselines:UnigramText",
+                       "Reference: byte frequencies of the training text, add-k smoothed"))
+    register(ModelSpec("baseline-bigram", "baseline", ("text",), "genbench.baselines:BigramText",
+                       "Reference: byte bigram model (n = 2), add-k smoothed, k chosen on training text"))

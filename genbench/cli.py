@@ -86,19 +86,24 @@ def list_cmd() -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
+@click.option("--text-file", type=click.Path(path_type=Path), default=None,
+              help="Corpus for the text task (any file; the last 10% of its bytes are held out).")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Override every model's training steps (0 = untrained).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for timing (default: all CPUs).")
+@click.option("--train-threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch threads while models train.")
 @click.option("--no-baselines", is_flag=True, help="Do not add the baseline rows to named models.")
 @click.option("--no-timing", is_flag=True, help="Quality only: skip the latency and throughput measurements.")
-def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, steps, threads, no_baselines,
-            no_timing) -> None:
+def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, text_file, steps, threads, train_threads,
+            no_baselines, no_timing) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
     from .runner import run
 
     result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
-                 data_dir=data_dir, steps=steps, threads=threads, baselines=not no_baselines, timing=not no_timing,
-                 command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing),
+                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads, baselines=not no_baselines, timing=not no_timing,
+                 command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
+                                    text_file),
                  echo=click.echo)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
@@ -120,7 +125,7 @@ def report_cmd(run_dir: Path) -> None:
         click.echo(str(path))
 
 
-def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing) -> str:
+def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file) -> str:
     """The command that reproduces this run, with every choice spelled out."""
     parts = ["genbench", "run", *models] + (["--all"] if all_models else [])
     for t in tasks:
@@ -128,6 +133,8 @@ def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_basel
     parts += ["--profile", profile, "--seed", str(seed), "--device", device]
     if steps is not None:
         parts += ["--steps", str(steps)]
+    if text_file is not None:
+        parts += ["--text-file", str(text_file)]
     if no_baselines:
         parts.append("--no-baselines")
     if no_timing:

@@ -20,12 +20,16 @@ class Profile:
     batch_sizes: tuple[int, ...]
     timing: TimingPolicy
     description: str
+    sampling_timing: TimingPolicy = TimingPolicy(warmup=1, warmup_seconds=1.0, min_iterations=20, min_seconds=1.0,
+                                                 max_seconds=5.0, rounds=2)
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", 500, (1, 64, 1024),
                      TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.05, max_seconds=0.5, rounds=2),
-                     "CI check: tiny training budgets, short timings (timings are flagged not valid)"),
+                     "CI check: tiny training budgets, short timings (timings are flagged not valid)",
+                     TimingPolicy(warmup=1, warmup_seconds=0.2, min_iterations=2, min_seconds=0.05, max_seconds=0.3,
+                                  rounds=1)),
     "default": Profile("default", 10_000, (1, 64, 1024),
                        TimingPolicy(warmup=20, min_iterations=1000, min_seconds=1.0, max_seconds=10.0, rounds=4),
                        "published numbers: full training budgets, 1,000+ timed calls per measurement"),
@@ -48,6 +52,10 @@ class RunConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     baselines: bool = True
     timing: bool = True
+    text_file: Path | None = None
+    #: torch threads while a plugin trains. 1 by default: small models train as fast on one thread, and
+    #: multi-threaded torch slows down many-fold when anything else shares a small machine.
+    train_threads: int = 1
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -55,10 +63,15 @@ class RunConfig:
             raise ConfigError(f"Invalid --steps {self.steps}: use 0 (untrained) or a positive number.")
         if self.threads < 1:
             raise ConfigError(f"Invalid --threads {self.threads}: use 1 or more.")
+        if self.train_threads < 1:
+            raise ConfigError(f"Invalid --train-threads {self.train_threads}: use 1 or more.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise ConfigError(f"--data-dir {self.data_dir} is not a directory.")
+        if self.text_file is not None and not Path(self.text_file).is_file():
+            raise ConfigError(f"--text-file {self.text_file} is not a readable file.")
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "seed": self.seed, "device": self.device, "steps": self.steps,
                 "data_dir": str(self.data_dir) if self.data_dir else None, "threads": self.threads,
-                "baselines": self.baselines, "timing": self.timing}
+                "baselines": self.baselines, "timing": self.timing,
+                "text_file": str(self.text_file) if self.text_file else None, "train_threads": self.train_threads}

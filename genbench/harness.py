@@ -20,17 +20,22 @@ import numpy as np
 
 from .config import Profile, RunConfig
 from .data import Dataset
-from .errors import GenbenchError, PluginError
+from .errors import DataError, GenbenchError, PluginError
 from .metrics import QualityContext
 from .model import GenerativeModel, Progress
 from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved
 from .registry import load_object
 from .runtime import draw_inputs, make_session, prepare_data
+from .runtime.sampler import ort_logits_fn, sample_autoregressive, torch_logits_fn
 from .runtime.validate import check_outputs, validate_bundle
 from .types import (GraphSpec, JobError, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
                     TrainConfig, TrainSummary)
 
 SAMPLE_BATCH = 500
+AR_MAX_SAMPLES = 2000  # pixel-by-pixel sampling costs D graph runs per batch: FD's n is capped (and stated)
+TEXT_SAMPLES, TEXT_PROMPT, TEXT_CONTINUATION = 4, 32, 200
+SAMPLING_NEW_TOKENS = 32  # tokens generated per timed sampling loop
+SAMPLING_BATCHES = (1, 64)
 
 
 @dataclass
@@ -73,12 +78,20 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         enter("export")
         bundle = model.export_onnx(job_dir / "bundle")
         enter("validate")
-        graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed)
+        graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed,
+                                 dataset=task.dataset)
         state["export"] = {"graphs": {role: {**g, "path": rel(g["path"])} for role, g in graphs.items()}}
+        _check_text_fits(bundle, task.dataset)
         enter("sample")
-        samples = draw_samples(bundle, device, min(len(task.dataset.train_x), profile.max_samples), config.seed,
-                               task.dataset.test_x)
-        state["files"] = {"samples_png": rel(_save_grid(samples, job_dir / "samples.png"))}
+        state["files"] = {}
+        if task.dataset.kind == "text":
+            samples = None
+            state["files"]["samples_txt"] = rel(_save_text_samples(bundle, task.dataset, device, config.seed,
+                                                                   job_dir / "samples.txt"))
+        else:
+            samples = draw_samples(bundle, device, min(len(task.dataset.train_x), profile.max_samples), config.seed,
+                                   task.dataset.test_x, task.dataset)
+            state["files"]["samples_png"] = rel(_save_grid(samples, job_dir / "samples.png"))
         enter("quality")
         state["quality"] = _quality(task, samples, metrics, config.seed, bundle, device)
         enter("performance")
@@ -126,21 +139,32 @@ def seed_everything(seed: int) -> None:
 
 
 def _train(model: GenerativeModel, dataset: Dataset, config: RunConfig, device: str, progress: Progress) -> dict:
+    import torch
+
     seed_everything(config.seed)
     tc = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.train_threads)
     t0 = time.perf_counter()
-    summary = model.train(dataset.training_data(), tc, progress)
+    try:
+        summary = model.train(dataset.training_data(), tc, progress)
+    finally:
+        torch.set_num_threads(threads)
     wall = time.perf_counter() - t0
     if not isinstance(summary, TrainSummary):
         raise PluginError(f"train() returned {type(summary).__name__}, expected genbench.TrainSummary.")
     for name, values in summary.loss_history.items():
         if len(values) and not np.all(np.isfinite(np.asarray(values, dtype=float))):
             raise PluginError(f"Training diverged: loss '{name}' has non-finite values.")
-    return {**summary.to_dict(), "wall_seconds": wall}
+    return {**summary.to_dict(), "wall_seconds": wall, "threads": config.train_threads}
 
 
-def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.ndarray | None = None) -> np.ndarray:
-    """``n`` samples from the bundle's ``sample`` graph through ONNX Runtime, every batch checked."""
+def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.ndarray | None = None,
+                 dataset: Dataset | None = None) -> np.ndarray:
+    """``n`` images from the bundle's ``sample`` graph through ONNX Runtime, every batch checked; for a bundle
+    with only a ``logits`` graph, genbench's autoregressive sampler draws them pixel by pixel."""
+    if "sample" not in [g.role for g in bundle.graphs]:
+        return _draw_autoregressive_images(bundle, device, min(n, AR_MAX_SAMPLES), seed, dataset)
     graph = bundle.graph("sample")
     session = make_session(bundle.directory / graph.path, device)
     rng = np.random.default_rng(seed)
@@ -154,6 +178,54 @@ def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.nd
         check_outputs(graph.role, outs, graph.outputs, {"batch": b})
         chunks.append(outs[[o.name for o in graph.outputs].index(out_name)])
     return np.concatenate(chunks).astype(np.float32)
+
+
+def _check_text_fits(bundle: OnnxBundle, dataset: Dataset) -> None:
+    if dataset.kind != "text" or "logits" not in [g.role for g in bundle.graphs]:
+        return
+    context = int(bundle.graph("logits").attrs["context_length"])
+    if len(dataset.test_x) < context + 1:
+        raise DataError(f"The held-out text has {len(dataset.test_x)} bytes, shorter than one context window of "
+                        f"this model ({context} + 1 bytes); give a longer --text-file.")
+
+
+def _logits_fn(bundle: OnnxBundle, device: str) -> tuple[GraphSpec, Callable[[np.ndarray], np.ndarray]]:
+    graph = bundle.graph("logits")
+    session = make_session(bundle.directory / graph.path, device)
+    return graph, ort_logits_fn(session, graph.inputs[0].name, graph.outputs[0].name)
+
+
+def _draw_autoregressive_images(bundle: OnnxBundle, device: str, n: int, seed: int, dataset: Dataset | None) -> np.ndarray:
+    if dataset is None:
+        raise ValueError("sampling images from a logits graph needs the task's dataset")
+    graph, fn = _logits_fn(bundle, device)
+    levels, bos = int(graph.attrs["levels"]), int(graph.attrs["bos"])
+    dims = int(np.prod(dataset.shape))
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for start in range(0, n, SAMPLE_BATCH):
+        b = min(SAMPLE_BATCH, n - start)
+        seq = sample_autoregressive(fn, np.full((b, 1), bos, np.int64), dims, rng=rng, vocab=levels,
+                                    context_length=int(graph.attrs["context_length"]))
+        chunks.append(seq[:, 1:].astype(np.float32) / (levels - 1))
+    return np.concatenate(chunks).reshape(n, *dataset.shape)
+
+
+def _save_text_samples(bundle: OnnxBundle, dataset: Dataset, device: str, seed: int, path: Path) -> str:
+    """A few continuations of held-out prompts (temperature 1, no top-k), for readers of the report."""
+    graph, fn = _logits_fn(bundle, device)
+    context = int(graph.attrs["context_length"])
+    stream = np.asarray(dataset.test_x, dtype=np.int64)
+    plen = min(TEXT_PROMPT, context, max(1, len(stream) // 2))
+    starts = np.linspace(0, max(0, len(stream) - plen - 1), TEXT_SAMPLES).astype(int)
+    prompts = np.stack([stream[s:s + plen] for s in starts])
+    out = sample_autoregressive(fn, prompts, TEXT_CONTINUATION, context_length=context,
+                                rng=np.random.default_rng(seed), vocab=dataset.vocab)
+    blocks = [f"--- sample {i + 1}: prompt | continuation (temperature 1.0)\n"
+              f"{bytes(row[:plen].astype(np.uint8)).decode('utf-8', 'replace')}|"
+              f"{bytes(row[plen:].astype(np.uint8)).decode('utf-8', 'replace')}\n" for i, row in enumerate(out)]
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    return str(path)
 
 
 def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpec, Any]],
@@ -216,23 +288,47 @@ def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str,
         provider = session.get_providers()[0]
         module = model.torch_module(graph.role)
         tdev = next((p.device for p in module.parameters()), torch.device("cuda" if device == "cuda" else "cpu"))
+        # logits graphs: one forward over the full context
+        extra = {graph.inputs[0].shape[1]: int(graph.attrs["context_length"])} if graph.role == "logits" else {}
+
+        def record(runtime: str, m: Any, batch: int, scenario: str, items: int, unit: str, max_q: int) -> None:
+            stats = latency_stats(np.asarray(m.samples), items, max_q)
+            bg = max(m.background) if m.background else None
+            records.append(PerfRecord(
+                runtime=runtime, provider=provider if runtime == "onnxruntime" else f"torch-{tdev.type}",
+                device=device, batch_size=batch, threads=threads if runtime == "onnxruntime" else torch.get_num_threads(),
+                iterations=len(m.samples), seconds=float(np.sum(m.samples)), latency_ms=stats["latency_ms"],
+                throughput_per_s=stats["throughput_per_s"], valid=stats["valid"], invalid_reason=stats["invalid_reason"],
+                background_cpu_cores=bg, noisy=bg is not None and bg > NOISY_BACKGROUND_CORES, graph=graph.role,
+                scenario=scenario, unit=unit))
+            raw[f"{graph.role}/{scenario}/{runtime}/b{batch}"] = [round(s * 1e3, 6) for s in m.samples]
+
         for batch in profile.batch_sizes:
-            feeds = draw_inputs(graph, batch, np.random.default_rng(seed), prepare_data(graph, data))
+            feeds = draw_inputs(graph, batch, np.random.default_rng(seed), prepare_data(graph, data), extra)
             calls, sync = _runtime_calls(session, module, graph, feeds, device, tdev)
-            measured = measure_interleaved(calls, profile.timing, sync)
-            for runtime, m in measured.items():
-                stats = latency_stats(np.asarray(m.samples), batch)
-                bg = max(m.background) if m.background else None
-                records.append(PerfRecord(
-                    runtime=runtime, provider=provider if runtime == "onnxruntime" else f"torch-{tdev.type}",
-                    device=device, batch_size=batch,
-                    threads=threads if runtime == "onnxruntime" else torch.get_num_threads(),
-                    iterations=len(m.samples), seconds=float(np.sum(m.samples)), latency_ms=stats["latency_ms"],
-                    throughput_per_s=stats["throughput_per_s"], valid=stats["valid"],
-                    invalid_reason=stats["invalid_reason"], background_cpu_cores=bg,
-                    noisy=bg is not None and bg > NOISY_BACKGROUND_CORES, graph=graph.role))
-                raw[f"{graph.role}/{runtime}/b{batch}"] = [round(s * 1e3, 6) for s in m.samples]
+            for runtime, m in measure_interleaved(calls, profile.timing, sync).items():
+                record(runtime, m, batch, "forward", batch, "items/s", 99)
+        if graph.role == "logits":
+            for batch in SAMPLING_BATCHES:
+                calls = _sampling_calls(session, module, graph, batch, seed, tdev)
+                policy = profile.sampling_timing
+                for runtime, m in measure_interleaved(calls, policy).items():
+                    record(runtime, m, batch, "sampling", batch * SAMPLING_NEW_TOKENS, "tokens/s", 50)
     return records, raw
+
+
+def _sampling_calls(session: Any, module: Any, graph: GraphSpec, batch: int, seed: int,
+                    tdev: Any) -> dict[str, Callable[[], Any]]:
+    """The whole sampling loop (SAMPLING_NEW_TOKENS tokens from a short prompt), for each runtime."""
+    context = int(graph.attrs["context_length"])
+    vocab_in = graph.inputs[0].vocab or 2
+    prompt_len = max(1, min(16, context - SAMPLING_NEW_TOKENS))
+    prompt = np.random.default_rng(seed).integers(0, min(vocab_in, graph.outputs[0].shape[-1]), size=(batch, prompt_len))
+    fns = {"onnxruntime": ort_logits_fn(session, graph.inputs[0].name, graph.outputs[0].name),
+           "torch-eager": torch_logits_fn(module, str(tdev))}
+    return {name: (lambda fn=fn: sample_autoregressive(fn, prompt, SAMPLING_NEW_TOKENS, context_length=context,
+                                                       rng=np.random.default_rng(seed)))
+            for name, fn in fns.items()}
 
 
 def _runtime_calls(session: Any, module: Any, graph: GraphSpec, feeds: Mapping[str, np.ndarray], device: str,

@@ -84,7 +84,11 @@ def make_plugin_manager(
     for name, obj in extra_plugins:
         candidates.append((name, name, "0", lambda obj=obj: obj))
     if entry_points:
+        seen: set[tuple[str, str]] = set()
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if (ep.name, getattr(ep, "value", "")) in seen:  # one distribution found twice on sys.path
+                continue
+            seen.add((ep.name, getattr(ep, "value", "")))
             dist = ep.dist.name if ep.dist is not None else ep.name
             ver = ep.dist.version if ep.dist is not None else "0"
             candidates.append((ep.name, dist, ver, ep.load))

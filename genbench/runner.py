@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 import platform
 import secrets
@@ -16,11 +17,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 from . import __version__
 from .config import RunConfig, get_profile
-from .errors import ConfigError, DataUnavailableError
+from .errors import ConfigError, DataUnavailableError, GenbenchError
 from .plugins import PluginHost, make_plugin_manager
 from .registry import load_object
 from .results import SCHEMA, write_run
-from .types import DatasetSpec, JobResult, ModelSpec, RunResult
+from .types import DatasetSpec, JobError, JobResult, ModelSpec, RunResult
 
 DEFAULT_OUT = Path("results") / "runs"
 
@@ -39,13 +40,17 @@ def plan(host: PluginHost, models: Sequence[str] = (), all_models: bool = False,
     if not models and not all_models:
         raise ConfigError("Name at least one model or pass --all (see 'genbench list').")
     chosen = list(reg.models) if all_models else [reg.model(m) for m in dict.fromkeys(models)]
+    if all_models and not baselines:
+        chosen = [m for m in chosen if m.family != "baseline"]
     task_specs = [reg.dataset(t) for t in dict.fromkeys(tasks)] if tasks else list(reg.datasets)
-    if baselines and not all_models:
-        chosen += [m for m in reg.models if m.family == "baseline" and m not in chosen]
     jobs: list[PlannedJob] = []
     for task in task_specs:
-        for model in chosen:
-            if task.kind in model.tasks:
+        here = [m for m in chosen if task.kind in m.tasks]
+        if baselines and not all_models and any(m.family != "baseline" for m in here):
+            # reference rows beside the named models, on the tasks they run on
+            here += [m for m in reg.models if m.family == "baseline" and task.kind in m.tasks and m not in here]
+        for model in chosen + [m for m in here if m not in chosen]:
+            if model in here:
                 jobs.append(PlannedJob(model, task))
             elif tasks and model.name in models:
                 jobs.append(PlannedJob(model, task, f"model supports {', '.join(model.tasks)} tasks; "
@@ -102,7 +107,8 @@ def _now() -> str:
 def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] = (),  # noqa: A002 - mirrors --all
         profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, device: str = "auto",
         data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
-        baselines: bool = True, timing: bool = True, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+        baselines: bool = True, timing: bool = True, text_file: str | Path | None = None,
+        train_threads: int = 1, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
@@ -115,6 +121,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     echo = echo or (lambda s: None)
     config = RunConfig(profile=profile, seed=seed, device=device, steps=steps,
                        data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
+                       text_file=Path(text_file) if text_file else None, train_threads=train_threads,
                        **({"threads": threads} if threads else {}))
     prof = get_profile(profile)
     host = host or make_plugin_manager()
@@ -141,10 +148,11 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
         state = job.skip_reason or _task_state(task_states, job.task, config, explicit=bool(tasks))
-        if isinstance(state, str):
-            jr = JobResult(**head, status="skipped", reason=state)
-            echo_skip = state not in told
-            told.add(state)
+        if isinstance(state, (str, JobError)):
+            jr = (JobResult(**head, status="skipped", reason=state) if isinstance(state, str)
+                  else JobResult(**head, status="failed", error=state))
+            echo_skip = str(state) not in told
+            told.add(str(state))
         else:
             with JobProgress(f"{job.model.name} on {job.task.name}") as progress:
                 jr = run_job(job.model, state, config, prof, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
@@ -169,12 +177,17 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
     if task.name not in cache:
         try:
             loader = load_object(task.loader, owner=f"task '{task.name}'")
-            dataset = loader(config.data_dir, config.seed)
+            options = {"text_file": config.text_file} if config.text_file else {}
+            accepted = inspect.signature(loader).parameters
+            dataset = loader(config.data_dir, config.seed, **{k: v for k, v in options.items() if k in accepted})
             cache[task.name] = TaskState(dataset, extractor_for_task(task.name), {})
         except DataUnavailableError as exc:
             if explicit:
                 raise
             cache[task.name] = f"data not available: {exc}"
+        except Exception as exc:  # noqa: BLE001 - bad data fails the task's jobs, not the run
+            message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
+            cache[task.name] = JobError("data", type(exc).__name__, message.strip().splitlines()[0])
     return cache[task.name]
 
 
@@ -183,6 +196,8 @@ def _job_line(j: JobResult) -> str:
         q = ", ".join(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else "")
                       for k, v in j.quality.items() if v.value is not None)
         return f"  ok      {j.model} on {j.task}: {q or 'no quality metric'} ({j.seconds:.1f} s)"
+    if j.status == "failed" and j.error and j.error.phase == "data":
+        return f"  FAILED  jobs on {j.task}: {j.error.message}"
     if j.status == "failed" and j.error:
         return f"  FAILED  {j.model} on {j.task} in {j.error.phase}: {j.error.message}"
     if j.reason and j.reason.startswith("data not available"):

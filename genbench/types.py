@@ -367,6 +367,8 @@ class PerfRecord(_Serializable):
     background_cpu_cores: float | None = None
     noisy: bool = False
     graph: str = "sample"
+    scenario: str = "forward"  # forward: one graph run per call; sampling: a whole autoregressive loop per call
+    unit: str = "items/s"  # of throughput_per_s: items (samples, sequences) or tokens per second
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # fakes.py is imported by lazy "
 
 @pytest.fixture
 def fake_host():
-    from fakes import FakePlugin
+    from fakes import FakePlugin, TextPlugin
 
     from genbench.plugins import make_plugin_manager
 
-    return make_plugin_manager(extra_plugins=[("fakes", FakePlugin)], entry_points=False)
+    return make_plugin_manager(extra_plugins=[("fakes", FakePlugin), ("text-fakes", TextPlugin)], entry_points=False)

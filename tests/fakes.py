@@ -182,3 +182,76 @@ class WrongShapeElboModel(TinyElboModel):
 
 FAKES.update({"tiny-elbo": "TinyElboModel", "tiny-elbo-positive": "PositiveElboModel",
               "tiny-elbo-shape": "WrongShapeElboModel"})
+
+
+# --------------------------------------------------------------------------- logits graphs (text)
+
+
+def write_logits_graph(path: Path, vocab: int = 256, positions: int | None = None) -> None:
+    """tokens [B, T] → zero logits [B, T, vocab] (a uniform model); with ``positions``, also adds a row of a
+    [positions, vocab] zero table per position, so the graph fails for T > positions."""
+    inits = [numpy_helper.from_array(np.zeros(vocab, np.float32), "ZEROS"),
+             numpy_helper.from_array(np.array([-1], np.int64), "LAST")]
+    nodes = [helper.make_node("Cast", ["tokens"], ["tf"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["tf", "LAST"], ["tu"]),
+             helper.make_node("Mul", ["tu", "ZEROS"], ["z" if positions else "logits"])]
+    if positions:
+        inits += [numpy_helper.from_array(np.zeros((positions, vocab), np.float32), "POS"),
+                  numpy_helper.from_array(np.array(1, np.int64), "ONE_I"),
+                  numpy_helper.from_array(np.array(0, np.int64), "ZERO_I")]
+        nodes += [helper.make_node("Shape", ["tokens"], ["shp"]),
+                  helper.make_node("Gather", ["shp", "ONE_I"], ["seq"], axis=0),
+                  helper.make_node("Range", ["ZERO_I", "seq", "ONE_I"], ["idx"]),
+                  helper.make_node("Gather", ["POS", "idx"], ["pos"], axis=0),
+                  helper.make_node("Add", ["z", "pos"], ["logits"])]
+    graph = helper.make_graph(nodes, "uniform", [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", vocab])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+
+
+class TorchUniform(torch.nn.Module):
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, tokens):
+        return torch.zeros(*tokens.shape, self.vocab)
+
+
+class UniformTextModel(GenerativeModel):
+    vocab = 256
+    positions = None
+    context = 64
+
+    def train(self, data, config, progress):
+        return TrainSummary(steps=0, seconds=0.0)
+
+    def export_onnx(self, directory):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_logits_graph(directory / "logits.onnx", self.vocab, self.positions)
+        return OnnxBundle(directory, (GraphSpec(
+            "logits", "logits.onnx", (TensorSpec("tokens", ("batch", "seq"), dtype="int64", source="tokens", vocab=256),),
+            (TensorSpec("logits", ("batch", "seq", self.vocab)),), attrs={"context_length": self.context}),))
+
+    def torch_module(self, role):
+        return TorchUniform(self.vocab).eval()
+
+
+class WrongVocabTextModel(UniformTextModel):
+    vocab = 300
+
+
+class ShortContextTextModel(UniformTextModel):
+    positions = 16  # declares 64, supports 16
+
+
+class TextPlugin:
+    @staticmethod
+    @genbench.hookimpl
+    def genbench_register_models(register):
+        for name, cls in {"text-uniform": "UniformTextModel", "text-wrong-vocab": "WrongVocabTextModel",
+                          "text-short-context": "ShortContextTextModel"}.items():
+            register(ModelSpec(name, "test", ("text",), f"fakes:{cls}", f"test model {name}"))

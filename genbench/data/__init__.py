@@ -11,7 +11,13 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class TrainingData:
-    """What a plugin sees: the training split only (``x``: float32 ``[N, *shape]``)."""
+    """What a plugin sees: the training split only.
+
+    * ``kind == "image"``: ``x`` is float32 ``[N, *shape]`` with values in ``value_range``; ``levels`` is the
+      number of distinct, evenly spaced values the pixels take (17 for ``digits``, 256 for ``mnist``), so a
+      model over discrete pixels uses tokens ``round(x · (levels − 1))``.
+    * ``kind == "text"``: ``x`` is the training corpus as one uint8 array of bytes; ``vocab`` is 256.
+    """
 
     task: str
     kind: str
@@ -19,6 +25,8 @@ class TrainingData:
     x: np.ndarray
     labels: np.ndarray | None
     value_range: tuple[float, float] = (0.0, 1.0)
+    levels: int | None = None
+    vocab: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,23 +43,26 @@ class Dataset:
     value_range: tuple[float, float] = (0.0, 1.0)
     num_classes: int | None = None
     source: str = ""
+    levels: int | None = None
+    vocab: int | None = None
 
     @property
     def sha256(self) -> str:
         """Hash of both splits in order: names the exact data a number was computed on."""
         h = hashlib.sha256()
         for a in (self.train_x, self.test_x):
-            h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+            h.update(np.ascontiguousarray(a, dtype=np.uint8 if self.kind == "text" else np.float32).tobytes())
         return h.hexdigest()
 
     def training_data(self) -> TrainingData:
         x = self.train_x.copy()
         x.setflags(write=False)
-        return TrainingData(self.name, self.kind, self.shape, x, self.train_y, self.value_range)
+        return TrainingData(self.name, self.kind, self.shape, x, self.train_y, self.value_range, self.levels, self.vocab)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "shape": list(self.shape), "n_train": len(self.train_x),
-                "n_test": len(self.test_x), "sha256": self.sha256, "source": self.source}
+                "n_test": len(self.test_x), "sha256": self.sha256, "source": self.source, "levels": self.levels,
+                "vocab": self.vocab}
 
 
 __all__ = ["Dataset", "TrainingData"]

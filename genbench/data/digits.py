@@ -26,5 +26,5 @@ def load_digits(data_dir: Path | None = None, seed: int = 0) -> Dataset:
     return Dataset(
         name="digits", kind="image", shape=(1, 8, 8), train_x=np.ascontiguousarray(train_x),
         test_x=np.ascontiguousarray(test_x), train_y=train_y, test_y=test_y, num_classes=10,
-        source="sklearn.datasets.load_digits (UCI optdigits test set, 8x8, values 0-16)",
+        source="sklearn.datasets.load_digits (UCI optdigits test set, 8x8, values 0-16)", levels=17,
     )

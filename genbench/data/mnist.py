@@ -95,5 +95,5 @@ def load_mnist(data_dir: Path | None = None, seed: int = 0) -> Dataset:
     return Dataset(
         name="mnist", kind="image", shape=(1, h, w), train_x=scale(arrays["train_x"]), test_x=scale(arrays["test_x"]),
         train_y=arrays["train_y"].astype(np.int64), test_y=arrays["test_y"].astype(np.int64), num_classes=10,
-        source=f"MNIST IDX files in {files['train_x'].parent}",
+        source=f"MNIST IDX files in {files['train_x'].parent}", levels=256,
     )

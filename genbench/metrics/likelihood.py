@@ -2,36 +2,99 @@
 
 * role ``elbo``: per-example lower bounds on log p(x) (the ELBO, or the IWAE bound with k importance
   samples), so the NLL reported is an **upper bound**;
-* role ``logits`` (autoregressive models): exact log-likelihoods.
+* role ``logits`` (autoregressive models): exact log-likelihoods, from ``log_softmax`` of the logits
+  (computed in float64 by genbench, not by the graph).
 
-Reported per example in nats (``nll``) and per dimension in bits (``bpd`` = NLL / (D · ln 2)), each
-with its standard error over the held-out examples, and the data preparation they depend on.
+Images: ``nll`` (nats per example) and ``bpd`` (NLL / (D · ln 2)). Text: ``bpb`` (bits per byte) and
+``ppl`` (perplexity per byte, exp of the mean cross-entropy in nats). Each carries its standard error and
+the settings it depends on (bound, importance samples, data preparation, windowing).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import BundleError
-from ..runtime import BINARIZE_SEED, draw_input, prepare_data
+from ..runtime import BINARIZE_SEED, draw_input, prepare_data, quantize
+from ..runtime.sampler import LogitsFn, ort_logits_fn
 from ..runtime.validate import check_role_values
 from ..types import MetricValue
 from . import Metric, QualityContext
 
 EVAL_BATCH = 250
+TEXT_BATCH = 32
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """−log softmax(logits)[target] in nats, float64, for ``logits [..., V]`` and integer ``targets [...]``."""
+    z = np.asarray(logits, dtype=np.float64)
+    m = z.max(-1, keepdims=True)
+    lse = m[..., 0] + np.log(np.exp(z - m).sum(-1))
+    return lse - np.take_along_axis(z, np.asarray(targets)[..., None].astype(np.int64), -1)[..., 0]
+
+
+def text_windows(stream: np.ndarray, context: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Disjoint windows: inputs ``stream[i : i+T]``, targets ``stream[i+1 : i+T+1]``, i = 0, T, 2T, ...
+
+    Every byte after the first is predicted exactly once; the last window may be shorter.
+    """
+    n = len(stream)
+    if n < 2:
+        raise BundleError(f"The held-out text has {n} bytes; at least 2 are needed to predict one.")
+    return [(stream[i:min(i + context, n - 1)], stream[i + 1:min(i + context, n - 1) + 1]) for i in range(0, n - 1, context)]
+
+
+def text_cross_entropy(logits_fn: LogitsFn, stream: np.ndarray, context: int, vocab: int,
+                       batch: int = TEXT_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """Per-byte cross-entropy (nats) over disjoint windows, and the window each byte belongs to."""
+    windows = text_windows(np.asarray(stream, dtype=np.int64), context)
+    ces: list[np.ndarray] = []
+    full = [w for w in windows if len(w[0]) == context]
+    rest = [w for w in windows if len(w[0]) != context]
+    for start in range(0, len(full), batch):
+        x = np.stack([w[0] for w in full[start:start + batch]])
+        y = np.stack([w[1] for w in full[start:start + batch]])
+        ces.extend(_ce_checked(logits_fn, x, y, vocab))
+    for x, y in rest:
+        ces.extend(_ce_checked(logits_fn, x[None], y[None], vocab))
+    window_id = np.concatenate([np.full(len(c), i) for i, c in enumerate(ces)])
+    return np.concatenate(ces), window_id
+
+
+def _ce_checked(logits_fn: LogitsFn, x: np.ndarray, y: np.ndarray, vocab: int) -> list[np.ndarray]:
+    logits = logits_fn(np.ascontiguousarray(x))
+    if logits.shape != (*x.shape, vocab):
+        raise BundleError(f"Graph 'logits' returned shape {list(logits.shape)} for tokens {list(x.shape)}; "
+                          f"expected [{x.shape[0]}, {x.shape[1]}, {vocab}].")
+    if not np.all(np.isfinite(logits)):
+        raise BundleError("Graph 'logits' returned non-finite logits on the held-out data.")
+    return list(cross_entropy(logits, y))
+
+
+def image_nll(logits_fn: LogitsFn, tokens: np.ndarray, bos: int, levels: int, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Exact NLL (nats) per image from pixel tokens ``[N, D]``: inputs ``[bos, x_0 .. x_{D-2}]``."""
+    out = []
+    for start in range(0, len(tokens), batch):
+        y = tokens[start:start + batch]
+        x = np.concatenate([np.full((len(y), 1), bos, np.int64), y[:, :-1]], axis=1)
+        out.append(np.stack(_ce_checked(logits_fn, x, y, levels)).sum(-1))
+    return np.concatenate(out)
 
 
 def per_example_nll(ctx: QualityContext) -> dict[str, Any] | None:
-    """NLL (nats) of every held-out example, computed once per job and shared by ``nll`` and ``bpd``."""
-    if "nll" in ctx.job_cache:
-        return ctx.job_cache["nll"]
-    roles = [g.role for g in ctx.bundle.graphs] if ctx.bundle else []
-    if "elbo" not in roles:
-        ctx.job_cache["nll"] = None
-        return None
+    """The job's held-out NLLs, computed once and shared by the likelihood metrics."""
+    if "nll" not in ctx.job_cache:
+        roles = [g.role for g in ctx.bundle.graphs] if ctx.bundle else []
+        compute: Callable[[QualityContext], dict[str, Any]] | None = (
+            _from_elbo if "elbo" in roles else _from_logits if "logits" in roles else None)
+        ctx.job_cache["nll"] = compute(ctx) if compute else None
+    return ctx.job_cache["nll"]
+
+
+def _from_elbo(ctx: QualityContext) -> dict[str, Any]:
     graph = ctx.bundle.graph("elbo")
     session = ctx.session("elbo")
     x = prepare_data(graph, ctx.dataset.test_x)
@@ -51,26 +114,52 @@ def per_example_nll(ctx: QualityContext) -> dict[str, Any] | None:
             raise BundleError("Graph 'elbo' returned non-finite log-likelihood bounds on the held-out split.")
         check_role_values(graph, [ll])
         chunks.append(-ll.astype(np.float64))
-    nll = np.concatenate(chunks)
     data = graph.attrs.get("data", "continuous")
     k = int(graph.attrs.get("importance_samples", 1))
-    result = {
-        "nll": nll, "dims": int(math.prod(ctx.dataset.shape)),
-        "params": {"graph": "elbo", "bound": "ELBO" if k == 1 else "IWAE", "importance_samples": k,
-                   "data": data + (f" (Bernoulli(x), seed {BINARIZE_SEED})" if data == "binarized" else ""),
-                   "split": "test"},
-        "note": "upper bound on the held-out NLL (-" + ("ELBO" if k == 1 else f"IWAE, k={k}") + ")",
-    }
-    ctx.job_cache["nll"] = result
-    return result
+    bound = "ELBO" if k == 1 else "IWAE"
+    return {"nll": np.concatenate(chunks), "groups": None, "dims": int(math.prod(ctx.dataset.shape)),
+            "params": {"graph": "elbo", "bound": bound, "importance_samples": k, "split": "test",
+                       "data": data + (f" (Bernoulli(x), seed {BINARIZE_SEED})" if data == "binarized" else "")},
+            "note": f"upper bound on the held-out NLL (-{bound}" + (f", k={k})" if k > 1 else ")")}
 
 
-def _stderr(v: np.ndarray) -> float | None:
+def _from_logits(ctx: QualityContext) -> dict[str, Any]:
+    graph = ctx.bundle.graph("logits")
+    fn = ort_logits_fn(ctx.session("logits"), graph.inputs[0].name, graph.outputs[0].name)
+    context = int(graph.attrs["context_length"])
+    vocab = int(graph.outputs[0].shape[-1])
+    if ctx.dataset.kind == "text":
+        ce, window = text_cross_entropy(fn, ctx.dataset.test_x, context, vocab)
+        return {"nll": ce, "groups": window, "dims": 1,
+                "params": {"graph": "logits", "bound": "exact", "split": "test", "context_length": context,
+                           "windows": f"disjoint windows of {context} bytes; every held-out byte after the first "
+                                      f"predicted exactly once ({len(ce):,} bytes, {window[-1] + 1} windows)"},
+                "note": "exact cross-entropy per byte, log_softmax in float64"}
+    levels = int(graph.attrs["levels"])
+    tokens = quantize(ctx.dataset.test_x, levels).reshape(len(ctx.dataset.test_x), -1)
+    nll = image_nll(fn, tokens, int(graph.attrs["bos"]), levels)
+    return {"nll": nll, "groups": None, "dims": tokens.shape[1],
+            "params": {"graph": "logits", "bound": "exact", "split": "test",
+                       "data": f"quantized to {levels} levels (round(x * {levels - 1}))"},
+            "note": "exact NLL of the quantized pixels (an autoregressive model)"}
+
+
+def _stderr(v: np.ndarray, groups: np.ndarray | None = None) -> float | None:
+    """Standard error of the mean of ``v``; for grouped values (bytes of a window, which are correlated)
+    over the group means, weighted by group size."""
+    if groups is not None:
+        sizes = np.bincount(groups)
+        means = np.bincount(groups, weights=v) / np.maximum(sizes, 1)
+        if len(sizes) < 2:
+            return None
+        w = sizes / sizes.sum()
+        mean = float((w * means).sum())
+        return float(math.sqrt((w**2 * (means - mean) ** 2).sum() * len(sizes) / (len(sizes) - 1)))
     return float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
 
 
 class NegativeLogLikelihood(Metric):
-    """Mean held-out NLL in nats per example (an upper bound when it comes from an ``elbo`` graph)."""
+    """Images: mean held-out NLL in nats per example (an upper bound when it comes from an ``elbo`` graph)."""
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         r = per_example_nll(ctx)
@@ -81,17 +170,33 @@ class NegativeLogLikelihood(Metric):
 
 
 class BitsPerDim(Metric):
-    """Mean held-out NLL in bits per dimension: NLL / (D · ln 2)."""
+    """Images: NLL / (D · ln 2). Text: bits per byte (the same formula with D = 1 per byte)."""
+
+    def __init__(self, unit: str = "bits/dim"):
+        self.unit = unit
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         r = per_example_nll(ctx)
         if r is None:
             return None
         scale = 1.0 / (r["dims"] * math.log(2.0))
-        se = _stderr(r["nll"])
-        return MetricValue(value=float(r["nll"].mean() * scale), unit="bits/dim", higher_is_better=False,
+        se = _stderr(r["nll"], r["groups"])
+        return MetricValue(value=float(r["nll"].mean() * scale), unit=self.unit, higher_is_better=False,
                            n=len(r["nll"]), stderr=None if se is None else se * scale,
                            params={**r["params"], "dims": r["dims"]}, note=r["note"])
+
+
+class Perplexity(Metric):
+    """Text: exp(mean cross-entropy per byte, nats); a uniform model over V bytes scores exactly V."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        r = per_example_nll(ctx)
+        if r is None:
+            return None
+        ppl = float(np.exp(r["nll"].mean()))
+        se = _stderr(r["nll"], r["groups"])
+        return MetricValue(value=ppl, unit="", higher_is_better=False, n=len(r["nll"]),
+                           stderr=None if se is None else ppl * se, params=r["params"], note=r["note"])
 
 
 def make_nll() -> Metric:
@@ -99,4 +204,12 @@ def make_nll() -> Metric:
 
 
 def make_bpd() -> Metric:
-    return BitsPerDim()
+    return BitsPerDim("bits/dim")
+
+
+def make_bpb() -> Metric:
+    return BitsPerDim("bits/byte")
+
+
+def make_ppl() -> Metric:
+    return Perplexity()

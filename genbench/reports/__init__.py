@@ -11,9 +11,9 @@ def arrow(higher_is_better: bool) -> str:
     return "↑" if higher_is_better else "↓"
 
 
-def perf_summary(job: JobResult, graph: str = "sample") -> dict[str, Any]:
-    """Headline speed figures of one job: ORT and torch latency at batch 1, best throughput, their ratios."""
-    recs = [p for p in job.performance if p.graph == graph]
+def perf_summary(job: JobResult, graph: str = "sample", scenario: str = "forward") -> dict[str, Any]:
+    """Headline speed figures of one job's graph: ORT and torch latency at batch 1, best throughput, ratios."""
+    recs = [p for p in job.performance if p.graph == graph and p.scenario == scenario]
 
     def pick(runtime: str) -> tuple[PerfRecord | None, PerfRecord | None]:
         mine = [p for p in recs if p.runtime == runtime]
@@ -31,6 +31,7 @@ def perf_summary(job: JobResult, graph: str = "sample") -> dict[str, Any]:
         "ort_best_batch": ortbest.batch_size if ortbest else None,
         "torch_best_throughput": ptbest.throughput_per_s if ptbest else None,
         "torch_best_batch": ptbest.batch_size if ptbest else None,
+        "unit": recs[0].unit if recs else None,
         "valid": all(p.valid for p in recs) if recs else None,
         "noisy": any(p.noisy for p in recs) if recs else None,
     }

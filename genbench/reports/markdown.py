@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..results import atomic_write_text
@@ -29,7 +30,7 @@ def _sort_key(job: JobResult, metric: str | None):
     return (status, 0, -mv.value if mv.higher_is_better else mv.value, job.model)
 
 
-def render(run: RunResult) -> str:
+def render(run: RunResult, run_dir: Path | None = None) -> str:
     env = run.environment
     lines = [
         f"# genbench run {run.run_id}", "",
@@ -51,7 +52,7 @@ def render(run: RunResult) -> str:
         if all(j.status == "skipped" for j in jobs) and len(reasons) == 1:
             lines += [f"All {len(jobs)} jobs skipped: {_esc(reasons.pop())}", ""]
             continue
-        lines += _quality_table(jobs) + _speed_table(jobs) + _grids(jobs, task)
+        lines += _quality_table(jobs) + _speed_table(jobs) + _grids(jobs, task, run_dir)
     lines += ["Arrows give each column's better direction. Timings: ONNX Runtime and PyTorch eager interleaved in one "
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
@@ -107,33 +108,40 @@ def _quality_table(jobs: list[JobResult]) -> list[str]:
 def _speed_table(jobs: list[JobResult]) -> list[str]:
     rows = []
     for j in jobs:
-        for graph in dict.fromkeys(p.graph for p in j.performance):
-            p = perf_summary(j, graph)
+        for graph, scenario in dict.fromkeys((p.graph, p.scenario) for p in j.performance):
+            p = perf_summary(j, graph, scenario)
             valid = "yes" if p["valid"] else "no"
-            rows.append([f"`{_esc(j.model)}`", graph, _num(p["ort_p50_ms_b1"], "{:.3f}"), _num(p["torch_p50_ms_b1"], "{:.3f}"),
+            what = graph if scenario == "forward" else f"{graph}: sampling loop, {p['unit']}"
+            rows.append([f"`{_esc(j.model)}`", _esc(what), _num(p["ort_p50_ms_b1"], "{:.3f}"), _num(p["torch_p50_ms_b1"], "{:.3f}"),
                          _num(p.get("latency_speedup_b1"), "{:.2f}×"),
                          _num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{p['ort_best_batch']})" if p["ort_best_batch"] else ""),
                          _num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{p['torch_best_batch']})" if p["torch_best_batch"] else ""),
                          _num(p.get("throughput_ratio_best"), "{:.2f}×"), valid + (" (noisy)" if p["noisy"] else "")])
     if not rows:
         return []
-    head = ["model", "graph", "ORT p50 ms @b1 ↓", "torch p50 ms @b1 ↓", "ORT/torch latency ↑", "ORT best items/s ↑",
-            "torch best items/s ↑", "ORT/torch throughput ↑", "timing valid"]
+    head = ["model", "graph", "ORT p50 ms @b1 ↓", "torch p50 ms @b1 ↓", "ORT/torch latency ↑", "ORT best /s ↑",
+            "torch best /s ↑", "ORT/torch throughput ↑", "timing valid"]
     return ["### Speed (ONNX Runtime against PyTorch eager)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
         ["| " + " | ".join(r) + " |" for r in rows] + [""]
 
 
-def _grids(jobs: list[JobResult], task: str) -> list[str]:
+def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> list[str]:
     grids = [(j, j.files.get("samples_png")) for j in jobs if j.files.get("samples_png")]
-    if not grids:
+    texts = [(j, j.files.get("samples_txt")) for j in jobs if j.files.get("samples_txt")]
+    if not grids and not texts:
         return []
-    lines = ["### Samples (drawn from the exported ONNX graph)", ""]
+    lines = ["### Samples (drawn by genbench from the exported ONNX graph)", ""]
     for j, png in grids:
         lines += [f"**{_esc(j.model)}**  ", f"![samples of {_esc(j.model)} on {_esc(task)}]({png})", ""]
+    for j, txt in texts:
+        path = (run_dir / txt) if run_dir else None
+        body = path.read_text(encoding="utf-8", errors="replace")[:1500] if path and path.is_file() else ""
+        fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", body)), default=0))
+        lines += [f"**{_esc(j.model)}** ([{txt}]({txt}))", "", fence + "text", body, fence, ""]
     return lines
 
 
 def write(run: RunResult, directory: Path) -> Path:
     path = Path(directory) / "report.md"
-    atomic_write_text(path, render(run))
+    atomic_write_text(path, render(run, Path(directory)))
     return path

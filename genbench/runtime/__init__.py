@@ -38,7 +38,7 @@ def make_session(path: str | Path | bytes, device: str = "cpu", threads: int | N
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # genbench reports failures itself, as one line
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -54,6 +54,11 @@ def binarize(x: np.ndarray) -> np.ndarray:
     """Stochastic binarisation with a fixed seed: each value x ∈ [0, 1] becomes 1 with probability x."""
     rng = np.random.default_rng(BINARIZE_SEED)
     return (rng.random(x.shape) < x).astype(np.float32)
+
+
+def quantize(x: np.ndarray, levels: int) -> np.ndarray:
+    """Pixel tokens ``round(x · (levels − 1))`` (int64) of values in [0, 1]."""
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) * (levels - 1)), 0, levels - 1).astype(np.int64)
 
 
 def prepare_data(graph: GraphSpec, data: np.ndarray | None) -> np.ndarray | None:

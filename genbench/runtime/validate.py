@@ -98,8 +98,10 @@ def check_outputs(role: str, outputs: list[np.ndarray], specs: tuple[TensorSpec,
             raise BundleError(f"Graph '{role}' output '{s.name}' reaches {float(out.max()):.4g}, above its declared high {s.high}.")
 
 
-def check_role_contract(graph: GraphSpec) -> None:
-    """What each role promises beyond its own spec (DESIGN.md §3)."""
+def check_role_contract(graph: GraphSpec, dataset: Any = None) -> None:
+    """What each role promises beyond its own spec (DESIGN.md §3), and that it fits the task's data."""
+    if graph.role == "logits":
+        _check_logits_contract(graph, dataset)
     if graph.role == "elbo":
         out = graph.outputs[0]
         if tuple(out.shape) != ("batch",) and not (len(out.shape) == 1 and isinstance(out.shape[0], str)):
@@ -110,6 +112,47 @@ def check_role_contract(graph: GraphSpec) -> None:
         k = graph.attrs.get("importance_samples", 1)
         if not isinstance(k, int) or k < 1:
             raise BundleError(f"Graph 'elbo': attrs['importance_samples'] must be a positive int, got {k!r}.")
+
+
+def _check_logits_contract(graph: GraphSpec, dataset: Any) -> None:
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise BundleError("Graph 'logits' must have one input (tokens [batch, seq]) and one output (logits [batch, seq, V]).")
+    tok, out = graph.inputs[0], graph.outputs[0]
+    if tok.source != "tokens" or tok.dtype != "int64" or len(tok.shape) != 2 or not all(isinstance(d, str) for d in tok.shape):
+        raise BundleError(f"Graph 'logits' input '{tok.name}' must be int64 tokens with two symbolic axes "
+                          f"[batch, seq] and source 'tokens'; it is {tok.dtype} {_shape(tok.shape)} from {tok.source!r}.")
+    if len(out.shape) != 3 or tuple(out.shape[:2]) != tuple(tok.shape) or not isinstance(out.shape[2], int):
+        raise BundleError(f"Graph 'logits' output '{out.name}' is declared {_shape(out.shape)}; it must be "
+                          f"[{tok.shape[0]}, {tok.shape[1]}, V] with a fixed vocabulary size V.")
+    context = graph.attrs.get("context_length")
+    if not isinstance(context, int) or context < 1:
+        raise BundleError("Graph 'logits' needs attrs['context_length']: the longest token sequence it takes (int).")
+    if dataset is None:
+        return
+    vocab = out.shape[2]
+    if dataset.kind == "text" and vocab != dataset.vocab:
+        raise BundleError(f"Graph 'logits' predicts {vocab} values per position; task '{dataset.name}' has a "
+                          f"vocabulary of {dataset.vocab} (bytes).")
+    if dataset.kind == "text" and tok.vocab is not None and tok.vocab > dataset.vocab:
+        raise BundleError(f"Graph 'logits' takes tokens below {tok.vocab}; task '{dataset.name}' has {dataset.vocab}.")
+    if dataset.kind == "image":
+        levels, bos = graph.attrs.get("levels"), graph.attrs.get("bos")
+        dims = int(np.prod(dataset.shape))
+        if levels != dataset.levels or vocab != dataset.levels:
+            raise BundleError(f"Graph 'logits' models {vocab} values per pixel (attrs levels={levels!r}); task "
+                              f"'{dataset.name}' has {dataset.levels} levels.")
+        if bos != levels or tok.vocab != levels + 1:
+            raise BundleError(f"Graph 'logits' for images needs attrs['bos'] == levels ({levels}) and input vocab "
+                              f"levels + 1; got bos={bos!r}, vocab={tok.vocab!r}.")
+        if context < dims:
+            raise BundleError(f"Graph 'logits' has context_length {context}, shorter than the {dims} pixels of a "
+                              f"'{dataset.name}' image.")
+
+
+def logits_check_sizes(graph: GraphSpec) -> list[tuple[int, int]]:
+    """(batch, seq) pairs a logits graph is run at: short, medium and its full declared context."""
+    t = int(graph.attrs["context_length"])
+    return [(1, min(5, t)), (3, min(16, t)), (8, t)]
 
 
 def check_role_values(graph: GraphSpec, outputs: list[np.ndarray]) -> None:
@@ -123,10 +166,11 @@ def check_role_values(graph: GraphSpec, outputs: list[np.ndarray]) -> None:
 
 def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, device: str = "cpu",
                     data: np.ndarray | None = None, seed: int = 0, required_roles: tuple[str, ...] = (),
-                    max_bytes: int = MAX_GRAPH_BYTES) -> dict[str, dict[str, Any]]:
+                    max_bytes: int = MAX_GRAPH_BYTES, dataset: Any = None) -> dict[str, dict[str, Any]]:
     """Check every graph of ``bundle``; return the ``export`` section of the job result.
 
-    Raises :class:`BundleError` naming the graph and what is wrong.
+    ``dataset`` (a :class:`genbench.data.Dataset`) also checks that the graphs fit the task (vocabulary,
+    pixel levels, context). Raises :class:`BundleError` naming the graph and what is wrong.
     """
     import torch
 
@@ -141,22 +185,32 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, d
                           "genbench draws the samples it scores from one of them.")
     report: dict[str, dict[str, Any]] = {}
     for graph in bundle.graphs:
-        check_role_contract(graph)
+        check_role_contract(graph, dataset)
         path = graph_path(bundle, graph)
         proto = check_graph_file(path, graph, max_bytes)
         session = make_session(path, device)
         rng = np.random.default_rng(seed)
         graph_data = prepare_data(graph, data)
-        for b in CHECK_BATCH_SIZES:
-            feeds = draw_inputs(graph, b, rng, graph_data)
+        if graph.role == "logits":
+            seq_axis = graph.inputs[0].shape[1]
+            checks = [(b, {seq_axis: t}) for b, t in logits_check_sizes(graph)]
+        else:
+            checks = [(b, {}) for b in CHECK_BATCH_SIZES]
+        for b, extra in checks:
+            feeds = draw_inputs(graph, b, rng, graph_data, extra)
             try:
                 outs = session.run([s.name for s in graph.outputs], feeds)
             except Exception as exc:  # noqa: BLE001
-                raise BundleError(f"Graph '{graph.role}' fails in ONNX Runtime at batch {b}: "
-                                  f"{str(exc).splitlines()[0]}") from exc
+                where = f"batch {b}"
+                if graph.role == "logits":
+                    where += f" and sequence length {list(extra.values())[0]}"
+                    if list(extra.values())[0] == graph.attrs["context_length"]:
+                        where += " (its declared context_length)"
+                raise BundleError(f"Graph '{graph.role}' fails in ONNX Runtime at {where}: {_ort_message(exc)}") from exc
             check_outputs(graph.role, outs, graph.outputs, {"batch": b, **_sizes(graph, feeds)})
             check_role_values(graph, outs)
-        feeds = draw_inputs(graph, PARITY_BATCH, np.random.default_rng(seed + 1), graph_data)
+        parity_extra = checks[-1][1]
+        feeds = draw_inputs(graph, PARITY_BATCH, np.random.default_rng(seed + 1), graph_data, parity_extra)
         ort_outs = session.run([s.name for s in graph.outputs], feeds)
         module = torch_module(graph.role)
         with torch.inference_mode():
@@ -177,10 +231,17 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, d
         report[graph.role] = {
             "path": str(path), "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None),
-            "parity_max_abs_diff": diff, "parity_tolerance": tol, "checked_batch_sizes": list(CHECK_BATCH_SIZES),
+            "parity_max_abs_diff": diff, "parity_tolerance": tol, "checked_batch_sizes": [b for b, _ in checks],
             "providers": session.get_providers(),
         }
     return report
+
+
+def _ort_message(exc: Exception) -> str:
+    """The useful part of an ONNX Runtime error, on one line."""
+    text = " ".join(str(exc).split())
+    text = text.split("Status Message:", 1)[-1].strip()
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _sizes(graph: GraphSpec, feeds: dict[str, np.ndarray]) -> dict[str, int]:
