@@ -56,6 +56,9 @@ class RunConfig:
     #: torch threads while a plugin trains. 1 by default: small models train as fast on one thread, and
     #: multi-threaded torch slows down many-fold when anything else shares a small machine.
     train_threads: int = 1
+    #: seconds a job may take before its process is killed (None: no limit); ``executor`` is process or inline
+    timeout: float | None = 3600.0
+    executor: str = "process"
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -63,6 +66,10 @@ class RunConfig:
             raise ConfigError(f"Invalid --steps {self.steps}: use 0 (untrained) or a positive number.")
         if self.threads < 1:
             raise ConfigError(f"Invalid --threads {self.threads}: use 1 or more.")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"Invalid --timeout {self.timeout}: use a positive number of seconds.")
+        if self.executor not in ("process", "inline"):
+            raise ConfigError(f"Invalid executor '{self.executor}': use process or inline.")
         if self.train_threads < 1:
             raise ConfigError(f"Invalid --train-threads {self.train_threads}: use 1 or more.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
@@ -74,4 +81,5 @@ class RunConfig:
         return {"profile": self.profile, "seed": self.seed, "device": self.device, "steps": self.steps,
                 "data_dir": str(self.data_dir) if self.data_dir else None, "threads": self.threads,
                 "baselines": self.baselines, "timing": self.timing,
-                "text_file": str(self.text_file) if self.text_file else None, "train_threads": self.train_threads}
+                "text_file": str(self.text_file) if self.text_file else None, "train_threads": self.train_threads,
+                "timeout": self.timeout, "executor": self.executor}

@@ -48,7 +48,8 @@ class TaskState:
 
 
 def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str, job_dir: Path,
-            metrics: list[tuple[MetricSpec, Any]], progress: Progress) -> JobResult:
+            metrics: list[tuple[MetricSpec, Any]], progress: Progress,
+            on_phase: Callable[[str], None] | None = None) -> JobResult:
     """Run one job; every failure becomes ``status: failed`` with ``error: {phase, type, message}``."""
     head = dict(model=spec.name, family=spec.family, plugin=spec.plugin, plugin_version=spec.plugin_version,
                 task=task.dataset.name, device=device)
@@ -70,6 +71,8 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         now = time.perf_counter()
         phase_seconds[phase] = now - mark
         phase, mark = name, now
+        if on_phase is not None:
+            on_phase(name)
 
     try:
         model = _instantiate(spec)

@@ -108,28 +108,27 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, device: str = "auto",
         data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
         baselines: bool = True, timing: bool = True, text_file: str | Path | None = None,
-        train_threads: int = 1, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+        train_threads: int = 1, timeout: float | None = 3600.0, executor: str = "process", reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
     Jobs that fail are recorded as ``failed`` and the run goes on; check ``result.failed``.
     """
-    from .harness import run_job
+    from .executors import JobSpec
     from .runtime import resolve_device
-    from .ui import JobProgress
 
     echo = echo or (lambda s: None)
     config = RunConfig(profile=profile, seed=seed, device=device, steps=steps,
                        data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
                        text_file=Path(text_file) if text_file else None, train_threads=train_threads,
+                       timeout=timeout, executor=executor,
                        **({"threads": threads} if threads else {}))
-    prof = get_profile(profile)
+    get_profile(profile)  # an unknown profile is an error before anything runs
     host = host or make_plugin_manager()
     for failure in host.failures:
         echo(f"warning: {failure}")
     jobs = plan(host, models, all, tasks, baselines)
     dev = resolve_device(device)
-    metric_objs = [(m, load_object(m.factory, owner=f"metric '{m.name}'")()) for m in host.registry.metrics]
 
     run_id = new_run_id()
     run_dir = Path(out) / run_id
@@ -154,9 +153,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
             echo_skip = str(state) not in told
             told.add(str(state))
         else:
-            with JobProgress(f"{job.model.name} on {job.task.name}") as progress:
-                jr = run_job(job.model, state, config, prof, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
-                             [(s, m) for s, m in metric_objs if job.task.kind in s.kinds], progress)
+            spec = JobSpec(job.model, job.task, config, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
+                           tuple(s for s in host.registry.metrics if job.task.kind in s.kinds))
+            jr = _execute(spec, config, state)
             echo_skip = True
         done.append(jr)
         result = replace(result, jobs=tuple(done))
@@ -168,6 +167,16 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     write_reports(result, run_dir, host, reporters, echo)
     echo(f"results: {run_dir / 'run.json'}")
     return result
+
+
+def _execute(spec: Any, config: RunConfig, state: Any) -> JobResult:
+    if config.executor == "inline":
+        from .executors.worker import execute
+
+        return execute(spec, task_state=state)
+    from .executors.local import run_in_process
+
+    return run_in_process(spec, config.timeout)
 
 
 def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool):

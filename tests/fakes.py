@@ -255,3 +255,38 @@ class TextPlugin:
         for name, cls in {"text-uniform": "UniformTextModel", "text-wrong-vocab": "WrongVocabTextModel",
                           "text-short-context": "ShortContextTextModel"}.items():
             register(ModelSpec(name, "test", ("text",), f"fakes:{cls}", f"test model {name}"))
+
+
+# --------------------------------------------------------------------------- hostile plugins (process isolation)
+
+
+class HangingModel(TinyModel):
+    def train(self, data, config, progress):
+        import time
+
+        time.sleep(3600)
+
+
+class ExitingModel(TinyModel):
+    def export_onnx(self, directory):
+        import os
+
+        os._exit(3)
+
+
+class SegfaultModel(TinyModel):
+    def train(self, data, config, progress):
+        import ctypes
+
+        ctypes.string_at(0)
+
+
+class SysExitModel(TinyModel):
+    def train(self, data, config, progress):
+        import sys
+
+        sys.exit("plugin called sys.exit")
+
+
+FAKES.update({"tiny-hangs": "HangingModel", "tiny-exits": "ExitingModel", "tiny-segfaults": "SegfaultModel",
+              "tiny-sys-exit": "SysExitModel"})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import linalg
 
 
@@ -37,3 +40,109 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 def frechet_distance_from_features(a: np.ndarray, b: np.ndarray) -> float:
     return frechet_distance(*gaussian_statistics(a), *gaussian_statistics(b))
+
+
+class StreamingStatistics:
+    """Mean and unbiased (``N - 1``) covariance of features that arrive in batches, in float64.
+
+    Equal to :func:`gaussian_statistics` of all the rows stacked (to round-off), while holding only
+    ``O(d²)`` memory, so 50,000 × 2,048 features never need to be in memory at once::
+
+        stats = StreamingStatistics()
+        for batch in feature_batches:          # each [b, d], any b >= 0
+            stats.update(batch)
+        mu, sigma = stats.statistics()
+
+    Each batch is folded in with the pairwise update of Chan, Golub & LeVeque (1979, "Updating
+    formulae and a pairwise algorithm for computing sample variances"): with batch count ``m``,
+    batch mean ``x̄_B`` and centred scatter ``M_B = Σ (x − x̄_B)(x − x̄_B)ᵀ``,
+
+        δ = x̄_B − x̄,   x̄ ← x̄ + δ·m/(n+m),   M ← M + M_B + δδᵀ·n·m/(n+m),   n ← n + m,
+
+    and ``Σ = M / (n − 1)``. Unlike accumulating ``Σx`` and ``Σxxᵀ``, this never subtracts two large
+    nearly equal numbers. All rows are also shifted by the first batch's mean before use: for data
+    with a large common offset (``1e6 + noise``) the shifted values are exact and the running mean
+    stays small, so its rounding does not leak into the covariance.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._shift: np.ndarray | None = None  # subtracted from every row (first batch's mean)
+        self._mean: np.ndarray | None = None  # running mean of the shifted rows
+        self._m2: np.ndarray | None = None  # Σ (x − x̄)(x − x̄)ᵀ
+
+    @property
+    def dim(self) -> int | None:
+        """Feature dimension ``d``, or ``None`` before the first non-empty batch."""
+        return None if self._shift is None else self._shift.size
+
+    def update(self, batch: ArrayLike) -> "StreamingStatistics":
+        """Fold in ``batch [b, d]`` (any float dtype, converted to float64; ``b = 0`` is a no-op)."""
+        x = np.asarray(batch, dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"batch must be [b, d], got shape {x.shape}")
+        if self._shift is not None and x.shape[1] != self._shift.size:
+            raise ValueError(f"batch has d = {x.shape[1]}, earlier batches had d = {self._shift.size}")
+        if x.shape[0] == 0:
+            return self
+        if self._shift is None:
+            d = x.shape[1]
+            self._shift, self._mean, self._m2 = x.mean(axis=0), np.zeros(d), np.zeros((d, d))
+        y = x - self._shift
+        mean_b = y.mean(axis=0)
+        yc = y - mean_b
+        self._combine(x.shape[0], mean_b, yc.T @ yc)
+        return self
+
+    def merge(self, other: "StreamingStatistics") -> "StreamingStatistics":
+        """Fold in the statistics of ``other`` (e.g. from another worker); ``other`` is unchanged."""
+        if other._shift is None:
+            return self
+        if self._shift is None:
+            self._shift, self._mean, self._m2 = other._shift.copy(), other._mean.copy(), other._m2.copy()
+            self.count = other.count
+            return self
+        if other._shift.size != self._shift.size:
+            raise ValueError(f"cannot merge d = {other._shift.size} into d = {self._shift.size}")
+        self._combine(other.count, other._mean + (other._shift - self._shift), other._m2)
+        return self
+
+    def _combine(self, m: int, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
+        n = self.count
+        total = n + m
+        delta = mean_b - self._mean
+        self._mean += delta * (m / total)
+        self._m2 += m2_b
+        if n:
+            self._m2 += np.outer(delta, delta * (n * m / total))
+        self.count = total
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean ``[d]`` of all rows seen (float64)."""
+        if self._shift is None:
+            raise ValueError("no features seen yet")
+        return self._shift + self._mean
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Unbiased covariance ``[d, d]`` (``N − 1`` normalisation, as ``np.cov``), float64."""
+        if self.count < 2:
+            raise ValueError(f"need at least 2 feature rows for a covariance, got {self.count}")
+        return (self._m2 + self._m2.T) / (2.0 * (self.count - 1))
+
+    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, covariance)``, ready for :func:`frechet_distance`."""
+        return self.mean, self.covariance
+
+
+def feature_statistics(batches: Iterable[ArrayLike]) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(mu, sigma, n)`` of the rows of all ``batches`` (each ``[b, d]``) in one streaming pass.
+
+    See :class:`StreamingStatistics`; ``sigma`` is unbiased (``n − 1``), everything float64.
+    """
+    stats = StreamingStatistics()
+    for batch in batches:
+        stats.update(batch)
+    mu, sigma = stats.statistics()
+    return mu, sigma, stats.count

@@ -1,0 +1,102 @@
+"""Run jobs one at a time on this machine, each in its own process with a time limit."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import time
+from typing import Any
+
+from ..types import JobError, JobResult
+from . import JobSpec
+
+_CONTEXT: Any = None
+STARTUP_LIMIT = 300.0
+
+
+def _context() -> Any:
+    """A forkserver that has imported torch and ONNX Runtime once (Linux); spawn elsewhere."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        if sys.platform.startswith("linux"):
+            _CONTEXT = multiprocessing.get_context("forkserver")
+            _CONTEXT.set_forkserver_preload(["genbench.executors.worker"])
+        else:  # pragma: no cover - macOS/Windows
+            _CONTEXT = multiprocessing.get_context("spawn")
+    return _CONTEXT
+
+
+def run_in_process(job: JobSpec, timeout: float | None) -> JobResult:
+    """Run ``job`` in a fresh process; a hang past ``timeout`` seconds or a dying process fails the job."""
+    from .worker import head
+
+    ctx = _context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(job, sender), name=f"genbench-job-{job.model.name}", daemon=True)
+    t0 = time.perf_counter()
+    proc.start()
+    sender.close()
+    phase, result, crash, died = "start", None, None, False
+    # The job's clock starts when its process says it is running: starting a process (the first one
+    # starts the forkserver, importing torch) is not the plugin's time.
+    deadline = t0 + STARTUP_LIMIT
+    try:
+        while True:
+            if not receiver.poll(max(0.0, deadline - time.perf_counter()) if deadline is not None else None):
+                break  # timed out
+            try:
+                kind, payload = receiver.recv()
+            except EOFError:
+                died = True  # the process ended without a result
+                break
+            if kind == "phase":
+                if phase == "start":
+                    deadline = None if timeout is None else time.perf_counter() + timeout
+                phase = payload
+            elif kind == "result":
+                result = JobResult.from_dict(payload)
+                break
+            else:
+                crash = payload
+                break
+    finally:
+        timed_out = result is None and crash is None and not died and proc.is_alive()
+        if timed_out or result is None:
+            proc.kill()
+        proc.join(10)
+        receiver.close()
+    if result is not None:
+        return result
+    seconds = time.perf_counter() - t0
+    if timed_out and phase == "start":
+        error = JobError(phase, "Timeout", f"the job's process did not start within {STARTUP_LIMIT:g} s; it was killed.")
+    elif timed_out:
+        error = JobError(phase, "Timeout", f"no result after {timeout:g} s (in phase {phase}); the job's process was "
+                                          "killed. Raise --timeout if it needs longer.")
+    elif crash is not None:
+        error = JobError(phase, "WorkerError", crash.strip().splitlines()[-1])
+    else:
+        error = JobError(phase, "ProcessDied", f"the job's process died during {phase} ({_describe_exit(proc.exitcode)}) "
+                                              "without a result")
+    (job.job_dir).mkdir(parents=True, exist_ok=True)
+    (job.job_dir / "error.txt").write_text(f"{error.type}: {error.message}\n" + (crash or ""))
+    return JobResult(**head(job), status="failed", error=error, seconds=seconds,
+                     files={"error": f"jobs/{job.job_dir.name}/error.txt"})
+
+
+def _child(job: JobSpec, conn: Any) -> None:
+    from .worker import child_main
+
+    child_main(job, conn)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

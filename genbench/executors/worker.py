@@ -1,0 +1,77 @@
+"""What runs inside a job's process (or inline): load the task, build the metrics, run the job.
+
+Importing this module imports torch and ONNX Runtime: the forkserver preloads it once, so each job's
+process starts warm.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Any, Callable
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib.pyplot  # noqa: E402,F401 - preloaded for sample grids
+import sklearn.datasets  # noqa: E402,F401 - the digits task
+import numpy  # noqa: E402,F401
+import onnx  # noqa: E402,F401
+import onnxruntime  # noqa: E402,F401
+import torch  # noqa: E402,F401
+
+from ..config import get_profile  # noqa: E402
+from ..errors import GenbenchError  # noqa: E402
+from ..registry import load_object  # noqa: E402
+from ..types import JobError, JobResult  # noqa: E402
+from . import JobSpec  # noqa: E402
+
+
+def load_task(job: JobSpec) -> Any:
+    import inspect
+
+    from ..features import extractor_for_task
+    from ..harness import TaskState
+
+    loader = load_object(job.task.loader, owner=f"task '{job.task.name}'")
+    options = {"text_file": job.config.text_file} if job.config.text_file else {}
+    accepted = inspect.signature(loader).parameters
+    dataset = loader(job.config.data_dir, job.config.seed, **{k: v for k, v in options.items() if k in accepted})
+    return TaskState(dataset, extractor_for_task(job.task.name), {})
+
+
+def head(job: JobSpec) -> dict[str, Any]:
+    m = job.model
+    return dict(model=m.name, family=m.family, plugin=m.plugin, plugin_version=m.plugin_version, task=job.task.name,
+                device=job.device)
+
+
+def execute(job: JobSpec, on_phase: Callable[[str], None] | None = None, task_state: Any = None) -> JobResult:
+    """Run one job here; never raises for anything the job's code does."""
+    from ..harness import run_job
+    from ..ui import JobProgress
+
+    t0 = time.perf_counter()
+    if on_phase is not None:
+        on_phase("load")
+    try:
+        state = task_state or load_task(job)
+        metrics = [(s, load_object(s.factory, owner=f"metric '{s.name}'")()) for s in job.metrics]
+    except Exception as exc:  # noqa: BLE001
+        message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
+        return JobResult(**head(job), status="failed", error=JobError("data", type(exc).__name__, message.splitlines()[0]),
+                         seconds=time.perf_counter() - t0)
+    with JobProgress(job.label or f"{job.model.name} on {job.task.name}") as progress:
+        return run_job(job.model, state, job.config, get_profile(job.config.profile), job.device, job.job_dir,
+                       metrics, progress, on_phase=on_phase)
+
+
+def child_main(job: JobSpec, conn: Any) -> None:
+    """Entry point of a job's process: phase messages, then the result, through ``conn``."""
+    try:
+        result = execute(job, on_phase=lambda phase: conn.send(("phase", phase)))
+        conn.send(("result", result.to_dict()))
+    except BaseException:  # noqa: BLE001 - report, then die
+        conn.send(("crash", traceback.format_exc()))
+    finally:
+        conn.close()
