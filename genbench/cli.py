@@ -97,10 +97,12 @@ def list_cmd() -> None:
 @click.option("--no-timing", is_flag=True, help="Quality only: skip the latency and throughput measurements.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
               help="Seconds a job may run before its process is killed and the job fails.")
+@click.option("--resume", "resume", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Finish the interrupted run in this directory: only the jobs it has no result for.")
 @click.option("--isolation", type=click.Choice(["process", "inline"]), default="process", show_default=True,
               help="process: each job in its own process (safe); inline: in this process (debugging).")
 def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, text_file, steps, threads, train_threads,
-            no_baselines, no_timing, timeout, isolation) -> None:
+            no_baselines, no_timing, timeout, isolation, resume) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
     from .runner import run
 
@@ -108,7 +110,7 @@ def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, tex
                  data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation,
                  command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
                                     text_file),
-                 echo=click.echo)
+                 echo=click.echo, resume=resume)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
     click.echo(f"{ok} ok, {len(result.failed)} failed, {skipped} skipped")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
 import os
@@ -109,12 +110,16 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
         baselines: bool = True, timing: bool = True, text_file: str | Path | None = None,
         train_threads: int = 1, timeout: float | None = 3600.0, executor: str = "process", reporters: Iterable[str] | None = None, host: PluginHost | None = None,
-        command: str | None = None, echo: Callable[[str], None] | None = None) -> RunResult:
+        command: str | None = None, echo: Callable[[str], None] | None = None,
+        resume: str | Path | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
     Jobs that fail are recorded as ``failed`` and the run goes on; check ``result.failed``.
+    ``resume=RUN_DIR`` finishes an interrupted run: the same selection and settings (read from its
+    ``run.json``; the other arguments are ignored), running only the jobs it has no result for.
     """
-    from .executors import JobSpec
+    if resume is not None:
+        return _resume(Path(resume), reporters=reporters, host=host, echo=echo)
     from .runtime import resolve_device
 
     echo = echo or (lambda s: None)
@@ -135,18 +140,53 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     run_dir.mkdir(parents=True, exist_ok=False)
     result = RunResult(
         schema=SCHEMA, run_id=run_id, genbench_version=__version__, started_at=_now(), finished_at=None,
-        command=command or "genbench.run(...)", config={**config.to_dict(), "device": dev, "requested_device": device},
+        command=command or "genbench.run(...)",
+        config={**config.to_dict(), "device": dev, "requested_device": device,
+                "selection": {"models": list(models), "all": bool(all), "tasks": list(tasks)}},
         environment=environment(dev, config.threads), plugin_failures=tuple(f.to_dict() for f in host.failures))
     write_run(result, run_dir)
     echo(f"run {run_id}: {sum(j.skip_reason is None for j in jobs)} jobs, profile {profile}, device {dev}")
+    return _run_jobs(result, run_dir, jobs, config, dev, host, bool(tasks), reporters, echo)
 
-    task_states: dict[str, TaskState | str] = {}
-    done: list[JobResult] = []
+
+def _resume(run_dir: Path, reporters: Iterable[str] | None, host: PluginHost | None,
+            echo: Callable[[str], None] | None) -> RunResult:
+    from .results import load_run
+
+    echo = echo or (lambda s: None)
+    previous = load_run(run_dir)  # a corrupt file is an error here, and is left as it is
+    stored = dict(previous.config)
+    selection = stored.get("selection") or {}
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    kwargs = {k: v for k, v in stored.items() if k in fields}
+    kwargs["device"] = stored.get("requested_device", stored.get("device", "auto"))
+    for key in ("data_dir", "text_file"):
+        kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
+    config = RunConfig(**kwargs)
+    host = host or make_plugin_manager()
+    jobs = plan(host, selection.get("models", ()), selection.get("all", False), selection.get("tasks", ()),
+                config.baselines)
+    dev = stored.get("device", "cpu")
+    resumes = [*stored.get("resumed_at", []), _now()]
+    result = replace(previous, finished_at=None, config={**stored, "resumed_at": resumes})
+    have = {(j.model, j.task, j.device) for j in previous.jobs}
+    todo = [j for j in jobs if (j.model.name, j.task.name, dev) not in have]
+    echo(f"resuming run {previous.run_id}: {len(previous.jobs)} jobs done, {len(todo)} to run")
+    return _run_jobs(result, run_dir, todo, config, dev, host, bool(selection.get("tasks")), reporters, echo)
+
+
+def _run_jobs(result: RunResult, run_dir: Path, jobs: list[PlannedJob], config: RunConfig, dev: str,
+              host: PluginHost, explicit_tasks: bool, reporters: Iterable[str] | None,
+              echo: Callable[[str], None]) -> RunResult:
+    from .executors import JobSpec
+
+    task_states: dict[str, Any] = {}
+    done: list[JobResult] = list(result.jobs)
     told: set[str] = set()
     for job in jobs:
         head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
-        state = job.skip_reason or _task_state(task_states, job.task, config, explicit=bool(tasks))
+        state = job.skip_reason or _task_state(task_states, job.task, config, explicit=explicit_tasks)
         if isinstance(state, (str, JobError)):
             jr = (JobResult(**head, status="skipped", reason=state) if isinstance(state, str)
                   else JobResult(**head, status="failed", error=state))

@@ -290,3 +290,14 @@ class SysExitModel(TinyModel):
 
 FAKES.update({"tiny-hangs": "HangingModel", "tiny-exits": "ExitingModel", "tiny-segfaults": "SegfaultModel",
               "tiny-sys-exit": "SysExitModel"})
+
+
+class SlowModel(TinyModel):
+    def train(self, data, config, progress):
+        import time
+
+        time.sleep(4)
+        return super().train(data, config, progress)
+
+
+FAKES["tiny-slow"] = "SlowModel"
