@@ -23,7 +23,8 @@ from .data import Dataset
 from .errors import DataError, GenbenchError, PluginError
 from .metrics import QualityContext
 from .model import GenerativeModel, Progress
-from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved
+from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved, peak_rss_mb, reset_peak_rss
+from .perf.flops import graph_flops
 from .registry import load_object
 from .runtime import draw_inputs, make_session, prepare_data
 from .runtime.sampler import ort_logits_fn, sample_autoregressive, torch_logits_fn
@@ -57,7 +58,7 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
     if job_dir.exists():
         shutil.rmtree(job_dir)
     job_dir.mkdir(parents=True)
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"memory": {}}
     run_dir = job_dir.parent.parent
 
     def rel(path: str | Path) -> str:  # results name files relative to the run directory, so runs can move
@@ -83,7 +84,9 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         enter("validate")
         graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed,
                                  dataset=task.dataset)
-        state["export"] = {"graphs": {role: {**g, "path": rel(g["path"])} for role, g in graphs.items()}}
+        state["export"] = {"graphs": {role: {**g, "path": rel(g["path"]),
+                                             "parameters": _parameter_count(model.torch_module(role))}
+                                      for role, g in graphs.items()}}
         _check_text_fits(bundle, task.dataset)
         enter("sample")
         state["files"] = {}
@@ -103,11 +106,19 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         elif not config.timing:
             state["perf_note"] = "timing switched off (--no-timing)"
         else:
+            state["memory"]["peak_rss_mb_before_timing"] = peak_rss_mb()
+            reset_peak_rss()
             records, raw = measure_performance(bundle, model, device, profile, config.threads, config.seed,
                                                task.dataset.test_x)
+            state["memory"]["peak_rss_mb_timing"] = peak_rss_mb()
             state["performance"] = tuple(records)
             (job_dir / "latency_raw.json").write_text(json.dumps(raw))
             state["files"]["latency_raw"] = rel(job_dir / "latency_raw.json")
+        state["memory"]["peak_rss_mb"] = peak_rss_mb()
+        if device == "cuda":
+            import torch
+
+            state["memory"]["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
         enter("done")
     except BaseException as exc:  # noqa: BLE001 - untrusted plugin code; the run must go on
         if isinstance(exc, KeyboardInterrupt):
@@ -123,7 +134,15 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
                          seconds=time.perf_counter() - t0, phase_seconds=phase_seconds)
     return JobResult(**head, status="ok", train=state["train"], export=state["export"], quality=state["quality"],
                      performance=state.get("performance", ()), files=state["files"],
-                     reason=state.get("perf_note"), seconds=time.perf_counter() - t0, phase_seconds=phase_seconds)
+                     reason=state.get("perf_note"), seconds=time.perf_counter() - t0, phase_seconds=phase_seconds,
+                     memory=state["memory"])
+
+
+def _parameter_count(module: Any) -> int | None:
+    try:
+        return int(sum(p.numel() for p in module.parameters()))
+    except Exception:  # noqa: BLE001 - a module without parameters() has no count
+        return None
 
 
 def _instantiate(spec: ModelSpec) -> GenerativeModel:
@@ -287,23 +306,30 @@ def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str,
     records: list[PerfRecord] = []
     raw: dict[str, list[float]] = {}
     for graph in bundle.graphs:
+        t0 = time.perf_counter()
         session = make_session(bundle.directory / graph.path, device, threads)
+        session_ms = (time.perf_counter() - t0) * 1e3
         provider = session.get_providers()[0]
         module = model.torch_module(graph.role)
         tdev = next((p.device for p in module.parameters()), torch.device("cuda" if device == "cuda" else "cpu"))
         # logits graphs: one forward over the full context
         extra = {graph.inputs[0].shape[1]: int(graph.attrs["context_length"])} if graph.role == "logits" else {}
+        flops_per_item = graph_flops(bundle.directory / graph.path, {"batch": 1, **extra})
 
         def record(runtime: str, m: Any, batch: int, scenario: str, items: int, unit: str, max_q: int) -> None:
             stats = latency_stats(np.asarray(m.samples), items, max_q)
             bg = max(m.background) if m.background else None
+            gflops = (flops_per_item * stats["throughput_per_s"] / 1e9
+                      if flops_per_item and scenario == "forward" else None)
             records.append(PerfRecord(
                 runtime=runtime, provider=provider if runtime == "onnxruntime" else f"torch-{tdev.type}",
                 device=device, batch_size=batch, threads=threads if runtime == "onnxruntime" else torch.get_num_threads(),
                 iterations=len(m.samples), seconds=float(np.sum(m.samples)), latency_ms=stats["latency_ms"],
                 throughput_per_s=stats["throughput_per_s"], valid=stats["valid"], invalid_reason=stats["invalid_reason"],
                 background_cpu_cores=bg, noisy=bg is not None and bg > NOISY_BACKGROUND_CORES, graph=graph.role,
-                scenario=scenario, unit=unit))
+                scenario=scenario, unit=unit, gflops_per_s=gflops,
+                first_call_ms=None if m.first_call_s is None else m.first_call_s * 1e3,
+                session_create_ms=session_ms if runtime == "onnxruntime" else None))
             raw[f"{graph.role}/{scenario}/{runtime}/b{batch}"] = [round(s * 1e3, 6) for s in m.samples]
 
         for batch in profile.batch_sizes:

@@ -369,6 +369,9 @@ class PerfRecord(_Serializable):
     graph: str = "sample"
     scenario: str = "forward"  # forward: one graph run per call; sampling: a whole autoregressive loop per call
     unit: str = "items/s"  # of throughput_per_s: items (samples, sequences) or tokens per second
+    first_call_ms: float | None = None  # cold start: the first call, excluded from the statistics
+    session_create_ms: float | None = None  # ONNX Runtime session creation (onnxruntime records only)
+    gflops_per_s: float | None = None  # achieved, from the graph's counted FLOPs (forward records only)
 
 
 @dataclass(frozen=True)
@@ -398,6 +401,7 @@ class JobResult(_Serializable):
     files: Mapping[str, str] = field(default_factory=dict)
     seconds: float | None = None
     phase_seconds: Mapping[str, float] = field(default_factory=dict)
+    memory: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobResult":

@@ -387,7 +387,8 @@ GRID25_CENTERS: np.ndarray = np.array(list(itertools.product((-4.0, -2.0, 0.0, 2
 GRID25_SIGMA = 0.05
 
 
-def _mixture(centers: np.ndarray, sigma: float, n: int, rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
+def _mixture(centers: np.ndarray, sigma: float, n: int,
+             rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     rng = np.random.default_rng(rng)
@@ -443,7 +444,8 @@ def mixture_mode_metrics(
     high = dist <= threshold_sigmas * sigma
     num_modes = c.shape[0]
     counts = np.bincount(nearest[high], minlength=num_modes).astype(np.int64)
-    reverse_kl = mode_histogram_kl(nearest[high], np.full(num_modes, 1.0 / num_modes), num_modes) if high.any() else math.nan
+    uniform = np.full(num_modes, 1.0 / num_modes)
+    reverse_kl = mode_histogram_kl(nearest[high], uniform, num_modes) if high.any() else math.nan
     return MixtureModeMetrics(
         high_quality_fraction=float(high.mean()),
         modes_covered=modes_covered(nearest[high], num_modes, min_count),

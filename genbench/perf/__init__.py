@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-PERCENTILES = (50, 90, 99)
+PERCENTILES = (50, 90, 95, 99)
 TAIL_SAMPLES = 10  # a percentile q is trusted with at least this many samples beyond it
 NOISY_BACKGROUND_CORES = 0.5
 
@@ -88,6 +88,7 @@ class CpuMonitor:
 class Measurement:
     samples: list[float] = field(default_factory=list)
     background: list[float] = field(default_factory=list)
+    first_call_s: float | None = None  # the cold first call, reported apart from the warm samples
 
 
 def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: TimingPolicy,
@@ -104,6 +105,8 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
         for i in range(max(policy.warmup, 1)):
             fn()
             sync.get(name, _noop)()
+            if i == 0:
+                out[name].first_call_s = time.perf_counter() - begin
             if time.perf_counter() - begin > policy.warmup_seconds:
                 break
     per_round_iters = math.ceil(policy.min_iterations / policy.rounds)
@@ -135,3 +138,34 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
 
 def _noop() -> None:
     return None
+
+
+def _status_kb(field_name: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux: ``echo 5 > /proc/self/clear_refs``); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process since start (or the last reset), in MiB."""
+    kb = _status_kb("VmHWM")
+    if kb is None:
+        import resource
+
+        kb = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return kb / 1024.0
