@@ -21,6 +21,18 @@ def genbench_register_datasets(register):
 def genbench_register_metrics(register):
     register(MetricSpec("fd", ("image",), "genbench.metrics.builtin:make_fd", "", False,
                         "Frechet distance to the test split in the task's fixed feature space"))
+    for name, factory, unit, higher, desc in (
+        ("kid", "make_kid", "", False, "Kernel inception distance (unbiased MMD^2, cubic kernel) to the test split"),
+        ("precision", "make_precision", "", True, "Improved precision (k=3): samples inside the test split's manifold"),
+        ("recall", "make_recall", "", True, "Improved recall (k=3): test images inside the samples' manifold"),
+        ("density", "make_density", "", True, "Density (k=5, Naeem et al. 2020) of samples against the test split"),
+        ("coverage", "make_coverage", "", True, "Coverage (k=5): test neighbourhoods that contain a sample"),
+        ("modes", "make_modes", "of 10", True, "Digit classes the samples cover, by the extractor's classifier head"),
+        ("class-kl", "make_class_kl", "nats", False, "KL(sample class histogram || test class histogram)"),
+        ("classifier-score", "make_classifier_score", "", True,
+         "exp(E KL(p(y|x) || p(y))) with the digit classifier: an Inception-Score analogue"),
+    ):
+        register(MetricSpec(name, ("image",), f"genbench.metrics.builtin:{factory}", unit, higher, desc))
     register(MetricSpec("nll", ("image",), "genbench.metrics.likelihood:make_nll", "nats", False,
                         "Held-out negative log-likelihood per example, from an elbo (bound) or logits graph"))
     register(MetricSpec("bpd", ("image",), "genbench.metrics.likelihood:make_bpd", "bits/dim", False,

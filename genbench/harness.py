@@ -252,15 +252,18 @@ def _save_text_samples(bundle: OnnxBundle, dataset: Dataset, device: str, seed: 
 
 def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpec, Any]],
              seed: int, bundle: OnnxBundle, device: str) -> dict[str, MetricValue]:
-    job_cache: dict[str, np.ndarray] = {}
+    job_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def features(key: str, x: np.ndarray) -> np.ndarray:
+    def extract(key: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         store = job_cache if key == "samples" else task.cache
-        if key not in store:
-            store[key] = task.extractor(x)[0]
-        return store[key]
+        if f"x:{key}" not in store:
+            feats, logits = task.extractor(x)
+            z = np.exp(logits - logits.max(1, keepdims=True))
+            store[f"x:{key}"] = (feats, z / z.sum(1, keepdims=True))
+        return store[f"x:{key}"]
 
-    ctx = QualityContext(dataset=task.dataset, samples=samples, rng=np.random.default_rng(seed), features=features,
+    ctx = QualityContext(dataset=task.dataset, samples=samples, rng=np.random.default_rng(seed),
+                         features=lambda key, x: extract(key, x)[0], probabilities=lambda key, x: extract(key, x)[1],
                          extractor_id=task.extractor.id if task.extractor else None, cache=task.cache,
                          bundle=bundle, device=device, seed=seed)
     out: dict[str, MetricValue] = {}

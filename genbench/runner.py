@@ -25,6 +25,7 @@ from .results import SCHEMA, write_run
 from .types import DatasetSpec, JobError, JobResult, ModelSpec, RunResult
 
 DEFAULT_OUT = Path("results") / "runs"
+HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "bpb", "ppl")  # said on the console; all are in the files
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
 def _job_line(j: JobResult) -> str:
     if j.status == "ok":
         q = ", ".join(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else "")
-                      for k, v in j.quality.items() if v.value is not None)
+                      for k, v in j.quality.items() if v.value is not None and k in HEADLINE_METRICS)
         return f"  ok      {j.model} on {j.task}: {q or 'no quality metric'} ({j.seconds:.1f} s)"
     if j.status == "failed" and j.error and j.error.phase == "data":
         return f"  FAILED  jobs on {j.task}: {j.error.message}"

@@ -27,6 +27,11 @@ def test_smoke_run_all(tmp_path):
     # replayed training images sit near the train/test floor; a fitted Gaussian is far worse
     assert copy["floor"] == fd["floor"] == gauss["floor"]
     assert copy["value"] < 2 * copy["floor"] < gauss["value"]
+    q = {m: jobs[(m, "digits")]["quality"] for m in ("baseline-train-copy", "baseline-gaussian")}
+    assert q["baseline-train-copy"]["precision"]["value"] > 0.8 and q["baseline-train-copy"]["modes"]["value"] == 10
+    assert q["baseline-gaussian"]["recall"]["value"] < q["baseline-train-copy"]["recall"]["value"]
+    assert q["baseline-train-copy"]["kid"]["value"] < q["baseline-gaussian"]["kid"]["value"]
+    assert q["baseline-train-copy"]["class-kl"]["value"] < q["baseline-gaussian"]["class-kl"]["value"]
     perf = gan["performance"]
     assert {(p["runtime"], p["batch_size"]) for p in perf} == {(r, b) for r in ("onnxruntime", "torch-eager") for b in (1, 64, 1024)}
     assert all(p["threads"] >= 1 and p["throughput_per_s"] > 0 for p in perf)

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .frechet import frechet_distance, frechet_distance_from_features, gaussian_statistics
+from .frechet import (StreamingStatistics, feature_statistics, frechet_distance, frechet_distance_from_features,
+                      gaussian_statistics)
+from .sample_metrics import (class_histogram, classifier_score, density_coverage, grid25, kernel_inception_distance,
+                             knn_kl_divergence, mixture_mode_metrics, mode_histogram_kl, modes_covered,
+                             precision_recall, ring8)
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -35,6 +39,8 @@ class QualityContext:
     device: str = "cpu"
     seed: int = 0
     job_cache: dict[str, Any] = field(default_factory=dict)
+    #: ``probabilities(name, x)``: the extractor's classifier head, softmax-ed (cached like ``features``)
+    probabilities: Callable[[str, np.ndarray], np.ndarray] | None = None
 
     def session(self, role: str) -> Any:
         key = f"session:{role}"
@@ -54,4 +60,9 @@ class Metric(abc.ABC):
         ...
 
 
-__all__ = ["Metric", "QualityContext", "frechet_distance", "frechet_distance_from_features", "gaussian_statistics"]
+__all__ = [
+    "Metric", "QualityContext", "StreamingStatistics", "class_histogram", "classifier_score", "density_coverage",
+    "feature_statistics", "frechet_distance", "frechet_distance_from_features", "gaussian_statistics", "grid25",
+    "kernel_inception_distance", "knn_kl_divergence", "mixture_mode_metrics", "mode_histogram_kl", "modes_covered",
+    "precision_recall", "ring8",
+]

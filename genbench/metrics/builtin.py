@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..types import MetricValue
 from . import Metric, QualityContext
 from .frechet import frechet_distance_from_features
+from .sample_metrics import (class_histogram, classifier_score, density_coverage, kernel_inception_distance,
+                             mode_histogram_kl, modes_covered, precision_recall)
 
 FLOOR_SEED = 12345  # the floor's train subset is fixed: the same for every model and run
 
@@ -40,3 +42,163 @@ def _subset(total: int, n: int):
 
 def make_fd() -> Metric:
     return FrechetDistance()
+
+
+# --------------------------------------------------------------------------- feature-space metrics beyond FD
+
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+
+
+def _real_and_fake(ctx: QualityContext):
+    """(test features, sample features, a training subset of the samples' size): the last is the reference."""
+    n = len(ctx.samples)
+    test = ctx.features("test", ctx.dataset.test_x)
+    train = ctx.features(f"train@{n}", ctx.dataset.train_x[_subset(len(ctx.dataset.train_x), n)])
+    return test, ctx.features("samples", ctx.samples), train
+
+
+def _cached(ctx: QualityContext, key: str, compute):
+    if key not in ctx.job_cache:
+        ctx.job_cache[key] = compute()
+    return ctx.job_cache[key]
+
+
+class KernelInceptionDistance(Metric):
+    """KID: unbiased MMD² (cubic polynomial kernel) between samples and the test split, averaged over
+    seeded subsets; ``std`` is its spread over subsets; the floor is a training subset's KID."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.extractor_id is None:
+            return None
+        test, fake, train = _real_and_fake(ctx)
+        size = min(KID_SUBSET_SIZE, len(test), len(fake))
+        mean, std = kernel_inception_distance(test, fake, num_subsets=KID_SUBSETS, subset_size=size, seed=ctx.seed)
+        if f"kid-floor@{len(fake)}" not in ctx.cache:
+            ctx.cache[f"kid-floor@{len(fake)}"] = kernel_inception_distance(
+                test, train, num_subsets=KID_SUBSETS, subset_size=size, seed=ctx.seed)[0]
+        return MetricValue(value=mean, unit="", higher_is_better=False, n=len(fake), extractor=ctx.extractor_id,
+                           std=std, floor=ctx.cache[f"kid-floor@{len(fake)}"],
+                           params={"subsets": KID_SUBSETS, "subset_size": size, "kernel": "(x.y/d + 1)^3"})
+
+
+class _PairMetric(Metric):
+    """One of two numbers computed together (precision/recall, density/coverage), with a real-data reference."""
+
+    name = ""
+    index = 0
+    k = 3
+
+    def compute(self, real, fake):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.extractor_id is None:
+            return None
+        test, fake, train = _real_and_fake(ctx)
+        pair = _cached(ctx, f"{self.name}:pair", lambda: self.compute(test, fake))
+        ref_key = f"{self.name}:reference@{len(fake)}"
+        if ref_key not in ctx.cache:
+            ctx.cache[ref_key] = self.compute(test, train)
+        return MetricValue(value=float(pair[self.index]), unit="", higher_is_better=True, n=len(fake),
+                           extractor=ctx.extractor_id, floor=float(ctx.cache[ref_key][self.index]),
+                           params={"k": self.k, "real": "test split", "generated": "samples"},
+                           note="reference = a training subset of the same size scored the same way")
+
+
+class Precision(_PairMetric):
+    name, index, k = "precision_recall", 0, 3
+
+    def compute(self, real, fake):
+        return precision_recall(real, fake, k=self.k)
+
+
+class Recall(Precision):
+    index = 1
+
+
+class Density(_PairMetric):
+    name, index, k = "density_coverage", 0, 5
+
+    def compute(self, real, fake):
+        return density_coverage(real, fake, k=self.k)
+
+
+class Coverage(Density):
+    index = 1
+
+
+def _sample_classes(ctx: QualityContext):
+    return ctx.probabilities("samples", ctx.samples)
+
+
+class ModesCovered(Metric):
+    """Classes (of the extractor's classifier head) that at least one sample is assigned to."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.probabilities is None or ctx.extractor_id is None:
+            return None
+        probs = _sample_classes(ctx)
+        k = probs.shape[1]
+        return MetricValue(value=float(modes_covered(probs.argmax(1), k)), unit=f"of {k}", higher_is_better=True,
+                           n=len(probs), extractor=ctx.extractor_id)
+
+
+class ClassHistogramKL(Metric):
+    """KL(sample class histogram ‖ test-set class histogram), classes by the extractor's classifier head."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.probabilities is None or ctx.extractor_id is None:
+            return None
+        probs = _sample_classes(ctx)
+        k = probs.shape[1]
+        test = ctx.probabilities("test", ctx.dataset.test_x)
+        ref = class_histogram(test.argmax(1), k).astype(float)
+        value = mode_histogram_kl(probs.argmax(1), ref / ref.sum(), k)
+        return MetricValue(value=value, unit="nats", higher_is_better=False, n=len(probs), extractor=ctx.extractor_id)
+
+
+class ClassifierScore(Metric):
+    """exp(E KL(p(y|x) ‖ p(y))) with the task's digit classifier: the Inception-Score analogue (not the IS)."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.probabilities is None or ctx.extractor_id is None:
+            return None
+        probs = _sample_classes(ctx)
+        floor_key = "classifier-score:test"
+        if floor_key not in ctx.cache:
+            ctx.cache[floor_key] = classifier_score(ctx.probabilities("test", ctx.dataset.test_x))
+        return MetricValue(value=classifier_score(probs), unit="", higher_is_better=True, n=len(probs),
+                           extractor=ctx.extractor_id, floor=ctx.cache[floor_key],
+                           note=f"max {probs.shape[1]}; reference = the test split's own score")
+
+
+def make_kid() -> Metric:
+    return KernelInceptionDistance()
+
+
+def make_precision() -> Metric:
+    return Precision()
+
+
+def make_recall() -> Metric:
+    return Recall()
+
+
+def make_density() -> Metric:
+    return Density()
+
+
+def make_coverage() -> Metric:
+    return Coverage()
+
+
+def make_modes() -> Metric:
+    return ModesCovered()
+
+
+def make_class_kl() -> Metric:
+    return ClassHistogramKL()
+
+
+def make_classifier_score() -> Metric:
+    return ClassifierScore()
