@@ -25,7 +25,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", 500, (1, 64, 1024),
+    "smoke": Profile("smoke", 500, (1, 64),
                      TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.05, max_seconds=0.5, rounds=2),
                      "CI check: tiny training budgets, short timings (timings are flagged not valid)",
                      TimingPolicy(warmup=1, warmup_seconds=0.2, min_iterations=2, min_seconds=0.05, max_seconds=0.3,

@@ -33,7 +33,7 @@ def test_smoke_run_all(tmp_path):
     assert q["baseline-train-copy"]["kid"]["value"] < q["baseline-gaussian"]["kid"]["value"]
     assert q["baseline-train-copy"]["class-kl"]["value"] < q["baseline-gaussian"]["class-kl"]["value"]
     perf = gan["performance"]
-    assert {(p["runtime"], p["batch_size"]) for p in perf} == {(r, b) for r in ("onnxruntime", "torch-eager") for b in (1, 64, 1024)}
+    assert {(p["runtime"], p["batch_size"]) for p in perf} == {(r, b) for r in ("onnxruntime", "torch-eager") for b in (1, 64)}
     assert all(p["threads"] >= 1 and p["throughput_per_s"] > 0 for p in perf)
     for model in ("gan-mlp", "baseline-gaussian", "baseline-train-copy"):
         assert (run_dir / jobs[(model, "digits")]["files"]["samples_png"]).is_file()

@@ -25,7 +25,7 @@ def test_good_fake_model_passes_every_check(fake_host, tmp_path):
     assert graph["checked_batch_sizes"] == [1, 3, 8]
     assert job.quality["fd"].value > 0 and job.quality["fd"].floor > 0
     assert {p.runtime for p in job.performance} == {"onnxruntime", "torch-eager"}
-    assert {p.batch_size for p in job.performance} == {1, 64, 1024}
+    assert {p.batch_size for p in job.performance} == {1, 64}  # the smoke sweep
 
 
 @pytest.mark.parametrize("model, phase, words", [
