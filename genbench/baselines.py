@@ -23,6 +23,7 @@ from .types import GraphSpec, OnnxBundle, TensorSpec, TrainConfig, TrainSummary
 class _Baseline(GenerativeModel):
     module = None
     shape: tuple[int, ...] = ()
+    value_range: tuple[float, float] = (0.0, 1.0)
     input_spec: TensorSpec
 
     def torch_module(self, role: str):
@@ -38,7 +39,7 @@ class _Baseline(GenerativeModel):
             else torch.randn(batch, *self.input_spec.shape[1:])
         export_torch_module(self.module, (example,), Path(directory) / "sample.onnx", input_names=[self.input_spec.name],
                             output_names=["x"], dynamic_axes={self.input_spec.name: {0: "batch"}})
-        out = TensorSpec("x", ("batch", *self.shape), low=0.0, high=1.0)
+        out = TensorSpec("x", ("batch", *self.shape), low=self.value_range[0], high=self.value_range[1])
         return OnnxBundle(Path(directory), (GraphSpec("sample", "sample.onnx", (self.input_spec,), (out,)),))
 
 
@@ -51,7 +52,7 @@ class GaussianBaseline(_Baseline):
         mu, cov = x.mean(0), np.cov(x, rowvar=False)
         chol = np.linalg.cholesky(cov + 1e-6 * np.eye(len(mu)))  # constant pixels make cov singular
         self.shape = tuple(data.shape)
-        lo, hi = data.value_range
+        lo, hi = self.value_range = data.value_range
         shape = self.shape
 
         class Gaussian(torch.nn.Module):
@@ -82,7 +83,7 @@ class TrainCopyBaseline(_Baseline):
                 stored, scale = torch.from_numpy(q.astype(np.uint8)), 1.0 / levels
                 break
         else:
-            stored, scale = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), 1.0
+            stored, scale = torch.from_numpy(np.array(x, dtype=np.float32)), 1.0
         n = len(x)
 
         class Replay(torch.nn.Module):
@@ -95,6 +96,7 @@ class TrainCopyBaseline(_Baseline):
                 return self.images[idx].to(torch.float32) * scale
 
         self.shape = tuple(data.shape)
+        self.value_range = data.value_range
         self.module = Replay().eval()
         self.input_spec = TensorSpec("u", ("batch", 1), source="uniform")
         progress(1, 1, {})

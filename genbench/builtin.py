@@ -13,6 +13,10 @@ def genbench_register_datasets(register):
                          "1,797 8x8 handwritten digits shipped with scikit-learn (no download)"))
     register(DatasetSpec("text", "text", "genbench.data.text:load_text",
                          "UTF-8 bytes of Python's bundled reference prose (pydoc_data.topics), or --text-file"))
+    register(DatasetSpec("ring8", "points", "genbench.data.points:load_ring8",
+                         "2-D mixture: 8 Gaussians on a circle of radius 1, sigma 0.01 (mode collapse)"))
+    register(DatasetSpec("grid25", "points", "genbench.data.points:load_grid25",
+                         "2-D mixture: 25 Gaussians on {-4,-2,0,2,4}^2, sigma 0.05 (mode collapse)"))
     register(DatasetSpec("mnist", "image", "genbench.data.mnist:load_mnist",
                          "MNIST 28x28 from local IDX files (--data-dir or $GENBENCH_DATA)"))
 
@@ -33,6 +37,13 @@ def genbench_register_metrics(register):
          "exp(E KL(p(y|x) || p(y))) with the digit classifier: an Inception-Score analogue"),
     ):
         register(MetricSpec(name, ("image",), f"genbench.metrics.builtin:{factory}", unit, higher, desc))
+    for name, factory, unit, higher, desc in (
+        ("high-quality", "make_high_quality", "", True, "Fraction of samples within 3 sigma of a mode"),
+        ("modes-covered", "make_modes_covered", "modes", True, "Modes with at least one high-quality sample"),
+        ("reverse-kl", "make_reverse_kl", "nats", False, "KL of the high-quality samples' mode histogram vs uniform"),
+        ("knn-kl", "make_knn_kl", "nats", False, "k-NN estimate of KL(samples || fresh data), Wang et al. 2009"),
+    ):
+        register(MetricSpec(name, ("points",), f"genbench.metrics.builtin:{factory}", unit, higher, desc))
     register(MetricSpec("nll", ("image",), "genbench.metrics.likelihood:make_nll", "nats", False,
                         "Held-out negative log-likelihood per example, from an elbo (bound) or logits graph"))
     register(MetricSpec("bpd", ("image",), "genbench.metrics.likelihood:make_bpd", "bits/dim", False,
@@ -51,9 +62,9 @@ def genbench_register_reporters(register):
 
 @hookimpl
 def genbench_register_models(register):
-    register(ModelSpec("baseline-gaussian", "baseline", ("image",), "genbench.baselines:GaussianBaseline",
-                       "Reference: samples from a full-covariance Gaussian fitted to the training pixels"))
-    register(ModelSpec("baseline-train-copy", "baseline", ("image",), "genbench.baselines:TrainCopyBaseline",
+    register(ModelSpec("baseline-gaussian", "baseline", ("image", "points"), "genbench.baselines:GaussianBaseline",
+                       "Reference: samples from a full-covariance Gaussian fitted to the training data"))
+    register(ModelSpec("baseline-train-copy", "baseline", ("image", "points"), "genbench.baselines:TrainCopyBaseline",
                        "Reference: training images replayed (a memorising model; sits near the FD floor)"))
     register(ModelSpec("baseline-unigram", "baseline", ("text",), "genbench.baselines:UnigramText",
                        "Reference: byte frequencies of the training text, add-k smoothed"))

@@ -97,7 +97,8 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         else:
             samples = draw_samples(bundle, device, min(len(task.dataset.train_x), profile.max_samples), config.seed,
                                    task.dataset.test_x, task.dataset)
-            state["files"]["samples_png"] = rel(_save_grid(samples, job_dir / "samples.png"))
+            save = _save_scatter if task.dataset.kind == "points" else _save_grid
+            state["files"]["samples_png"] = rel(save(samples, job_dir / "samples.png", task.dataset))
         enter("quality")
         state["quality"] = _quality(task, samples, metrics, config.seed, bundle, device)
         enter("performance")
@@ -277,7 +278,25 @@ def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpe
     return out
 
 
-def _save_grid(samples: np.ndarray, path: Path, n: int = 64) -> str:
+def _save_scatter(samples: np.ndarray, path: Path, dataset: Dataset) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.scatter(dataset.test_x[:2000, 0], dataset.test_x[:2000, 1], s=2, c="0.75", label="data")
+    ax.scatter(samples[:2000, 0], samples[:2000, 1], s=2, c="C3", label="samples")
+    lo, hi = dataset.value_range
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return str(path)
+
+
+def _save_grid(samples: np.ndarray, path: Path, dataset: Dataset | None = None, n: int = 64) -> str:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -25,7 +25,7 @@ from .results import SCHEMA, write_run
 from .types import DatasetSpec, JobError, JobResult, ModelSpec, RunResult
 
 DEFAULT_OUT = Path("results") / "runs"
-HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "bpb", "ppl")  # said on the console; all are in the files
+HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "bpb", "ppl", "high-quality", "modes-covered", "knn-kl")  # said on the console; all are in the files
 
 
 @dataclass(frozen=True)

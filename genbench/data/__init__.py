@@ -45,6 +45,7 @@ class Dataset:
     source: str = ""
     levels: int | None = None
     vocab: int | None = None
+    meta: dict[str, Any] | None = None  # task-specific facts for metrics (e.g. mixture centres)
 
     @property
     def sha256(self) -> str:

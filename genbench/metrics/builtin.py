@@ -6,7 +6,8 @@ from ..types import MetricValue
 from . import Metric, QualityContext
 from .frechet import frechet_distance_from_features
 from .sample_metrics import (class_histogram, classifier_score, density_coverage, kernel_inception_distance,
-                             mode_histogram_kl, modes_covered, precision_recall)
+                             knn_kl_divergence, mixture_mode_metrics, mode_histogram_kl, modes_covered,
+                             precision_recall)
 
 FLOOR_SEED = 12345  # the floor's train subset is fixed: the same for every model and run
 
@@ -202,3 +203,67 @@ def make_class_kl() -> Metric:
 
 def make_classifier_score() -> Metric:
     return ClassifierScore()
+
+
+# --------------------------------------------------------------------------- 2-D mixture tasks
+
+
+class _Mixture(Metric):
+    key = ""
+    unit = ""
+    higher = True
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        meta = ctx.dataset.meta or {}
+        if "centers" not in meta:
+            return None
+        m = _cached(ctx, "mixture", lambda: mixture_mode_metrics(ctx.samples, meta["centers"], meta["sigma"]))
+        ref_key = "mixture:reference"
+        if ref_key not in ctx.cache:
+            ctx.cache[ref_key] = mixture_mode_metrics(ctx.dataset.test_x, meta["centers"], meta["sigma"])
+        value, floor = m[self.key], ctx.cache[ref_key][self.key]
+        return MetricValue(value=float(value), unit=self.unit, higher_is_better=self.higher, n=len(ctx.samples),
+                           floor=float(floor), params={"threshold": "3 sigma", "modes": len(meta["centers"])},
+                           note="reference = held-out data from the true mixture")
+
+
+class HighQuality(_Mixture):
+    key = "high_quality_fraction"
+
+
+class MixtureModesCovered(_Mixture):
+    key, unit = "modes_covered", "modes"
+
+
+class ReverseKL(_Mixture):
+    key, unit, higher = "reverse_kl", "nats", False
+
+
+class KnnKL(Metric):
+    """KL(samples ‖ data) by the k-NN estimator, against held-out points of the true mixture."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.dataset.kind != "points":
+            return None
+        n = min(len(ctx.samples), len(ctx.dataset.test_x))
+        value = knn_kl_divergence(ctx.samples[:n], ctx.dataset.test_x[:n])
+        if f"knn-kl-floor@{n}" not in ctx.cache:
+            ctx.cache[f"knn-kl-floor@{n}"] = knn_kl_divergence(ctx.dataset.train_x[:n], ctx.dataset.test_x[:n])
+        return MetricValue(value=value, unit="nats", higher_is_better=False, n=n, floor=ctx.cache[f"knn-kl-floor@{n}"],
+                           params={"k": 1, "estimator": "Wang-Kulkarni-Verdu"})
+
+
+def make_high_quality() -> Metric:
+    return HighQuality()
+
+
+def make_modes_covered() -> Metric:
+    return MixtureModesCovered()
+
+
+def make_reverse_kl() -> Metric:
+    return ReverseKL()
+
+
+def make_knn_kl() -> Metric:
+    return KnnKL()
