@@ -131,6 +131,44 @@ def report_cmd(run_dir: Path) -> None:
         click.echo(str(path))
 
 
+@cli.command("leaderboard")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of standard output.")
+def leaderboard_cmd(run_dirs, tasks, fmt, output) -> None:
+    """Merge runs into ranked tables per task (the latest result of each model wins)."""
+    from .reports.leaderboard import render
+    from .results import atomic_write_text, load_run
+
+    text = render([load_run(d) for d in run_dirs], fmt, tuple(tasks))
+    if output:
+        atomic_write_text(output, text if text.endswith("\n") else text + "\n")
+        click.echo(str(output))
+    else:
+        click.echo(text)
+
+
+@cli.command("compare")
+@click.argument("base", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--fail-on-regression", "gates", default=None, metavar="METRIC:LIMIT,...",
+              help="Exit 1 when a metric regresses past its limit, e.g. 'fd:5%,latency_p50:10%'.")
+def compare_cmd(base, new, gates) -> None:
+    """Every metric of NEW against BASE: Δ, Δ%, regressions by direction; exit 1 on a gated regression."""
+    from .reports.compare import compare_runs, environment_warnings, gate_failures, parse_gates, render
+    from .results import load_run
+
+    limits = parse_gates(gates)
+    a, b = load_run(base), load_run(new)
+    rows = compare_runs(a, b)
+    failures = gate_failures(rows, limits)
+    click.echo(render(rows, environment_warnings(a, b), failures))
+    if failures:
+        sys.exit(1)
+
+
 def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file) -> str:
     """The command that reproduces this run, with every choice spelled out."""
     parts = ["genbench", "run", *models] + (["--all"] if all_models else [])
