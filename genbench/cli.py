@@ -169,6 +169,34 @@ def compare_cmd(base, new, gates) -> None:
         sys.exit(1)
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--family", type=click.Choice(["gan", "vae", "ar"]), default="gan", show_default=True)
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where to create genbench-NAME/.")
+def new_plugin_cmd(name, family, directory) -> None:
+    """Write a ready plugin package: pyproject with the entry point, hook, a working model, its tests."""
+    from .scaffold import new_plugin
+
+    root = new_plugin(name, family, directory)
+    click.echo(f"{root}: pip install {root} && genbench check-plugin {name}")
+
+
+@cli.command("check-plugin")
+@click.argument("name")
+@click.option("--task", default=None, help="Check on this task (default: the first available of the model's kinds).")
+def check_plugin_cmd(name, task) -> None:
+    """Check an installed plugin (or one model) against the contract; exit 1 listing every problem."""
+    from .testing import check_plugin
+
+    problems = check_plugin(name, task=task)
+    for p in problems:
+        click.echo(f"problem: {p}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{name}: conforms to the genbench plugin contract")
+
+
 def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file) -> str:
     """The command that reproduces this run, with every choice spelled out."""
     parts = ["genbench", "run", *models] + (["--all"] if all_models else [])

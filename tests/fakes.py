@@ -301,3 +301,31 @@ class SlowModel(TinyModel):
 
 
 FAKES["tiny-slow"] = "SlowModel"
+
+
+# --------------------------------------------------------------------------- conformance-kit cases
+
+
+class WrongRoleModel(TinyModel):
+    def export_onnx(self, directory):
+        bundle = super().export_onnx(directory)
+        g = bundle.graphs[0]
+        return OnnxBundle(bundle.directory, (GraphSpec("samples", g.path, g.inputs, g.outputs),))
+
+
+class NondeterministicModel(TinyModel):
+    def train(self, data, config, progress):
+        summary = super().train(data, config, progress)
+        self.w = np.random.default_rng().standard_normal(self.w.shape).astype(np.float32)  # ignores config.seed
+        return summary
+
+
+class NoHookPlugin:
+    """A plugin whose author forgot the @hookimpl."""
+
+    @staticmethod
+    def genbench_register_models(register):
+        register(ModelSpec("never-registered", "test", ("image",), "fakes:TinyModel", "never registered"))
+
+
+FAKES.update({"tiny-wrong-role": "WrongRoleModel", "tiny-nondeterministic": "NondeterministicModel"})

@@ -1,0 +1,41 @@
+"""``genbench new-plugin NAME``: a ready plugin package (pyproject with the entry point, the hook, a model
+that trains and exports, and its conformance test)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from string import Template
+
+from .errors import ConfigError
+
+FAMILIES = {"gan": "image", "vae": "image", "ar": "text"}
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def new_plugin(name: str, family: str = "gan", directory: str | Path = ".") -> Path:
+    """Write ``<directory>/genbench-<name>/`` and return its path; refuses to overwrite."""
+    if not re.fullmatch(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*", name or ""):
+        raise ConfigError(f"Invalid plugin name {name!r}: use lower-case letters, digits and single dashes, starting "
+                          "with a letter (for example 'mygan').")
+    if family not in FAMILIES:
+        raise ConfigError(f"Invalid family {family!r}: use one of {', '.join(FAMILIES)}.")
+    root = Path(directory) / f"genbench-{name}"
+    if root.exists():
+        raise ConfigError(f"{root} already exists; choose another name or directory.")
+    module = "genbench_" + name.replace("-", "_")
+    values = {"name": name, "module": module, "family": family, "task_kind": FAMILIES[family],
+              "model": f"{name}-{family}" if not name.endswith(family) else f"{name}-small",
+              "class_name": "".join(p.capitalize() for p in name.split("-")) + family.upper()}
+    files = {
+        "pyproject.toml": "pyproject.toml.tmpl",
+        "README.md": "README.md.tmpl",
+        f"{module}/__init__.py": "init.py.tmpl",
+        f"{module}/model.py": f"model_{family}.py.tmpl",
+        "tests/test_conformance.py": "test_conformance.py.tmpl",
+    }
+    for target, template in files.items():
+        path = root / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(Template((TEMPLATES / template).read_text()).substitute(values))
+    return root
