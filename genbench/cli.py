@@ -134,7 +134,7 @@ def report_cmd(run_dir: Path) -> None:
 @cli.command("leaderboard")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "json"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "json", "html"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of standard output.")
 def leaderboard_cmd(run_dirs, tasks, fmt, output) -> None:
@@ -142,7 +142,14 @@ def leaderboard_cmd(run_dirs, tasks, fmt, output) -> None:
     from .reports.leaderboard import render
     from .results import atomic_write_text, load_run
 
-    text = render([load_run(d) for d in run_dirs], fmt, tuple(tasks))
+    runs = [load_run(d) for d in run_dirs]
+    if fmt == "html":
+        from .reports.html import render as render_html
+
+        dirs = {r.run_id: (Path(d) if Path(d).is_dir() else Path(d).parent) for r, d in zip(runs, run_dirs)}
+        text = render_html(runs, tuple(tasks), dirs)
+    else:
+        text = render(runs, fmt, tuple(tasks))
     if output:
         atomic_write_text(output, text if text.endswith("\n") else text + "\n")
         click.echo(str(output))
