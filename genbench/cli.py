@@ -99,15 +99,19 @@ def list_cmd() -> None:
               help="Seconds a job may run before its process is killed and the job fails.")
 @click.option("--resume", "resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Finish the interrupted run in this directory: only the jobs it has no result for.")
-@click.option("--isolation", type=click.Choice(["process", "inline"]), default="process", show_default=True,
-              help="process: each job in its own process (safe); inline: in this process (debugging).")
+@click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
+              default="process", show_default=True,
+              help="process: each job in its own process (safe); inline: in this process (debugging); ray: Ray tasks.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Jobs at once with the process executor (quality in parallel; timing one at a time).")
+@click.option("--address", default=None, help="Ray cluster to join with --executor ray (default: a local instance).")
 def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, text_file, steps, threads, train_threads,
-            no_baselines, no_timing, timeout, isolation, resume) -> None:
+            no_baselines, no_timing, timeout, isolation, jobs, address, resume) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
     from .runner import run
 
     result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
-                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation,
+                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs, address=address,
                  command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
                                     text_file),
                  echo=click.echo, resume=resume)

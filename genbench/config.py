@@ -58,7 +58,9 @@ class RunConfig:
     train_threads: int = 1
     #: seconds a job may take before its process is killed (None: no limit); ``executor`` is process or inline
     timeout: float | None = 3600.0
-    executor: str = "process"
+    executor: str = "process"  # process | inline | ray
+    jobs: int = 1  # process executor: jobs run at once (quality work overlaps; timing never does)
+    address: str | None = None  # ray executor: the cluster to join (None: start a local instance)
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -68,8 +70,10 @@ class RunConfig:
             raise ConfigError(f"Invalid --threads {self.threads}: use 1 or more.")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"Invalid --timeout {self.timeout}: use a positive number of seconds.")
-        if self.executor not in ("process", "inline"):
-            raise ConfigError(f"Invalid executor '{self.executor}': use process or inline.")
+        if self.executor not in ("process", "inline", "ray"):
+            raise ConfigError(f"Invalid executor '{self.executor}': use process, inline or ray.")
+        if self.jobs < 1:
+            raise ConfigError(f"Invalid --jobs {self.jobs}: use 1 or more.")
         if self.train_threads < 1:
             raise ConfigError(f"Invalid --train-threads {self.train_threads}: use 1 or more.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
@@ -82,4 +86,4 @@ class RunConfig:
                 "data_dir": str(self.data_dir) if self.data_dir else None, "threads": self.threads,
                 "baselines": self.baselines, "timing": self.timing,
                 "text_file": str(self.text_file) if self.text_file else None, "train_threads": self.train_threads,
-                "timeout": self.timeout, "executor": self.executor}
+                "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address}

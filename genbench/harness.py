@@ -6,8 +6,10 @@ the run. Samples are drawn from the exported graph through ONNX Runtime, never f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
 import random
 import shutil
 import time
@@ -50,10 +52,10 @@ class TaskState:
 
 def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str, job_dir: Path,
             metrics: list[tuple[MetricSpec, Any]], progress: Progress,
-            on_phase: Callable[[str], None] | None = None) -> JobResult:
+            on_phase: Callable[[str], None] | None = None, timing_lock: Any = None) -> JobResult:
     """Run one job; every failure becomes ``status: failed`` with ``error: {phase, type, message}``."""
     head = dict(model=spec.name, family=spec.family, plugin=spec.plugin, plugin_version=spec.plugin_version,
-                task=task.dataset.name, device=device)
+                task=task.dataset.name, device=device, node=platform.node())
     t0 = time.perf_counter()
     if job_dir.exists():
         shutil.rmtree(job_dir)
@@ -109,8 +111,9 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         else:
             state["memory"]["peak_rss_mb_before_timing"] = peak_rss_mb()
             reset_peak_rss()
-            records, raw = measure_performance(bundle, model, device, profile, config.threads, config.seed,
-                                               task.dataset.test_x)
+            with timing_lock or contextlib.nullcontext():  # timings on one device never overlap
+                records, raw = measure_performance(bundle, model, device, profile, config.threads, config.seed,
+                                                   task.dataset.test_x)
             state["memory"]["peak_rss_mb_timing"] = peak_rss_mb()
             state["performance"] = tuple(records)
             (job_dir / "latency_raw.json").write_text(json.dumps(raw))

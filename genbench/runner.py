@@ -12,6 +12,7 @@ import os
 import platform
 import secrets
 import subprocess
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -110,7 +111,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, device: str = "auto",
         data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
         baselines: bool = True, timing: bool = True, text_file: str | Path | None = None,
-        train_threads: int = 1, timeout: float | None = 3600.0, executor: str = "process", reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+        train_threads: int = 1, timeout: float | None = 3600.0, executor: str = "process", jobs: int = 1,
+        address: str | None = None, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
         resume: str | Path | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
@@ -127,7 +129,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     config = RunConfig(profile=profile, seed=seed, device=device, steps=steps,
                        data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
                        text_file=Path(text_file) if text_file else None, train_threads=train_threads,
-                       timeout=timeout, executor=executor,
+                       timeout=timeout, executor=executor, jobs=jobs, address=address,
                        **({"threads": threads} if threads else {}))
     get_profile(profile)  # an unknown profile is an error before anything runs
     host = host or make_plugin_manager()
@@ -144,7 +146,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         command=command or "genbench.run(...)",
         config={**config.to_dict(), "device": dev, "requested_device": device,
                 "selection": {"models": list(models), "all": bool(all), "tasks": list(tasks)}},
-        environment=environment(dev, config.threads), plugin_failures=tuple(f.to_dict() for f in host.failures))
+        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
+        plugin_failures=tuple(f.to_dict() for f in host.failures))
     write_run(result, run_dir)
     echo(f"run {run_id}: {sum(j.skip_reason is None for j in jobs)} jobs, profile {profile}, device {dev}")
     return _run_jobs(result, run_dir, jobs, config, dev, host, bool(tasks), reporters, echo)
@@ -184,6 +187,18 @@ def _run_jobs(result: RunResult, run_dir: Path, jobs: list[PlannedJob], config: 
     task_states: dict[str, Any] = {}
     done: list[JobResult] = list(result.jobs)
     told: set[str] = set()
+    lock = threading.Lock()
+
+    def record(jr: JobResult, say: bool = True) -> None:
+        nonlocal result
+        with lock:
+            done.append(jr)
+            result = replace(result, jobs=tuple(done))
+            write_run(result, run_dir)  # every finished job is on disk before the next result comes
+            if say:
+                echo(_job_line(jr))
+
+    runnable: list[Any] = []
     for job in jobs:
         head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
@@ -191,18 +206,29 @@ def _run_jobs(result: RunResult, run_dir: Path, jobs: list[PlannedJob], config: 
         if isinstance(state, (str, JobError)):
             jr = (JobResult(**head, status="skipped", reason=state) if isinstance(state, str)
                   else JobResult(**head, status="failed", error=state))
-            echo_skip = str(state) not in told
+            record(jr, say=str(state) not in told)  # a reason shared by several jobs is said once
             told.add(str(state))
         else:
-            spec = JobSpec(job.model, job.task, config, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
-                           tuple(s for s in host.registry.metrics if job.task.kind in s.kinds))
-            jr = _execute(spec, config, state)
-            echo_skip = True
-        done.append(jr)
-        result = replace(result, jobs=tuple(done))
-        write_run(result, run_dir)  # every finished job is on disk before the next starts
-        if echo_skip:  # a reason shared by several skipped jobs (e.g. missing data) is said once
-            echo(_job_line(jr))
+            runnable.append(JobSpec(job.model, job.task, config, dev,
+                                    run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
+                                    tuple(s for s in host.registry.metrics if job.task.kind in s.kinds)))
+    if config.executor == "ray":
+        from .executors.ray_executor import run_jobs
+
+        run_jobs(runnable, config.address, config.timeout, lambda spec, jr: record(jr))
+    elif config.executor == "process" and config.jobs > 1:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        from .executors.local import run_in_process, timing_lock
+
+        shared = timing_lock()
+        with ThreadPoolExecutor(max_workers=config.jobs) as pool:
+            futures = [pool.submit(run_in_process, spec, config.timeout, shared) for spec in runnable]
+            for future in as_completed(futures):
+                record(future.result())
+    else:
+        for spec in runnable:
+            record(_execute(spec, config, task_states.get(spec.task.name)))
     result = replace(result, finished_at=_now())
     write_run(result, run_dir)
     write_reports(result, run_dir, host, reporters, echo)

@@ -402,6 +402,7 @@ class JobResult(_Serializable):
     seconds: float | None = None
     phase_seconds: Mapping[str, float] = field(default_factory=dict)
     memory: Mapping[str, Any] = field(default_factory=dict)
+    node: str | None = None  # the machine the job ran on
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobResult":

@@ -27,13 +27,18 @@ def _context() -> Any:
     return _CONTEXT
 
 
-def run_in_process(job: JobSpec, timeout: float | None) -> JobResult:
+def timing_lock() -> Any:
+    """A lock shared with job processes: with --jobs N, quality work overlaps, timing never does."""
+    return _context().Lock()
+
+
+def run_in_process(job: JobSpec, timeout: float | None, lock: Any = None) -> JobResult:
     """Run ``job`` in a fresh process; a hang past ``timeout`` seconds or a dying process fails the job."""
     from .worker import head
 
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(job, sender), name=f"genbench-job-{job.model.name}", daemon=True)
+    proc = ctx.Process(target=_child, args=(job, sender, lock), name=f"genbench-job-{job.model.name}", daemon=True)
     t0 = time.perf_counter()
     proc.start()
     sender.close()
@@ -85,10 +90,10 @@ def run_in_process(job: JobSpec, timeout: float | None) -> JobResult:
                      files={"error": f"jobs/{job.job_dir.name}/error.txt"})
 
 
-def _child(job: JobSpec, conn: Any) -> None:
+def _child(job: JobSpec, conn: Any, lock: Any = None) -> None:
     from .worker import child_main
 
-    child_main(job, conn)
+    child_main(job, conn, lock)
 
 
 def _describe_exit(code: int | None) -> str:

@@ -7,6 +7,7 @@ process starts warm.
 from __future__ import annotations
 
 import os
+import platform
 import time
 import traceback
 from typing import Any, Callable
@@ -43,10 +44,11 @@ def load_task(job: JobSpec) -> Any:
 def head(job: JobSpec) -> dict[str, Any]:
     m = job.model
     return dict(model=m.name, family=m.family, plugin=m.plugin, plugin_version=m.plugin_version, task=job.task.name,
-                device=job.device)
+                device=job.device, node=platform.node())
 
 
-def execute(job: JobSpec, on_phase: Callable[[str], None] | None = None, task_state: Any = None) -> JobResult:
+def execute(job: JobSpec, on_phase: Callable[[str], None] | None = None, task_state: Any = None,
+            timing_lock: Any = None) -> JobResult:
     """Run one job here; never raises for anything the job's code does."""
     from ..harness import run_job
     from ..ui import JobProgress
@@ -63,13 +65,13 @@ def execute(job: JobSpec, on_phase: Callable[[str], None] | None = None, task_st
                          seconds=time.perf_counter() - t0)
     with JobProgress(job.label or f"{job.model.name} on {job.task.name}") as progress:
         return run_job(job.model, state, job.config, get_profile(job.config.profile), job.device, job.job_dir,
-                       metrics, progress, on_phase=on_phase)
+                       metrics, progress, on_phase=on_phase, timing_lock=timing_lock)
 
 
-def child_main(job: JobSpec, conn: Any) -> None:
+def child_main(job: JobSpec, conn: Any, timing_lock: Any = None) -> None:
     """Entry point of a job's process: phase messages, then the result, through ``conn``."""
     try:
-        result = execute(job, on_phase=lambda phase: conn.send(("phase", phase)))
+        result = execute(job, on_phase=lambda phase: conn.send(("phase", phase)), timing_lock=timing_lock)
         conn.send(("result", result.to_dict()))
     except BaseException:  # noqa: BLE001 - report, then die
         conn.send(("crash", traceback.format_exc()))
