@@ -146,7 +146,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         command=command or "genbench.run(...)",
         config={**config.to_dict(), "device": dev, "requested_device": device,
                 "selection": {"models": list(models), "all": bool(all), "tasks": list(tasks)}},
-        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
+        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs,
+                     **({"matmul_gflops": _ceiling(config.threads)} if config.timing and dev == "cpu" else {})},
         plugin_failures=tuple(f.to_dict() for f in host.failures))
     write_run(result, run_dir)
     echo(f"run {run_id}: {sum(j.skip_reason is None for j in jobs)} jobs, profile {profile}, device {dev}")
@@ -234,6 +235,15 @@ def _run_jobs(result: RunResult, run_dir: Path, jobs: list[PlannedJob], config: 
     write_reports(result, run_dir, host, reporters, echo)
     echo(f"results: {run_dir / 'run.json'}")
     return result
+
+
+def _ceiling(threads: int) -> dict[str, float] | None:
+    from .perf.flops import matmul_ceiling_gflops
+
+    try:
+        return matmul_ceiling_gflops(threads)
+    except Exception:  # noqa: BLE001 - a figure for context, never a reason to fail a run
+        return None
 
 
 def _execute(spec: Any, config: RunConfig, state: Any) -> JobResult:

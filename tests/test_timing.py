@@ -70,3 +70,32 @@ def test_warmup_is_bounded_in_time_but_makes_at_least_one_call():
     calls.clear()
     out = measure_interleaved({"slow": slow}, policy)
     assert len(calls) - len(out["slow"].samples) == 1
+
+
+def test_graph_flops_counts_matmul_and_conv_exactly(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fakes import _weights, write_graph
+    from genbench.perf.flops import graph_flops
+
+    path = tmp_path / "g.onnx"
+    write_graph(path, _weights())  # z[B,4] @ W[4,64]
+    assert graph_flops(path, {"batch": 1}) == 2 * 4 * 64
+    assert graph_flops(path, {"batch": 10}) == 10 * 2 * 4 * 64
+    assert graph_flops(path, {}) is None  # a symbolic axis without a size
+    w = numpy_helper.from_array(np.zeros((8, 3, 3, 3), np.float32), "W")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "W"], ["y"], pads=[1, 1, 1, 1])], "c",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8, 5, 5])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+    m.ir_version = 10
+    onnx.save(m, str(tmp_path / "c.onnx"))
+    assert graph_flops(tmp_path / "c.onnx", {"batch": 2}) == 2 * (2 * 8 * 5 * 5) * (3 * 3 * 3)
+
+
+def test_matmul_ceiling_is_measured_for_both_runtimes():
+    from genbench.perf.flops import matmul_ceiling_gflops
+
+    c = matmul_ceiling_gflops(1, n=256, seconds=0.05)
+    assert c["ceiling"] == max(c["torch"], c["onnxruntime"]) > 0.1 and c["threads"] == 1

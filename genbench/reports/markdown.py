@@ -40,7 +40,9 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
         f"- environment: {env.get('cpu')} ({env.get('cpu_count')} CPUs), GPUs: {', '.join(env.get('gpus') or []) or 'none'}; "
         f"python {env.get('python')}, torch {env.get('torch')}, onnxruntime {env.get('onnxruntime')}, genbench "
         f"{run.genbench_version}, commit {str(env.get('git_commit') or 'unknown')[:12]}",
-        f"- started {run.started_at}, finished {run.finished_at or 'not finished'}", "",
+        f"- started {run.started_at}, finished {run.finished_at or 'not finished'}",
+        f"- matmul ceiling (float32 1024², {((env.get('matmul_gflops') or {}).get('threads'))} threads): "
+        f"{_num((env.get('matmul_gflops') or {}).get('ceiling'), '{:.1f}')} GFLOP/s", "",
     ]
     for failure in run.plugin_failures:
         lines.append(f"> plugin **{_esc(failure.get('plugin'))}** failed to {failure.get('phase')}: {_esc(failure.get('message'))}")
@@ -52,7 +54,8 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
         if all(j.status == "skipped" for j in jobs) and len(reasons) == 1:
             lines += [f"All {len(jobs)} jobs skipped: {_esc(reasons.pop())}", ""]
             continue
-        lines += _quality_table(jobs) + _speed_table(jobs) + _grids(jobs, task, run_dir)
+        ceiling = (run.environment.get("matmul_gflops") or {}).get("ceiling")
+        lines += _quality_table(jobs) + _speed_table(jobs, ceiling) + _grids(jobs, task, run_dir)
     lines += ["Arrows give each column's better direction. Timings: ONNX Runtime and PyTorch eager interleaved in one "
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
@@ -105,7 +108,7 @@ def _quality_table(jobs: list[JobResult]) -> list[str]:
     return lines + [""]
 
 
-def _speed_table(jobs: list[JobResult]) -> list[str]:
+def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[str]:
     rows = []
     for j in jobs:
         for graph, scenario in dict.fromkeys((p.graph, p.scenario) for p in j.performance):
@@ -116,13 +119,28 @@ def _speed_table(jobs: list[JobResult]) -> list[str]:
                          _num(p.get("latency_speedup_b1"), "{:.2f}×"),
                          _num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{p['ort_best_batch']})" if p["ort_best_batch"] else ""),
                          _num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{p['torch_best_batch']})" if p["torch_best_batch"] else ""),
-                         _num(p.get("throughput_ratio_best"), "{:.2f}×"), valid + (" (noisy)" if p["noisy"] else "")])
+                         _num(p.get("throughput_ratio_best"), "{:.2f}×"), valid + (" (noisy)" if p["noisy"] else ""),
+                         _limit(j, graph, scenario, ceiling)])
     if not rows:
         return []
     head = ["model", "graph", "ORT p50 ms @b1 ↓", "torch p50 ms @b1 ↓", "ORT/torch latency ↑", "ORT best /s ↑",
-            "torch best /s ↑", "ORT/torch throughput ↑", "timing valid"]
+            "torch best /s ↑", "ORT/torch throughput ↑", "timing valid", "GFLOP/s ORT / torch (of ceiling)"]
     return ["### Speed (ONNX Runtime against PyTorch eager)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
         ["| " + " | ".join(r) + " |" for r in rows] + [""]
+
+
+def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> str:
+    """Best achieved GFLOP/s per runtime, and its share of the machine's measured matmul ceiling."""
+    best = {}
+    for p in j.performance:
+        if p.graph == graph and p.scenario == scenario and p.gflops_per_s:
+            best[p.runtime] = max(best.get(p.runtime, 0.0), p.gflops_per_s)
+    if not best:
+        return "–"
+    text = " / ".join(f"{best.get(r, 0):.1f}" for r in ("onnxruntime", "torch-eager"))
+    if ceiling:
+        text += " (" + " / ".join(f"{best.get(r, 0) / ceiling:.0%}" for r in ("onnxruntime", "torch-eager")) + ")"
+    return text
 
 
 def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> list[str]:
