@@ -329,3 +329,52 @@ class NoHookPlugin:
 
 
 FAKES.update({"tiny-wrong-role": "WrongRoleModel", "tiny-nondeterministic": "NondeterministicModel"})
+
+
+class RaisesInExportModel(TinyModel):
+    def export_onnx(self, directory):
+        raise ValueError("boom in export")
+
+
+class RaisesInTorchModuleModel(TinyModel):
+    def torch_module(self, role):
+        raise RuntimeError("boom in torch_module")
+
+
+class NaNLossModel(TinyModel):
+    def train(self, data, config, progress):
+        super().train(data, config, progress)
+        return TrainSummary(steps=1, seconds=0.0, loss_history={"loss": [1.0, float("nan")]})
+
+
+class WrongReturnModel(TinyModel):
+    def train(self, data, config, progress):
+        super().train(data, config, progress)
+        return {"steps": 1}
+
+
+FAKES.update({"tiny-raises-export": "RaisesInExportModel", "tiny-raises-torch": "RaisesInTorchModuleModel",
+              "tiny-nan-loss": "NaNLossModel", "tiny-wrong-return": "WrongReturnModel"})
+
+
+class HostileNamesPlugin:
+    @staticmethod
+    @genbench.hookimpl
+    def genbench_register_models(register):
+        register(ModelSpec("../../evil", "test", ("image",), "fakes:TinyModel", "path traversal"))
+
+
+class RaisingMetricPlugin:
+    @staticmethod
+    @genbench.hookimpl
+    def genbench_register_metrics(register):
+        from genbench import MetricSpec
+
+        register(MetricSpec("broken-metric", ("image",), "fakes:make_broken_metric", "", False, "raises"))
+
+
+def make_broken_metric():
+    def metric(ctx):
+        raise ZeroDivisionError("metric blew up")
+
+    return metric
