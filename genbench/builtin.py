@@ -23,25 +23,25 @@ def genbench_register_datasets(register):
 
 @hookimpl
 def genbench_register_metrics(register):
-    register(MetricSpec("fd", ("image",), "genbench.metrics.builtin:make_fd", "", False,
+    register(MetricSpec("fd", ("image",), "genbench.metrics.builtin:FrechetDistance", "", False,
                         "Frechet distance to the test split in the task's fixed feature space"))
     for name, factory, unit, higher, desc in (
-        ("kid", "make_kid", "", False, "Kernel inception distance (unbiased MMD^2, cubic kernel) to the test split"),
-        ("precision", "make_precision", "", True, "Improved precision (k=3): samples inside the test split's manifold"),
-        ("recall", "make_recall", "", True, "Improved recall (k=3): test images inside the samples' manifold"),
-        ("density", "make_density", "", True, "Density (k=5, Naeem et al. 2020) of samples against the test split"),
-        ("coverage", "make_coverage", "", True, "Coverage (k=5): test neighbourhoods that contain a sample"),
-        ("modes", "make_modes", "of 10", True, "Digit classes the samples cover, by the extractor's classifier head"),
-        ("class-kl", "make_class_kl", "nats", False, "KL(sample class histogram || test class histogram)"),
-        ("classifier-score", "make_classifier_score", "", True,
+        ("kid", "KernelInceptionDistance", "", False, "Kernel inception distance (unbiased MMD^2, cubic kernel) to the test split"),
+        ("precision", "Precision", "", True, "Improved precision (k=3): samples inside the test split's manifold"),
+        ("recall", "Recall", "", True, "Improved recall (k=3): test images inside the samples' manifold"),
+        ("density", "Density", "", True, "Density (k=5, Naeem et al. 2020) of samples against the test split"),
+        ("coverage", "Coverage", "", True, "Coverage (k=5): test neighbourhoods that contain a sample"),
+        ("modes", "ModesCovered", "of 10", True, "Digit classes the samples cover, by the extractor's classifier head"),
+        ("class-kl", "ClassHistogramKL", "nats", False, "KL(sample class histogram || test class histogram)"),
+        ("classifier-score", "ClassifierScore", "", True,
          "exp(E KL(p(y|x) || p(y))) with the digit classifier: an Inception-Score analogue"),
     ):
         register(MetricSpec(name, ("image",), f"genbench.metrics.builtin:{factory}", unit, higher, desc))
     for name, factory, unit, higher, desc in (
-        ("high-quality", "make_high_quality", "", True, "Fraction of samples within 3 sigma of a mode"),
-        ("modes-covered", "make_modes_covered", "modes", True, "Modes with at least one high-quality sample"),
-        ("reverse-kl", "make_reverse_kl", "nats", False, "KL of the high-quality samples' mode histogram vs uniform"),
-        ("knn-kl", "make_knn_kl", "nats", False, "k-NN estimate of KL(samples || fresh data), Wang et al. 2009"),
+        ("high-quality", "HighQuality", "", True, "Fraction of samples within 3 sigma of a mode"),
+        ("modes-covered", "MixtureModesCovered", "modes", True, "Modes with at least one high-quality sample"),
+        ("reverse-kl", "ReverseKL", "nats", False, "KL of the high-quality samples' mode histogram vs uniform"),
+        ("knn-kl", "KnnKL", "nats", False, "k-NN estimate of KL(samples || fresh data), Wang et al. 2009"),
     ):
         register(MetricSpec(name, ("points",), f"genbench.metrics.builtin:{factory}", unit, higher, desc))
     register(MetricSpec("nll", ("image",), "genbench.metrics.likelihood:make_nll", "nats", False,

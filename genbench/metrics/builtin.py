@@ -41,9 +41,6 @@ def _subset(total: int, n: int):
     return np.sort(rng.choice(total, size=n, replace=False)) if n < total else np.arange(total)
 
 
-def make_fd() -> Metric:
-    return FrechetDistance()
-
 
 # --------------------------------------------------------------------------- feature-space metrics beyond FD
 
@@ -173,36 +170,12 @@ class ClassifierScore(Metric):
                            note=f"max {probs.shape[1]}; reference = the test split's own score")
 
 
-def make_kid() -> Metric:
-    return KernelInceptionDistance()
 
 
-def make_precision() -> Metric:
-    return Precision()
 
 
-def make_recall() -> Metric:
-    return Recall()
 
 
-def make_density() -> Metric:
-    return Density()
-
-
-def make_coverage() -> Metric:
-    return Coverage()
-
-
-def make_modes() -> Metric:
-    return ModesCovered()
-
-
-def make_class_kl() -> Metric:
-    return ClassHistogramKL()
-
-
-def make_classifier_score() -> Metric:
-    return ClassifierScore()
 
 
 # --------------------------------------------------------------------------- 2-D mixture tasks
@@ -251,19 +224,3 @@ class KnnKL(Metric):
             ctx.cache[f"knn-kl-floor@{n}"] = knn_kl_divergence(ctx.dataset.train_x[:n], ctx.dataset.test_x[:n])
         return MetricValue(value=value, unit="nats", higher_is_better=False, n=n, floor=ctx.cache[f"knn-kl-floor@{n}"],
                            params={"k": 1, "estimator": "Wang-Kulkarni-Verdu"})
-
-
-def make_high_quality() -> Metric:
-    return HighQuality()
-
-
-def make_modes_covered() -> Metric:
-    return MixtureModesCovered()
-
-
-def make_reverse_kl() -> Metric:
-    return ReverseKL()
-
-
-def make_knn_kl() -> Metric:
-    return KnnKL()
