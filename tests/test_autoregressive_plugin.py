@@ -228,3 +228,28 @@ def test_registered_through_the_entry_point():
     for name, task in (("ar-transformer", "text"), ("ar-pixel", "image")):
         spec = host.registry.models.get(name)
         assert spec.plugin == "genbench-autoregressive" and spec.family == "ar" and spec.tasks == (task,)
+
+
+def test_perplexity_from_onnx_equals_the_torch_modules_on_the_same_data(tmp_path):
+    """The harness's scoring code, run once over the ONNX graph and once over the torch module."""
+    import math
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from genbench import TrainConfig
+    from genbench.data.text import load_text
+    from genbench.metrics.likelihood import text_cross_entropy
+    from genbench.runtime.sampler import ort_logits_fn, torch_logits_fn
+
+    data = load_text()
+    model = ar_model.ByteTransformer()
+    model.train(data.training_data(), TrainConfig(seed=0, steps=5), lambda *a: None)
+    bundle = model.export_onnx(tmp_path)
+    stream = data.test_x[:3000]
+    context = bundle.graph("logits").attrs["context_length"]
+    ce_onnx, _ = text_cross_entropy(ort_logits_fn(ort.InferenceSession(str(bundle.path("logits")))), stream, context, 256)
+    ce_torch, _ = text_cross_entropy(torch_logits_fn(model.torch_module("logits")), stream, context, 256)
+    ppl_onnx, ppl_torch = math.exp(ce_onnx.mean()), math.exp(ce_torch.mean())
+    assert abs(ppl_onnx - ppl_torch) / ppl_torch < 1e-4
+    assert len(ce_onnx) == len(stream) - 1 and np.isfinite(ppl_onnx)

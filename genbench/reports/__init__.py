@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from ..types import JobResult, PerfRecord
 
@@ -11,8 +11,27 @@ def arrow(higher_is_better: bool) -> str:
     return "↑" if higher_is_better else "↓"
 
 
-def perf_summary(job: JobResult, graph: str = "sample", scenario: str = "forward") -> dict[str, Any]:
-    """Headline speed figures of one job's graph: ORT and torch latency at batch 1, best throughput, ratios."""
+#: the order metrics are shown in; the first one a task's jobs all report ranks its table
+METRIC_ORDER = ("fd", "bpb", "high-quality", "kid", "precision", "recall", "density", "coverage", "modes", "class-kl",
+                "classifier-score", "bpd", "nll", "ppl", "modes-covered", "reverse-kl", "knn-kl")
+
+
+def order_metrics(jobs: Iterable[JobResult]) -> list[str]:
+    """A task's metrics: the most widely reported first, then in METRIC_ORDER, then by name."""
+    counts: dict[str, int] = {}
+    for j in jobs:
+        for k in j.quality:
+            counts[k] = counts.get(k, 0) + 1
+    rank = {m: i for i, m in enumerate(METRIC_ORDER)}
+    return sorted(counts, key=lambda k: (-counts[k], rank.get(k, len(rank)), k))
+
+
+def perf_summary(job: JobResult, graph: str | None = None, scenario: str = "forward") -> dict[str, Any]:
+    """Headline speed figures of one job's graph (default: its ``sample`` graph, else the first timed one):
+    ORT and torch latency at batch 1, best throughput, their ratios."""
+    if graph is None:
+        graphs = [p.graph for p in job.performance]
+        graph = "sample" if "sample" in graphs else (graphs[0] if graphs else "sample")
     recs = [p for p in job.performance if p.graph == graph and p.scenario == scenario]
 
     def pick(runtime: str) -> tuple[PerfRecord | None, PerfRecord | None]:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ..types import JobResult, RunResult
-from . import arrow, perf_summary
+from . import arrow, order_metrics, perf_summary
 
 FORMATS = ("md", "csv", "json")
 
@@ -26,16 +26,8 @@ def merge(runs: list[RunResult], tasks: tuple[str, ...] = ()) -> dict[str, list[
     return by_task
 
 
-def _metrics(rows: list[tuple[JobResult, RunResult]]) -> list[str]:
-    counts: dict[str, int] = {}
-    for j, _ in rows:
-        for k in j.quality:
-            counts[k] = counts.get(k, 0) + 1
-    return sorted(counts, key=lambda k: (-counts[k], k))
-
-
 def ranked(rows: list[tuple[JobResult, RunResult]]) -> tuple[list[str], list[tuple[JobResult, RunResult]]]:
-    metrics = _metrics(rows)
+    metrics = order_metrics(j for j, _ in rows)
     if not metrics:
         return metrics, rows
     key = metrics[0]

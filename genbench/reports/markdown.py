@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..results import atomic_write_text
 from ..types import JobResult, RunResult
-from . import arrow, perf_summary
+from . import arrow, order_metrics, perf_summary
 
 
 def _esc(text: object) -> str:
@@ -62,15 +62,6 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def ordered_metrics(jobs: list[JobResult]) -> list[str]:
-    """Metrics of a task, the most widely reported first (it ranks the table)."""
-    counts: dict[str, int] = {}
-    for j in jobs:
-        for k in j.quality:
-            counts[k] = counts.get(k, 0) + 1
-    return sorted(counts, key=lambda k: (-counts[k], k))
-
-
 def _metric_cell(mv) -> str:
     if mv is None or mv.value is None:
         return "–"
@@ -79,7 +70,7 @@ def _metric_cell(mv) -> str:
 
 
 def _quality_table(jobs: list[JobResult]) -> list[str]:
-    metrics = ordered_metrics(jobs)
+    metrics = order_metrics(jobs)
     jobs = sorted(jobs, key=lambda j: _sort_key(j, metrics[0] if metrics else None))
     first = {m: next(j.quality[m] for j in jobs if m in j.quality) for m in metrics}
     lines = []
