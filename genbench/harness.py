@@ -347,8 +347,9 @@ def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str,
             gflops = (flops_per_item * stats["throughput_per_s"] / 1e9
                       if flops_per_item and scenario == "forward" else None)
             records.append(PerfRecord(
-                runtime=runtime, provider=provider if runtime == "onnxruntime" else f"torch-{tdev.type}",
-                device=device, batch_size=batch, threads=threads if runtime == "onnxruntime" else torch.get_num_threads(),
+                runtime=runtime, provider=(provider if runtime == "onnxruntime" else "TensorrtExecutionProvider"
+                                           if runtime == "onnxruntime-tensorrt" else f"torch-{tdev.type}"),
+                device=device, batch_size=batch, threads=threads if runtime.startswith("onnxruntime") else torch.get_num_threads(),
                 iterations=len(m.samples), seconds=float(np.sum(m.samples)), latency_ms=stats["latency_ms"],
                 throughput_per_s=stats["throughput_per_s"], valid=stats["valid"], invalid_reason=stats["invalid_reason"],
                 background_cpu_cores=bg, noisy=bg is not None and bg > NOISY_BACKGROUND_CORES, graph=graph.role,
@@ -357,9 +358,13 @@ def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str,
                 session_create_ms=session_ms if runtime == "onnxruntime" else None))
             raw[f"{graph.role}/{scenario}/{runtime}/b{batch}"] = [round(s * 1e3, 6) for s in m.samples]
 
+        trt = _tensorrt_session(bundle.directory / graph.path, device, threads)
         for batch in profile.batch_sizes:
             feeds = draw_inputs(graph, batch, np.random.default_rng(seed), prepare_data(graph, data), extra)
             calls, sync = _runtime_calls(session, module, graph, feeds, device, tdev)
+            if trt is not None:  # ONNX Runtime with TensorRT, beside the CUDA provider and torch eager
+                trt_calls, trt_sync = _runtime_calls(trt, module, graph, feeds, device, tdev)
+                calls["onnxruntime-tensorrt"], sync["onnxruntime-tensorrt"] = trt_calls["onnxruntime"], trt_sync["onnxruntime"]
             for runtime, m in measure_interleaved(calls, profile.timing, sync).items():
                 record(runtime, m, batch, "forward", batch, "items/s", 99)
         if graph.role == "logits":
@@ -369,6 +374,18 @@ def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str,
                 for runtime, m in measure_interleaved(calls, policy).items():
                     record(runtime, m, batch, "sampling", batch * SAMPLING_NEW_TOKENS, "tokens/s", 50)
     return records, raw
+
+
+def _tensorrt_session(path: Path, device: str, threads: int) -> Any:
+    """An extra session with the TensorRT provider, where installed and on a GPU; None otherwise."""
+    from .runtime import tensorrt_available
+
+    if device != "cuda" or not tensorrt_available():
+        return None
+    try:
+        return make_session(path, device, threads, tensorrt=True)
+    except Exception:  # noqa: BLE001 - TensorRT cannot build every graph; the other runtimes still run
+        return None
 
 
 def _sampling_calls(session: Any, module: Any, graph: GraphSpec, batch: int, seed: int,

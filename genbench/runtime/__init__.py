@@ -29,11 +29,20 @@ def resolve_device(device: str) -> str:
     return "cuda" if has_gpu else "cpu"
 
 
-def providers_for(device: str) -> list[str]:
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+def providers_for(device: str, tensorrt: bool = False) -> list[str]:
+    if device != "cuda":
+        return ["CPUExecutionProvider"]
+    return (["TensorrtExecutionProvider"] if tensorrt else []) + ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def make_session(path: str | Path | bytes, device: str = "cpu", threads: int | None = None) -> Any:
+def tensorrt_available() -> bool:
+    import onnxruntime as ort
+
+    return "TensorrtExecutionProvider" in ort.get_available_providers()
+
+
+def make_session(path: str | Path | bytes, device: str = "cpu", threads: int | None = None,
+                 tensorrt: bool = False) -> Any:
     """An ``InferenceSession`` with explicit thread counts (recorded with every timing)."""
     import onnxruntime as ort
 
@@ -44,7 +53,7 @@ def make_session(path: str | Path | bytes, device: str = "cpu", threads: int | N
         opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     source = path if isinstance(path, bytes) else str(path)
-    return ort.InferenceSession(source, opts, providers=providers_for(device))
+    return ort.InferenceSession(source, opts, providers=providers_for(device, tensorrt))
 
 
 BINARIZE_SEED = 0  # the binarised evaluation set is fixed: the same for every model and run
