@@ -44,7 +44,7 @@ def genbench_register_metrics(register):
         ("knn-kl", "KnnKL", "nats", False, "k-NN estimate of KL(samples || fresh data), Wang et al. 2009"),
     ):
         register(MetricSpec(name, ("points",), f"genbench.metrics.builtin:{factory}", unit, higher, desc))
-    register(MetricSpec("nll", ("image",), "genbench.metrics.likelihood:make_nll", "nats", False,
+    register(MetricSpec("nll", ("image", "points"), "genbench.metrics.likelihood:make_nll", "nats", False,
                         "Held-out negative log-likelihood per example, from an elbo (bound) or logits graph"))
     register(MetricSpec("bpd", ("image",), "genbench.metrics.likelihood:make_bpd", "bits/dim", False,
                         "Held-out negative log-likelihood in bits per dimension: NLL / (D ln 2)"))

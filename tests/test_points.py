@@ -27,3 +27,16 @@ def test_replayed_data_covers_every_mode_and_a_gaussian_does_not(tmp_path):
     assert copy["high-quality"].floor == pytest.approx(1 - np.exp(-4.5), abs=0.01)
     assert gauss["high-quality"].value < 0.05 and gauss["knn-kl"].value > copy["knn-kl"].value + 1
     assert abs(copy["knn-kl"].value) < 0.3
+
+
+@pytest.mark.integration
+def test_gan_and_vae_run_on_points_and_the_vae_reports_a_continuous_nll(tmp_path):
+    result = genbench.run(["gan-mlp", "vae-mlp"], tasks=["grid25"], profile="smoke", steps=50, out=tmp_path,
+                          device="cpu", timing=False, baselines=False)
+    jobs = {j.model: j for j in result.jobs}
+    assert jobs["gan-mlp"].status == "ok" and jobs["vae-mlp"].status == "ok", [j.error for j in result.jobs]
+    nll = jobs["vae-mlp"].quality["nll"]
+    assert np.isfinite(nll.value) and nll.params["data"] == "continuous" and nll.unit == "nats"
+    assert "bpd" not in jobs["vae-mlp"].quality  # bits per dimension is for discrete pixels only
+    for j in jobs.values():
+        assert 0 <= j.quality["modes-covered"].value <= 25 and "knn-kl" in j.quality

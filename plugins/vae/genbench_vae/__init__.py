@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 @hookimpl
 def genbench_register_models(register):
     register(ModelSpec(
-        name="vae-mlp", family="vae", tasks=("image",), cls="genbench_vae.model:MLPVAE",
+        name="vae-mlp", family="vae", tasks=("image", "points"), cls="genbench_vae.model:MLPVAE",
         description="MLP VAE, Bernoulli pixels on binarized data, ELBO training, IWAE(k=64) evaluation",
     ))
     register(ModelSpec(

@@ -48,24 +48,40 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (x * logits - softplus).sum(-1)
 
 
+def gaussian_log_prob(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log N(x; μ, diag σ²) summed over the last axis; ``params`` holds μ then log σ² (clamped to ≥ −14)."""
+    d = x.shape[-1]
+    mu, logvar = params[..., :d], params[..., d:].clamp(min=-14.0)
+    return -0.5 * ((x - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+
+
 class VAE(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, z_dim: int, shape: tuple[int, ...]):
+    """``likelihood``: ``bernoulli`` (pixels; the decoder gives D logits) or ``gaussian`` (continuous data such as
+    2-D points; the decoder gives D means and D log-variances)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, z_dim: int, shape: tuple[int, ...],
+                 likelihood: str = "bernoulli"):
         super().__init__()
         self.encoder, self.decoder, self.z_dim, self.shape = encoder, decoder, z_dim, tuple(shape)
         self.dims = math.prod(shape)
+        self.likelihood = likelihood
+
+    def log_px(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return gaussian_log_prob(out, x) if self.likelihood == "gaussian" else bernoulli_log_prob(out, x)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
         return h[:, : self.z_dim], h[:, self.z_dim:]
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z).reshape(z.shape[0], self.dims)
+        """Bernoulli logits [N, D], or Gaussian μ and log σ² [N, 2D]."""
+        return self.decoder(z).reshape(z.shape[0], -1)
 
     def loss(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Negative ELBO per example (batch mean), with its reconstruction and KL terms."""
         mu, logvar = self.encode(x)
         z = mu + torch.exp(0.5 * logvar) * eps
-        recon = -bernoulli_log_prob(self.decode_logits(z), x.flatten(1))
+        recon = -self.log_px(self.decode_logits(z), x.flatten(1))
         kl = kl_standard_normal(mu, logvar)
         return (recon + kl).mean(), recon.mean(), kl.mean()
 
@@ -74,8 +90,8 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps  # [B, k, Z]
         k = eps.shape[1]
-        logits = self.decode_logits(z.reshape(-1, self.z_dim)).reshape(x.shape[0], k, self.dims)
-        log_px = bernoulli_log_prob(logits, x.flatten(1).unsqueeze(1))
+        out = self.decode_logits(z.reshape(-1, self.z_dim))
+        log_px = self.log_px(out.reshape(x.shape[0], k, out.shape[-1]), x.flatten(1).unsqueeze(1))
         log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
         log_qz = -0.5 * (eps.pow(2) + LOG_2PI + logvar.unsqueeze(1)).sum(-1)
         return torch.logsumexp(log_px + log_pz - log_qz, dim=1) - math.log(k)
@@ -90,6 +106,20 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.vae.decode_logits(z)).reshape(-1, *self.vae.shape)
+
+
+class GaussianDecoder(nn.Module):
+    """Role ``sample`` for continuous data: (z, e) → μ(z) + σ(z) ⊙ e, a draw from p(x|z)."""
+
+    def __init__(self, vae: VAE, low: float, high: float):
+        super().__init__()
+        self.vae, self.low, self.high = vae, low, high
+
+    def forward(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        out = self.vae.decode_logits(z)
+        d = self.vae.dims
+        x = out[:, :d] + torch.exp(0.5 * out[:, d:].clamp(min=-14.0)) * e
+        return x.clamp(self.low, self.high).reshape(-1, *self.vae.shape)
 
 
 class Elbo(nn.Module):
@@ -109,7 +139,7 @@ class _VAEModel(GenerativeModel):
     def __init__(self) -> None:
         self.vae: VAE | None = None
 
-    def build(self, shape: tuple[int, ...], z_dim: int) -> VAE:  # pragma: no cover - abstract
+    def build(self, shape: tuple[int, ...], z_dim: int, likelihood: str = "bernoulli") -> VAE:  # pragma: no cover
         raise NotImplementedError
 
     def train(self, data, config: TrainConfig, progress) -> TrainSummary:
@@ -118,17 +148,20 @@ class _VAEModel(GenerativeModel):
         rng = np.random.default_rng(config.seed)
         device = torch.device(config.device)
         lo, hi = data.value_range
-        x_all = torch.tensor((np.asarray(data.x, dtype=np.float32) - lo) / (hi - lo)).to(device)  # probabilities
+        continuous = data.kind == "points"  # 2-D points: a Gaussian likelihood on the raw coordinates
+        x_np = np.asarray(data.x, dtype=np.float32)
+        x_all = torch.tensor(x_np if continuous else (x_np - lo) / (hi - lo)).to(device)  # else: probabilities
         shape = tuple(data.shape)
-        z_dim = self.z_dim_small if math.prod(shape) <= 256 else self.z_dim_large
-        vae = self.build(shape, z_dim).to(device)
+        z_dim = (2 if continuous else self.z_dim_small) if math.prod(shape) <= 256 else self.z_dim_large
+        vae = self.build(shape, z_dim, "gaussian" if continuous else "bernoulli").to(device)
+        self.value_range = (lo, hi)
         opt = torch.optim.Adam(vae.parameters(), lr=LR)
         history: dict[str, list[float]] = {"loss": [], "recon": [], "kl": []}
         t0 = time.perf_counter()
         gen = torch.Generator(device=device).manual_seed(config.seed)
         for step in range(1, steps + 1):
             idx = torch.from_numpy(rng.integers(0, len(x_all), size=BATCH)).to(device)
-            x = torch.bernoulli(x_all[idx], generator=gen)  # dynamic binarisation
+            x = x_all[idx] if continuous else torch.bernoulli(x_all[idx], generator=gen)  # dynamic binarisation
             eps = torch.randn(BATCH, z_dim, device=device, generator=gen)
             loss, recon, kl = vae.loss(x, eps)
             opt.zero_grad(set_to_none=True)
@@ -146,24 +179,35 @@ class _VAEModel(GenerativeModel):
         directory = Path(directory)
         dev = next(vae.parameters()).device
         z = vae.z_dim
-        export_torch_module(Decoder(vae), (torch.randn(4, z, device=dev),), directory / "decoder.onnx",
-                            input_names=["z"], output_names=["x"], dynamic_axes={"z": {0: "batch"}})
-        x_ex = torch.bernoulli(torch.full((4, *vae.shape), 0.5, device=dev))
+        gaussian = vae.likelihood == "gaussian"
+        lo, hi = self.value_range if gaussian else (0.0, 1.0)
+        if gaussian:
+            export_torch_module(self.torch_module("sample"), (torch.randn(4, z, device=dev), torch.randn(4, vae.dims, device=dev)),
+                                directory / "decoder.onnx", input_names=["z", "e"], output_names=["x"],
+                                dynamic_axes={"z": {0: "batch"}, "e": {0: "batch"}})
+            sample_inputs = (TensorSpec("z", ("batch", z), source="normal"), TensorSpec("e", ("batch", vae.dims), source="normal"))
+        else:
+            export_torch_module(Decoder(vae), (torch.randn(4, z, device=dev),), directory / "decoder.onnx",
+                                input_names=["z"], output_names=["x"], dynamic_axes={"z": {0: "batch"}})
+            sample_inputs = (TensorSpec("z", ("batch", z), source="normal"),)
+        x_ex = torch.rand(4, *vae.shape, device=dev) if gaussian else torch.bernoulli(torch.full((4, *vae.shape), 0.5, device=dev))
         eps_ex = torch.randn(4, IMPORTANCE_SAMPLES, z, device=dev)
         export_torch_module(Elbo(vae), (x_ex, eps_ex), directory / "elbo.onnx", input_names=["x", "eps"],
                             output_names=["elbo"], dynamic_axes={"x": {0: "batch"}, "eps": {0: "batch"}})
-        sample = GraphSpec("sample", "decoder.onnx", (TensorSpec("z", ("batch", z), source="normal"),),
-                           (TensorSpec("x", ("batch", *vae.shape), low=0.0, high=1.0),))
+        sample = GraphSpec("sample", "decoder.onnx", sample_inputs,
+                           (TensorSpec("x", ("batch", *vae.shape), low=lo, high=hi),))
         elbo = GraphSpec("elbo", "elbo.onnx",
                          (TensorSpec("x", ("batch", *vae.shape), source="data"),
                           TensorSpec("eps", ("batch", IMPORTANCE_SAMPLES, z), source="normal")),
-                         (TensorSpec("elbo", ("batch",), high=0.0),),
-                         attrs={"data": "binarized", "importance_samples": IMPORTANCE_SAMPLES})
+                         (TensorSpec("elbo", ("batch",), high=None if gaussian else 0.0),),
+                         attrs={"data": "continuous" if gaussian else "binarized", "importance_samples": IMPORTANCE_SAMPLES})
         return OnnxBundle(directory, (sample, elbo))
 
     def torch_module(self, role: str) -> nn.Module:
         vae = self._require()
         if role == "sample":
+            if vae.likelihood == "gaussian":
+                return GaussianDecoder(vae, *self.value_range).eval()
             return Decoder(vae).eval()
         if role == "elbo":
             return Elbo(vae).eval()
@@ -176,21 +220,23 @@ class _VAEModel(GenerativeModel):
 
 
 class MLPVAE(_VAEModel):
-    """Encoder D → H → (μ, log σ²); decoder Z → H → D logits; H = 256 (D ≤ 256) or 512."""
+    """Encoder D → H → (μ, log σ²); decoder Z → H → D logits (or D means and D log-variances for continuous
+    data); H = 256 (D ≤ 256) or 512."""
 
-    def build(self, shape: tuple[int, ...], z_dim: int) -> VAE:
+    def build(self, shape: tuple[int, ...], z_dim: int, likelihood: str = "bernoulli") -> VAE:
         d = math.prod(shape)
         h = 256 if d <= 256 else 512
+        out = 2 * d if likelihood == "gaussian" else d
         enc = nn.Sequential(nn.Flatten(), nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 2 * z_dim))
-        dec = nn.Sequential(nn.Linear(z_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, d))
-        return VAE(enc, dec, z_dim, shape)
+        dec = nn.Sequential(nn.Linear(z_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, out))
+        return VAE(enc, dec, z_dim, shape, likelihood)
 
 
 class ConvVAE(_VAEModel):
     """Two stride-2 convolutions (28→14→7, or 8→4→2) and their transposes; for 28×28 data, runs on any
     side divisible by 4."""
 
-    def build(self, shape: tuple[int, ...], z_dim: int) -> VAE:
+    def build(self, shape: tuple[int, ...], z_dim: int, likelihood: str = "bernoulli") -> VAE:
         c, hgt, wid = shape
         if hgt % 4 or wid % 4:
             raise ValueError(f"vae-conv needs image sides divisible by 4, got {hgt}x{wid}")
