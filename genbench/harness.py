@@ -28,7 +28,7 @@ from .model import GenerativeModel, Progress
 from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved, peak_rss_mb, reset_peak_rss
 from .perf.flops import graph_flops
 from .registry import load_object
-from .runtime import draw_inputs, make_session, prepare_data
+from .runtime import draw_inputs, make_session, point_values, prepare_data
 from .runtime.sampler import ort_logits_fn, sample_autoregressive, torch_logits_fn
 from .runtime.validate import check_outputs, validate_bundle
 from .types import (GraphSpec, JobError, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
@@ -233,7 +233,10 @@ def _draw_autoregressive_images(bundle: OnnxBundle, device: str, n: int, seed: i
         b = min(SAMPLE_BATCH, n - start)
         seq = sample_autoregressive(fn, np.full((b, 1), bos, np.int64), dims, rng=rng, vocab=levels,
                                     context_length=int(graph.attrs["context_length"]))
-        chunks.append(seq[:, 1:].astype(np.float32) / (levels - 1))
+        if dataset.kind == "points":
+            chunks.append(point_values(seq[:, 1:], levels, dataset.value_range, rng))
+        else:
+            chunks.append(seq[:, 1:].astype(np.float32) / (levels - 1))
     return np.concatenate(chunks).reshape(n, *dataset.shape)
 
 

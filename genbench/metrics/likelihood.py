@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import BundleError
-from ..runtime import BINARIZE_SEED, draw_input, prepare_data, quantize
+from ..runtime import BINARIZE_SEED, draw_input, point_tokens, prepare_data, quantize
 from ..runtime.sampler import LogitsFn, ort_logits_fn
 from ..runtime.validate import check_role_values
 from ..types import MetricValue
@@ -136,6 +136,15 @@ def _from_logits(ctx: QualityContext) -> dict[str, Any]:
                                       f"predicted exactly once ({len(ce):,} bytes, {window[-1] + 1} windows)"},
                 "note": "exact cross-entropy per byte, log_softmax in float64"}
     levels = int(graph.attrs["levels"])
+    if ctx.dataset.kind == "points":
+        lo, hi = ctx.dataset.value_range
+        tokens = point_tokens(ctx.dataset.test_x, levels, (lo, hi))
+        # the model is a piecewise-uniform density: -log p(x) = -log P(bin) + D log(bin width)
+        nll = image_nll(fn, tokens, int(graph.attrs["bos"]), levels) + tokens.shape[1] * math.log((hi - lo) / levels)
+        return {"nll": nll, "groups": None, "dims": tokens.shape[1],
+                "params": {"graph": "logits", "bound": "exact", "split": "test",
+                           "data": f"continuous; the model's bins ({levels} per coordinate) read as a piecewise-uniform density"},
+                "note": "exact NLL (density, nats) of the autoregressive model over binned coordinates"}
     tokens = quantize(ctx.dataset.test_x, levels).reshape(len(ctx.dataset.test_x), -1)
     nll = image_nll(fn, tokens, int(graph.attrs["bos"]), levels)
     return {"nll": nll, "groups": None, "dims": tokens.shape[1],

@@ -70,6 +70,21 @@ def quantize(x: np.ndarray, levels: int) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * (levels - 1)), 0, levels - 1).astype(np.int64)
 
 
+def point_tokens(x: np.ndarray, levels: int, value_range: tuple[float, float]) -> np.ndarray:
+    """Continuous points ``[N, D]`` → bin tokens ``[N, D]`` (int64): ``levels`` equal bins per coordinate over
+    ``value_range``. The contract for ``logits`` graphs on point tasks: plugins tokenise with this."""
+    lo, hi = value_range
+    u = (np.asarray(x, dtype=np.float64) - lo) / (hi - lo)
+    return np.clip(np.floor(u * levels), 0, levels - 1).astype(np.int64).reshape(len(x), -1)
+
+
+def point_values(tokens: np.ndarray, levels: int, value_range: tuple[float, float],
+                 rng: np.random.Generator) -> np.ndarray:
+    """Bin tokens → points drawn uniformly inside each bin (the piecewise-uniform density the model defines)."""
+    lo, hi = value_range
+    return (lo + (tokens + rng.random(tokens.shape)) * (hi - lo) / levels).astype(np.float32)
+
+
 def prepare_data(graph: GraphSpec, data: np.ndarray | None) -> np.ndarray | None:
     """Task data as graph ``graph`` expects it (``graph.attrs["data"]``: continuous or binarized)."""
     if data is None or graph.attrs.get("data", "continuous") == "continuous":

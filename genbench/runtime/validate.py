@@ -143,6 +143,15 @@ def _check_logits_contract(graph: GraphSpec, dataset: Any) -> None:
                           f"vocabulary of {dataset.vocab} (bytes).")
     if dataset.kind == "text" and tok.vocab is not None and tok.vocab > dataset.vocab:
         raise BundleError(f"Graph 'logits' takes tokens below {tok.vocab}; task '{dataset.name}' has {dataset.vocab}.")
+    if dataset.kind == "points":
+        levels, bos = graph.attrs.get("levels"), graph.attrs.get("bos")
+        if not isinstance(levels, int) or levels < 2 or vocab != levels or bos != levels or tok.vocab != levels + 1:
+            raise BundleError(f"Graph 'logits' for points needs attrs['levels'] (bins per coordinate, = its {vocab} "
+                              f"outputs) and attrs['bos'] = levels with input vocab levels + 1; got levels={levels!r}, "
+                              f"bos={bos!r}, vocab={tok.vocab!r}.")
+        if context < int(np.prod(dataset.shape)):
+            raise BundleError(f"Graph 'logits' has context_length {context}, shorter than a point's "
+                              f"{int(np.prod(dataset.shape))} coordinates.")
     if dataset.kind == "image":
         levels, bos = graph.attrs.get("levels"), graph.attrs.get("bos")
         dims = int(np.prod(dataset.shape))

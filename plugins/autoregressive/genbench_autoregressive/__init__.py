@@ -15,3 +15,7 @@ def genbench_register_models(register):
         name="ar-pixel", family="ar", tasks=("image",), cls="genbench_autoregressive.model:PixelTransformer",
         description="Causal Transformer over quantized pixels in raster order (BOS-shifted), exact likelihood",
     ))
+    register(ModelSpec(
+        name="ar-points", family="ar", tasks=("points",), cls="genbench_autoregressive.model:PointsTransformer",
+        description="Causal Transformer over a 2-D point's two binned coordinates (64 bins each), exact likelihood",
+    ))

@@ -279,3 +279,31 @@ class PixelTransformer(_ARModel):
 
         self.attrs = {"context_length": d, "bos": levels, "levels": levels}
         return CausalTransformer(levels + 1, levels, d, self.hyper), next_batch
+
+
+class PointsTransformer(_ARModel):
+    """``ar-points``: a 2-D point as two binned coordinates, x then y given x (and BOS).
+
+    Coordinates are tokenised by genbench's own :func:`genbench.runtime.point_tokens` (64 equal bins per
+    coordinate over the task's value range), so the harness reads the model as a piecewise-uniform density.
+    """
+
+    name = "ar-points"
+    BINS = 64
+    hyper = Hyper(d_model=64, batch=128, weight_decay=0.0)
+    steps_by_profile = {"smoke": 30, "default": 1500}
+
+    def _setup(self, data, device, rng):
+        from genbench.runtime import point_tokens
+
+        tokens = torch.from_numpy(point_tokens(data.x, self.BINS, tuple(data.value_range))).to(device)
+        d = tokens.shape[1]
+        batch, n = self.hyper.batch, len(tokens)
+
+        def next_batch():
+            targets = tokens[torch.from_numpy(rng.integers(0, n, size=batch)).to(device)]
+            return bos_shift(targets, self.BINS), targets
+
+        self.attrs = {"context_length": d, "bos": self.BINS, "levels": self.BINS}
+        # two spare positions: the exporter needs an example shorter than the table to keep 'seq' symbolic
+        return CausalTransformer(self.BINS + 1, self.BINS, d + 2, self.hyper), next_batch
