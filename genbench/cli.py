@@ -102,18 +102,23 @@ def list_cmd() -> None:
 @click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
               default="process", show_default=True,
               help="process: each job in its own process (safe); inline: in this process (debugging); ray: Ray tasks.")
+@click.option("--features", type=click.Choice(["default", "inception"]), default="default", show_default=True,
+              help="Image feature space: the shipped digit CNN, or Inception-v3 via torch-fidelity (FID).")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Path to pt_inception-2015-12-05-6726825d.pth (default: torch's hub cache).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Jobs at once with the process executor (quality in parallel; timing one at a time).")
 @click.option("--address", default=None, help="Ray cluster to join with --executor ray (default: a local instance).")
 def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, text_file, steps, threads, train_threads,
-            no_baselines, no_timing, timeout, isolation, jobs, address, resume) -> None:
+            no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address, resume) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
     from .runner import run
 
     result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
-                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs, address=address,
+                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs, address=address, features=features,
+                 inception_weights=inception_weights,
                  command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
-                                    text_file),
+                                    text_file, features),
                  echo=click.echo, resume=resume)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
@@ -208,7 +213,8 @@ def check_plugin_cmd(name, task) -> None:
     click.echo(f"{name}: conforms to the genbench plugin contract")
 
 
-def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file) -> str:
+def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file,
+               features="default") -> str:
     """The command that reproduces this run, with every choice spelled out."""
     parts = ["genbench", "run", *models] + (["--all"] if all_models else [])
     for t in tasks:
@@ -218,6 +224,8 @@ def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_basel
         parts += ["--steps", str(steps)]
     if text_file is not None:
         parts += ["--text-file", str(text_file)]
+    if features != "default":
+        parts += ["--features", features]
     if no_baselines:
         parts.append("--no-baselines")
     if no_timing:

@@ -61,6 +61,8 @@ class RunConfig:
     executor: str = "process"  # process | inline | ray
     jobs: int = 1  # process executor: jobs run at once (quality work overlaps; timing never does)
     address: str | None = None  # ray executor: the cluster to join (None: start a local instance)
+    features: str = "default"  # image feature space: the shipped digit CNN, or "inception" (torch-fidelity)
+    inception_weights: Path | None = None
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -72,6 +74,8 @@ class RunConfig:
             raise ConfigError(f"Invalid --timeout {self.timeout}: use a positive number of seconds.")
         if self.executor not in ("process", "inline", "ray"):
             raise ConfigError(f"Invalid executor '{self.executor}': use process, inline or ray.")
+        if self.features not in ("default", "inception"):
+            raise ConfigError(f"Invalid --features '{self.features}': use default or inception.")
         if self.jobs < 1:
             raise ConfigError(f"Invalid --jobs {self.jobs}: use 1 or more.")
         if self.train_threads < 1:
@@ -86,4 +90,5 @@ class RunConfig:
                 "data_dir": str(self.data_dir) if self.data_dir else None, "threads": self.threads,
                 "baselines": self.baselines, "timing": self.timing,
                 "text_file": str(self.text_file) if self.text_file else None, "train_threads": self.train_threads,
-                "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address}
+                "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address,
+                "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None}

@@ -112,7 +112,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
         baselines: bool = True, timing: bool = True, text_file: str | Path | None = None,
         train_threads: int = 1, timeout: float | None = 3600.0, executor: str = "process", jobs: int = 1,
-        address: str | None = None, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+        address: str | None = None, features: str = "default", inception_weights: str | Path | None = None, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
         resume: str | Path | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
@@ -129,7 +129,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     config = RunConfig(profile=profile, seed=seed, device=device, steps=steps,
                        data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
                        text_file=Path(text_file) if text_file else None, train_threads=train_threads,
-                       timeout=timeout, executor=executor, jobs=jobs, address=address,
+                       timeout=timeout, executor=executor, jobs=jobs, address=address, features=features,
+                       inception_weights=Path(inception_weights) if inception_weights else None,
                        **({"threads": threads} if threads else {}))
     get_profile(profile)  # an unknown profile is an error before anything runs
     host = host or make_plugin_manager()
@@ -165,7 +166,7 @@ def _resume(run_dir: Path, reporters: Iterable[str] | None, host: PluginHost | N
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     kwargs = {k: v for k, v in stored.items() if k in fields}
     kwargs["device"] = stored.get("requested_device", stored.get("device", "auto"))
-    for key in ("data_dir", "text_file"):
+    for key in ("data_dir", "text_file", "inception_weights"):
         kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
     config = RunConfig(**kwargs)
     host = host or make_plugin_manager()
@@ -257,7 +258,7 @@ def _execute(spec: Any, config: RunConfig, state: Any) -> JobResult:
 
 
 def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool):
-    from .features import extractor_for_task
+    from .features import extractor_for
     from .harness import TaskState
 
     if task.name not in cache:
@@ -266,7 +267,8 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
             options = {"text_file": config.text_file} if config.text_file else {}
             accepted = inspect.signature(loader).parameters
             dataset = loader(config.data_dir, config.seed, **{k: v for k, v in options.items() if k in accepted})
-            cache[task.name] = TaskState(dataset, extractor_for_task(task.name), {})
+            cache[task.name] = TaskState(dataset, extractor_for(task.name, task.kind, config.features,
+                                                                config.inception_weights), {})
         except DataUnavailableError as exc:
             if explicit:
                 raise

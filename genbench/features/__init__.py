@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,16 @@ class FeatureExtractor:
             feats.append(f)
             logits.append(lg)
         return np.concatenate(feats).astype(np.float64), np.concatenate(logits).astype(np.float64)
+
+
+def extractor_for(task: str, kind: str, features: str = "default", weights: Any = None) -> Any:
+    """The feature extractor of a job: the shipped one for ``task`` or, with ``features="inception"``,
+    torch-fidelity's Inception-v3 for every image task (a one-line error when it cannot be had)."""
+    if features == "inception" and kind == "image":
+        from .fidelity import InceptionExtractor
+
+        return InceptionExtractor(weights)
+    return extractor_for_task(task)
 
 
 @lru_cache(maxsize=None)
