@@ -368,7 +368,8 @@ def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str,
             if trt is not None:  # ONNX Runtime with TensorRT, beside the CUDA provider and torch eager
                 trt_calls, trt_sync = _runtime_calls(trt, module, graph, feeds, device, tdev)
                 calls["onnxruntime-tensorrt"], sync["onnxruntime-tensorrt"] = trt_calls["onnxruntime"], trt_sync["onnxruntime"]
-            for runtime, m in measure_interleaved(calls, profile.timing, sync).items():
+            cuda_events = frozenset({"torch-eager"}) if device == "cuda" else frozenset()
+            for runtime, m in measure_interleaved(calls, profile.timing, sync, cuda_events).items():
                 record(runtime, m, batch, "forward", batch, "items/s", 99)
         if graph.role == "logits":
             for batch in SAMPLING_BATCHES:
@@ -427,7 +428,17 @@ def _runtime_calls(session: Any, module: Any, graph: GraphSpec, feeds: Mapping[s
             binding.bind_output(name, "cuda")
         ort_call: Callable[[], Any] = lambda: session.run_with_iobinding(binding)  # noqa: E731
         sync["onnxruntime"] = binding.synchronize_outputs
-        sync["torch-eager"] = torch.cuda.synchronize
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def eager_cuda() -> float:  # CUDA events: the device's own clock, read after the work completes
+            start.record()
+            with torch.inference_mode():
+                module(*tensors)
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+
+        return {"onnxruntime": ort_call, "torch-eager": eager_cuda}, sync
     else:
         ort_call = lambda: session.run(out_names, dict(feeds))  # noqa: E731
     return {"onnxruntime": ort_call, "torch-eager": eager}, sync

@@ -99,3 +99,11 @@ def test_matmul_ceiling_is_measured_for_both_runtimes():
 
     c = matmul_ceiling_gflops(1, n=256, seconds=0.05)
     assert c["ceiling"] == max(c["torch"], c["onnxruntime"]) > 0.1 and c["threads"] == 1
+
+
+def test_self_timed_callables_report_their_own_clock():
+    """How CUDA-event timings enter the statistics: the callable's own elapsed time, not the host clock's."""
+    policy = TimingPolicy(warmup=1, min_iterations=10, min_seconds=0.0, max_seconds=1.0, rounds=1)
+    out = measure_interleaved({"dev": lambda: 0.25, "host": lambda: 0.25}, policy, self_timed=frozenset({"dev"}))
+    assert out["dev"].samples == [0.25] * len(out["dev"].samples) and len(out["dev"].samples) >= 10
+    assert max(out["host"].samples) < 0.01

@@ -92,11 +92,13 @@ class Measurement:
 
 
 def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: TimingPolicy,
-                        sync: Mapping[str, Callable[[], None]] | None = None) -> dict[str, Measurement]:
+                        sync: Mapping[str, Callable[[], None]] | None = None,
+                        self_timed: frozenset[str] = frozenset()) -> dict[str, Measurement]:
     """Time each callable, interleaved in ``policy.rounds`` rounds; per-call latencies in seconds.
 
     ``sync[name]`` (e.g. ``torch.cuda.synchronize``) runs inside the timed region after every call, so that
-    asynchronous devices are measured to completion.
+    asynchronous devices are measured to completion. Callables named in ``self_timed`` return their own
+    elapsed seconds (e.g. from CUDA events), which are recorded instead of the host clock's reading.
     """
     sync = sync or {}
     out = {name: Measurement() for name in calls}
@@ -120,12 +122,13 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
             monitor = CpuMonitor()
             begin = clock()
             n = 0
+            own = name in self_timed
             while True:
                 t0 = clock()
-                fn()
+                elapsed = fn()
                 after()
                 t1 = clock()
-                m.samples.append(t1 - t0)
+                m.samples.append(float(elapsed) if own else t1 - t0)
                 n += 1
                 elapsed = t1 - begin
                 if (n >= per_round_iters and elapsed >= per_round_secs) or elapsed >= per_round_cap:
