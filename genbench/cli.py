@@ -115,8 +115,9 @@ def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, tex
     from .runner import run
 
     result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
-                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs, address=address, features=features,
-                 inception_weights=inception_weights,
+                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads,
+                 baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs,
+                 address=address, features=features, inception_weights=inception_weights,
                  command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
                                     text_file, features),
                  echo=click.echo, resume=resume)

@@ -3,8 +3,6 @@
 Marked ``browser``: .ci/run installs chromium and playwright and runs these; ``pytest -m browser``.
 """
 
-import json
-from dataclasses import replace
 
 import pytest
 

@@ -1,6 +1,5 @@
 """The VAE plugin's mathematics, its ONNX export, and training that lowers the NLL bound."""
 
-import math
 
 import numpy as np
 import pytest
