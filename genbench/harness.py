@@ -31,7 +31,7 @@ from .registry import load_object
 from .runtime import draw_inputs, make_session, point_values, prepare_data
 from .runtime.sampler import ort_logits_fn, sample_autoregressive, torch_logits_fn
 from .runtime.validate import check_outputs, validate_bundle
-from .types import (GraphSpec, JobError, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
+from .types import (DatasetSpec, GraphSpec, JobError, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
                     TrainConfig, TrainSummary)
 
 SAMPLE_BATCH = 500
@@ -147,6 +147,19 @@ def _parameter_count(module: Any) -> int | None:
         return int(sum(p.numel() for p in module.parameters()))
     except Exception:  # noqa: BLE001 - a module without parameters() has no count
         return None
+
+
+def load_task_state(task: DatasetSpec, config: RunConfig) -> TaskState:
+    """Load a task's data (passing ``--text-file`` to loaders that take it) and its feature extractor."""
+    import inspect
+
+    from .features import extractor_for
+
+    loader = load_object(task.loader, owner=f"task '{task.name}'")
+    options = {"text_file": config.text_file} if config.text_file else {}
+    accepted = inspect.signature(loader).parameters
+    dataset = loader(config.data_dir, config.seed, **{k: v for k, v in options.items() if k in accepted})
+    return TaskState(dataset, extractor_for(task.name, task.kind, config.features, config.inception_weights), {})
 
 
 def _instantiate(spec: ModelSpec) -> GenerativeModel:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import inspect
 import os
 import platform
 import secrets
@@ -258,17 +257,11 @@ def _execute(spec: Any, config: RunConfig, state: Any) -> JobResult:
 
 
 def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool):
-    from .features import extractor_for
-    from .harness import TaskState
+    from .harness import load_task_state
 
     if task.name not in cache:
         try:
-            loader = load_object(task.loader, owner=f"task '{task.name}'")
-            options = {"text_file": config.text_file} if config.text_file else {}
-            accepted = inspect.signature(loader).parameters
-            dataset = loader(config.data_dir, config.seed, **{k: v for k, v in options.items() if k in accepted})
-            cache[task.name] = TaskState(dataset, extractor_for(task.name, task.kind, config.features,
-                                                                config.inception_weights), {})
+            cache[task.name] = load_task_state(task, config)
         except DataUnavailableError as exc:
             if explicit:
                 raise

@@ -29,17 +29,9 @@ from . import JobSpec  # noqa: E402
 
 
 def load_task(job: JobSpec) -> Any:
-    import inspect
+    from ..harness import load_task_state
 
-    from ..features import extractor_for
-    from ..harness import TaskState
-
-    loader = load_object(job.task.loader, owner=f"task '{job.task.name}'")
-    options = {"text_file": job.config.text_file} if job.config.text_file else {}
-    accepted = inspect.signature(loader).parameters
-    dataset = loader(job.config.data_dir, job.config.seed, **{k: v for k, v in options.items() if k in accepted})
-    return TaskState(dataset, extractor_for(job.task.name, job.task.kind, job.config.features,
-                                            job.config.inception_weights), {})
+    return load_task_state(job.task, job.config)
 
 
 def head(job: JobSpec) -> dict[str, Any]:

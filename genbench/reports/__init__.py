@@ -7,6 +7,14 @@ from typing import Any, Iterable
 from ..types import JobResult, PerfRecord
 
 
+def md_escape(text: object) -> str:
+    """Escape what a plugin supplies so it cannot break (or inject into) a Markdown table."""
+    s = str(text)
+    for ch in "\\|`*_[]<>":
+        s = s.replace(ch, "\\" + ch)
+    return s.replace("\n", " ")
+
+
 def arrow(higher_is_better: bool) -> str:
     return "↑" if higher_is_better else "↓"
 

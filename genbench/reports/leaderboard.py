@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ..types import JobResult, RunResult
-from . import arrow, order_metrics, perf_summary
+from . import arrow, md_escape as _md, order_metrics, perf_summary
 
 FORMATS = ("md", "csv", "json")
 
@@ -93,13 +93,6 @@ def render_markdown(runs: list[RunResult], tasks: tuple[str, ...] = ()) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _md(text: object) -> str:
-    s = str(text)
-    for ch in "\\|`*_[]<>":
-        s = s.replace(ch, "\\" + ch)
-    return s.replace("\n", " ")
 
 
 def render(runs: list[RunResult], fmt: str, tasks: tuple[str, ...] = ()) -> str:

@@ -7,15 +7,7 @@ from pathlib import Path
 
 from ..results import atomic_write_text
 from ..types import JobResult, RunResult
-from . import arrow, order_metrics, perf_summary
-
-
-def _esc(text: object) -> str:
-    """Escape what a plugin supplies so it cannot break (or inject into) the table."""
-    s = str(text)
-    for ch in "\\|`*_[]<>":
-        s = s.replace(ch, "\\" + ch)
-    return s.replace("\n", " ")
+from . import arrow, md_escape as _esc, order_metrics, perf_summary
 
 
 def _num(v: float | None, fmt: str = "{:.4g}") -> str:
