@@ -109,15 +109,23 @@ def list_cmd() -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Jobs at once with the process executor (quality in parallel; timing one at a time).")
 @click.option("--address", default=None, help="Ray cluster to join with --executor ray (default: a local instance).")
+@click.option("--no-cache", is_flag=True,
+              help="Train every model again: neither read nor write the model cache.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
+@click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GIB",
+              help="Memory each job's process may allocate, in GiB (process executor); over it, the job fails.")
 def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, text_file, steps, threads, train_threads,
-            no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address, resume) -> None:
+            no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address, no_cache,
+            cache_dir, max_memory, resume) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
     from .runner import run
 
     result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
                  data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads,
                  baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs,
-                 address=address, features=features, inception_weights=inception_weights,
+                 address=address, features=features, inception_weights=inception_weights, cache=not no_cache,
+                 cache_dir=cache_dir, max_memory=max_memory,
                  command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
                                     text_file, features),
                  echo=click.echo, resume=resume)
@@ -212,6 +220,42 @@ def check_plugin_cmd(name, task) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{name}: conforms to the genbench plugin contract")
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """The model cache: trained models and validated graphs reused by later runs (--no-cache skips it)."""
+
+
+_CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                          help="Cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
+
+
+@cache_group.command("list")
+@_CACHE_DIR
+def cache_list_cmd(cache_dir) -> None:
+    """One line per cached model: key, model, task, profile, steps, seed, device, size, when."""
+    from .cache import ModelCache, default_cache_dir
+
+    cache = ModelCache(cache_dir or default_cache_dir())
+    entries = cache.entries()
+    click.echo(f"{cache.root}: {len(entries)} entries, {sum(e['bytes'] for e in entries) / 2**20:.1f} MiB")
+    for e in entries:
+        steps = "default" if e["steps"] is None else e["steps"]
+        click.echo(f"  {e['key'][:16]}  {e['model'] or '?':<20} {e['task'] or '?':<8} {e['profile'] or '?':<8} "
+                   f"steps={steps} seed={e['seed']} {e['device']} {e['bytes'] / 2**20:.1f} MiB {e['created_at'] or 'unreadable'}")
+
+
+@cache_group.command("clear")
+@click.option("--model", default=None, help="Only this model's entries.")
+@_CACHE_DIR
+def cache_clear_cmd(model, cache_dir) -> None:
+    """Remove cached models (all, or --model's)."""
+    from .cache import ModelCache, default_cache_dir
+
+    cache = ModelCache(cache_dir or default_cache_dir())
+    removed, freed = cache.clear(model)
+    click.echo(f"removed {removed} entries ({freed / 2**20:.1f} MiB) from {cache.root}")
 
 
 def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file,

@@ -63,6 +63,11 @@ class RunConfig:
     address: str | None = None  # ray executor: the cluster to join (None: start a local instance)
     features: str = "default"  # image feature space: the shipped digit CNN, or "inception" (torch-fidelity)
     inception_weights: Path | None = None
+    #: reuse trained models and their validated graphs across runs (see genbench.cache); where they live
+    cache: bool = True
+    cache_dir: Path | None = None  # None: $GENBENCH_CACHE_DIR, else ~/.cache/genbench
+    #: GiB of memory (RLIMIT_DATA) each job's process may allocate; None: no limit
+    max_memory: float | None = None
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -82,6 +87,10 @@ class RunConfig:
             raise ConfigError(f"Invalid --train-threads {self.train_threads}: use 1 or more.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise ConfigError(f"--data-dir {self.data_dir} is not a directory.")
+        if self.max_memory is not None and not self.max_memory > 0:
+            raise ConfigError(f"Invalid --max-memory {self.max_memory}: use a positive number of GiB.")
+        if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            raise ConfigError(f"--cache-dir {self.cache_dir} is a file, not a directory: pass a directory.")
         if self.text_file is not None and not Path(self.text_file).is_file():
             raise ConfigError(f"--text-file {self.text_file} is not a readable file.")
 
@@ -91,4 +100,6 @@ class RunConfig:
                 "baselines": self.baselines, "timing": self.timing,
                 "text_file": str(self.text_file) if self.text_file else None, "train_threads": self.train_threads,
                 "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address,
-                "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None}
+                "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None,
+                "cache": self.cache, "cache_dir": str(self.cache_dir) if self.cache_dir else None,
+                "max_memory": self.max_memory}

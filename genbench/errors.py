@@ -43,3 +43,9 @@ class ResultsError(GenbenchError):
 
 class ConfigError(GenbenchError, ValueError):
     """An invalid option value."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``"Type: first line of the message"`` (just ``"Type"`` when the message is empty), for results files."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

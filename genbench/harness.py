@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import Profile, RunConfig
 from .data import Dataset
-from .errors import DataError, GenbenchError, PluginError
+from .errors import DataError, GenbenchError, PluginError, one_line
 from .metrics import QualityContext
 from .model import GenerativeModel, Progress
 from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved, peak_rss_mb, reset_peak_rss
@@ -79,13 +79,25 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
 
     try:
         model = _instantiate(spec)
-        enter("train")
-        state["train"] = _train(model, task.dataset, config, device, progress)
-        enter("export")
-        bundle = model.export_onnx(job_dir / "bundle")
-        enter("validate")
-        graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed,
-                                 dataset=task.dataset)
+        cache = _JobCache(spec, task, config, device) if config.cache else None
+        restored = cache.restore(model, job_dir / "bundle", enter) if cache else None
+        if restored is not None:
+            model, bundle, state["train"], graphs = restored
+        else:
+            if cache is not None:
+                model = _instantiate(spec)  # a failed restore may have left the first instance half-loaded
+            enter("train")
+            state["train"] = _train(model, task.dataset, config, device, progress)
+            enter("export")
+            bundle = model.export_onnx(job_dir / "bundle")
+            enter("validate")
+            graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x,
+                                     seed=config.seed, dataset=task.dataset)
+            if cache is not None:
+                cache.store(model, bundle, state["train"])
+        if cache is not None:
+            state["cache"] = cache.info
+        seed_everything(config.seed)  # what follows draws the same numbers whether the model was trained or restored
         state["export"] = {"graphs": {role: {**g, "path": rel(g["path"]),
                                              "parameters": _parameter_count(model.torch_module(role))}
                                       for role, g in graphs.items()}}
@@ -131,15 +143,92 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         enter("done")
         (job_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
         message = (str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}").strip()
+        if config.max_memory and _out_of_memory(exc):
+            message = f"{message.splitlines()[0] if message else type(exc).__name__} (over the job's memory limit: " \
+                      f"--max-memory {config.max_memory:g} GiB)"
         return JobResult(**head, status="failed",
                          error=JobError(failed_in, type(exc).__name__, message.splitlines()[0] if message else type(exc).__name__),
                          train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
                          files={"error": rel(job_dir / "error.txt"), **state.get("files", {})},
-                         seconds=time.perf_counter() - t0, phase_seconds=phase_seconds)
+                         seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, cache=state.get("cache"))
     return JobResult(**head, status="ok", train=state["train"], export=state["export"], quality=state["quality"],
                      performance=state.get("performance", ()), files=state["files"],
                      reason=state.get("perf_note"), seconds=time.perf_counter() - t0, phase_seconds=phase_seconds,
-                     memory=state["memory"])
+                     memory=state["memory"], cache=state.get("cache"))
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(s in text for s in ("can't allocate memory", "cannot allocate memory",
+                                                                     "bad_alloc", "bad allocation", "out of memory"))
+
+
+class _JobCache:
+    """The model cache as one job uses it; ``info`` becomes the result's ``cache`` field.
+
+    ``info["status"]``: ``hit`` (restored, not trained), ``stored`` (trained, then cached), ``rebuilt`` (an
+    entry was found but refused, with ``reason``; trained again and stored), ``unsupported`` (the model's
+    ``state_dict`` returns ``None``), or ``not-stored`` (with ``reason``: the cache could not be written).
+    """
+
+    def __init__(self, spec: ModelSpec, task: TaskState, config: RunConfig, device: str) -> None:
+        from .cache import ModelCache, cache_key, default_cache_dir
+
+        self.store_ = ModelCache(config.cache_dir or default_cache_dir())
+        self.data = task.dataset.training_data()
+        self.train_config = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
+        self.key, self.fields = cache_key(spec, self.data, config, device)
+        self.config, self.device, self.task = config, device, task
+        self.info: dict[str, Any] = {"key": self.key[:16]}
+
+    def restore(self, model: GenerativeModel, directory: Path, enter: Callable[[str], None]) -> tuple | None:
+        """(model, bundle, train, validated graphs) from a sound entry; None to train (a bad entry is discarded)."""
+        from .cache import CacheCorrupt
+
+        try:
+            entry = self.store_.load(self.key)
+        except CacheCorrupt as exc:
+            return self._refuse(str(exc))
+        except OSError as exc:  # an unreadable cache is a miss, not a failed job
+            self.info.update(status="unreadable", reason=one_line(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001 - a malformed entry, in a way load() did not foresee
+            return self._refuse(one_line(exc))
+        if entry is None:
+            return None
+        enter("restore")
+        try:
+            if directory.exists():
+                shutil.rmtree(directory)
+            shutil.copytree(entry.bundle.directory, directory)
+            bundle = OnnxBundle(directory, entry.bundle.graphs)
+            seed_everything(self.config.seed)
+            model.load_state_dict(entry.state, self.data, self.train_config)
+            enter("validate")  # the restored model must still match its graphs, as on the day they were stored
+            graphs = validate_bundle(bundle, model.torch_module, device=self.device, data=self.task.dataset.test_x,
+                                     seed=self.config.seed, dataset=self.task.dataset)
+        except Exception as exc:  # noqa: BLE001 - plugin code and cached files: a failure means retrain
+            shutil.rmtree(directory, ignore_errors=True)
+            return self._refuse(f"restoring it failed: {one_line(exc)}")
+        self.info.update(status="hit", created_at=entry.created_at)
+        return model, bundle, {**entry.train, "cached": True}, graphs
+
+    def _refuse(self, reason: str) -> None:
+        self.store_.discard(self.key)
+        self.info.update(status="rebuilt", reason=f"cache entry {self.key[:16]} refused: {reason}")
+        return None
+
+    def store(self, model: GenerativeModel, bundle: OnnxBundle, train: Mapping[str, Any]) -> None:
+        try:
+            state = model.state_dict()
+            if state is None:
+                self.info.setdefault("status", "unsupported")
+                return
+            self.store_.store(self.key, self.fields, state, bundle, train)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be written never fails the job
+            self.info.update(status="not-stored", reason=one_line(exc))
+            return
+        self.info.setdefault("status", "stored")
 
 
 def _parameter_count(module: Any) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .types import OnnxBundle, TrainConfig, TrainSummary
 
@@ -25,6 +25,10 @@ class GenerativeModel(abc.ABC):
     1. :meth:`train` on the task's training split (the held-out split is never shown to a plugin);
     2. :meth:`export_onnx` into an empty directory;
     3. :meth:`torch_module` for each exported role, to check parity and to time PyTorch eager.
+
+    A model that also implements :meth:`state_dict` and :meth:`load_state_dict` is cached: a later run
+    with the same model, plugin version and code, data, profile, steps, seed and device restores it
+    (weights and validated graphs) instead of calling ``train`` and ``export_onnx`` again.
 
     Samples for scoring are drawn by the harness from the exported graphs, never from the plugin.
     """
@@ -49,3 +53,24 @@ class GenerativeModel(abc.ABC):
     @abc.abstractmethod
     def torch_module(self, role: str) -> "torch.nn.Module":
         """The eager module behind graph ``role``: same inputs (in order), same outputs, eval mode."""
+
+    def state_dict(self) -> "Mapping[str, Any] | None":
+        """What :meth:`train` learned, for genbench's model cache; ``None`` (the default) opts out.
+
+        Return tensors, numbers, strings and booleans, nested in dicts, lists and tuples (for example
+        ``{"generator": self.generator.state_dict()}``): the cache writes them with ``torch.save`` and
+        reads them back with ``torch.load(weights_only=True)``, which refuses anything else. Called after
+        the exported bundle has passed validation. A model that returns ``None`` is trained every run.
+        """
+        return None
+
+    def load_state_dict(self, state: "Mapping[str, Any]", data: "TrainingData", config: TrainConfig) -> None:
+        """Become the trained model that :meth:`state_dict` described, in place of :meth:`train`.
+
+        ``data`` and ``config`` are what ``train`` was given (the cache key covers both, so rebuild the
+        networks from ``data.shape`` as ``train`` does); tensors arrive on the CPU, move them to
+        ``config.device``. The harness checks the restored model against the cached graphs before it
+        uses them: a restore that raises or does not match is discarded, and the model is trained again.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.state_dict() returns weights, but load_state_dict() "
+                                  "is not implemented")

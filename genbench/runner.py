@@ -111,7 +111,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
         baselines: bool = True, timing: bool = True, text_file: str | Path | None = None,
         train_threads: int = 1, timeout: float | None = 3600.0, executor: str = "process", jobs: int = 1,
-        address: str | None = None, features: str = "default", inception_weights: str | Path | None = None, reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+        address: str | None = None, features: str = "default", inception_weights: str | Path | None = None,
+        cache: bool = True, cache_dir: str | Path | None = None, max_memory: float | None = None,
+        reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
         resume: str | Path | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
@@ -122,6 +124,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     """
     if resume is not None:
         return _resume(Path(resume), reporters=reporters, host=host, echo=echo)
+    from .cache import default_cache_dir
     from .runtime import resolve_device
 
     echo = echo or (lambda s: None)
@@ -130,6 +133,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                        text_file=Path(text_file) if text_file else None, train_threads=train_threads,
                        timeout=timeout, executor=executor, jobs=jobs, address=address, features=features,
                        inception_weights=Path(inception_weights) if inception_weights else None,
+                       cache=cache, max_memory=max_memory,
+                       # resolved here: job processes fork from a server that may predate this run's environment
+                       cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
                        **({"threads": threads} if threads else {}))
     get_profile(profile)  # an unknown profile is an error before anything runs
     host = host or make_plugin_manager()
@@ -165,7 +171,7 @@ def _resume(run_dir: Path, reporters: Iterable[str] | None, host: PluginHost | N
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     kwargs = {k: v for k, v in stored.items() if k in fields}
     kwargs["device"] = stored.get("requested_device", stored.get("device", "auto"))
-    for key in ("data_dir", "text_file", "inception_weights"):
+    for key in ("data_dir", "text_file", "inception_weights", "cache_dir"):
         kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
     config = RunConfig(**kwargs)
     host = host or make_plugin_manager()

@@ -15,8 +15,9 @@ Every problem comes with what to change. The checks: the plugin loads and implem
 each model's spec is valid and its class is a ``GenerativeModel``; it trains on a tiny budget and
 returns a ``TrainSummary``; ``export_onnx`` returns an ``OnnxBundle`` whose graphs have known roles
 and pass genbench's validation (checker, declared shapes and dtypes, several batch sizes, finite
-outputs, parity with ``torch_module``); and two trainings with the same seed export the same graph
-outputs (determinism).
+outputs, parity with ``torch_module``); two trainings with the same seed export the same graph
+outputs (determinism); and, for a model that implements ``state_dict``, that a fresh instance restored
+with ``load_state_dict`` after ``torch.load(weights_only=True)`` matches the exported graphs (the cache).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from .errors import GenbenchError
+from .errors import GenbenchError, one_line
 
 TINY_STEPS = 3
 DETERMINISM_ATOL = 1e-6
@@ -141,7 +142,45 @@ def check_model(name: str, *, host: Any = None, task: str | None = None, steps: 
                 problem("determinism", f"two trainings with seed {seed} give graph '{graph.role}' outputs that differ "
                                        f"by {diff:.3g}; seed torch, numpy and any other random source from "
                                        "config.seed in train().")
+        message = _cache_problem(cls, model, bundle, data, TrainConfig(seed=seed, device="cpu", profile="smoke",
+                                                                        steps=steps), seed)
+        if message:
+            problem("cache", message)
     return problems
+
+
+def _cache_problem(cls: Any, model: Any, bundle: Any, data: Any, config: Any, seed: int) -> str | None:
+    """For a model that opts into the cache: its state survives torch.save / torch.load(weights_only=True),
+    and a fresh instance restored from it matches the graphs exported after training."""
+    import io
+
+    import torch
+
+    from .runtime.validate import validate_bundle
+
+    try:
+        state = model.state_dict()
+    except Exception as exc:  # noqa: BLE001
+        return f"state_dict() raised {type(exc).__name__}: {exc}"
+    if state is None:
+        return None  # not cached: trained every run
+    buffer = io.BytesIO()
+    try:
+        torch.save(state, buffer)
+        buffer.seek(0)
+        state = torch.load(buffer, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001
+        return ("state_dict() holds objects that torch.load(weights_only=True) refuses; return only tensors, numbers, "
+                "strings and dicts, lists or tuples of them")
+    try:
+        restored = cls()
+        restored.load_state_dict(state, data.training_data(), config)
+        validate_bundle(bundle, restored.torch_module, data=data.test_x, seed=seed, dataset=data)
+    except Exception as exc:  # noqa: BLE001
+        return (f"a model restored with load_state_dict(state_dict()) does not match the exported graphs "
+                f"({one_line(exc)}); build the networks as train() does, then load every tensor that state_dict() "
+                "returned")
+    return None
 
 
 def check_plugin(name: str, *, host: Any = None, **kwargs: Any) -> list[Problem]:

@@ -403,6 +403,10 @@ class JobResult(_Serializable):
     phase_seconds: Mapping[str, float] = field(default_factory=dict)
     memory: Mapping[str, Any] = field(default_factory=dict)
     node: str | None = None  # the machine the job ran on
+    #: the model cache: ``{"key", "status": hit|stored|rebuilt|unsupported|not-stored|unreadable, "reason"?}``
+    cache: Mapping[str, Any] | None = None
+    #: things that did not fail the job but a reader should know (e.g. threads a plugin left running)
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobResult":
@@ -410,6 +414,7 @@ class JobResult(_Serializable):
         d["error"] = JobError.from_dict(d["error"]) if d.get("error") else None
         d["quality"] = {k: MetricValue.from_dict(v) for k, v in (d.get("quality") or {}).items()}
         d["performance"] = tuple(PerfRecord.from_dict(p) for p in d.get("performance") or ())
+        d["warnings"] = tuple(d.get("warnings") or ())
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

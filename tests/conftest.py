@@ -13,3 +13,9 @@ def fake_host():
     from genbench.plugins import make_plugin_manager
 
     return make_plugin_manager(extra_plugins=[("fakes", FakePlugin), ("text-fakes", TextPlugin)], entry_points=False)
+
+
+@pytest.fixture(autouse=True)
+def _private_model_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own model cache: no test sees another's trained models, or the user's ~/.cache."""
+    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))

@@ -101,10 +101,47 @@ class NotAModel:
     pass
 
 
+class CachedModel(TinyModel):
+    """TinyModel with the cache contract: its weights round-trip through state_dict/load_state_dict."""
+
+    def state_dict(self):
+        return {"w": torch.from_numpy(self.w.copy()), "note": "tiny", "shape": (Z, 64)}
+
+    def load_state_dict(self, state, data, config):
+        assert isinstance(state["w"], torch.Tensor) and state["note"] == "tiny"
+        self.w = state["w"].numpy()
+
+
+class WrongRestoreModel(CachedModel):
+    """Restores the wrong weights: the cached graph no longer matches its model, so the entry is refused."""
+
+    def load_state_dict(self, state, data, config):
+        self.w = np.zeros((Z, 64), np.float32)
+
+
+class RaisingRestoreModel(CachedModel):
+    def load_state_dict(self, state, data, config):
+        raise RuntimeError("boom in load_state_dict")
+
+
+class RaisingStateModel(CachedModel):
+    def state_dict(self):
+        raise RuntimeError("boom in state_dict")
+
+
+class PickledStateModel(CachedModel):
+    """Returns an arbitrary object: torch.load(weights_only=True) could not read it back, so it is not cached."""
+
+    def state_dict(self):
+        return {"w": torch.from_numpy(self.w.copy()), "obj": Path("/")}
+
+
 FAKES = {
     "tiny-ok": "TinyModel", "tiny-wrong-shape": "WrongShapeModel", "tiny-nan": "NaNModel",
     "tiny-parity": "ParityModel", "tiny-fixed-batch": "FixedBatchModel", "tiny-raises": "RaisingTrainModel",
-    "tiny-not-a-model": "NotAModel",
+    "tiny-not-a-model": "NotAModel", "tiny-cached": "CachedModel", "tiny-wrong-restore": "WrongRestoreModel",
+    "tiny-raising-restore": "RaisingRestoreModel", "tiny-raising-state": "RaisingStateModel",
+    "tiny-pickled-state": "PickledStateModel",
 }
 
 
@@ -288,8 +325,40 @@ class SysExitModel(TinyModel):
         sys.exit("plugin called sys.exit")
 
 
+class MemoryHogModel(TinyModel):
+    """Asks for 8 GiB at once, as a model far too big for the machine would."""
+
+    def train(self, data, config, progress):
+        hog = np.empty(2**31, np.float32)
+        hog.fill(1.0)
+        return super().train(data, config, progress)
+
+
+class KilledModel(TinyModel):
+    """Dies by SIGKILL, as under the kernel's out-of-memory killer."""
+
+    def train(self, data, config, progress):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class LeakyThreadsModel(TinyModel):
+    """Starts a non-daemon thread that would keep its process alive for an hour, and a daemon one."""
+
+    def train(self, data, config, progress):
+        import threading
+        import time
+
+        threading.Thread(target=time.sleep, args=(3600,), name="leaked-sleeper").start()
+        threading.Thread(target=time.sleep, args=(3600,), name="leaked-daemon", daemon=True).start()
+        return super().train(data, config, progress)
+
+
 FAKES.update({"tiny-hangs": "HangingModel", "tiny-exits": "ExitingModel", "tiny-segfaults": "SegfaultModel",
-              "tiny-sys-exit": "SysExitModel"})
+              "tiny-sys-exit": "SysExitModel", "tiny-memory-hog": "MemoryHogModel", "tiny-killed": "KilledModel",
+              "tiny-leaky-threads": "LeakyThreadsModel"})
 
 
 class SlowModel(TinyModel):

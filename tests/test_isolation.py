@@ -12,6 +12,7 @@ import genbench
     ("tiny-exits", "export", "ProcessDied", ["died during export", "exit code 3"]),
     ("tiny-segfaults", "train", "ProcessDied", ["died during train", "SIGSEGV"]),
     ("tiny-sys-exit", "train", "SystemExit", ["plugin called sys.exit"]),
+    ("tiny-killed", "train", "ProcessDied", ["died during train", "SIGKILL", "out-of-memory killer", "--max-memory"]),
 ])
 def test_hostile_plugin_fails_its_own_job_and_the_run_goes_on(fake_host, tmp_path, model, phase, error_type, words):
     result = genbench.run([model, "tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
@@ -31,3 +32,28 @@ def test_inline_and_process_executors_give_the_same_quality(fake_host, tmp_path)
     runs = [genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path, baselines=False,
                          device="cpu", timing=False, executor=e) for e in ("inline", "process")]
     assert runs[0].jobs[0].quality["fd"].value == pytest.approx(runs[1].jobs[0].quality["fd"].value, abs=1e-9)
+
+
+def test_a_job_over_its_memory_limit_fails_alone(fake_host, tmp_path):
+    """--max-memory: a model that asks for 8 GiB gets a MemoryError in its own job, not the OOM killer."""
+    result = genbench.run(["tiny-memory-hog", "tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host,
+                          out=tmp_path, baselines=False, device="cpu", timing=False, max_memory=3)
+    hog, ok = result.jobs
+    assert hog.status == "failed" and hog.error.phase == "train" and hog.error.type == "MemoryError", hog.error
+    assert "8.00 GiB" in hog.error.message and "--max-memory 3 GiB" in hog.error.message
+    assert ok.status == "ok" and result.config["max_memory"] == 3
+
+
+def test_threads_a_plugin_leaves_running_are_reported_and_do_not_hold_the_run(fake_host, tmp_path):
+    import multiprocessing
+
+    result = genbench.run(["tiny-leaky-threads", "tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host,
+                          out=tmp_path, baselines=False, device="cpu", timing=False, timeout=60)
+    leaky, ok = result.jobs
+    assert leaky.status == "ok" and ok.status == "ok" and not ok.warnings
+    (warning,) = leaky.warnings
+    assert "2 Python thread(s)" in warning and "leaked-sleeper" in warning and "leaked-daemon" in warning
+    # the hour-long non-daemon thread did not keep the job's process alive
+    assert not [p for p in multiprocessing.active_children() if p.name == "genbench-job-tiny-leaky-threads"]
+    report = (tmp_path / result.run_id / "report.md").read_text()
+    assert "leaked-sleeper" in report

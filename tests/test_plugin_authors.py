@@ -23,8 +23,9 @@ def kit_host():
     return make_plugin_manager(extra_plugins=[("fakes", FakePlugin), ("nohook", NoHookPlugin)], entry_points=False)
 
 
-def test_a_conforming_model_has_no_problems(kit_host):
-    assert check_model("tiny-ok", host=kit_host, task="digits") == []
+@pytest.mark.parametrize("name", ["tiny-ok", "tiny-cached"])
+def test_a_conforming_model_has_no_problems(kit_host, name):
+    assert check_model(name, host=kit_host, task="digits") == []
 
 
 @pytest.mark.parametrize("name, check, words", [
@@ -32,6 +33,9 @@ def test_a_conforming_model_has_no_problems(kit_host):
     ("tiny-wrong-shape", "onnx", ["output 'x'", "rank 2"]),
     ("tiny-nondeterministic", "determinism", ["seed", "differ", "config.seed"]),
     ("tiny-not-a-model", "class", ["subclass"]),
+    ("tiny-wrong-restore", "cache", ["load_state_dict", "does not match", "disagrees with torch_module"]),
+    ("tiny-raising-state", "cache", ["state_dict() raised", "boom in state_dict"]),
+    ("tiny-pickled-state", "cache", ["weights_only", "return only tensors"]),
 ])
 def test_the_kit_names_each_problem_and_what_to_change(kit_host, name, check, words):
     problems = check_model(name, host=kit_host, task="digits")

@@ -70,6 +70,9 @@ def run_in_process(job: JobSpec, timeout: float | None, lock: Any = None) -> Job
         if timed_out or result is None:
             proc.kill()
         proc.join(10)
+        if proc.is_alive():  # it sent its result but would not end
+            proc.kill()
+            proc.join(10)
         receiver.close()
     if result is not None:
         return result
@@ -82,8 +85,10 @@ def run_in_process(job: JobSpec, timeout: float | None, lock: Any = None) -> Job
     elif crash is not None:
         error = JobError(phase, "WorkerError", crash.strip().splitlines()[-1])
     else:
+        hint = ("; SIGKILL usually means the kernel's out-of-memory killer: --max-memory GIB makes a job that "
+                "allocates too much fail with a MemoryError instead") if proc.exitcode == -signal.SIGKILL else ""
         error = JobError(phase, "ProcessDied", f"the job's process died during {phase} ({_describe_exit(proc.exitcode)}) "
-                                              "without a result")
+                                              f"without a result{hint}")
     (job.job_dir).mkdir(parents=True, exist_ok=True)
     (job.job_dir / "error.txt").write_text(f"{error.type}: {error.message}\n" + (crash or ""))
     return JobResult(**head(job), status="failed", error=error, seconds=seconds,

@@ -6,8 +6,11 @@ process starts warm.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
+import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -62,11 +65,42 @@ def execute(job: JobSpec, on_phase: Callable[[str], None] | None = None, task_st
 
 
 def child_main(job: JobSpec, conn: Any, timing_lock: Any = None) -> None:
-    """Entry point of a job's process: phase messages, then the result, through ``conn``."""
+    """Entry point of a job's process: phase messages, then the result, through ``conn``.
+
+    The process ends with ``os._exit`` once the result is sent: threads a plugin left running (which
+    would keep a normal interpreter exit waiting for ever) are named in the result's warnings and end
+    with the process.
+    """
     try:
+        limit_memory(job.config.max_memory)
+        before = set(threading.enumerate())
         result = execute(job, on_phase=lambda phase: conn.send(("phase", phase)), timing_lock=timing_lock)
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if leaked:
+            names = ", ".join(sorted(t.name for t in leaked)[:5])
+            result = dataclasses.replace(result, warnings=(*result.warnings, (
+                f"the job left {len(leaked)} Python thread(s) running ({names}); they may have disturbed its timings, "
+                "and were stopped with the job's process")))
         conn.send(("result", result.to_dict()))
     except BaseException:  # noqa: BLE001 - report, then die
         conn.send(("crash", traceback.format_exc()))
     finally:
         conn.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def limit_memory(gib: float | None) -> None:
+    """Cap this process's data memory (``RLIMIT_DATA``: heap and private mappings, which is where numpy and
+    torch allocate) at ``gib`` GiB, so that a plugin that allocates too much gets a MemoryError in its own
+    job instead of the kernel's out-of-memory killer choosing a victim."""
+    if gib is None:
+        return
+    import resource
+
+    limit = int(gib * 2**30)
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))

@@ -86,9 +86,15 @@ def _quality_table(jobs: list[JobResult]) -> list[str]:
             f"failed ({j.error.phase}): {_esc(j.error.message)}" if j.error else f"skipped: {_esc(j.reason)}")
         row = [str(rank), f"`{_esc(j.model)}`", _esc(j.family), status]
         row += [_metric_cell(j.quality.get(m)) for m in metrics]
-        row += [_num((j.train or {}).get("seconds"), "{:.1f}"), _num(parity, "{:.1e}")]
+        cached = " (cached)" if (j.cache or {}).get("status") == "hit" else ""
+        row += [_num((j.train or {}).get("seconds"), "{:.1f}") + cached, _num(parity, "{:.1e}")]
         lines.append("| " + " | ".join(row) + " |")
-    return lines + [""]
+    notes = [f"- warning, `{_esc(j.model)}`: {_esc(w)}" for j in jobs for w in j.warnings]
+    notes += [f"- cache, `{_esc(j.model)}`: {_esc(j.cache['reason'])}" for j in jobs if (j.cache or {}).get("reason")]
+    if any((j.cache or {}).get("status") == "hit" for j in jobs):
+        notes.append("- (cached): restored from the model cache, not trained in this run; train s is the original "
+                     "training time. `genbench run --no-cache` retrains.")
+    return lines + [""] + (notes + [""] if notes else [])
 
 
 def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[str]:

@@ -58,6 +58,15 @@ class ExampleGAN(GenerativeModel):
         self.generator = gen.eval()
         return TrainSummary(steps=steps, seconds=time.perf_counter() - t0, loss_history=history)
 
+    # The model cache: what train() learned, and how to rebuild the trained model from it (docs/plugins.md).
+    def state_dict(self):
+        return {"generator": self._require().state_dict()}
+
+    def load_state_dict(self, state, data, config):
+        gen = Generator(data.shape, data.value_range)
+        gen.load_state_dict(state["generator"])
+        self.generator = gen.eval()
+
     def export_onnx(self, directory):
         gen = self._require()
         export_torch_module(gen, (torch.randn(4, Z_DIM),), Path(directory) / "generator.onnx", input_names=["z"],

@@ -191,6 +191,15 @@ class _ARModel(GenerativeModel):
         self.net = net.eval()
         return TrainSummary(steps=steps, seconds=time.perf_counter() - t0, loss_history=history, log_every=LOG_EVERY)
 
+    def state_dict(self) -> dict:
+        return {"net": self._require().state_dict()}
+
+    def load_state_dict(self, state, data, config: TrainConfig) -> None:
+        device = torch.device(config.device)
+        net, _ = self._setup(data, device, np.random.default_rng(config.seed))  # the same network train() builds
+        net.load_state_dict(state["net"])
+        self.net = net.to(device).eval()
+
     def export_onnx(self, directory: Path) -> OnnxBundle:
         net = self._require()
         directory = Path(directory)

@@ -97,6 +97,14 @@ class MLPGAN(GenerativeModel):
         self.generator = gen.eval()
         return TrainSummary(steps=steps, seconds=time.perf_counter() - t0, loss_history=history, log_every=LOG_EVERY)
 
+    def state_dict(self) -> dict:
+        return {"generator": self._require().state_dict()}
+
+    def load_state_dict(self, state, data, config: TrainConfig) -> None:
+        gen = Generator(tuple(data.shape), tuple(data.value_range))
+        gen.load_state_dict(state["generator"])
+        self.generator = gen.to(torch.device(config.device)).eval()
+
     def export_onnx(self, directory: Path) -> OnnxBundle:
         gen = self._require()
         example = torch.randn(4, Z_DIM, device=next(gen.parameters()).device)

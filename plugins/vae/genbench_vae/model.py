@@ -151,10 +151,8 @@ class _VAEModel(GenerativeModel):
         continuous = data.kind == "points"  # 2-D points: a Gaussian likelihood on the raw coordinates
         x_np = np.asarray(data.x, dtype=np.float32)
         x_all = torch.tensor(x_np if continuous else (x_np - lo) / (hi - lo)).to(device)  # else: probabilities
-        shape = tuple(data.shape)
-        z_dim = (2 if continuous else self.z_dim_small) if math.prod(shape) <= 256 else self.z_dim_large
-        vae = self.build(shape, z_dim, "gaussian" if continuous else "bernoulli").to(device)
-        self.value_range = (lo, hi)
+        vae = self._build_for(data).to(device)
+        z_dim = vae.z_dim
         opt = torch.optim.Adam(vae.parameters(), lr=LR)
         history: dict[str, list[float]] = {"loss": [], "recon": [], "kl": []}
         t0 = time.perf_counter()
@@ -173,6 +171,22 @@ class _VAEModel(GenerativeModel):
                 progress(step, steps, {"loss": history["loss"][-1]})
         self.vae = vae.eval()
         return TrainSummary(steps=steps, seconds=time.perf_counter() - t0, loss_history=history, log_every=LOG_EVERY)
+
+    def _build_for(self, data) -> VAE:
+        """The untrained network for ``data``: Gaussian likelihood for 2-D points, Bernoulli for images."""
+        continuous = data.kind == "points"
+        shape = tuple(data.shape)
+        z_dim = (2 if continuous else self.z_dim_small) if math.prod(shape) <= 256 else self.z_dim_large
+        self.value_range = tuple(data.value_range)
+        return self.build(shape, z_dim, "gaussian" if continuous else "bernoulli")
+
+    def state_dict(self) -> dict:
+        return {"vae": self._require().state_dict()}
+
+    def load_state_dict(self, state, data, config: TrainConfig) -> None:
+        vae = self._build_for(data)
+        vae.load_state_dict(state["vae"])
+        self.vae = vae.to(torch.device(config.device)).eval()
 
     def export_onnx(self, directory: Path) -> OnnxBundle:
         vae = self._require()
