@@ -14,7 +14,7 @@ def test_every_built_in_model_round_trips_through_the_cache(tmp_path):
     models = sorted({m for m, _ in JOBS})
     tasks = sorted({t for _, t in JOBS})
     runs = [genbench.run(models, tasks=tasks, profile="smoke", out=tmp_path, baselines=False, device="cpu",
-                         timing=False, cache_dir=tmp_path / "cache", jobs=2) for _ in range(2)]
+                         timing=False, cache_dir=tmp_path / "cache", jobs=2, steps=5) for _ in range(2)]
     first, second = ({(j.model, j.task): j for j in r.jobs} for r in runs)
     for key in JOBS:
         a, b = first[key], second[key]
