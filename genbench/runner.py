@@ -138,6 +138,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
                        **({"threads": threads} if threads else {}))
     get_profile(profile)  # an unknown profile is an error before anything runs
+    _check_executor(config)
     host = host or make_plugin_manager()
     for failure in host.failures:
         echo(f"warning: {failure}")
@@ -174,6 +175,7 @@ def _resume(run_dir: Path, reporters: Iterable[str] | None, host: PluginHost | N
     for key in ("data_dir", "text_file", "inception_weights", "cache_dir"):
         kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
     config = RunConfig(**kwargs)
+    _check_executor(config)
     host = host or make_plugin_manager()
     jobs = plan(host, selection.get("models", ()), selection.get("all", False), selection.get("tasks", ()),
                 config.baselines)
@@ -241,6 +243,13 @@ def _run_jobs(result: RunResult, run_dir: Path, jobs: list[PlannedJob], config: 
     write_reports(result, run_dir, host, reporters, echo)
     echo(f"results: {run_dir / 'run.json'}")
     return result
+
+
+def _check_executor(config: RunConfig) -> None:
+    if config.executor == "process":
+        from .executors.local import check_can_start
+
+        check_can_start()
 
 
 def _ceiling(threads: int) -> dict[str, float] | None:

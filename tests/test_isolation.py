@@ -57,3 +57,17 @@ def test_threads_a_plugin_leaves_running_are_reported_and_do_not_hold_the_run(fa
     assert not [p for p in multiprocessing.active_children() if p.name == "genbench-job-tiny-leaky-threads"]
     report = (tmp_path / result.run_id / "report.md").read_text()
     assert "leaked-sleeper" in report
+
+
+def test_a_script_read_from_stdin_gets_a_clear_error_not_dead_jobs(tmp_path):
+    """Job processes re-run __main__ from its file; a script piped to `python -` has none."""
+    import subprocess
+    import sys
+
+    script = ("import genbench\n"
+              f"genbench.run(['baseline-gaussian'], tasks=['digits'], profile='smoke', out={str(tmp_path)!r}, "
+              "device='cpu', timing=False)\n")
+    proc = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "ConfigError: Job processes cannot start from a script read from <stdin>" in proc.stderr
+    assert "executor='inline'" in proc.stderr and not list(tmp_path.iterdir())  # nothing started, nothing half-written

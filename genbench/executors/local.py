@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import time
 from typing import Any
 
+from ..errors import ConfigError
 from ..types import JobError, JobResult
 from . import JobSpec
 
@@ -25,6 +27,15 @@ def _context() -> Any:
         else:  # pragma: no cover - macOS/Windows
             _CONTEXT = multiprocessing.get_context("spawn")
     return _CONTEXT
+
+
+def check_can_start() -> None:
+    """Job processes re-run the caller's ``__main__`` from its file; a script read from stdin has none."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is None and path and not os.path.isfile(path):
+        raise ConfigError(f"Job processes cannot start from a script read from {path}: save the script to a file, "
+                          "or pass executor='inline' (--executor inline).")
 
 
 def timing_lock() -> Any:
