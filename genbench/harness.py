@@ -91,8 +91,7 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
             enter("export")
             bundle = model.export_onnx(job_dir / "bundle")
             enter("validate")
-            graphs = validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x,
-                                     seed=config.seed, dataset=task.dataset)
+            graphs = _validate(bundle, model, task, config, device)
             if cache is not None:
                 cache.store(model, bundle, state["train"])
         if cache is not None:
@@ -142,12 +141,10 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
         failed_in = phase
         enter("done")
         (job_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
-        message = (str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}").strip()
+        message = str(exc).strip().splitlines()[0] if isinstance(exc, GenbenchError) and str(exc).strip() else one_line(exc)
         if config.max_memory and _out_of_memory(exc):
-            message = f"{message.splitlines()[0] if message else type(exc).__name__} (over the job's memory limit: " \
-                      f"--max-memory {config.max_memory:g} GiB)"
-        return JobResult(**head, status="failed",
-                         error=JobError(failed_in, type(exc).__name__, message.splitlines()[0] if message else type(exc).__name__),
+            message += f" (over the job's memory limit: --max-memory {config.max_memory:g} GiB)"
+        return JobResult(**head, status="failed", error=JobError(failed_in, type(exc).__name__, message),
                          train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
                          files={"error": rel(job_dir / "error.txt"), **state.get("files", {})},
                          seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, cache=state.get("cache"))
@@ -155,6 +152,11 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
                      performance=state.get("performance", ()), files=state["files"],
                      reason=state.get("perf_note"), seconds=time.perf_counter() - t0, phase_seconds=phase_seconds,
                      memory=state["memory"], cache=state.get("cache"))
+
+
+def _validate(bundle: OnnxBundle, model: GenerativeModel, task: TaskState, config: RunConfig, device: str) -> dict:
+    return validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed,
+                           dataset=task.dataset)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -174,7 +176,7 @@ class _JobCache:
     def __init__(self, spec: ModelSpec, task: TaskState, config: RunConfig, device: str) -> None:
         from .cache import ModelCache, cache_key, default_cache_dir
 
-        self.store_ = ModelCache(config.cache_dir or default_cache_dir())
+        self.cache = ModelCache(config.cache_dir or default_cache_dir())
         self.data = task.dataset.training_data()
         self.train_config = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
         self.key, self.fields = cache_key(spec, self.data, config, device)
@@ -186,7 +188,7 @@ class _JobCache:
         from .cache import CacheCorrupt
 
         try:
-            entry = self.store_.load(self.key)
+            entry = self.cache.load(self.key)
         except CacheCorrupt as exc:
             return self._refuse(str(exc))
         except OSError as exc:  # an unreadable cache is a miss, not a failed job
@@ -205,8 +207,7 @@ class _JobCache:
             seed_everything(self.config.seed)
             model.load_state_dict(entry.state, self.data, self.train_config)
             enter("validate")  # the restored model must still match its graphs, as on the day they were stored
-            graphs = validate_bundle(bundle, model.torch_module, device=self.device, data=self.task.dataset.test_x,
-                                     seed=self.config.seed, dataset=self.task.dataset)
+            graphs = _validate(bundle, model, self.task, self.config, self.device)
         except Exception as exc:  # noqa: BLE001 - plugin code and cached files: a failure means retrain
             shutil.rmtree(directory, ignore_errors=True)
             return self._refuse(f"restoring it failed: {one_line(exc)}")
@@ -214,7 +215,7 @@ class _JobCache:
         return model, bundle, {**entry.train, "cached": True}, graphs
 
     def _refuse(self, reason: str) -> None:
-        self.store_.discard(self.key)
+        self.cache.discard(self.key)
         self.info.update(status="rebuilt", reason=f"cache entry {self.key[:16]} refused: {reason}")
         return None
 
@@ -224,7 +225,7 @@ class _JobCache:
             if state is None:
                 self.info.setdefault("status", "unsupported")
                 return
-            self.store_.store(self.key, self.fields, state, bundle, train)
+            self.cache.store(self.key, self.fields, state, bundle, train)
         except Exception as exc:  # noqa: BLE001 - a cache that cannot be written never fails the job
             self.info.update(status="not-stored", reason=one_line(exc))
             return
