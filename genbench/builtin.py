@@ -44,13 +44,13 @@ def genbench_register_metrics(register):
         ("knn-kl", "KnnKL", "nats", False, "k-NN estimate of KL(samples || fresh data), Wang et al. 2009"),
     ):
         register(MetricSpec(name, ("points",), f"genbench.metrics.builtin:{factory}", unit, higher, desc))
-    register(MetricSpec("nll", ("image", "points"), "genbench.metrics.likelihood:make_nll", "nats", False,
-                        "Held-out negative log-likelihood per example, from an elbo (bound) or logits graph"))
-    register(MetricSpec("bpd", ("image",), "genbench.metrics.likelihood:make_bpd", "bits/dim", False,
-                        "Held-out negative log-likelihood in bits per dimension: NLL / (D ln 2)"))
+    register(MetricSpec("nll", ("image", "points"), "genbench.metrics.likelihood:make_nll", "nats/example", False,
+                        "Held-out negative log-likelihood per example, from an elbo (exact or bound) or logits graph"))
+    register(MetricSpec("bpd", ("image", "points"), "genbench.metrics.likelihood:make_bpd", "bits/dim", False,
+                        "Held-out NLL in bits per dimension, NLL / (D ln 2); discrete data only on images"))
     register(MetricSpec("bpb", ("text",), "genbench.metrics.likelihood:make_bpb", "bits/byte", False,
                         "Held-out cross-entropy in bits per byte (disjoint windows, each byte predicted once)"))
-    register(MetricSpec("ppl", ("text",), "genbench.metrics.likelihood:make_ppl", "", False,
+    register(MetricSpec("ppl", ("text",), "genbench.metrics.likelihood:make_ppl", "per byte", False,
                         "Held-out perplexity per byte: exp(mean cross-entropy in nats); uniform = 256"))
 
 

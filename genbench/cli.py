@@ -82,7 +82,11 @@ def list_cmd() -> None:
               help="smoke: a tiny CI budget; default: the published numbers.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/runs"),
               show_default=True, help="Directory in which the run directory <run-id>/ is made.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
+              help="Training seed (one seed; see --seeds).")
+@click.option("--seeds", "seeds", default=None, metavar="S,S,...",
+              help="Train and score every model once per seed, e.g. 0,1,2: quality as mean ± std with a 95% "
+                   "t-interval; timing once per model.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
@@ -106,8 +110,8 @@ def list_cmd() -> None:
               help="Image feature space: the shipped digit CNN, or Inception-v3 via torch-fidelity (FID).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Path to pt_inception-2015-12-05-6726825d.pth (default: torch's hub cache).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Jobs at once with the process executor (quality in parallel; timing one at a time).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Build-and-score work at once (default: the usable cores); timing always runs alone.")
 @click.option("--address", default=None, help="Ray cluster to join with --executor ray (default: a local instance).")
 @click.option("--no-cache", is_flag=True,
               help="Train every model again: neither read nor write the model cache.")
@@ -115,19 +119,21 @@ def list_cmd() -> None:
               help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
 @click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GIB",
               help="Memory each job's process may allocate, in GiB (process executor); over it, the job fails.")
-def run_cmd(models, all_models, tasks, profile, out, seed, device, data_dir, text_file, steps, threads, train_threads,
+def run_cmd(models, all_models, tasks, profile, out, seed, seeds, device, data_dir, text_file, steps, threads, train_threads,
             no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address, no_cache,
             cache_dir, max_memory, resume) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
     from .runner import run
 
-    result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, device=device,
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, seeds=seed_list,
+                 device=device,
                  data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads,
                  baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs,
                  address=address, features=features, inception_weights=inception_weights, cache=not no_cache,
                  cache_dir=cache_dir, max_memory=max_memory,
                  command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
-                                    text_file, features),
+                                    text_file, features, seed_list),
                  echo=click.echo, resume=resume)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
@@ -258,13 +264,28 @@ def cache_clear_cmd(model, cache_dir) -> None:
     click.echo(f"removed {removed} entries ({freed / 2**20:.1f} MiB) from {cache.root}")
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` → ``(0, 1, 2)``; a one-line error for anything else."""
+    from .errors import ConfigError
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or any(not p.isdigit() for p in parts):
+        raise ConfigError(f"Invalid --seeds {text!r}: give whole numbers separated by commas, e.g. --seeds 0,1,2.")
+    seeds = tuple(int(p) for p in parts)
+    if len(set(seeds)) != len(seeds) or any(s >= 2**32 for s in seeds):
+        raise ConfigError(f"Invalid --seeds {text!r}: each seed once, each below 2**32.")
+    return seeds
+
+
 def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file,
-               features="default") -> str:
+               features="default", seeds=None) -> str:
     """The command that reproduces this run, with every choice spelled out."""
     parts = ["genbench", "run", *models] + (["--all"] if all_models else [])
     for t in tasks:
         parts += ["--task", t]
-    parts += ["--profile", profile, "--seed", str(seed), "--device", device]
+    parts += ["--profile", profile]
+    parts += ["--seeds", ",".join(map(str, seeds))] if seeds and len(seeds) > 1 else ["--seed", str(seeds[0] if seeds else seed)]
+    parts += ["--device", device]
     if steps is not None:
         parts += ["--steps", str(steps)]
     if text_file is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
 from .perf import TimingPolicy
+from .perf.cores import usable_cores
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,13 @@ def get_profile(name: str) -> Profile:
 @dataclass(frozen=True)
 class RunConfig:
     profile: str = "default"
+    #: the seed of the work at hand; a run's seeds are ``seeds`` (each job is built once per seed)
     seed: int = 0
     device: str = "auto"
     steps: int | None = None
     data_dir: Path | None = None
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: threads for timing: the cores this process may use (affinity mask and cgroup quota)
+    threads: int = field(default_factory=usable_cores)
     baselines: bool = True
     timing: bool = True
     text_file: Path | None = None
@@ -59,7 +61,8 @@ class RunConfig:
     #: seconds a job may take before its process is killed (None: no limit); ``executor`` is process or inline
     timeout: float | None = 3600.0
     executor: str = "process"  # process | inline | ray
-    jobs: int = 1  # process executor: jobs run at once (quality work overlaps; timing never does)
+    #: build-and-score work at once (process executor); timing always runs alone, one job at a time
+    jobs: int = field(default_factory=usable_cores)
     address: str | None = None  # ray executor: the cluster to join (None: start a local instance)
     features: str = "default"  # image feature space: the shipped digit CNN, or "inception" (torch-fidelity)
     inception_weights: Path | None = None
@@ -68,9 +71,17 @@ class RunConfig:
     cache_dir: Path | None = None  # None: $GENBENCH_CACHE_DIR, else ~/.cache/genbench
     #: GiB of memory (RLIMIT_DATA) each job's process may allocate; None: no limit
     max_memory: float | None = None
+    #: training seeds: every model is built and scored once per seed; quality is their mean ± std
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
+        object.__setattr__(self, "seeds", tuple(self.seeds) or (self.seed,))
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"Invalid --seeds {','.join(map(str, self.seeds))}: each seed may appear once.")
+        for s in self.seeds:
+            if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**32:
+                raise ConfigError(f"Invalid seed {s!r}: use whole numbers from 0 to {2**32 - 1}.")
         if self.steps is not None and self.steps < 0:
             raise ConfigError(f"Invalid --steps {self.steps}: use 0 (untrained) or a positive number.")
         if self.threads < 1:
@@ -102,4 +113,4 @@ class RunConfig:
                 "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address,
                 "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None,
                 "cache": self.cache, "cache_dir": str(self.cache_dir) if self.cache_dir else None,
-                "max_memory": self.max_memory}
+                "max_memory": self.max_memory, "seeds": list(self.seeds)}

@@ -1,13 +1,13 @@
-"""One job end to end: load → train → export → validate → sample (ONNX) → quality → performance.
+"""One job's build-and-score stage for one seed: load → train (or restore) → export → validate → sample
+(ONNX) → quality. The timing stage is :mod:`genbench.timing`; it runs later, alone.
 
-Plugin code is untrusted: whatever it raises fails its own job, with the phase it failed in, and never
-the run. Samples are drawn from the exported graph through ONNX Runtime, never from plugin Python.
+Plugin code is untrusted: whatever it raises fails its own seed, with the phase it failed in, and never
+the run. Samples are drawn from the exported graph through ONNX Runtime, never from plugin Python, and
+the metrics get arrays: the harness runs every graph (samples, likelihoods, the feature extractor).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import platform
 import random
@@ -20,25 +20,28 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .comparability import make_key, profile_key
 from .config import Profile, RunConfig
 from .data import Dataset
 from .errors import DataError, GenbenchError, PluginError, one_line
 from .metrics import QualityContext
 from .model import GenerativeModel, Progress
-from .perf import NOISY_BACKGROUND_CORES, latency_stats, measure_interleaved, peak_rss_mb, reset_peak_rss
-from .perf.flops import graph_flops
+from .perf import peak_rss_mb
 from .registry import load_object
 from .runtime import draw_inputs, make_session, point_values, prepare_data
-from .runtime.sampler import ort_logits_fn, sample_autoregressive, torch_logits_fn
+from .runtime.sampler import ort_logits_fn, sample_autoregressive
 from .runtime.validate import check_outputs, validate_bundle
-from .types import (DatasetSpec, GraphSpec, JobError, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
-                    TrainConfig, TrainSummary)
+from .types import (DatasetSpec, GraphSpec, JobError, MetricSpec, MetricValue, ModelSpec, OnnxBundle, SeedResult,
+                    TimingResult, TrainConfig, TrainSummary)
 
 SAMPLE_BATCH = 500
-AR_MAX_SAMPLES = 2000  # pixel-by-pixel sampling costs D graph runs per batch: FD's n is capped (and stated)
+#: autoregressive samplers run one graph call per dimension; up to this many calls × samples a task gets
+#: the same n as every other model (all of today's tasks but 28×28 images), beyond it n is capped (stated)
+AR_SAMPLE_BUDGET = 2_000_000
 TEXT_SAMPLES, TEXT_PROMPT, TEXT_CONTINUATION = 4, 32, 200
-SAMPLING_NEW_TOKENS = 32  # tokens generated per timed sampling loop
-SAMPLING_BATCHES = (1, 64)
+#: threads of every ONNX Runtime session in the build stage: jobs run side by side, and quality numbers
+#: must not depend on how many ran at once
+BUILD_THREADS = 1
 
 
 @dataclass
@@ -50,18 +53,16 @@ class TaskState:
     cache: dict[str, Any]
 
 
-def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str, job_dir: Path,
-            metrics: list[tuple[MetricSpec, Any]], progress: Progress,
-            on_phase: Callable[[str], None] | None = None, timing_lock: Any = None) -> JobResult:
-    """Run one job; every failure becomes ``status: failed`` with ``error: {phase, type, message}``."""
-    head = dict(model=spec.name, family=spec.family, plugin=spec.plugin, plugin_version=spec.plugin_version,
-                task=task.dataset.name, device=device, node=platform.node())
+def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str,
+                    unit_dir: Path, run_dir: Path, metrics: list[tuple[MetricSpec, Any]], progress: Progress,
+                    on_phase: Callable[[str], None] | None = None, keep_state: bool = False) -> SeedResult:
+    """Build and score one seed (``config.seed``); every failure becomes ``status: failed`` with
+    ``error: {phase, type, message}``. ``keep_state`` saves the model's state for the timing stage."""
     t0 = time.perf_counter()
-    if job_dir.exists():
-        shutil.rmtree(job_dir)
-    job_dir.mkdir(parents=True)
-    state: dict[str, Any] = {"memory": {}}
-    run_dir = job_dir.parent.parent
+    if unit_dir.exists():
+        shutil.rmtree(unit_dir)
+    unit_dir.mkdir(parents=True)
+    state: dict[str, Any] = {"memory": {}, "warnings": []}
 
     def rel(path: str | Path) -> str:  # results name files relative to the run directory, so runs can move
         return Path(os.path.relpath(path, run_dir)).as_posix()
@@ -72,7 +73,7 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
     def enter(name: str) -> None:
         nonlocal phase, mark
         now = time.perf_counter()
-        phase_seconds[phase] = now - mark
+        phase_seconds[phase] = phase_seconds.get(phase, 0.0) + now - mark
         phase, mark = name, now
         if on_phase is not None:
             on_phase(name)
@@ -80,7 +81,7 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
     try:
         model = _instantiate(spec)
         cache = _JobCache(spec, task, config, device) if config.cache else None
-        restored = cache.restore(model, job_dir / "bundle", enter) if cache else None
+        restored = cache.restore(model, unit_dir / "bundle", enter) if cache else None
         if restored is not None:
             model, bundle, state["train"], graphs = restored
         else:
@@ -89,69 +90,140 @@ def run_job(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profil
             enter("train")
             state["train"] = _train(model, task.dataset, config, device, progress)
             enter("export")
-            bundle = model.export_onnx(job_dir / "bundle")
+            bundle = model.export_onnx(unit_dir / "bundle")
             enter("validate")
             graphs = _validate(bundle, model, task, config, device)
             if cache is not None:
                 cache.store(model, bundle, state["train"])
         if cache is not None:
             state["cache"] = cache.info
-        seed_everything(config.seed)  # what follows draws the same numbers whether the model was trained or restored
+        _write_bundle_specs(bundle, unit_dir)
         state["export"] = {"graphs": {role: {**g, "path": rel(g["path"]),
                                              "parameters": _parameter_count(model.torch_module(role))}
                                       for role, g in graphs.items()}}
+        if keep_state:
+            warning = _save_state(model, unit_dir)
+            if warning:
+                state["warnings"].append(warning)
+        seed_everything(config.seed)  # what follows draws the same numbers whether the model was trained or restored
         _check_text_fits(bundle, task.dataset)
         enter("sample")
         state["files"] = {}
         if task.dataset.kind == "text":
             samples = None
             state["files"]["samples_txt"] = rel(_save_text_samples(bundle, task.dataset, device, config.seed,
-                                                                   job_dir / "samples.txt"))
+                                                                   unit_dir / "samples.txt"))
         else:
-            samples = draw_samples(bundle, device, min(len(task.dataset.train_x), profile.max_samples), config.seed,
+            samples = draw_samples(bundle, device, sample_count(task.dataset, profile), config.seed,
                                    task.dataset.test_x, task.dataset)
             save = _save_scatter if task.dataset.kind == "points" else _save_grid
-            state["files"]["samples_png"] = rel(save(samples, job_dir / "samples.png", task.dataset))
-        enter("quality")
-        state["quality"] = _quality(task, samples, metrics, config.seed, bundle, device)
-        enter("performance")
-        if spec.family == "baseline":
-            state["perf_note"] = "baselines are quality references; not timed"
-        elif not config.timing:
-            state["perf_note"] = "timing switched off (--no-timing)"
-        else:
-            state["memory"]["peak_rss_mb_before_timing"] = peak_rss_mb()
-            reset_peak_rss()
-            with timing_lock or contextlib.nullcontext():  # timings on one device never overlap
-                records, raw = measure_performance(bundle, model, device, profile, config.threads, config.seed,
-                                                   task.dataset.test_x)
-            state["memory"]["peak_rss_mb_timing"] = peak_rss_mb()
-            state["performance"] = tuple(records)
-            (job_dir / "latency_raw.json").write_text(json.dumps(raw))
-            state["files"]["latency_raw"] = rel(job_dir / "latency_raw.json")
-        state["memory"]["peak_rss_mb"] = peak_rss_mb()
-        if device == "cuda":
-            import torch
+            state["files"]["samples_png"] = rel(save(samples, unit_dir / "samples.png", task.dataset))
+        enter("likelihood")
+        from .runtime.likelihood import held_out_likelihood
 
-            state["memory"]["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        likelihood = held_out_likelihood(bundle, task.dataset, device, config.seed, BUILD_THREADS)
+        enter("quality")
+        state["quality"], errors = score(task, samples, metrics, config.seed, likelihood, config)
+        state["warnings"] += [f"metric '{name}' failed: {message}" for name, message in errors.items()]
+        state["memory"]["peak_rss_mb"] = peak_rss_mb()
         enter("done")
     except BaseException as exc:  # noqa: BLE001 - untrusted plugin code; the run must go on
         if isinstance(exc, KeyboardInterrupt):
             raise
         failed_in = phase
         enter("done")
-        (job_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        (unit_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
         message = str(exc).strip().splitlines()[0] if isinstance(exc, GenbenchError) and str(exc).strip() else one_line(exc)
         if config.max_memory and _out_of_memory(exc):
             message += f" (over the job's memory limit: --max-memory {config.max_memory:g} GiB)"
-        return JobResult(**head, status="failed", error=JobError(failed_in, type(exc).__name__, message),
-                         train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
-                         files={"error": rel(job_dir / "error.txt"), **state.get("files", {})},
-                         seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, cache=state.get("cache"))
-    return JobResult(**head, status="ok", train=state["train"], export=state["export"], quality=state["quality"],
-                     performance=state.get("performance", ()), files=state["files"],
-                     reason=state.get("perf_note"), seconds=time.perf_counter() - t0, phase_seconds=phase_seconds,
-                     memory=state["memory"], cache=state.get("cache"))
+        return SeedResult(seed=config.seed, status="failed", error=JobError(failed_in, type(exc).__name__, message),
+                          train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
+                          files={"error": rel(unit_dir / "error.txt"), **state.get("files", {})},
+                          seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, cache=state.get("cache"),
+                          memory={"peak_rss_mb": peak_rss_mb()}, warnings=tuple(state["warnings"]),
+                          node=platform.node())
+    return SeedResult(seed=config.seed, status="ok", train=state["train"], export=state["export"],
+                      quality=state["quality"], files=state["files"], seconds=time.perf_counter() - t0,
+                      phase_seconds=phase_seconds, memory=state["memory"], cache=state.get("cache"),
+                      warnings=tuple(state["warnings"]), node=platform.node())
+
+
+def time_model(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str, unit_dir: Path,
+               job_dir: Path, run_dir: Path, progress: Progress,
+               on_phase: Callable[[str], None] | None = None) -> TimingResult:
+    """The timing stage of one job: the graphs the build stage validated in ``unit_dir``, timed alone."""
+    from .timing import rebuild_model, time_bundle, timing_failure
+
+    t0 = time.perf_counter()
+    phase = "restore"
+    if on_phase is not None:
+        on_phase(phase)
+    try:
+        bundle = load_bundle_specs(unit_dir)
+        model, origin = rebuild_model(spec, task.dataset, config, device, unit_dir, _instantiate,
+                                      lambda m: _train(m, task.dataset, config, device, progress))
+        warnings: list[str] = []
+        try:  # the torch module timed must be the one behind the graphs
+            _validate(bundle, model, task, config, device)
+            modules: Callable[[str], Any] = model.torch_module
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime is still timed
+            warnings.append(f"torch eager not timed: the rebuilt torch module no longer matches the graphs "
+                            f"({one_line(exc)})")
+            modules = lambda role: None  # noqa: E731
+        phase = "timing"
+        if on_phase is not None:
+            on_phase(phase)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        result = time_bundle(bundle, modules, device, profile, config.threads, config.seed, task.dataset.test_x,
+                             job_dir, run_dir)
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return timing_failure(phase, exc, time.perf_counter() - t0)
+    from dataclasses import replace
+
+    return replace(result, warnings=tuple(warnings), seconds=time.perf_counter() - t0,
+                   info={"alone": True, "seed": config.seed, "torch_module": origin})
+
+
+BUNDLE_SPECS = "bundle.json"
+
+
+def _write_bundle_specs(bundle: OnnxBundle, unit_dir: Path) -> None:
+    """The validated bundle's specs beside it, so that the timing stage (another process, perhaps after a
+    ``--resume``) times exactly these graphs."""
+    import json
+
+    d = bundle.to_dict()
+    d["directory"] = os.path.relpath(bundle.directory.resolve(), unit_dir.resolve())
+    (unit_dir / BUNDLE_SPECS).write_text(json.dumps(d))
+
+
+def load_bundle_specs(unit_dir: Path) -> OnnxBundle:
+    import json
+
+    from .runtime.validate import graph_path
+
+    d = json.loads((unit_dir / BUNDLE_SPECS).read_text())
+    bundle = OnnxBundle.from_dict({**d, "directory": unit_dir / d["directory"]})
+    root = unit_dir.resolve()
+    if root != bundle.directory.resolve() and root not in bundle.directory.resolve().parents:
+        raise PluginError(f"{unit_dir / BUNDLE_SPECS} names a bundle outside its job directory.")
+    for graph in bundle.graphs:
+        graph_path(bundle, graph)  # inside the bundle directory, and there
+    return bundle
+
+
+def sample_count(dataset: Dataset, profile: Profile) -> int:
+    """Samples scored per job: the profile's cap, no more than the training split (so that a model and
+    the floor use the same n)."""
+    return min(len(dataset.train_x), profile.max_samples)
+
+
+def _save_state(model: GenerativeModel, unit_dir: Path) -> str | None:
+    from .timing import save_state
+
+    return save_state(model, unit_dir)
 
 
 def _validate(bundle: OnnxBundle, model: GenerativeModel, task: TaskState, config: RunConfig, device: str) -> dict:
@@ -293,9 +365,13 @@ def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.nd
     """``n`` images from the bundle's ``sample`` graph through ONNX Runtime, every batch checked; for a bundle
     with only a ``logits`` graph, genbench's autoregressive sampler draws them pixel by pixel."""
     if "sample" not in [g.role for g in bundle.graphs]:
-        return _draw_autoregressive_images(bundle, device, min(n, AR_MAX_SAMPLES), seed, dataset)
+        dims = int(np.prod(dataset.shape)) if dataset is not None else 1
+        return _draw_autoregressive_images(bundle, device, min(n, max(1, AR_SAMPLE_BUDGET // dims)), seed, dataset)
     graph = bundle.graph("sample")
-    session = make_session(bundle.directory / graph.path, device)
+    if any(t.source == "data" for t in graph.inputs):  # validation refuses this too; never score test data
+        raise PluginError("Graph 'sample' takes an input with source 'data': a sample graph must not see the "
+                          "test split; draw its inputs from noise ('normal', 'uniform' or 'tokens').")
+    session = make_session(bundle.directory / graph.path, device, BUILD_THREADS)
     rng = np.random.default_rng(seed)
     out_name = graph.outputs[0].name
     chunks = []
@@ -320,7 +396,7 @@ def _check_text_fits(bundle: OnnxBundle, dataset: Dataset) -> None:
 
 def _logits_fn(bundle: OnnxBundle, device: str) -> tuple[GraphSpec, Callable[[np.ndarray], np.ndarray]]:
     graph = bundle.graph("logits")
-    session = make_session(bundle.directory / graph.path, device)
+    session = make_session(bundle.directory / graph.path, device, BUILD_THREADS)
     return graph, ort_logits_fn(session, graph.inputs[0].name, graph.outputs[0].name)
 
 
@@ -360,8 +436,10 @@ def _save_text_samples(bundle: OnnxBundle, dataset: Dataset, device: str, seed: 
     return str(path)
 
 
-def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpec, Any]],
-             seed: int, bundle: OnnxBundle, device: str) -> dict[str, MetricValue]:
+def score(task: TaskState, samples: np.ndarray | None, metrics: list[tuple[MetricSpec, Any]], seed: int,
+          likelihood: Any, config: RunConfig) -> tuple[dict[str, MetricValue], dict[str, str]]:
+    """Every metric of the job on arrays, each with its comparability key; a metric that raises or returns
+    something else records its own error (returned apart) and the others stand."""
     job_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def extract(key: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -374,17 +452,38 @@ def _quality(task: TaskState, samples: np.ndarray, metrics: list[tuple[MetricSpe
 
     ctx = QualityContext(dataset=task.dataset, samples=samples, rng=np.random.default_rng(seed),
                          features=lambda key, x: extract(key, x)[0], probabilities=lambda key, x: extract(key, x)[1],
-                         extractor_id=task.extractor.id if task.extractor else None, cache=task.cache,
-                         bundle=bundle, device=device, seed=seed)
+                         extractor_id=task.extractor.id if task.extractor else None, cache=task.cache, seed=seed,
+                         likelihood=likelihood)
+    data_hash = task.cache.get("data_sha256") or task.cache.setdefault("data_sha256", task.dataset.sha256)
+    budget = profile_key(config.profile, config.steps)
     out: dict[str, MetricValue] = {}
+    errors: dict[str, str] = {}
     for spec, metric in metrics:
-        value = metric(ctx)
-        if value is None:
-            continue
-        if not isinstance(value, MetricValue):
-            raise PluginError(f"Metric '{spec.name}' returned {type(value).__name__}, expected MetricValue.")
-        out[spec.name] = value
-    return out
+        try:
+            value = metric(ctx)
+            if value is None:
+                continue
+            if not isinstance(value, MetricValue):
+                raise PluginError(f"returned {type(value).__name__}, expected MetricValue")
+        except Exception as exc:  # noqa: BLE001 - one metric's failure is its own, never the job's
+            errors[spec.name] = one_line(exc)
+            value = MetricValue(value=None, unit=spec.unit, higher_is_better=spec.higher_is_better,
+                                error=one_line(exc))
+        if value.value is not None and not (isinstance(value.value, (int, float)) and np.isfinite(value.value)):
+            value = _replace(value, value=None, error=value.error or "the metric returned a non-finite value")
+            errors.setdefault(spec.name, value.error)
+        if value.error and spec.name not in errors:
+            errors[spec.name] = value.error
+        key = make_key(task=task.dataset.name, data=data_hash, extractor=value.extractor, n=value.n,
+                       params=value.params, profile=budget, seeds=1)
+        out[spec.name] = _replace(value, key=key)
+    return out, errors
+
+
+def _replace(metric: MetricValue, **changes: Any) -> MetricValue:
+    from dataclasses import replace
+
+    return replace(metric, **changes)
 
 
 def _save_scatter(samples: np.ndarray, path: Path, dataset: Dataset) -> str:
@@ -426,124 +525,5 @@ def _save_grid(samples: np.ndarray, path: Path, dataset: Dataset | None = None, 
     fig.savefig(path)
     plt.close(fig)
     return str(path)
-
-
-def measure_performance(bundle: OnnxBundle, model: GenerativeModel, device: str, profile: Profile, threads: int,
-                        seed: int, data: np.ndarray | None) -> tuple[list[PerfRecord], dict]:
-    """ONNX Runtime and torch eager, interleaved, at each batch size of the profile's sweep."""
-    import torch
-
-    torch.set_num_threads(threads)
-    records: list[PerfRecord] = []
-    raw: dict[str, list[float]] = {}
-    for graph in bundle.graphs:
-        t0 = time.perf_counter()
-        session = make_session(bundle.directory / graph.path, device, threads)
-        session_ms = (time.perf_counter() - t0) * 1e3
-        provider = session.get_providers()[0]
-        module = model.torch_module(graph.role)
-        tdev = next((p.device for p in module.parameters()), torch.device("cuda" if device == "cuda" else "cpu"))
-        # logits graphs: one forward over the full context
-        extra = {graph.inputs[0].shape[1]: int(graph.attrs["context_length"])} if graph.role == "logits" else {}
-        flops_per_item = graph_flops(bundle.directory / graph.path, {"batch": 1, **extra})
-
-        def record(runtime: str, m: Any, batch: int, scenario: str, items: int, unit: str, max_q: int) -> None:
-            stats = latency_stats(np.asarray(m.samples), items, max_q)
-            bg = max(m.background) if m.background else None
-            gflops = (flops_per_item * stats["throughput_per_s"] / 1e9
-                      if flops_per_item and scenario == "forward" else None)
-            records.append(PerfRecord(
-                runtime=runtime, provider=(provider if runtime == "onnxruntime" else "TensorrtExecutionProvider"
-                                           if runtime == "onnxruntime-tensorrt" else f"torch-{tdev.type}"),
-                device=device, batch_size=batch, threads=threads if runtime.startswith("onnxruntime") else torch.get_num_threads(),
-                iterations=len(m.samples), seconds=float(np.sum(m.samples)), latency_ms=stats["latency_ms"],
-                throughput_per_s=stats["throughput_per_s"], valid=stats["valid"], invalid_reason=stats["invalid_reason"],
-                background_cpu_cores=bg, noisy=bg is not None and bg > NOISY_BACKGROUND_CORES, graph=graph.role,
-                scenario=scenario, unit=unit, gflops_per_s=gflops,
-                first_call_ms=None if m.first_call_s is None else m.first_call_s * 1e3,
-                session_create_ms=session_ms if runtime == "onnxruntime" else None))
-            raw[f"{graph.role}/{scenario}/{runtime}/b{batch}"] = [round(s * 1e3, 6) for s in m.samples]
-
-        trt = _tensorrt_session(bundle.directory / graph.path, device, threads)
-        for batch in profile.batch_sizes:
-            feeds = draw_inputs(graph, batch, np.random.default_rng(seed), prepare_data(graph, data), extra)
-            calls, sync = _runtime_calls(session, module, graph, feeds, device, tdev)
-            if trt is not None:  # ONNX Runtime with TensorRT, beside the CUDA provider and torch eager
-                trt_calls, trt_sync = _runtime_calls(trt, module, graph, feeds, device, tdev)
-                calls["onnxruntime-tensorrt"], sync["onnxruntime-tensorrt"] = trt_calls["onnxruntime"], trt_sync["onnxruntime"]
-            cuda_events = frozenset({"torch-eager"}) if device == "cuda" else frozenset()
-            for runtime, m in measure_interleaved(calls, profile.timing, sync, cuda_events).items():
-                record(runtime, m, batch, "forward", batch, "items/s", 99)
-        if graph.role == "logits":
-            for batch in SAMPLING_BATCHES:
-                calls = _sampling_calls(session, module, graph, batch, seed, tdev)
-                policy = profile.sampling_timing
-                for runtime, m in measure_interleaved(calls, policy).items():
-                    record(runtime, m, batch, "sampling", batch * SAMPLING_NEW_TOKENS, "tokens/s", 50)
-    return records, raw
-
-
-def _tensorrt_session(path: Path, device: str, threads: int) -> Any:
-    """An extra session with the TensorRT provider, where installed and on a GPU; None otherwise."""
-    from .runtime import tensorrt_available
-
-    if device != "cuda" or not tensorrt_available():
-        return None
-    try:
-        return make_session(path, device, threads, tensorrt=True)
-    except Exception:  # noqa: BLE001 - TensorRT cannot build every graph; the other runtimes still run
-        return None
-
-
-def _sampling_calls(session: Any, module: Any, graph: GraphSpec, batch: int, seed: int,
-                    tdev: Any) -> dict[str, Callable[[], Any]]:
-    """The whole sampling loop (SAMPLING_NEW_TOKENS tokens from a short prompt), for each runtime."""
-    context = int(graph.attrs["context_length"])
-    vocab_in = graph.inputs[0].vocab or 2
-    prompt_len = max(1, min(16, context - SAMPLING_NEW_TOKENS))
-    prompt = np.random.default_rng(seed).integers(0, min(vocab_in, graph.outputs[0].shape[-1]), size=(batch, prompt_len))
-    fns = {"onnxruntime": ort_logits_fn(session, graph.inputs[0].name, graph.outputs[0].name),
-           "torch-eager": torch_logits_fn(module, str(tdev))}
-    return {name: (lambda fn=fn: sample_autoregressive(fn, prompt, SAMPLING_NEW_TOKENS, context_length=context,
-                                                       rng=np.random.default_rng(seed)))
-            for name, fn in fns.items()}
-
-
-def _runtime_calls(session: Any, module: Any, graph: GraphSpec, feeds: Mapping[str, np.ndarray], device: str,
-                   tdev: Any) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], None]]]:
-    import torch
-
-    out_names = [o.name for o in graph.outputs]
-    tensors = [torch.from_numpy(feeds[t.name]).to(tdev) for t in graph.inputs]
-    sync: dict[str, Callable[[], None]] = {}
-
-    def eager() -> Any:
-        with torch.inference_mode():
-            return module(*tensors)
-
-    if device == "cuda":
-        import onnxruntime as ort
-
-        binding = session.io_binding()
-        for name, arr in feeds.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(arr, "cuda", 0))
-        for name in out_names:
-            binding.bind_output(name, "cuda")
-        ort_call: Callable[[], Any] = lambda: session.run_with_iobinding(binding)  # noqa: E731
-        sync["onnxruntime"] = binding.synchronize_outputs
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def eager_cuda() -> float:  # CUDA events: the device's own clock, read after the work completes
-            start.record()
-            with torch.inference_mode():
-                module(*tensors)
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1e3
-
-        return {"onnxruntime": ort_call, "torch-eager": eager_cuda}, sync
-    else:
-        ort_call = lambda: session.run(out_names, dict(feeds))  # noqa: E731
-    return {"onnxruntime": ort_call, "torch-eager": eager}, sync
 
 

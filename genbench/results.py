@@ -1,4 +1,4 @@
-"""Reading and writing results files (schema ``genbench.run/1``), atomically."""
+"""Reading and writing results files (schema ``genbench.run/2``; ``/1`` files still load), atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 from .errors import ResultsError
 from .types import RunResult
 
-SCHEMA = "genbench.run/1"
+SCHEMA = "genbench.run/2"
+READABLE = ("genbench.run/2", "genbench.run/1")
+MAX_RUN_BYTES = 256 * 2**20  # a run.json larger than this is not one genbench wrote
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -38,21 +40,49 @@ def write_run(run: RunResult, run_dir: Path) -> Path:
     return path
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(path: Path, what: str = "results file", max_bytes: int = MAX_RUN_BYTES) -> Any:
+    """Strict JSON from ``path`` (no NaN or Infinity), with one-line errors."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ResultsError(f"{path} is {size / 2**20:.0f} MiB, larger than any {what} genbench writes; refused.")
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except ResultsError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise ResultsError(f"{path} is corrupt or truncated ({' '.join(str(exc).split())[:160]}); it was not changed.") \
+            from exc
+    except RecursionError:
+        raise ResultsError(f"{path} is nested too deeply to be a {what}.") from None
+    except OSError as exc:
+        raise ResultsError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+
+
 def load_run(path: str | Path) -> RunResult:
-    """A run from ``RUN_DIR`` or ``RUN_DIR/run.json``; one-line errors for missing, corrupt or foreign files."""
+    """A run from ``RUN_DIR`` or ``RUN_DIR/run.json``; one-line errors for missing, corrupt or foreign files.
+
+    The file is checked against its shipped JSON Schema (``genbench.run/2``, or ``/1`` for older runs, whose
+    missing fields read as unknown) before anything uses it.
+    """
+    from .schemas import validate
+
     path = Path(path)
     if path.is_dir():
         path = path / "run.json"
     if not path.is_file():
         raise ResultsError(f"No results file at {path}; pass a run directory made by 'genbench run'.")
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path} is corrupt or truncated ({exc}); it was not changed.") from exc
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("schema") not in READABLE:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ResultsError(f"{path} has schema {found!r}, expected '{SCHEMA}'.")
+        raise ResultsError(f"{path} has schema {str(found)[:80]!r}, expected '{SCHEMA}' (or the older "
+                           f"'{READABLE[1]}').")
+    validate(data, data["schema"], str(path))
     try:
         return RunResult.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ResultsError(f"{path} does not match schema {SCHEMA}: {exc}.") from exc
+        raise ResultsError(f"{path} does not match schema {data['schema']}: {' '.join(str(exc).split())[:160]}.") \
+            from exc

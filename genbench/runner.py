@@ -25,7 +25,8 @@ from .results import SCHEMA, write_run
 from .types import DatasetSpec, JobError, JobResult, ModelSpec, RunResult
 
 DEFAULT_OUT = Path("results") / "runs"
-HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "bpb", "ppl", "high-quality", "modes-covered", "knn-kl")  # said on the console; all are in the files
+HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "nll", "bpb", "ppl", "high-quality", "modes-covered",
+                    "reverse-kl", "knn-kl")  # said on the console; all are in the files
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,14 @@ def environment(device: str, threads: int) -> dict[str, Any]:
     import onnxruntime
     import torch
 
+    from .perf.cores import usable_cores
+
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {
         "python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__,
         "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(), "platform": platform.platform(),
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "gpus": gpus, "device": device, "threads": threads,
+        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "usable_cores": usable_cores(), "gpus": gpus, "device": device, "threads": threads,
         "git_commit": _git_commit(), "executor": "local", "hostname": platform.node(),
     }
 
@@ -107,20 +110,23 @@ def _now() -> str:
 
 
 def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] = (),  # noqa: A002 - mirrors --all
-        profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, device: str = "auto",
-        data_dir: str | Path | None = None, steps: int | None = None, threads: int | None = None,
-        baselines: bool = True, timing: bool = True, text_file: str | Path | None = None,
-        train_threads: int = 1, timeout: float | None = 3600.0, executor: str = "process", jobs: int = 1,
-        address: str | None = None, features: str = "default", inception_weights: str | Path | None = None,
-        cache: bool = True, cache_dir: str | Path | None = None, max_memory: float | None = None,
+        profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, seeds: Sequence[int] | None = None,
+        device: str = "auto", data_dir: str | Path | None = None, steps: int | None = None,
+        threads: int | None = None, baselines: bool = True, timing: bool = True,
+        text_file: str | Path | None = None, train_threads: int = 1, timeout: float | None = 3600.0,
+        executor: str = "process", jobs: int | None = None, address: str | None = None,
+        features: str = "default", inception_weights: str | Path | None = None, cache: bool = True,
+        cache_dir: str | Path | None = None, max_memory: float | None = None,
         reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
         resume: str | Path | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
+    Stage 1 builds and scores every job once per training seed (``seeds``, default ``[seed]``), up to
+    ``jobs`` at once (default: the usable cores); stage 2 then times each job alone, one at a time.
     Jobs that fail are recorded as ``failed`` and the run goes on; check ``result.failed``.
     ``resume=RUN_DIR`` finishes an interrupted run: the same selection and settings (read from its
-    ``run.json``; the other arguments are ignored), running only the jobs it has no result for.
+    ``run.json``; the other arguments are ignored), running only the work it has no result for.
     """
     if resume is not None:
         return _resume(Path(resume), reporters=reporters, host=host, echo=echo)
@@ -128,21 +134,22 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     from .runtime import resolve_device
 
     echo = echo or (lambda s: None)
-    config = RunConfig(profile=profile, seed=seed, device=device, steps=steps,
+    seed_list = tuple(seeds) if seeds else (seed,)
+    config = RunConfig(profile=profile, seed=seed_list[0], seeds=seed_list, device=device, steps=steps,
                        data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
                        text_file=Path(text_file) if text_file else None, train_threads=train_threads,
-                       timeout=timeout, executor=executor, jobs=jobs, address=address, features=features,
+                       timeout=timeout, executor=executor, address=address, features=features,
                        inception_weights=Path(inception_weights) if inception_weights else None,
                        cache=cache, max_memory=max_memory,
                        # resolved here: job processes fork from a server that may predate this run's environment
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
-                       **({"threads": threads} if threads else {}))
+                       **({"threads": threads} if threads else {}), **({"jobs": jobs} if jobs else {}))
     get_profile(profile)  # an unknown profile is an error before anything runs
     _check_executor(config)
     host = host or make_plugin_manager()
     for failure in host.failures:
         echo(f"warning: {failure}")
-    jobs = plan(host, models, all, tasks, baselines)
+    planned = plan(host, models, all, tasks, baselines)
     dev = resolve_device(device)
 
     run_id = new_run_id()
@@ -153,12 +160,14 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         command=command or "genbench.run(...)",
         config={**config.to_dict(), "device": dev, "requested_device": device,
                 "selection": {"models": list(models), "all": bool(all), "tasks": list(tasks)}},
-        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs,
-                     **({"matmul_gflops": _ceiling(config.threads)} if config.timing and dev == "cpu" else {})},
+        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
         plugin_failures=tuple(f.to_dict() for f in host.failures))
     write_run(result, run_dir)
-    echo(f"run {run_id}: {sum(j.skip_reason is None for j in jobs)} jobs, profile {profile}, device {dev}")
-    return _run_jobs(result, run_dir, jobs, config, dev, host, bool(tasks), reporters, echo)
+    n = sum(j.skip_reason is None for j in planned)
+    seeds_text = f" × {len(config.seeds)} seeds" if len(config.seeds) > 1 else ""
+    echo(f"run {run_id}: {n} jobs{seeds_text}, profile {profile}, device {dev}, "
+         f"{config.jobs} at a time (timing alone)")
+    return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo)
 
 
 def _resume(run_dir: Path, reporters: Iterable[str] | None, host: PluginHost | None,
@@ -172,77 +181,158 @@ def _resume(run_dir: Path, reporters: Iterable[str] | None, host: PluginHost | N
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     kwargs = {k: v for k, v in stored.items() if k in fields}
     kwargs["device"] = stored.get("requested_device", stored.get("device", "auto"))
+    kwargs["seeds"] = tuple(kwargs.get("seeds") or (stored.get("seed", 0),))
+    kwargs["seed"] = kwargs["seeds"][0]
     for key in ("data_dir", "text_file", "inception_weights", "cache_dir"):
         kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
     config = RunConfig(**kwargs)
     _check_executor(config)
     host = host or make_plugin_manager()
-    jobs = plan(host, selection.get("models", ()), selection.get("all", False), selection.get("tasks", ()),
-                config.baselines)
-    dev = stored.get("device", "cpu")
+    planned = plan(host, selection.get("models", ()), selection.get("all", False), selection.get("tasks", ()),
+                   config.baselines)
     resumes = [*stored.get("resumed_at", []), _now()]
     result = replace(previous, finished_at=None, config={**stored, "resumed_at": resumes})
-    have = {(j.model, j.task, j.device) for j in previous.jobs}
-    todo = [j for j in jobs if (j.model.name, j.task.name, dev) not in have]
-    echo(f"resuming run {previous.run_id}: {len(previous.jobs)} jobs done, {len(todo)} to run")
-    return _run_jobs(result, run_dir, todo, config, dev, host, bool(selection.get("tasks")), reporters, echo)
+    finished = sum(j.status != "pending" for j in previous.jobs)
+    echo(f"resuming run {previous.run_id}: {finished} jobs done, "
+         f"{sum(j.status == 'pending' for j in previous.jobs)} part-done")
+    return _run_jobs(result, run_dir, planned, config, stored.get("device", "cpu"), host,
+                     bool(selection.get("tasks")), reporters, echo)
 
 
-def _run_jobs(result: RunResult, run_dir: Path, jobs: list[PlannedJob], config: RunConfig, dev: str,
+@dataclass
+class _Entry:
+    """A job being run: its seeds' results so far and its timing."""
+
+    head: dict[str, Any]
+    spec: Any  # executors.JobSpec
+    results: dict[int, Any]
+    needs_timing: bool
+    off_reason: str | None
+    timing: Any = None
+
+    def assemble(self, seeds: Sequence[int]) -> JobResult:
+        from .aggregate import assemble
+
+        return assemble(self.head, seeds, self.results, self.timing, self.needs_timing, self.off_reason)
+
+
+def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config: RunConfig, dev: str,
               host: PluginHost, explicit_tasks: bool, reporters: Iterable[str] | None,
               echo: Callable[[str], None]) -> RunResult:
-    from .executors import JobSpec
+    from .executors import BuildUnit, JobSpec, TimingUnit
 
     task_states: dict[str, Any] = {}
-    done: list[JobResult] = list(result.jobs)
+    previous = {(j.model, j.task, j.device): j for j in result.jobs}
+    jobs: dict[tuple[str, str, str], JobResult] = dict(previous)  # what run.json holds, in order
     told: set[str] = set()
     lock = threading.Lock()
+    entries: dict[tuple[str, str, str], _Entry] = {}
 
-    def record(jr: JobResult, say: bool = True) -> None:
+    def save(key: tuple[str, str, str], jr: JobResult) -> None:
         nonlocal result
         with lock:
-            done.append(jr)
-            result = replace(result, jobs=tuple(done))
-            write_run(result, run_dir)  # every finished job is on disk before the next result comes
-            if say:
-                echo(_job_line(jr))
+            jobs[key] = jr
+            result = replace(result, jobs=tuple(jobs.values()))
+            write_run(result, run_dir)  # every finished unit is on disk before the next result comes
 
-    runnable: list[Any] = []
-    for job in jobs:
+    for job in planned:
+        key = (job.model.name, job.task.name, dev)
+        old = previous.get(key)
+        if old is not None and old.status != "pending":
+            continue
         head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
         state = job.skip_reason or _task_state(task_states, job.task, config, explicit=explicit_tasks)
         if isinstance(state, (str, JobError)):
-            jr = (JobResult(**head, status="skipped", reason=state) if isinstance(state, str)
-                  else JobResult(**head, status="failed", error=state))
-            record(jr, say=str(state) not in told)  # a reason shared by several jobs is said once
+            jr = (JobResult(**head, status="skipped", reason=state, seeds=config.seeds) if isinstance(state, str)
+                  else JobResult(**head, status="failed", error=state, seeds=config.seeds))
+            save(key, jr)
+            if str(state) not in told:  # a reason shared by several jobs is said once
+                echo(_job_line(jr))
             told.add(str(state))
-        else:
-            runnable.append(JobSpec(job.model, job.task, config, dev,
-                                    run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
-                                    tuple(s for s in host.registry.metrics if job.task.kind in s.kinds)))
-    if config.executor == "ray":
-        from .executors.ray_executor import run_jobs
+            continue
+        spec = JobSpec(job.model, job.task, config, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
+                       tuple(s for s in host.registry.metrics if job.task.kind in s.kinds))
+        timed = config.timing and job.model.family != "baseline"
+        off = None if timed else ("baselines are quality references; not timed" if job.model.family == "baseline"
+                                  else "timing switched off (--no-timing)")
+        entry = _Entry(head, spec, {r.seed: r for r in (old.seed_results if old else ())}, timed, off)
+        entries[key] = entry
+        save(key, entry.assemble(config.seeds))
 
-        run_jobs(runnable, config.address, config.timeout, lambda spec, jr: record(jr))
-    elif config.executor == "process" and config.jobs > 1:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+    # Stage 1: build and score, every job × seed, in parallel up to config.jobs.
+    units = [BuildUnit(e.spec, s, keep_state=e.needs_timing) for e in entries.values() for s in config.seeds
+             if s not in e.results]
 
-        from .executors.local import run_in_process, timing_lock
+    def on_built(unit: Any, seed_result: Any) -> None:
+        key = (unit.job.model.name, unit.job.task.name, dev)
+        entry = entries[key]
+        entry.results[unit.seed] = seed_result
+        jr = entry.assemble(config.seeds)
+        save(key, jr)
+        echo(_unit_line(unit, seed_result, len(config.seeds)))
 
-        shared = timing_lock()
-        with ThreadPoolExecutor(max_workers=config.jobs) as pool:
-            futures = [pool.submit(run_in_process, spec, config.timeout, shared) for spec in runnable]
-            for future in as_completed(futures):
-                record(future.result())
-    else:
-        for spec in runnable:
-            record(_execute(spec, config, task_states.get(spec.task.name)))
+    _run_units(units, config, task_states, on_built)
+
+    # Stage 2: timing, one job at a time, nothing else of this run going on.
+    timing_units = []
+    for entry in entries.values():
+        ok = [entry.results[s] for s in config.seeds if s in entry.results and entry.results[s].status == "ok"]
+        if entry.needs_timing and ok and len(entry.results) == len(config.seeds):
+            timing_units.append(TimingUnit(entry.spec, ok[0].seed))
+    if timing_units and dev == "cpu" and "matmul_gflops" not in result.environment:
+        result = replace(result, environment={**result.environment, "matmul_gflops": _ceiling(config.threads)})
+
+    def on_timed(unit: Any, timing: Any) -> None:
+        key = (unit.job.model.name, unit.job.task.name, dev)
+        entry = entries[key]
+        entry.timing = timing
+        jr = entry.assemble(config.seeds)
+        save(key, jr)
+        echo(_timing_line(jr))
+
+    _run_units(timing_units, replace(config, jobs=1), task_states, on_timed)
+    for key, entry in entries.items():  # jobs that were not timed are complete now
+        if jobs[key].status == "pending":
+            save(key, entry.assemble(config.seeds))
+        if entry.timing is None and len(config.seeds) > 1 and jobs[key].status != "pending":
+            echo(_job_line(jobs[key]))  # the mean over seeds
     result = replace(result, finished_at=_now())
     write_run(result, run_dir)
     write_reports(result, run_dir, host, reporters, echo)
     echo(f"results: {run_dir / 'run.json'}")
     return result
+
+
+def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
+               on_result: Callable[[Any, Any], None]) -> None:
+    """Run ``units`` with the configured executor, ``config.jobs`` at a time, handing each result over."""
+    if not units:
+        return
+    if config.executor == "ray":
+        from .executors.ray_executor import run_units
+
+        run_units(units, config.address, config.timeout, on_result, one_at_a_time=config.jobs == 1)
+    elif config.executor == "inline":
+        from .executors.worker import execute
+
+        for unit in units:
+            state = task_states.get(unit.job.task.name)
+            on_result(unit, execute(unit, task_state=state if not isinstance(state, (str, JobError)) else None))
+    elif config.jobs > 1 and len(units) > 1:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        from .executors.local import run_in_process
+
+        with ThreadPoolExecutor(max_workers=config.jobs) as pool:
+            futures = {pool.submit(run_in_process, unit, config.timeout): unit for unit in units}
+            for future in as_completed(futures):
+                on_result(futures[future], future.result())
+    else:
+        from .executors.local import run_in_process
+
+        for unit in units:
+            on_result(unit, run_in_process(unit, config.timeout))
 
 
 def _check_executor(config: RunConfig) -> None:
@@ -261,16 +351,6 @@ def _ceiling(threads: int) -> dict[str, float] | None:
         return None
 
 
-def _execute(spec: Any, config: RunConfig, state: Any) -> JobResult:
-    if config.executor == "inline":
-        from .executors.worker import execute
-
-        return execute(spec, task_state=state)
-    from .executors.local import run_in_process
-
-    return run_in_process(spec, config.timeout)
-
-
 def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool):
     from .harness import load_task_state
 
@@ -287,11 +367,33 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
     return cache[task.name]
 
 
+def _headline(quality: Any) -> str:
+    return ", ".join(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else "")
+                     for k, v in quality.items() if v.value is not None and k in HEADLINE_METRICS)
+
+
+def _unit_line(unit: Any, r: Any, seeds: int) -> str:
+    """One line per built seed, as it finishes."""
+    who = f"{unit.job.model.name} on {unit.job.task.name}" + (f" (seed {unit.seed})" if seeds > 1 else "")
+    if r.status == "ok":
+        return f"  built   {who}: {_headline(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s)"
+    return f"  FAILED  {who} in {r.error.phase}: {r.error.message}" if r.error else f"  FAILED  {who}"
+
+
+def _timing_line(j: JobResult) -> str:
+    if j.status != "ok":
+        return _job_line(j)
+    from .reports import perf_summary
+
+    p = perf_summary(j)
+    ort, torch_ = p.get("ort_p50_ms_b1"), p.get("torch_p50_ms_b1")
+    speed = ", ".join(f"{name} p50 {v:.3g} ms @b1" for name, v in (("ORT", ort), ("torch", torch_)) if v is not None)
+    return f"  timed   {j.model} on {j.task}: {speed or 'no timing record'} ({(j.timing or {}).get('status')})"
+
+
 def _job_line(j: JobResult) -> str:
     if j.status == "ok":
-        q = ", ".join(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else "")
-                      for k, v in j.quality.items() if v.value is not None and k in HEADLINE_METRICS)
-        return f"  ok      {j.model} on {j.task}: {q or 'no quality metric'} ({j.seconds:.1f} s)"
+        return f"  ok      {j.model} on {j.task}: {_headline(j.quality) or 'no quality metric'} ({j.seconds or 0:.1f} s)"
     if j.status == "failed" and j.error and j.error.phase == "data":
         return f"  FAILED  jobs on {j.task}: {j.error.message}"
     if j.status == "failed" and j.error:

@@ -14,12 +14,18 @@ from typing import Any, Mapping, Sequence
 
 from .errors import SpecError
 
-NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z")  # \Z, not $: "gan-mlp\n" is not "gan-mlp"
+CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 TASK_KINDS = ("image", "text", "points")
 ROLES = ("sample", "logits", "elbo")
 #: How the harness prepares task data for a graph input with source ``data`` (``GraphSpec.attrs["data"]``).
 DATA_TRANSFORMS = ("continuous", "binarized")
+#: What an ``elbo`` graph's output is (``GraphSpec.attrs["bound"]``): the exact log-likelihood, the ELBO
+#: (k = 1) or the IWAE bound (k > 1). Without the attribute it follows from ``importance_samples``.
+LIKELIHOOD_BOUNDS = ("exact", "elbo", "iwae")
+#: Job and seed statuses in run.json. ``pending``: some of its work (a seed, or its timing) is not done
+#: yet; ``genbench run --resume`` finishes it.
+JOB_STATUSES = ("ok", "failed", "skipped", "pending")
 INPUT_SOURCES = ("normal", "uniform", "tokens", "data")
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 
@@ -222,6 +228,9 @@ class GraphSpec(_Serializable):
       seed, the same for every model: the standard stochastically binarised evaluation set).
     * ``"importance_samples"``: for role ``elbo``, the number k of importance samples (k = 1: the ELBO;
       k > 1: the IWAE bound).
+    * ``"bound"``: for role ``elbo``, what its output is: ``"exact"`` (an exact log-likelihood, e.g. a flow
+      or an autoregressive model scored through an elbo graph), ``"elbo"`` or ``"iwae"``. Without it,
+      ``importance_samples`` decides (1: ``"elbo"``, more: ``"iwae"``). Every report shows it.
     """
 
     role: str
@@ -236,6 +245,9 @@ class GraphSpec(_Serializable):
         object.__setattr__(self, "attrs", dict(self.attrs or {}))
         if self.attrs.get("data", "continuous") not in DATA_TRANSFORMS:
             raise SpecError(f"Graph {self.role!r}: attrs['data'] must be one of {list(DATA_TRANSFORMS)}.")
+        if "bound" in self.attrs and self.attrs["bound"] not in LIKELIHOOD_BOUNDS:
+            raise SpecError(f"Graph {self.role!r}: attrs['bound'] must be one of {list(LIKELIHOOD_BOUNDS)}, "
+                            f"got {self.attrs['bound']!r}.")
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         if not self.inputs or not self.outputs:
@@ -332,9 +344,16 @@ class MetricValue(_Serializable):
     """One quality figure with its unit, direction, sample count and provenance.
 
     ``floor`` is the value the same metric gives real held-out data against real data (for FD:
-    train split against test split), the best a model can be expected to reach with this ``n``.
-    ``std`` is the spread of a metric estimated over repeats; ``stderr`` the standard error of a mean over
-    ``n`` examples; ``params`` the settings the value depends on (bound, k, data preparation).
+    train split against test split) at this row's ``n``: the best a model can be expected to reach.
+    ``std`` is the spread of an estimate over repeats, and ``std_of`` says over what (e.g. "100 subsets of
+    1,000"); it is never a standard error. ``stderr`` is the standard error of a mean over ``n`` examples.
+    ``params`` holds the settings the value depends on (bound, k, data preparation).
+
+    ``key`` is the comparability key (:mod:`genbench.comparability`): two values are ranked or diffed
+    against each other only when their keys are equal. With several training seeds, ``value`` is the mean
+    over seeds, ``per_seed`` the value of each seed (in the order of ``JobResult.seeds``), ``seed_std``
+    their standard deviation and ``ci95`` the 95% t-interval of the mean. ``error`` (with ``value`` None)
+    says why the metric has no value for this job; the job's other metrics stand.
     """
 
     value: float | None
@@ -347,6 +366,12 @@ class MetricValue(_Serializable):
     stderr: float | None = None
     note: str | None = None
     params: Mapping[str, Any] | None = None
+    key: Mapping[str, Any] | None = None
+    std_of: str | None = None
+    per_seed: tuple[float | None, ...] | None = None
+    seed_std: float | None = None
+    ci95: tuple[float, float] | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -372,6 +397,7 @@ class PerfRecord(_Serializable):
     first_call_ms: float | None = None  # cold start: the first call, excluded from the statistics
     session_create_ms: float | None = None  # ONNX Runtime session creation (onnxruntime records only)
     gflops_per_s: float | None = None  # achieved, from the graph's counted FLOPs (forward records only)
+    alone: bool = False  # measured in the timing stage, with nothing else of genbench running
 
 
 @dataclass(frozen=True)
@@ -382,8 +408,72 @@ class JobError(_Serializable):
 
 
 @dataclass(frozen=True)
+class TimingResult(_Serializable):
+    """The timing stage of one job: ``status`` done or failed; ``info`` holds how it ran (``alone``, the
+    seed whose graphs were timed, where the torch module came from)."""
+
+    status: str
+    performance: tuple[PerfRecord, ...] = ()
+    files: Mapping[str, str] = field(default_factory=dict)
+    memory: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    error: JobError | None = None
+    warnings: tuple[str, ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TimingResult":
+        d = dict(data)
+        d["error"] = JobError.from_dict(d["error"]) if d.get("error") else None
+        d["performance"] = tuple(PerfRecord.from_dict(p) for p in d.get("performance") or ())
+        d["warnings"] = tuple(d.get("warnings") or ())
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _quality_from_dict(data: Any) -> dict[str, MetricValue]:
+    return {k: MetricValue.from_dict(v) for k, v in (data or {}).items()}
+
+
+@dataclass(frozen=True)
+class SeedResult(_Serializable):
+    """Build and score of one job with one training seed: train (or restore), export, validate, sample,
+    quality. ``status`` is ok or failed (``error: {phase, type, message}``)."""
+
+    seed: int
+    status: str
+    error: JobError | None = None
+    train: Mapping[str, Any] | None = None
+    export: Mapping[str, Any] | None = None
+    quality: Mapping[str, MetricValue] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)
+    seconds: float | None = None
+    phase_seconds: Mapping[str, float] = field(default_factory=dict)
+    memory: Mapping[str, Any] = field(default_factory=dict)
+    cache: Mapping[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+    node: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SeedResult":
+        d = dict(data)
+        d["error"] = JobError.from_dict(d["error"]) if d.get("error") else None
+        d["quality"] = _quality_from_dict(d.get("quality"))
+        d["warnings"] = tuple(d.get("warnings") or ())
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
 class JobResult(_Serializable):
-    """The outcome of one job (model × task × device). ``status`` is ok, failed or skipped."""
+    """The outcome of one job (model × task × device, over ``seeds``). ``status`` is ok, failed, skipped
+    or pending (work left for ``genbench run --resume``).
+
+    ``seed_results`` holds each seed's build-and-score result; ``quality`` their aggregate (the mean over
+    seeds, each value's ``per_seed`` list kept); ``train``, ``export``, ``files`` and ``cache`` are those
+    of the first seed that succeeded, whose graphs are the ones timed. ``timing`` says how the timing
+    stage went: ``{"status": done|pending|failed|off, "reason"?, "alone": bool, "seed": int}``.
+    """
 
     model: str
     family: str
@@ -407,21 +497,27 @@ class JobResult(_Serializable):
     cache: Mapping[str, Any] | None = None
     #: things that did not fail the job but a reader should know (e.g. threads a plugin left running)
     warnings: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    seed_results: tuple[SeedResult, ...] = ()
+    timing: Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobResult":
         d = dict(data)
         d["error"] = JobError.from_dict(d["error"]) if d.get("error") else None
-        d["quality"] = {k: MetricValue.from_dict(v) for k, v in (d.get("quality") or {}).items()}
+        d["quality"] = _quality_from_dict(d.get("quality"))
         d["performance"] = tuple(PerfRecord.from_dict(p) for p in d.get("performance") or ())
         d["warnings"] = tuple(d.get("warnings") or ())
+        d["seeds"] = tuple(d.get("seeds") or (0,))
+        d["seed_results"] = tuple(SeedResult.from_dict(r) for r in d.get("seed_results") or ())
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)
 class RunResult(_Serializable):
-    """A whole run, exactly as stored in ``run.json`` (schema ``genbench.run/1``)."""
+    """A whole run, exactly as stored in ``run.json`` (schema ``genbench.run/2``; a ``/1`` file is read
+    into the same objects, with what it lacks marked unknown)."""
 
     schema: str
     run_id: str

@@ -447,3 +447,33 @@ def make_broken_metric():
         raise ZeroDivisionError("metric blew up")
 
     return metric
+
+
+# --------------------------------------------------------------------------- a sample graph fed the test split
+
+
+def write_identity_graph(path: Path) -> None:
+    graph = helper.make_graph([helper.make_node("Identity", ["x_in"], ["x"])], "replay-test",
+                              [helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+
+
+class DataFedSampleModel(TinyModel):
+    """A 'generator' that returns its input, declared to be fed from the test split: it would score perfectly."""
+
+    def export_onnx(self, directory):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_identity_graph(directory / "g.onnx")
+        return OnnxBundle(directory, (GraphSpec("sample", "g.onnx",
+                                                (TensorSpec("x_in", ("batch", 1, 8, 8), source="data"),),
+                                                (TensorSpec("x", ("batch", 1, 8, 8), low=0.0, high=1.0),)),))
+
+    def torch_module(self, role):
+        return torch.nn.Identity().eval()
+
+
+FAKES["tiny-test-data"] = "DataFedSampleModel"

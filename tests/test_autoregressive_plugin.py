@@ -239,7 +239,7 @@ def test_perplexity_from_onnx_equals_the_torch_modules_on_the_same_data(tmp_path
 
     from genbench import TrainConfig
     from genbench.data.text import load_text
-    from genbench.metrics.likelihood import text_cross_entropy
+    from genbench.runtime.likelihood import text_cross_entropy
     from genbench.runtime.sampler import ort_logits_fn, torch_logits_fn
 
     data = load_text()

@@ -87,7 +87,7 @@ def test_run_exits_nonzero_when_a_job_fails_and_report_rebuilds(fake_entry_point
     assert "1 ok, 1 failed" in r.output and "non-finite" in r.output
     (run_dir,) = list(tmp_path.iterdir())
     data = json.loads((run_dir / "run.json").read_text())
-    assert data["schema"] == "genbench.run/1"
+    assert data["schema"] == "genbench.run/2"
     assert data["command"].startswith("genbench run tiny-ok tiny-nan --task digits --profile smoke")
     (run_dir / "report.md").unlink()
     r = invoke("report", str(run_dir))
@@ -95,10 +95,10 @@ def test_run_exits_nonzero_when_a_job_fails_and_report_rebuilds(fake_entry_point
 
 
 def test_report_of_a_corrupt_run_is_a_clear_error(tmp_path):
-    (tmp_path / "run.json").write_text('{"schema": "genbench.run/1", "jobs": [')
+    (tmp_path / "run.json").write_text('{"schema": "genbench.run/2", "jobs": [')
     r = invoke("report", str(tmp_path))
     assert r.exit_code == 1 and "corrupt or truncated" in r.output
-    assert (tmp_path / "run.json").read_text() == '{"schema": "genbench.run/1", "jobs": ['
+    assert (tmp_path / "run.json").read_text() == '{"schema": "genbench.run/2", "jobs": ['
 
 
 def test_python_dash_m_and_console_script_run(tmp_path):

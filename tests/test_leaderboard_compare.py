@@ -89,6 +89,6 @@ def test_leaderboard_merges_ranks_and_traces_rows_to_runs(tmp_path):
 
 def test_plugin_supplied_names_are_escaped_in_markdown(tmp_path):
     run = _run("a", "2026-01-01", {"gan-mlp": 1.0})
-    evil = replace(run, jobs=(replace(run.jobs[0], family="<script>alert(1)</script>|x"),))
+    evil = replace(run, command="genbench run <script>alert(1)</script>|x")
     md = invoke("leaderboard", _write(tmp_path, evil)).output
     assert "<script>" not in md and "\\<script\\>" in md

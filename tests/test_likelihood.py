@@ -25,9 +25,9 @@ def test_nll_and_bpd_from_an_elbo_graph_match_a_hand_computation(fake_host, tmp_
     assert nll.value == pytest.approx(expected.mean(), rel=1e-6)
     assert nll.stderr == pytest.approx(expected.std(ddof=1) / math.sqrt(len(expected)), rel=1e-6)
     assert bpd.value == pytest.approx(expected.mean() / (64 * math.log(2)), rel=1e-6)
-    assert nll.n == bpd.n == 450 and nll.unit == "nats" and bpd.unit == "bits/dim"
+    assert nll.n == bpd.n == 450 and nll.unit == "nats/example" and bpd.unit == "bits/dim"
     assert nll.params["data"].startswith("binarized") and nll.params["importance_samples"] == 1
-    assert nll.params["bound"] == "ELBO" and "upper bound" in nll.note
+    assert nll.params["bound"] == "elbo" and "upper bound" in nll.note
 
 
 def test_binarization_is_fixed_and_unbiased():

@@ -1,5 +1,7 @@
 """Tasks ring8 and grid25 through the whole pipeline: data, ONNX sampling and the mode metrics."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,10 @@ def test_every_family_runs_on_points_with_a_continuous_nll(tmp_path):
     ar = jobs["ar-points"].quality["nll"]  # binned coordinates read as a piecewise-uniform density
     assert np.isfinite(ar.value) and ar.params["bound"] == "exact" and "piecewise-uniform" in ar.params["data"]
     nll = jobs["vae-mlp"].quality["nll"]
-    assert np.isfinite(nll.value) and nll.params["data"] == "continuous" and nll.unit == "nats"
-    assert "bpd" not in jobs["vae-mlp"].quality  # bits per dimension is for discrete pixels only
+    assert np.isfinite(nll.value) and nll.params["data"] == "continuous" and nll.unit == "nats/point"
+    # a continuous density: bits per coordinate, with that stated in the unit
+    bpd = jobs["vae-mlp"].quality["bpd"]
+    assert bpd.unit == "bits/dim (continuous density)"
+    assert bpd.value == pytest.approx(nll.value / (2 * math.log(2)), rel=1e-9)
     for j in jobs.values():
         assert 0 <= j.quality["modes-covered"].value <= 25 and "knn-kl" in j.quality

@@ -16,22 +16,17 @@ from genbench.metrics.frechet import (
     frechet_distance,
     frechet_distance_from_features,
 )
+from genbench.data.points import GRID25_CENTERS, GRID25_SIGMA, RING8_CENTERS, RING8_SIGMA, grid25, ring8
 from genbench.metrics.sample_metrics import (
-    GRID25_CENTERS,
-    GRID25_SIGMA,
-    RING8_CENTERS,
-    RING8_SIGMA,
     class_histogram,
     classifier_score,
     density_coverage,
-    grid25,
     kernel_inception_distance,
     knn_kl_divergence,
     mixture_mode_metrics,
     mode_histogram_kl,
     modes_covered,
     precision_recall,
-    ring8,
 )
 
 

@@ -12,7 +12,7 @@ def test_smoke_run_all(tmp_path):
     result = genbench.run(all=True, profile="smoke", out=tmp_path, device="cpu", command="test")
     run_dir = tmp_path / result.run_id
     data = json.loads((run_dir / "run.json").read_text())
-    assert data["schema"] == "genbench.run/1" and data["finished_at"]
+    assert data["schema"] == "genbench.run/2" and data["finished_at"]
     for key in ("python", "torch", "onnxruntime", "platform", "cpu", "cpu_count", "gpus", "git_commit"):
         assert key in data["environment"]
     jobs = {(j["model"], j["task"]): j for j in data["jobs"]}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import genbench
-from genbench.metrics.likelihood import cross_entropy, text_cross_entropy, text_windows
+from genbench.metrics.likelihood import cross_entropy, text_windows
+from genbench.runtime.likelihood import text_cross_entropy
 from genbench.runtime.sampler import sample_autoregressive, sample_next
 
 

@@ -213,8 +213,8 @@ def test_load_run_truncated_file(tmp_path):
 
 def test_load_run_wrong_schema(tmp_path):
     path = tmp_path / "run.json"
-    path.write_text(json.dumps({**make_run().to_dict(), "schema": "genbench.run/2"}))
-    with pytest.raises(ResultsError, match="genbench.run/2") as info:
+    path.write_text(json.dumps({**make_run().to_dict(), "schema": "genbench.run/3"}))
+    with pytest.raises(ResultsError, match="genbench.run/3") as info:
         load_run(path)
     assert str(path) in str(info.value)
     path.write_text(json.dumps([1, 2, 3]))

@@ -48,7 +48,8 @@ def test_bad_model_fails_its_own_job_with_a_clear_message(fake_host, tmp_path, m
     assert _job(result, "tiny-ok").status == "ok"
     saved = json.loads((tmp_path / result.run_id / "run.json").read_text())
     assert {j["model"]: j["status"] for j in saved["jobs"]} == {model: "failed", "tiny-ok": "ok"}
-    assert (tmp_path / result.run_id / "jobs" / f"{model}__digits__cpu" / "error.txt").is_file()
+    assert job.files["error"] == f"jobs/{model}__digits__cpu/seed-0/error.txt"
+    assert (tmp_path / result.run_id / job.files["error"]).is_file()
 
 
 def test_graph_path_escaping_the_bundle_is_refused(tmp_path):

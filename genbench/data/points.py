@@ -7,12 +7,46 @@ definition), so every model sees the same data.
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
 
 import numpy as np
 
-from ..metrics.sample_metrics import GRID25_CENTERS, GRID25_SIGMA, RING8_CENTERS, RING8_SIGMA, grid25, ring8
 from . import Dataset
+
+RING8_CENTERS: np.ndarray = np.array(
+    [(math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)) for i in range(8)], dtype=np.float64
+)
+"""8 modes evenly spaced on the unit circle, mode ``i`` at angle ``2πi/8`` (Lin et al., PacGAN 2018)."""
+RING8_SIGMA = 0.01
+GRID25_CENTERS: np.ndarray = np.array(list(itertools.product((-4.0, -2.0, 0.0, 2.0, 4.0), repeat=2)))
+"""25 modes at ``{−4, −2, 0, 2, 4}²``; mode ``5i + j`` is at ``(x_i, x_j)`` (Lin et al., PacGAN 2018)."""
+GRID25_SIGMA = 0.05
+
+
+def mixture(centers: np.ndarray, sigma: float, n: int,
+            rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points (float32 ``[n, d]``) of equally weighted isotropic Gaussians with standard deviation
+    ``sigma`` at ``centers``, and each point's mode index (int64 ``[n]``)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = np.random.default_rng(rng)
+    modes = rng.integers(0, centers.shape[0], size=n)
+    points = centers[modes] + sigma * rng.standard_normal((n, centers.shape[1]))
+    return points.astype(np.float32), modes
+
+
+def ring8(n: int, rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points (float32 ``[n, 2]``) of 8 equally weighted isotropic Gaussians, σ = 0.01, centred
+    at :data:`RING8_CENTERS`, and each point's mode index (int64 ``[n]``)."""
+    return mixture(RING8_CENTERS, RING8_SIGMA, n, rng)
+
+
+def grid25(n: int, rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points (float32 ``[n, 2]``) of 25 equally weighted isotropic Gaussians, σ = 0.05, centred
+    at :data:`GRID25_CENTERS`, and each point's mode index (int64 ``[n]``)."""
+    return mixture(GRID25_CENTERS, GRID25_SIGMA, n, rng)
 
 N_TRAIN, N_TEST = 10_000, 10_000
 TRAIN_SEED, TEST_SEED = 1, 2

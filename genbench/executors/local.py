@@ -1,4 +1,5 @@
-"""Run jobs one at a time on this machine, each in its own process with a time limit."""
+"""Run units (a job's build for one seed, or its timing) on this machine, each in its own process with a
+time limit."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import time
 from typing import Any
 
 from ..errors import ConfigError
-from ..types import JobError, JobResult
-from . import JobSpec
+from ..types import JobError
+from . import BuildUnit, TimingUnit
 
 _CONTEXT: Any = None
 STARTUP_LIMIT = 300.0
@@ -38,23 +39,17 @@ def check_can_start() -> None:
                           "or pass executor='inline' (--executor inline).")
 
 
-def timing_lock() -> Any:
-    """A lock shared with job processes: with --jobs N, quality work overlaps, timing never does."""
-    return _context().Lock()
-
-
-def run_in_process(job: JobSpec, timeout: float | None, lock: Any = None) -> JobResult:
-    """Run ``job`` in a fresh process; a hang past ``timeout`` seconds or a dying process fails the job."""
-    from .worker import head
-
+def run_in_process(unit: BuildUnit | TimingUnit, timeout: float | None) -> Any:
+    """Run ``unit`` in a fresh process; a hang past ``timeout`` seconds or a dying process fails it."""
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(job, sender, lock), name=f"genbench-job-{job.model.name}", daemon=True)
+    proc = ctx.Process(target=_child, args=(unit, sender), name=f"genbench-{unit.kind}-{unit.job.model.name}",
+                       daemon=True)
     t0 = time.perf_counter()
     proc.start()
     sender.close()
     phase, result, crash, died = "start", None, None, False
-    # The job's clock starts when its process says it is running: starting a process (the first one
+    # The unit's clock starts when its process says it is running: starting a process (the first one
     # starts the forkserver, importing torch) is not the plugin's time.
     deadline = t0 + STARTUP_LIMIT
     try:
@@ -71,7 +66,7 @@ def run_in_process(job: JobSpec, timeout: float | None, lock: Any = None) -> Job
                     deadline = None if timeout is None else time.perf_counter() + timeout
                 phase = payload
             elif kind == "result":
-                result = JobResult.from_dict(payload)
+                result = unit.result_from_dict(payload)
                 break
             else:
                 crash = payload
@@ -100,16 +95,18 @@ def run_in_process(job: JobSpec, timeout: float | None, lock: Any = None) -> Job
                 "allocates too much fail with a MemoryError instead") if proc.exitcode == -signal.SIGKILL else ""
         error = JobError(phase, "ProcessDied", f"the job's process died during {phase} ({_describe_exit(proc.exitcode)}) "
                                               f"without a result{hint}")
-    (job.job_dir).mkdir(parents=True, exist_ok=True)
-    (job.job_dir / "error.txt").write_text(f"{error.type}: {error.message}\n" + (crash or ""))
-    return JobResult(**head(job), status="failed", error=error, seconds=seconds,
-                     files={"error": f"jobs/{job.job_dir.name}/error.txt"})
+    where = unit.unit_dir if unit.kind == "build" else unit.job.job_dir
+    where.mkdir(parents=True, exist_ok=True)
+    name = "error.txt" if unit.kind == "build" else "timing-error.txt"
+    (where / name).write_text(f"{error.type}: {error.message}\n" + (crash or ""))
+    rel = os.path.relpath(where / name, unit.job.run_dir)
+    return unit.failed(error, seconds, {"error": rel})
 
 
-def _child(job: JobSpec, conn: Any, lock: Any = None) -> None:
+def _child(unit: BuildUnit | TimingUnit, conn: Any) -> None:
     from .worker import child_main
 
-    child_main(job, conn, lock)
+    child_main(unit, conn)
 
 
 def _describe_exit(code: int | None) -> str:

@@ -1,21 +1,21 @@
-"""Run jobs as Ray tasks on a cluster (``--executor ray [--address ADDR]``), plugins unchanged.
+"""Run units as Ray tasks on a cluster (``--executor ray [--address ADDR]``), plugins unchanged.
 
-Each job is a Ray task asking for what it needs: one CPU (``train_threads``), one GPU for CUDA jobs, and,
-for jobs that time, one unit of the custom resource ``genbench_timing``. Start every node with
-``--resources='{"genbench_timing": 1}'`` so that one timing job runs per node at a time (a local
-instance started by genbench declares it itself); quality-only jobs share a node freely. Results
-stream back to the driver, which writes them exactly as the local executor does.
+Stage 1 (build and score) submits every unit at once; each asks for one CPU (``train_threads``) and one
+GPU for CUDA jobs, and the cluster runs them side by side. Stage 2 (timing) starts when stage 1 is over
+and submits one unit at a time, each also asking for the custom resource ``genbench_timing`` (start
+every node with ``--resources='{"genbench_timing": 1}'``; a local instance started by genbench declares
+it itself), so no two timings and no build work of this run overlap. Results stream back to the
+driver, which writes them exactly as the local executor does.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable, Iterable
 
 from ..errors import ConfigError
-from ..types import JobError, JobResult
-from . import JobSpec
+from ..types import JobError
+from . import BuildUnit, TimingUnit
 
 TIMING_RESOURCE = "genbench_timing"
 
@@ -28,47 +28,53 @@ def _ray() -> Any:
     return ray
 
 
-def _run_remote(job: JobSpec) -> dict:
+def _run_remote(unit: BuildUnit | TimingUnit) -> dict:
     from .worker import execute
 
-    return execute(job).to_dict()
+    return execute(unit).to_dict()
 
 
-def run_jobs(jobs: Iterable[JobSpec], address: str | None, timeout: float | None,
-             on_result: Callable[[JobSpec, JobResult], None]) -> None:
-    """Submit every job, then hand each result to ``on_result`` as it arrives."""
-    from .worker import head
-
+def run_units(units: Iterable[BuildUnit | TimingUnit], address: str | None, timeout: float | None,
+              on_result: Callable[[BuildUnit | TimingUnit, Any], None], one_at_a_time: bool = False) -> None:
+    """Submit the units (all at once, or ``one_at_a_time``), then hand each result to ``on_result``."""
     ray = _ray()
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:  # a local instance: this machine's CPUs, one timing slot
-            ray.init(num_cpus=os.cpu_count(), resources={TIMING_RESOURCE: 1}, include_dashboard=False,
+        else:  # a local instance: this machine's usable cores, one timing slot
+            from ..perf.cores import usable_cores
+
+            ray.init(num_cpus=usable_cores(), resources={TIMING_RESOURCE: 1}, include_dashboard=False,
                      log_to_driver=False)
     has_timing = ray.cluster_resources().get(TIMING_RESOURCE, 0) >= 1
     remote = ray.remote(max_retries=0)(_run_remote)
-    pending: dict[Any, tuple[JobSpec, float]] = {}
-    for job in jobs:
-        resources = {TIMING_RESOURCE: 1} if has_timing and job.config.timing and job.model.family != "baseline" else {}
-        ref = remote.options(num_cpus=job.config.train_threads, num_gpus=1 if job.device == "cuda" else 0,
-                             resources=resources).remote(job)
-        pending[ref] = (job, time.monotonic())
-    while pending:
+    queue = list(units)
+    pending: dict[Any, tuple[Any, float]] = {}
+
+    def submit(unit: BuildUnit | TimingUnit) -> None:
+        resources = {TIMING_RESOURCE: 1} if has_timing and unit.kind == "timing" else {}
+        ref = remote.options(num_cpus=unit.job.config.train_threads, num_gpus=1 if unit.job.device == "cuda" else 0,
+                             resources=resources).remote(unit)
+        pending[ref] = (unit, time.monotonic())
+
+    while queue or pending:
+        while queue and (not one_at_a_time or not pending):
+            submit(queue.pop(0))
         done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
         for ref in done:
-            job, _ = pending.pop(ref)
+            unit, started = pending.pop(ref)
             try:
-                result = JobResult.from_dict(ray.get(ref))
-            except Exception as exc:  # noqa: BLE001 - a worker that died or raised fails its own job
-                result = JobResult(**head(job), status="failed",
-                                   error=JobError("ray", type(exc).__name__, str(exc).strip().splitlines()[0][:300]))
-            on_result(job, result)
+                result = unit.result_from_dict(ray.get(ref))
+            except Exception as exc:  # noqa: BLE001 - a worker that died or raised fails its own unit
+                result = unit.failed(JobError("ray", type(exc).__name__, str(exc).strip().splitlines()[0][:300]),
+                                     time.monotonic() - started)
+            on_result(unit, result)
         if timeout is not None:
             now = time.monotonic()
-            for ref, (job, started) in list(pending.items()):
+            for ref, (unit, started) in list(pending.items()):
                 if now - started > timeout + 300:  # queueing time included, generously
                     ray.cancel(ref, force=True)
                     pending.pop(ref)
-                    on_result(job, JobResult(**head(job), status="failed", error=JobError(
-                        "ray", "Timeout", f"no result after {timeout:g} s on the cluster; the task was cancelled.")))
+                    on_result(unit, unit.failed(JobError(
+                        "ray", "Timeout", f"no result after {timeout:g} s on the cluster; the task was cancelled."),
+                        now - started))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import sys
 import threading
 import time
@@ -27,8 +26,8 @@ import torch  # noqa: E402,F401
 from ..config import get_profile  # noqa: E402
 from ..errors import GenbenchError  # noqa: E402
 from ..registry import load_object  # noqa: E402
-from ..types import JobError, JobResult  # noqa: E402
-from . import JobSpec  # noqa: E402
+from ..types import JobError  # noqa: E402
+from . import BuildUnit, JobSpec, TimingUnit  # noqa: E402
 
 
 def load_task(job: JobSpec) -> Any:
@@ -40,41 +39,48 @@ def load_task(job: JobSpec) -> Any:
 def head(job: JobSpec) -> dict[str, Any]:
     m = job.model
     return dict(model=m.name, family=m.family, plugin=m.plugin, plugin_version=m.plugin_version, task=job.task.name,
-                device=job.device, node=platform.node())
+                device=job.device)
 
 
-def execute(job: JobSpec, on_phase: Callable[[str], None] | None = None, task_state: Any = None,
-            timing_lock: Any = None) -> JobResult:
-    """Run one job here; never raises for anything the job's code does."""
-    from ..harness import run_job
+def execute(unit: BuildUnit | TimingUnit, on_phase: Callable[[str], None] | None = None,
+            task_state: Any = None) -> Any:
+    """Run one unit here and return its SeedResult or TimingResult; never raises for anything a job's code does."""
+    from ..harness import build_and_score, time_model
     from ..ui import JobProgress
 
+    job = unit.job
+    config = dataclasses.replace(job.config, seed=unit.seed)
     t0 = time.perf_counter()
     if on_phase is not None:
         on_phase("load")
     try:
         state = task_state or load_task(job)
-        metrics = [(s, load_object(s.factory, owner=f"metric '{s.name}'")()) for s in job.metrics]
+        metrics = [(s, load_object(s.factory, owner=f"metric '{s.name}'")()) for s in job.metrics] \
+            if unit.kind == "build" else []
     except Exception as exc:  # noqa: BLE001
         message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
-        return JobResult(**head(job), status="failed", error=JobError("data", type(exc).__name__, message.splitlines()[0]),
-                         seconds=time.perf_counter() - t0)
-    with JobProgress(job.label or f"{job.model.name} on {job.task.name}") as progress:
-        return run_job(job.model, state, job.config, get_profile(job.config.profile), job.device, job.job_dir,
-                       metrics, progress, on_phase=on_phase, timing_lock=timing_lock)
+        return unit.failed(JobError("data", type(exc).__name__, (message.strip().splitlines() or [""])[0]),
+                           time.perf_counter() - t0)
+    profile = get_profile(config.profile)
+    with JobProgress(job.label or unit.label) as progress:
+        if unit.kind == "build":
+            return build_and_score(job.model, state, config, profile, job.device, unit.unit_dir, job.run_dir,
+                                   metrics, progress, on_phase=on_phase, keep_state=unit.keep_state)
+        return time_model(job.model, state, config, profile, job.device, unit.unit_dir, job.job_dir, job.run_dir,
+                          progress, on_phase=on_phase)
 
 
-def child_main(job: JobSpec, conn: Any, timing_lock: Any = None) -> None:
-    """Entry point of a job's process: phase messages, then the result, through ``conn``.
+def child_main(unit: BuildUnit | TimingUnit, conn: Any) -> None:
+    """Entry point of a unit's process: phase messages, then the result, through ``conn``.
 
     The process ends with ``os._exit`` once the result is sent: threads a plugin left running (which
     would keep a normal interpreter exit waiting for ever) are named in the result's warnings and end
     with the process.
     """
     try:
-        limit_memory(job.config.max_memory)
+        limit_memory(unit.job.config.max_memory)
         before = set(threading.enumerate())
-        result = execute(job, on_phase=lambda phase: conn.send(("phase", phase)), timing_lock=timing_lock)
+        result = execute(unit, on_phase=lambda phase: conn.send(("phase", phase)))
         leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
         if leaked:
             names = ", ".join(sorted(t.name for t in leaked)[:5])

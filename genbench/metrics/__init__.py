@@ -10,46 +10,59 @@ import numpy as np
 
 from .frechet import (StreamingStatistics, feature_statistics, frechet_distance, frechet_distance_from_features,
                       gaussian_statistics)
-from .sample_metrics import (class_histogram, classifier_score, density_coverage, grid25, kernel_inception_distance,
+from .sample_metrics import (class_histogram, classifier_score, density_coverage, kernel_inception_distance,
                              knn_kl_divergence, mixture_mode_metrics, mode_histogram_kl, modes_covered,
-                             precision_recall, ring8)
+                             precision_recall)
 
 if TYPE_CHECKING:
     from ..data import Dataset
-    from ..types import OnnxBundle
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """Per-example held-out negative log-likelihoods of one model, computed by the harness from the
+    model's graphs and handed to the likelihood metrics as arrays.
+
+    ``nll``: nats per example (an image, a point) or per byte (text), float64. ``groups``: for correlated
+    values (bytes of one window) the group of each, so that standard errors are taken over groups.
+    ``dims``: dimensions per example (pixels, coordinates; 1 for bytes). ``bound``: ``exact``, ``elbo``
+    or ``iwae`` (an upper bound on the NLL). ``variant``: the data the likelihood is of, e.g.
+    ``binarized``, ``quantized-17``, ``continuous``, ``bytes``. ``discrete``: whether that data is
+    discrete, i.e. whether bits per dimension mean anything. ``params`` and ``note`` go into the report.
+    """
+
+    nll: np.ndarray
+    dims: int
+    bound: str
+    variant: str
+    discrete: bool
+    groups: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
 
 
 @dataclass
 class QualityContext:
-    """What a metric sees for one job: generated samples, the task's real data and the exported bundle.
+    """What a metric sees for one job: arrays only. The harness runs every graph; metrics compute.
 
-    ``features(name, x)`` runs the task's fixed feature extractor (cached: ``"samples"`` per job, other
-    names per task), so that several metrics share one pass. ``cache`` is shared by every job on the task
-    (real-data statistics); ``job_cache`` by the metrics of this job (e.g. per-example likelihoods that
-    both ``nll`` and ``bpd`` report). ``session(role)`` is an ONNX Runtime session for a graph of the bundle.
+    ``samples``: the generated samples (``None`` on text tasks). ``features(name, x)`` runs the task's
+    fixed feature extractor on ``x`` and caches the result under ``name`` (``"samples"`` per job, other
+    names per task), so that several metrics share one pass; ``probabilities`` is its classifier head,
+    softmax-ed. ``likelihood``: the model's held-out NLLs when it exports a likelihood graph. ``cache``
+    is shared by every job on the task (real-data references); ``job_cache`` by the metrics of one job.
     """
 
     dataset: "Dataset"
-    samples: np.ndarray
+    samples: np.ndarray | None
     rng: np.random.Generator
     features: Callable[[str, np.ndarray], np.ndarray]
     extractor_id: str | None
     cache: dict[str, Any] = field(default_factory=dict)
-    bundle: "OnnxBundle | None" = None
-    device: str = "cpu"
     seed: int = 0
     job_cache: dict[str, Any] = field(default_factory=dict)
     #: ``probabilities(name, x)``: the extractor's classifier head, softmax-ed (cached like ``features``)
     probabilities: Callable[[str, np.ndarray], np.ndarray] | None = None
-
-    def session(self, role: str) -> Any:
-        key = f"session:{role}"
-        if key not in self.job_cache:
-            from ..runtime import make_session
-
-            assert self.bundle is not None
-            self.job_cache[key] = make_session(self.bundle.directory / self.bundle.graph(role).path, self.device)
-        return self.job_cache[key]
+    likelihood: Likelihood | None = None
 
 
 class Metric(abc.ABC):
@@ -61,8 +74,8 @@ class Metric(abc.ABC):
 
 
 __all__ = [
-    "Metric", "QualityContext", "StreamingStatistics", "class_histogram", "classifier_score", "density_coverage",
-    "feature_statistics", "frechet_distance", "frechet_distance_from_features", "gaussian_statistics", "grid25",
-    "kernel_inception_distance", "knn_kl_divergence", "mixture_mode_metrics", "mode_histogram_kl", "modes_covered",
-    "precision_recall", "ring8",
+    "Likelihood", "Metric", "QualityContext", "StreamingStatistics", "class_histogram", "classifier_score",
+    "density_coverage", "feature_statistics", "frechet_distance", "frechet_distance_from_features",
+    "gaussian_statistics", "kernel_inception_distance", "knn_kl_divergence", "mixture_mode_metrics",
+    "mode_histogram_kl", "modes_covered", "precision_recall",
 ]

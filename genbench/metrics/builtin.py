@@ -75,7 +75,7 @@ class KernelInceptionDistance(Metric):
             ctx.cache[f"kid-floor@{len(fake)}"] = kernel_inception_distance(
                 test, train, num_subsets=KID_SUBSETS, subset_size=size, seed=ctx.seed)[0]
         return MetricValue(value=mean, unit="", higher_is_better=False, n=len(fake), extractor=ctx.extractor_id,
-                           std=std, floor=ctx.cache[f"kid-floor@{len(fake)}"],
+                           std=std, std_of=f"{KID_SUBSETS} subsets of {size}", floor=ctx.cache[f"kid-floor@{len(fake)}"],
                            params={"subsets": KID_SUBSETS, "subset_size": size, "kernel": "(x.y/d + 1)^3"})
 
 
@@ -171,13 +171,6 @@ class ClassifierScore(Metric):
 
 
 
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------- 2-D mixture tasks
 
 
@@ -188,16 +181,17 @@ class _Mixture(Metric):
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         meta = ctx.dataset.meta or {}
-        if "centers" not in meta:
+        if "centers" not in meta or ctx.samples is None:
             return None
-        m = _cached(ctx, "mixture", lambda: mixture_mode_metrics(ctx.samples, meta["centers"], meta["sigma"]))
-        ref_key = "mixture:reference"
+        n = min(len(ctx.samples), len(ctx.dataset.test_x))
+        m = _cached(ctx, "mixture", lambda: mixture_mode_metrics(ctx.samples[:n], meta["centers"], meta["sigma"]))
+        ref_key = f"mixture:reference@{n}"  # held-out data of the true mixture, scored at the samples' n
         if ref_key not in ctx.cache:
-            ctx.cache[ref_key] = mixture_mode_metrics(ctx.dataset.test_x, meta["centers"], meta["sigma"])
+            ctx.cache[ref_key] = mixture_mode_metrics(ctx.dataset.test_x[:n], meta["centers"], meta["sigma"])
         value, floor = m[self.key], ctx.cache[ref_key][self.key]
-        return MetricValue(value=float(value), unit=self.unit, higher_is_better=self.higher, n=len(ctx.samples),
+        return MetricValue(value=float(value), unit=self.unit, higher_is_better=self.higher, n=n,
                            floor=float(floor), params={"threshold": "3 sigma", "modes": len(meta["centers"])},
-                           note="reference = held-out data from the true mixture")
+                           note=f"reference = {n:,} held-out points of the true mixture")
 
 
 class HighQuality(_Mixture):
@@ -216,7 +210,7 @@ class KnnKL(Metric):
     """KL(samples ‖ data) by the k-NN estimator, against held-out points of the true mixture."""
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
-        if ctx.dataset.kind != "points":
+        if ctx.dataset.kind != "points" or ctx.samples is None:
             return None
         n = min(len(ctx.samples), len(ctx.dataset.test_x))
         value = knn_kl_divergence(ctx.samples[:n], ctx.dataset.test_x[:n])

@@ -10,13 +10,13 @@ Conventions shared by every function here:
 Contents: Kernel Inception Distance (:func:`kernel_inception_distance`), improved precision/recall
 (:func:`precision_recall`), density/coverage (:func:`density_coverage`), mode histograms
 (:func:`mode_histogram_kl`, :func:`modes_covered`, :func:`class_histogram`), a k-NN KL estimator
-(:func:`knn_kl_divergence`), the Inception-Score analogue (:func:`classifier_score`), and the 2-D
-mixture tasks (:func:`ring8`, :func:`grid25`, :func:`mixture_mode_metrics`).
+(:func:`knn_kl_divergence`), the Inception-Score analogue (:func:`classifier_score`), and mode-collapse
+metrics for mixtures of Gaussians (:func:`mixture_mode_metrics`; the mixtures themselves are tasks, in
+:mod:`genbench.data.points`).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Iterator, TypedDict
 
@@ -26,22 +26,16 @@ from scipy.spatial import cKDTree
 from scipy.special import rel_entr
 
 __all__ = [
-    "GRID25_CENTERS",
-    "GRID25_SIGMA",
-    "RING8_CENTERS",
-    "RING8_SIGMA",
     "MixtureModeMetrics",
     "class_histogram",
     "classifier_score",
     "density_coverage",
-    "grid25",
     "kernel_inception_distance",
     "knn_kl_divergence",
     "mixture_mode_metrics",
     "mode_histogram_kl",
     "modes_covered",
     "precision_recall",
-    "ring8",
 ]
 
 # Pairwise squared distances are computed in blocks of at most this many entries (32 MiB of float64).
@@ -376,38 +370,6 @@ def classifier_score(probs: ArrayLike) -> float:
 
 
 # --------------------------------------------------------------------------- 2-D Gaussian mixtures
-
-RING8_CENTERS: np.ndarray = np.array(
-    [(math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)) for i in range(8)], dtype=np.float64
-)
-"""8 modes evenly spaced on the unit circle, mode ``i`` at angle ``2πi/8`` (Lin et al., PacGAN 2018)."""
-RING8_SIGMA = 0.01
-GRID25_CENTERS: np.ndarray = np.array(list(itertools.product((-4.0, -2.0, 0.0, 2.0, 4.0), repeat=2)))
-"""25 modes at ``{−4, −2, 0, 2, 4}²``; mode ``5i + j`` is at ``(x_i, x_j)`` (Lin et al., PacGAN 2018)."""
-GRID25_SIGMA = 0.05
-
-
-def _mixture(centers: np.ndarray, sigma: float, n: int,
-             rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    rng = np.random.default_rng(rng)
-    modes = rng.integers(0, centers.shape[0], size=n)
-    points = centers[modes] + sigma * rng.standard_normal((n, centers.shape[1]))
-    return points.astype(np.float32), modes
-
-
-def ring8(n: int, rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points (float32 ``[n, 2]``) of 8 equally weighted isotropic Gaussians, σ = 0.01, centred
-    at :data:`RING8_CENTERS`, and each point's mode index (int64 ``[n]``)."""
-    return _mixture(RING8_CENTERS, RING8_SIGMA, n, rng)
-
-
-def grid25(n: int, rng: np.random.Generator | int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points (float32 ``[n, 2]``) of 25 equally weighted isotropic Gaussians, σ = 0.05, centred
-    at :data:`GRID25_CENTERS`, and each point's mode index (int64 ``[n]``)."""
-    return _mixture(GRID25_CENTERS, GRID25_SIGMA, n, rng)
-
 
 class MixtureModeMetrics(TypedDict):
     high_quality_fraction: float

@@ -82,7 +82,7 @@ def _quality_table(jobs: list[JobResult]) -> list[str]:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, j in enumerate(jobs, 1):
         parity = max((g["parity_max_abs_diff"] for g in (j.export or {}).get("graphs", {}).values()), default=None)
-        status = j.status if j.status == "ok" else (
+        status = j.status if j.status in ("ok", "pending") else (
             f"failed ({j.error.phase}): {_esc(j.error.message)}" if j.error else f"skipped: {_esc(j.reason)}")
         row = [str(rank), f"`{_esc(j.model)}`", _esc(j.family), status]
         row += [_metric_cell(j.quality.get(m)) for m in metrics]

@@ -108,6 +108,12 @@ def check_outputs(role: str, outputs: list[np.ndarray], specs: tuple[TensorSpec,
 
 def check_role_contract(graph: GraphSpec, dataset: Any = None) -> None:
     """What each role promises beyond its own spec (DESIGN.md §3), and that it fits the task's data."""
+    if graph.role == "sample":
+        leaked = [t.name for t in graph.inputs if t.source == "data"]
+        if leaked:
+            raise BundleError(f"Graph 'sample' input {leaked[0]!r} has source 'data': a sample graph must not take "
+                              "the test split (its samples would be scored against the data they came from); "
+                              "draw its inputs from 'normal', 'uniform' or 'tokens'.")
     if graph.role == "logits":
         _check_logits_contract(graph, dataset)
     if graph.role == "elbo":

@@ -1,0 +1,88 @@
+"""When two quality numbers may stand side by side: the comparability key (DESIGN.md §8).
+
+Every :class:`~genbench.types.MetricValue` in a ``genbench.run/2`` file carries ``key``: the task and
+the sha256 of its data, the feature extractor's hash, ``n`` (samples or held-out examples scored), the
+data variant of a likelihood (binarized, quantized to L levels, continuous, bytes) and whether it is
+exact or a bound, the quality-relevant profile settings (training budget), and the number of training
+seeds averaged. Leaderboards and ``genbench compare`` rank or diff two numbers only when every field
+is equal; otherwise they split them and name the fields that differ. The genbench version and commit
+are recorded beside each row, not keyed: a pull-request gate compares two commits by design.
+
+A ``genbench.run/1`` file predates keys: what it does not say is :data:`UNKNOWN`, which is equal only
+to itself, so old and new results land in separate tables unless they agree on everything known.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+KEY_FIELDS = ("task", "data", "extractor", "n", "variant", "bound", "profile", "seeds")
+UNKNOWN = "unknown"
+#: how each field is named in a table header that splits on it
+FIELD_LABELS = {"task": "task", "data": "data (sha256)", "extractor": "feature extractor", "n": "n scored",
+                "variant": "data variant", "bound": "likelihood", "profile": "profile", "seeds": "seeds"}
+
+
+def profile_key(profile: str, steps: int | None = None) -> str:
+    """The quality-relevant part of a profile: its training budget (``smoke``/``default``) and any
+    ``--steps`` override (``default, steps=0`` is an untrained model, not a default one)."""
+    return profile if steps is None else f"{profile}, steps={steps}"
+
+
+def make_key(*, task: str, data: str | None, extractor: str | None, n: int | None,
+             params: Mapping[str, Any] | None, profile: str, seeds: int) -> dict[str, Any]:
+    """The key of one metric value; ``variant`` and ``bound`` come from the metric's ``params``."""
+    params = params or {}
+    return {"task": task, "data": data, "extractor": extractor, "n": n,
+            "variant": params.get("variant"), "bound": params.get("bound"), "profile": profile, "seeds": seeds}
+
+
+def key_of(metric: Any, task: str | None = None) -> dict[str, Any]:
+    """``metric.key`` with every field present; fields a file did not record are :data:`UNKNOWN`."""
+    key = dict(getattr(metric, "key", None) or {})
+    if not key:  # a /1 value: what it carried itself is known, the rest is not
+        params = getattr(metric, "params", None) or {}
+        key = {"task": task or UNKNOWN, "data": UNKNOWN, "extractor": getattr(metric, "extractor", None),
+               "n": getattr(metric, "n", None), "variant": params.get("variant", UNKNOWN),
+               "bound": params.get("bound", UNKNOWN), "profile": UNKNOWN, "seeds": UNKNOWN}
+    return {f: key.get(f, UNKNOWN) for f in KEY_FIELDS}
+
+
+def differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The key fields in which ``a`` and ``b`` differ (empty: comparable)."""
+    return [f for f in KEY_FIELDS if a.get(f, UNKNOWN) != b.get(f, UNKNOWN)]
+
+
+def freeze(key: Mapping[str, Any]) -> tuple:
+    """A hashable form of a key, for grouping."""
+    return tuple((f, _hashable(key.get(f, UNKNOWN))) for f in KEY_FIELDS)
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+    return v
+
+
+def short(field: str, value: Any) -> str:
+    """One key field's value as a reader wants it in a header: hashes cut to 12 characters."""
+    if value is None:
+        return "none"
+    text = str(value)
+    if field == "data" and len(text) > 12:
+        return text[:12]
+    if field == "extractor" and "@sha256:" in text:
+        name, digest = text.split("@sha256:", 1)
+        return f"{name}@{digest[:12]}"
+    return text
+
+
+def describe(key: Mapping[str, Any], fields: Iterable[str]) -> str:
+    """``"n scored 500, profile smoke"``: the named fields of a key, for headers and warnings."""
+    return ", ".join(f"{FIELD_LABELS.get(f, f)} {short(f, key.get(f, UNKNOWN))}" for f in fields)
+
+
+__all__ = ["FIELD_LABELS", "KEY_FIELDS", "UNKNOWN", "describe", "differing", "freeze", "key_of", "make_key",
+           "profile_key", "short"]
