@@ -126,9 +126,10 @@ def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> st
             best[p.runtime] = max(best.get(p.runtime, 0.0), p.gflops_per_s)
     if not best:
         return "–"
-    text = " / ".join(f"{best.get(r, 0):.1f}" for r in ("onnxruntime", "torch-eager"))
+    runtimes = ("onnxruntime", "torch-eager")  # a runtime not timed (e.g. no torch module) is "–", not 0
+    text = " / ".join(f"{best[r]:.1f}" if r in best else "–" for r in runtimes)
     if ceiling:
-        text += " (" + " / ".join(f"{best.get(r, 0) / ceiling:.0%}" for r in ("onnxruntime", "torch-eager")) + ")"
+        text += " (" + " / ".join(f"{best[r] / ceiling:.0%}" if r in best else "–" for r in runtimes) + ")"
     return text
 
 
