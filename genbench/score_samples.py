@@ -168,8 +168,8 @@ def check_samples(x: np.ndarray, dataset: Any, where: str = "the samples") -> tu
         x = lo + x.astype(np.float32) / 255.0 * (hi - lo)
         mapped = f"uint8 0-255 mapped to {_range(dataset)}"
     elif not np.issubdtype(x.dtype, np.floating):
-        allowed = "float values in the value range " + _range(dataset) + (
-            " or uint8 0-255" if dataset.kind == "image" else "")
+        allowed = (f"float values in {_range(dataset)} or uint8 0-255" if dataset.kind == "image"
+                   else "float coordinates")
         raise DataError(f"{where} has dtype {x.dtype}; task '{dataset.name}' takes {allowed}.")
     x = x.astype(np.float32)
     bad = ~np.isfinite(x)
@@ -264,6 +264,8 @@ def _read_png_folder(folder: Path, dataset: Any) -> np.ndarray:
 def _load_text(samples: Any) -> tuple[np.ndarray, dict[str, Any]]:
     if isinstance(samples, (bytes, bytearray)):
         raw, fmt, where, name = bytes(samples), "bytes", "the text", None
+    elif isinstance(samples, np.ndarray) and samples.dtype == np.uint8:
+        raw, fmt, where, name = samples.tobytes(), "array", "the array", None
     elif isinstance(samples, str) and not Path(samples).exists() and ("\n" in samples or len(samples) > 255):
         raw, fmt, where, name = samples.encode("utf-8"), "str", "the text", None
     elif isinstance(samples, (str, Path)):
@@ -278,7 +280,7 @@ def _load_text(samples: Any) -> tuple[np.ndarray, dict[str, Any]]:
             raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
         fmt, where, name = "text", str(path), path.stem
     else:
-        raise DataError(f"text samples must be a path, bytes or str, got {type(samples).__name__}.")
+        raise DataError(f"text samples must be a path, bytes, str or a uint8 array, got {type(samples).__name__}.")
     if len(raw) < MIN_TEXT_BYTES:
         raise DataError(f"{where} has {len(raw)} bytes; give at least {MIN_TEXT_BYTES} bytes of generated text.")
     x = np.frombuffer(raw, dtype=np.uint8)[None].copy()

@@ -101,8 +101,8 @@ class ByteNgramDivergence(Metric):
         value, per_order = byte_ngram_divergence(samples, ctx.dataset.test_x)
         floor, floor_per_order = ctx.cache[key]
         return MetricValue(value=value, unit="bits", higher_is_better=False, n=int(samples.size), floor=floor,
-                           params={"orders": list(ORDERS), "per_order": {str(k): v for k, v in per_order.items()},
-                                   "floor_per_order": {str(k): v for k, v in floor_per_order.items()},
+                           params={"orders": list(ORDERS), "per_order": {str(k): round(v, 6) for k, v in per_order.items()},
+                                   "floor_per_order": {str(k): round(v, 6) for k, v in floor_per_order.items()},
                                    "reference": f"test split ({len(ctx.dataset.test_x):,} bytes)"},
                            note="mean over k = 1..4 of JSD(byte k-grams of the samples, of the test split); "
                                 "floor = a training chunk of the same size scored the same way")
