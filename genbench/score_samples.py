@@ -100,6 +100,12 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
     files = _save_samples(array, job_dir, dataset, run_dir)
     seed_result = _seed_result(seed, quality, files, time.perf_counter() - t0,
                                warnings + [f"metric '{k}' failed: {v}" for k, v in errors.items()])
+    if not any(v.value is not None for v in quality.values()):  # nothing was scored: the row failed
+        from .types import JobError
+
+        name, message = next(iter(errors.items()), ("", "no metric applies to these samples"))
+        seed_result = replace(seed_result, status="failed",
+                              error=JobError("quality", "MetricError", f"{name}: {message}" if name else message))
     jobs.append(_assemble(row_name, FAMILY, "genbench", __version__, task, seed, seed_result, TIMING_OFF))
     result = replace(result, jobs=tuple(jobs))
     write_run(result, run_dir)

@@ -138,6 +138,13 @@ def test_metadata_written_into_the_graph_makes_it_self_describing(tmp_path):
     assert from_metadata.inputs[0].shape == ("batch", Z) and from_metadata.outputs[0].shape == ("batch", 1, 8, 8)
     # flags win over the graph's own metadata
     assert describe_graph(g, load_digits(), flags={"inputs.z.source": "normal"}).inputs[0].source == "normal"
+    # the spec crosses into job processes by pickle, and stays what it is
+    import pickle
+
+    from genbench.onnx_model import OnnxFileSpec, supplied_model
+
+    spec = supplied_model([g], load_digits(), "image")
+    assert isinstance(pickle.loads(pickle.dumps(spec)), OnnxFileSpec) and pickle.loads(pickle.dumps(spec)) == spec
     # docs/score.md's example: numbers as numbers
     write_metadata(g, {"role": "sample", "inputs.z.source": "normal", "outputs.x.low": 0, "outputs.x.high": 1})
     assert describe_graph(g, load_digits()).outputs[0].high == 1.0

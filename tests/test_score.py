@@ -225,3 +225,19 @@ def test_more_samples_than_the_training_split_are_capped_and_said(digits, tmp_pa
     assert any("scored the first 1,347 of 1,400 samples" in w for w in row.warnings)
     assert math.isfinite(row.quality["fd"].value)
     assert json.loads((tmp_path / r.run_id / "run.json").read_text())["schema"] == "genbench.run/2"
+
+
+def test_a_row_whose_every_metric_fails_is_failed_with_exit_1(digits, tmp_path, builtins_only, monkeypatch):
+    import genbench.metrics.builtin as builtin
+
+    def broken(self, ctx):
+        raise RuntimeError("extractor weights missing")
+
+    for cls in (builtin.FrechetDistance, builtin.KernelInceptionDistance, builtin._PairMetric, builtin.ModesCovered,
+                builtin.ClassHistogramKL, builtin.ClassifierScore):
+        monkeypatch.setattr(cls, "__call__", broken)
+    np.save(tmp_path / "x.npy", digits.test_x[:60])
+    r = invoke("score", tmp_path / "x.npy", "--task", "digits", "--no-baselines", "--out", tmp_path / "runs")
+    assert r.exit_code == 1 and "FAILED  x in quality:" in r.output and "extractor weights missing" in r.output
+    run = genbench.load_run(next((tmp_path / "runs").iterdir()))
+    assert run.jobs[0].status == "failed" and run.jobs[0].error.phase == "quality"
