@@ -26,6 +26,20 @@ def run(*args: Any, **kwargs: Any) -> RunResult:
     return _run(*args, **kwargs)
 
 
+def score(samples: Any, **kwargs: Any) -> RunResult:
+    """Score samples made elsewhere; see :func:`genbench.score_samples.score` (what ``genbench score`` calls)."""
+    from .score_samples import score as _score
+
+    return _score(samples, **kwargs)
+
+
+def run_onnx(**kwargs: Any) -> RunResult:
+    """Benchmark exported ONNX graphs; see :func:`genbench.onnx_model.run_onnx` (``genbench run --onnx``)."""
+    from .onnx_model import run_onnx as _run_onnx
+
+    return _run_onnx(**kwargs)
+
+
 def load_run(path: Any) -> RunResult:
     """Read a ``run.json`` (or a run directory) back into a :class:`RunResult`."""
     from .results import load_run as _load
@@ -38,5 +52,5 @@ __all__ = [
     "GenerativeModel", "GraphSpec", "JobResult", "MetricSpec", "MetricValue", "ModelSpec", "OnnxBundle",
     "PerfRecord", "PluginError", "Progress", "ReporterSpec", "ResultsError", "RunResult", "SpecError",
     "TensorSpec", "TrainConfig", "TrainSummary", "UnknownNameError", "__version__", "export_torch_module",
-    "hookimpl", "hookspec", "load_run", "make_plugin_manager", "run",
+    "hookimpl", "hookspec", "load_run", "make_plugin_manager", "run", "run_onnx", "score",
 ]

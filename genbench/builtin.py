@@ -52,6 +52,9 @@ def genbench_register_metrics(register):
                         "Held-out cross-entropy in bits per byte (disjoint windows, each byte predicted once)"))
     register(MetricSpec("ppl", ("text",), "genbench.metrics.likelihood:make_ppl", "per byte", False,
                         "Held-out perplexity per byte: exp(mean cross-entropy in nats); uniform = 256"))
+    register(MetricSpec("byte-ngram-jsd", ("text",), "genbench.metrics.text_ngrams:ByteNgramDivergence", "bits",
+                        False, "Mean Jensen-Shannon divergence (orders 1-4) of the samples' byte n-grams from the "
+                        "test split's; text given as samples (genbench score)"))
 
 
 @hookimpl

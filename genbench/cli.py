@@ -119,12 +119,27 @@ def list_cmd() -> None:
               help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
 @click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GIB",
               help="Memory each job's process may allocate, in GiB (process executor); over it, the job fails.")
+# bring your own graph (genbench.onnx_model): these options belong together
+@click.option("--onnx", "onnx_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Benchmark this exported ONNX graph (repeatable: one file per role) instead of a plugin's model.")
+@click.option("--role", "onnx_roles", multiple=True, type=click.Choice(["sample", "logits", "elbo"]),
+              help="Role of each --onnx graph, in order (default: its genbench.role metadata).")
+@click.option("--meta", "onnx_meta", multiple=True, metavar="KEY=VALUE",
+              help="A fact the --onnx graph does not say, e.g. inputs.z.source=normal (see docs/score.md).")
+@click.option("--name", "onnx_name", default=None, help="Name of the --onnx model's row (default: the file's name).")
 def run_cmd(models, all_models, tasks, profile, out, seed, seeds, device, data_dir, text_file, steps, threads, train_threads,
             no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address, no_cache,
-            cache_dir, max_memory, resume) -> None:
-    """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed."""
+            cache_dir, max_memory, resume, onnx_files, onnx_roles, onnx_meta, onnx_name) -> None:
+    """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed.
+
+    With --onnx FILE --task T, an exported graph is benchmarked instead: no plugin, no training."""
     from .runner import run
 
+    graphs: dict = {}
+    if onnx_files or onnx_roles or onnx_meta or onnx_name:
+        from .onnx_model import onnx_arguments, run_onnx as run  # noqa: F811 - the same run, from the graphs
+
+        graphs = dict(onnx=onnx_files, roles=onnx_roles, meta=onnx_meta, name=onnx_name)
     seed_list = parse_seeds(seeds) if seeds is not None else None
     result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, seeds=seed_list,
                  device=device,
@@ -133,11 +148,45 @@ def run_cmd(models, all_models, tasks, profile, out, seed, seeds, device, data_d
                  address=address, features=features, inception_weights=inception_weights, cache=not no_cache,
                  cache_dir=cache_dir, max_memory=max_memory,
                  command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
-                                    text_file, features, seed_list),
-                 echo=click.echo, resume=resume)
+                                    text_file, features, seed_list)
+                 + "".join(f" {shlex.quote(a)}" for a in (onnx_arguments(onnx_files, onnx_roles, onnx_meta, onnx_name)
+                                                           if graphs else ())),
+                 echo=click.echo, resume=resume, **graphs)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
     click.echo(f"{ok} ok, {len(result.failed)} failed, {skipped} skipped")
+    if result.failed:
+        sys.exit(1)
+
+
+@cli.command("score")
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.option("--task", required=True, help="The task the samples are of (see 'genbench list').")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/runs"),
+              show_default=True, help="Directory in which the run directory <run-id>/ is made.")
+@click.option("--name", default=None, help="Name of the samples' row (default: the file or folder name).")
+@click.option("--no-baselines", is_flag=True, help="Leave out the baseline rows.")
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
+              help="Seed of the metrics' random subsets and of the baselines.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
+@click.option("--text-file", type=click.Path(path_type=Path), default=None,
+              help="Corpus of the text task, if not the default one.")
+@click.option("--features", type=click.Choice(["default", "inception"]), default="default", show_default=True,
+              help="Image feature space: the shipped digit CNN, or Inception-v3 via torch-fidelity (FID).")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Path to pt_inception-2015-12-05-6726825d.pth (default: torch's hub cache).")
+def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file, features, inception_weights) -> None:
+    """Score SAMPLES made elsewhere (.npy/.npz, a folder of PNGs, or a text file) on --task, beside the
+    task's floors and baselines; exit 1 if a row failed."""
+    from .score_samples import score
+
+    words = ["genbench", "score", str(samples), "--task", task, "--seed", str(seed)]
+    words += (["--name", name] if name else []) + (["--no-baselines"] if no_baselines else [])
+    words += (["--text-file", str(text_file)] if text_file else []) + (["--features", features] if features != "default" else [])
+    result = score(samples, task=task, out=out, name=name, baselines=not no_baselines, seed=seed, data_dir=data_dir,
+                   text_file=text_file, features=features, inception_weights=inception_weights,
+                   command=" ".join(shlex.quote(w) for w in words), echo=click.echo)
     if result.failed:
         sys.exit(1)
 

@@ -88,7 +88,7 @@ def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile
             if cache is not None:
                 model = _instantiate(spec)  # a failed restore may have left the first instance half-loaded
             enter("train")
-            state["train"] = _train(model, task.dataset, config, device, progress)
+            state["train"] = None if _supplied(model) else _train(model, task.dataset, config, device, progress)
             enter("export")
             bundle = model.export_onnx(unit_dir / "bundle")
             enter("validate")
@@ -116,8 +116,7 @@ def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile
         else:
             samples = draw_samples(bundle, device, sample_count(task.dataset, profile), config.seed,
                                    task.dataset.test_x, task.dataset)
-            save = _save_scatter if task.dataset.kind == "points" else _save_grid
-            state["files"]["samples_png"] = rel(save(samples, unit_dir / "samples.png", task.dataset))
+            state["files"]["samples_png"] = rel(save_sample_picture(samples, unit_dir / "samples.png", task.dataset))
         enter("likelihood")
         from .runtime.likelihood import held_out_likelihood
 
@@ -166,6 +165,10 @@ def time_model(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Pro
         try:  # the torch module timed must be the one behind the graphs
             _validate(bundle, model, task, config, device)
             modules: Callable[[str], Any] = model.torch_module
+            if _supplied(model):
+                origin = "not available: the graphs were supplied as ONNX files, without a torch module"
+                warnings.append("torch eager not timed: not available for graphs supplied as ONNX files "
+                                "(ONNX Runtime only)")
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime is still timed
             warnings.append(f"torch eager not timed: the rebuilt torch module no longer matches the graphs "
                             f"({one_line(exc)})")
@@ -227,7 +230,7 @@ def _save_state(model: GenerativeModel, unit_dir: Path) -> str | None:
 
 
 def _validate(bundle: OnnxBundle, model: GenerativeModel, task: TaskState, config: RunConfig, device: str) -> dict:
-    return validate_bundle(bundle, model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed,
+    return validate_bundle(bundle, None if _supplied(model) else model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed,
                            dataset=task.dataset)
 
 
@@ -328,7 +331,16 @@ def _instantiate(spec: ModelSpec) -> GenerativeModel:
     cls = load_object(spec.cls, owner=f"model '{spec.name}'")
     if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
         raise PluginError(f"Model '{spec.name}': {spec.cls} is not a subclass of genbench.GenerativeModel.")
-    return cls()
+    from .onnx_model import OnnxFileSpec, SuppliedGraphs
+
+    return SuppliedGraphs(spec) if isinstance(spec, OnnxFileSpec) else cls()
+
+
+def _supplied(model: GenerativeModel) -> bool:
+    """Graphs a user brought as ONNX files (``genbench run --onnx``): no training, no torch module."""
+    from .onnx_model import SuppliedGraphs
+
+    return isinstance(model, SuppliedGraphs)
 
 
 def seed_everything(seed: int) -> None:
@@ -484,6 +496,11 @@ def _replace(metric: MetricValue, **changes: Any) -> MetricValue:
     from dataclasses import replace
 
     return replace(metric, **changes)
+
+
+def save_sample_picture(samples: np.ndarray, path: Path, dataset: Dataset) -> str:
+    """The report's picture of image or point samples: a grid of the first 64, or a scatter over the data."""
+    return (_save_scatter if dataset.kind == "points" else _save_grid)(samples, path, dataset)
 
 
 def _save_scatter(samples: np.ndarray, path: Path, dataset: Dataset) -> str:

@@ -126,10 +126,14 @@ def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> st
             best[p.runtime] = max(best.get(p.runtime, 0.0), p.gflops_per_s)
     if not best:
         return "–"
-    text = " / ".join(f"{best.get(r, 0):.1f}" for r in ("onnxruntime", "torch-eager"))
+    runtimes = ("onnxruntime", "torch-eager")  # a runtime not timed (e.g. no torch module) is "–", not 0
+    text = " / ".join(f"{best[r]:.1f}" if r in best else "–" for r in runtimes)
     if ceiling:
-        text += " (" + " / ".join(f"{best.get(r, 0) / ceiling:.0%}" for r in ("onnxruntime", "torch-eager")) + ")"
+        text += " (" + " / ".join(f"{best[r] / ceiling:.0%}" if r in best else "–" for r in runtimes) + ")"
     return text
+
+
+_SUPPLIED = " (samples supplied to genbench score, not drawn by genbench)"
 
 
 def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> list[str]:
@@ -139,12 +143,12 @@ def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> lis
         return []
     lines = ["### Samples (drawn by genbench from the exported ONNX graph)", ""]
     for j, png in grids:
-        lines += [f"**{_esc(j.model)}**  ", f"![samples of {_esc(j.model)} on {_esc(task)}]({png})", ""]
+        lines += [f"**{_esc(j.model)}**{_SUPPLIED if j.family == 'samples' else ''}  ", f"![samples of {_esc(j.model)} on {_esc(task)}]({png})", ""]
     for j, txt in texts:
         path = (run_dir / txt) if run_dir else None
         body = path.read_text(encoding="utf-8", errors="replace")[:1500] if path and path.is_file() else ""
         fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", body)), default=0))
-        lines += [f"**{_esc(j.model)}** ([{txt}]({txt}))", "", fence + "text", body, fence, ""]
+        lines += [f"**{_esc(j.model)}**{_SUPPLIED if j.family == 'samples' else ''} ([{txt}]({txt}))", "", fence + "text", body, fence, ""]
     return lines
 
 

@@ -187,10 +187,13 @@ def check_role_values(graph: GraphSpec, outputs: list[np.ndarray]) -> None:
                               "where log p(x) <= 0; check the sign of the reconstruction term.")
 
 
-def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, device: str = "cpu",
+def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | None, *, device: str = "cpu",
                     data: np.ndarray | None = None, seed: int = 0, required_roles: tuple[str, ...] = (),
                     max_bytes: int | None = None, dataset: Any = None) -> dict[str, dict[str, Any]]:
     """Check every graph of ``bundle``; return the ``export`` section of the job result.
+
+    ``torch_module=None`` (graphs supplied as files, with no torch module) skips the parity check, and the
+    report says ``parity: not available`` instead of giving a difference.
 
     ``dataset`` (a :class:`genbench.data.Dataset`) also checks that the graphs fit the task (vocabulary,
     pixel levels, context). Raises :class:`BundleError` naming the graph and what is wrong.
@@ -234,6 +237,10 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, d
             check_outputs(graph.role, outs, graph.outputs, {"batch": b, **_sizes(graph, feeds)})
             check_role_values(graph, outs)
         parity_extra = checks[-1][1]
+        report[graph.role] = _graph_report(path, proto, checks, session)
+        if torch_module is None:  # a graph supplied as a file (genbench run --onnx): nothing to check it against
+            report[graph.role].update(parity_max_abs_diff=None, parity_tolerance=None, parity=PARITY_NOT_AVAILABLE)
+            continue
         feeds = draw_inputs(graph, PARITY_BATCH, np.random.default_rng(seed + 1), graph_data, parity_extra)
         ort_outs = session.run([s.name for s in graph.outputs], feeds)
         module = torch_module(graph.role)
@@ -252,13 +259,18 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any], *, d
         if not np.isfinite(diff) or diff > tol:
             raise BundleError(f"Graph '{graph.role}' disagrees with torch_module('{graph.role}'): max abs difference "
                               f"{diff:.3g} over tolerance {tol:.3g} on a fixed input.")
-        report[graph.role] = {
-            "path": str(path), "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None),
-            "parity_max_abs_diff": diff, "parity_tolerance": tol, "checked_batch_sizes": [b for b, _ in checks],
-            "providers": session.get_providers(),
-        }
+        report[graph.role].update(parity_max_abs_diff=diff, parity_tolerance=tol)
     return report
+
+
+#: ``export.graphs.<role>.parity`` of a graph that has no torch module to be checked against
+PARITY_NOT_AVAILABLE = "not available: no torch module (graph supplied as an ONNX file)"
+
+
+def _graph_report(path: Path, proto: Any, checks: list, session: Any) -> dict[str, Any]:
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None),
+            "checked_batch_sizes": [b for b, _ in checks], "providers": session.get_providers()}
 
 
 def _ort_message(exc: Exception) -> str:
