@@ -130,10 +130,11 @@ def md_text(text: Any) -> str:
 
 def md_code(text: Any, in_table: bool = True) -> str:
     """``text`` as one Markdown code span: a backtick fence longer than any run inside, control characters
-    neutralised; inside a table, ``|`` is written ``\\|`` (GitHub's table rule, shown as ``|``)."""
+    neutralised; inside a table, ``|`` is written ``\\|`` (GitHub's table rule, shown as ``|``), and backslashes
+    just before it doubled, so that every table parser keeps the cell whole."""
     s = neutralise_controls(text)
-    if in_table:
-        s = s.replace("|", "\\|")
+    if in_table:  # backslashes before a pipe doubled, so that no table parser reads it as a cell border
+        s = _re.sub(r"(\\*)\|", lambda m: m.group(1) * 2 + "\\|", s)
     runs = [len(r) for r in _re.findall(r"`+", s)]
     fence = "`" * (max(runs, default=0) + 1)
     pad = " " if (s.startswith("`") or s.endswith("`") or not s.strip()) else ""

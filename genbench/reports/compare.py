@@ -147,17 +147,19 @@ def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool) 
     worse = (a - b) if higher_is_better else (b - a)
     ka, kb = _seeds(base), _seeds(new)
     sa, sb = number(base.seed_std), number(new.seed_std)
+    # products, not powers: a float product overflows to inf (a wide interval), a power raises
     if sa is not None and sb is not None and ka > 1 and kb > 1:
-        va, vb = sa**2 / ka, sb**2 / kb
+        va, vb = sa * sa / ka, sb * sb / kb
         se = math.sqrt(va + vb)
         if se == 0:
             return Change(worse, worse, worse, "seeds")
-        df = (va + vb) ** 2 / ((va**2 / (ka - 1)) + (vb**2 / (kb - 1)))
+        denominator = va * va / (ka - 1) + vb * vb / (kb - 1)
+        df = (va + vb) * (va + vb) / denominator if denominator > 0 else float(ka + kb - 2)
         h = float(stats.t.ppf(0.975, df)) * se
         return Change(worse, worse - h, worse + h, "seeds")
-    ses = [s for s in (number(base.stderr), number(new.stderr)) if s is not None]
+    ses = [float(s) for s in (number(base.stderr), number(new.stderr)) if s is not None]
     if ses:
-        h = 1.959963984540054 * math.sqrt(sum(s**2 for s in ses))
+        h = 1.959963984540054 * math.sqrt(sum(s * s for s in ses))
         return Change(worse, worse - h, worse + h, "se")
     return Change(worse, worse, worse, "none")
 
@@ -190,13 +192,15 @@ def bootstrap_ratio(base: Sequence[float], new: Sequence[float], quantile: float
         return out / batch
 
     a, b = prepared(base), prepared(new)
-    qa, qb = resampled(a, batch_base), resampled(b, batch_new)
-    pa = float(_row_quantile(a[None, :], quantile)[0]) / batch_base
-    pb = float(_row_quantile(b[None, :], quantile)[0]) / batch_new
-    rlo, rhi = np.percentile(qb / qa, [2.5, 97.5])
-    dlo, dhi = np.percentile(qb - qa, [2.5, 97.5])
-    return (Change(pb / pa, float(rlo), float(rhi), "bootstrap", ratio=True),
-            Change(pb - pa, float(dlo), float(dhi), "bootstrap"))
+    with np.errstate(all="ignore"):  # absurd latencies give inf or nan intervals, read as "within noise"
+        qa, qb = resampled(a, batch_base), resampled(b, batch_new)
+        pa = _row_quantile(a[None, :], quantile)[0] / batch_base
+        pb = _row_quantile(b[None, :], quantile)[0] / batch_new
+        rlo, rhi = np.percentile(qb / qa, [2.5, 97.5])
+        dlo, dhi = np.percentile(qb - qa, [2.5, 97.5])
+        ratio = float(np.divide(pb, pa))
+    return (Change(ratio, float(rlo), float(rhi), "bootstrap", ratio=True),
+            Change(float(pb - pa), float(dlo), float(dhi), "bootstrap"))
 
 
 def _row_quantile(rows: Any, q: float) -> Any:

@@ -71,7 +71,10 @@ def _label(text: object) -> str:
 
 def _plots(table: Table) -> list[tuple[str, str]]:
     """The table's figures; one that cannot be drawn from what the results hold is left out, not fatal."""
+    import warnings
+
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,9 +83,11 @@ def _plots(table: Table) -> list[tuple[str, str]]:
     for draw in (_quality_vs_speed, _latency_vs_batch, _loss_curves):
         fig, ax = plt.subplots(figsize=(5, 3.5))
         try:
-            caption = draw(table, ax)
-            out += [(caption, _png(fig))] if caption else []
-        except (ValueError, TypeError, KeyError, OverflowError, RuntimeError):
+            with warnings.catch_warnings(), np.errstate(all="ignore"):  # absurd values: no plot, no noise
+                warnings.simplefilter("ignore")
+                caption = draw(table, ax)
+                out += [(caption, _png(fig))] if caption else []
+        except (ValueError, TypeError, KeyError, OverflowError, RuntimeError, ArithmeticError):
             pass
         finally:
             plt.close(fig)
