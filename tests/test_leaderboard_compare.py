@@ -370,6 +370,7 @@ def test_a_gate_that_cannot_be_evaluated_exits_2_with_one_line_naming_the_choice
     assert r.exit_code == 2 and "gan-mlp on digits (cpu) failed in NEW (train: boom)" in r.stderr
     r = _gate_case(tmp_path, [_ok("vae-mlp", 20.0)])  # gan-mlp disappeared
     assert r.exit_code == 2 and "gan-mlp on digits (cpu) is in BASE but missing from NEW" in r.stderr
+    assert "note: gan-mlp on digits (cpu): ok in BASE, missing from NEW" in r.stdout  # said without a gate too
     null = job("gan-mlp", {"fd": mv(None, error="ValueError: no samples"), "precision": mv(0.5, "precision")})
     r = _gate_case(tmp_path, [null, _ok("vae-mlp", 20.0)])
     assert r.exit_code == 2 and "no value in NEW (ValueError: no samples)" in r.stderr

@@ -475,10 +475,26 @@ def compare(base_path: Path | str, new_path: Path | str, gates: str | None = Non
         raise
     dirs = [Path(p) if Path(p).is_dir() else Path(p).parent for p in (base_path, new_path)]
     rows = compare_runs(a, b, dirs[0], dirs[1])
-    result = Comparison(rows=rows, warnings=environment_warnings(a, b), gates=limits, base=a, new=b)
+    result = Comparison(rows=rows, warnings=environment_warnings(a, b), gates=limits, base=a, new=b,
+                        notes=job_changes(a, b))
     if limits:
-        result.failures, result.errors, result.notes = gate(rows, a, b, limits, allow_incomparable)
+        result.failures, result.errors, notes = gate(rows, a, b, limits, allow_incomparable)
+        result.notes += notes
     return result
+
+
+def job_changes(base: RunResult, new: RunResult) -> list[str]:
+    """The models that have rows in one run only: ok in BASE but failed, pending or gone in NEW, and back."""
+    old, cur = _jobs(base), _jobs(new)
+    notes = []
+    for k, a in old.items():
+        b = cur.get(k)
+        where = f"{term_safe(a.model)} on {term_safe(a.task)} ({term_safe(a.device)})"
+        if a.status == "ok" and (b is None or b.status != "ok"):
+            notes.append(f"{where}: ok in BASE, {'missing from' if b is None else b.status + ' in'} NEW")
+        elif a.status != "ok" and b is not None and b.status == "ok":
+            notes.append(f"{where}: {a.status} in BASE, ok in NEW")
+    return notes
 
 
 # --------------------------------------------------------------------------- output
@@ -568,5 +584,5 @@ def render_json(result: Comparison, gates_spec: str | None = None) -> str:
 
 
 __all__ = ["Change", "Comparison", "GateError", "PERF_METRICS", "Row", "SCHEMA", "bootstrap_ratio", "compare",
-           "compare_runs", "environment_warnings", "gate", "parse_gates", "quality_change", "render", "render_json",
+           "compare_runs", "environment_warnings", "gate", "job_changes", "parse_gates", "quality_change", "render", "render_json",
            "to_dict"]
