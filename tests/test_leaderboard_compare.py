@@ -338,6 +338,7 @@ def test_compare_marks_every_mismatch_kind_not_comparable_and_its_gate_an_error(
     assert r.exit_code == 0
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith("| gan-mlp") and f"| {metric} " in ln)
     assert f"not comparable: {MISMATCHES[kind][3]}" in row and "improved" not in row  # 10 -> 3 is no improvement
+    assert "| 10 | 3 | – | – |" in row  # both numbers shown, no difference of them
     r = CliRunner().invoke(cli, ["compare", da, db, "--fail-on-regression", f"{metric}:5%"], catch_exceptions=False)
     assert r.exit_code == 2
     assert "is not comparable" in r.stderr and MISMATCHES[kind][3] in r.stderr and "--allow-incomparable" in r.stderr

@@ -90,7 +90,10 @@ class Row:
 
     @property
     def delta(self) -> float | None:
-        return None if self.base is None or self.new is None else self.new - self.base
+        """NEW − BASE; None where the numbers are not comparable (no difference of them is shown)."""
+        if self.base is None or self.new is None or self.verdict == "not comparable":
+            return None
+        return self.new - self.base
 
     @property
     def delta_pct(self) -> float | None:
