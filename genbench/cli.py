@@ -208,21 +208,25 @@ def report_cmd(run_dir: Path) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "json", "html"]), default="md", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of standard output.")
-def leaderboard_cmd(run_dirs, tasks, fmt, output) -> None:
-    """Merge runs into ranked tables per task (the latest result of each model wins)."""
-    from .reports.leaderboard import render
-    from .results import atomic_write_text, load_run
+def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output) -> None:
+    """Merge runs into tables per task: only numbers with the same comparability key are ranked together
+    (a newer run replaces an older number only under the same key); references shown apart, unranked."""
+    from .reports.leaderboard import build_from_dirs, render
+    from .results import atomic_write_text
 
-    runs = [load_run(d) for d in run_dirs]
+    board, runs = build_from_dirs(run_dirs, tuple(tasks))
+    fmt = "json" if as_json else fmt
+    for warning in board.warnings:
+        click.echo(warning, err=True)
     if fmt == "html":
-        from .reports.html import render as render_html
+        from .reports.html import render_board
 
-        dirs = {r.run_id: (Path(d) if Path(d).is_dir() else Path(d).parent) for r, d in zip(runs, run_dirs)}
-        text = render_html(runs, tuple(tasks), dirs)
+        text = render_board(board)
     else:
-        text = render(runs, fmt, tuple(tasks))
+        text = render(runs, fmt, board=board)
     if output:
         atomic_write_text(output, text if text.endswith("\n") else text + "\n")
         click.echo(str(output))
@@ -234,19 +238,29 @@ def leaderboard_cmd(run_dirs, tasks, fmt, output) -> None:
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "gates", default=None, metavar="METRIC:LIMIT,...",
-              help="Exit 1 when a metric regresses past its limit, e.g. 'fd:5%,latency_p50:10%'.")
-def compare_cmd(base, new, gates) -> None:
-    """Every metric of NEW against BASE: Δ, Δ%, regressions by direction; exit 1 on a gated regression."""
-    from .reports.compare import compare_runs, environment_warnings, gate_failures, parse_gates, render
-    from .results import load_run
+              help="Exit 1 when a metric regresses past its limit, e.g. 'fd:5%,latency_p50:10%'; exit 2 when the "
+                   "gate cannot be evaluated (unknown metric, a missing or non-finite value, a failed or missing model).")
+@click.option("--allow-incomparable", is_flag=True,
+              help="Skip, rather than refuse, gated metrics whose comparability keys differ between the runs.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def compare_cmd(base, new, gates, allow_incomparable, fmt, as_json) -> None:
+    """Every metric of NEW against BASE, judged against its uncertainty; exit 1 on a gated regression,
+    2 when a gate cannot be evaluated."""
+    from .reports.compare import GateError, compare, render, render_json
 
-    limits = parse_gates(gates)
-    a, b = load_run(base), load_run(new)
-    rows = compare_runs(a, b)
-    failures = gate_failures(rows, limits)
-    click.echo(render(rows, environment_warnings(a, b), failures))
-    if failures:
-        sys.exit(1)
+    try:
+        result = compare(base, new, gates, allow_incomparable)
+    except GateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if fmt == "json" or as_json:
+        click.echo(render_json(result, gates))
+    else:
+        click.echo(render(result.rows, result.warnings, result.failures, result.errors, result.notes))
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(result.exit_code)
 
 
 @cli.command("new-plugin")

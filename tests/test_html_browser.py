@@ -72,3 +72,48 @@ def test_a_plugin_name_with_script_shows_as_text(page):
     assert "<script>alert('x')</script>" in _models(pg)
     assert dialogs == [] and errors == []
     assert pg.evaluate("document.scripts.length") == 1  # only genbench's own sorting script
+
+
+@pytest.fixture(scope="module")
+def references_page(page, tmp_path_factory):
+    """Two profiles merged (two tables), floors, and reference rows, in a second tab of the same browser."""
+    from genbench.comparability import make_key
+
+    def run(run_id, profile, fds):
+        jobs = tuple(JobResult(model=m, family="baseline" if m.startswith("baseline") else "gan", plugin="p",
+                               plugin_version="1", task="digits", device="cpu", status="ok",
+                               quality={"fd": MetricValue(v, "", False, n=100, floor=2.5, key=make_key(
+                                   task="digits", data="d", extractor="e", n=100, params=None, profile=profile,
+                                   seeds=1))})
+                     for m, v in fds.items())
+        return RunResult(schema="genbench.run/2", run_id=run_id, genbench_version="0.1.0", started_at=run_id,
+                         finished_at=run_id, command="genbench run --all", config={}, environment={}, jobs=jobs)
+
+    runs = [run("1", "default", {"gan-mlp": 40.0, "vae-mlp": 20.0, "baseline-train-copy": 4.0}),
+            run("2", "smoke", {"gan-mlp": 900.0})]
+    path = tmp_path_factory.mktemp("html") / "board.html"
+    path.write_text(render(runs), encoding="utf-8")
+    pg = page[0].context.browser.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(path.as_uri())
+    pg.wait_for_load_state("load")
+    yield pg, errors
+    pg.close()
+
+
+def test_floors_and_reference_rows_show_apart_and_stay_apart_when_sorting(references_page):
+    pg, errors = references_page
+    assert errors == [] and pg.locator("table.sortable").count() == 2  # default and smoke: two tables
+    assert pg.locator("h3").all_text_contents() == ["profile default", "profile smoke"]
+    table = "table#task-digits"
+    ranked = pg.eval_on_selector_all(f"{table} tbody:not(.references) td.model", "els => els.map(e => e.textContent)")
+    assert ranked == ["vae-mlp", "gan-mlp"]
+    refs = pg.eval_on_selector_all(f"{table} tbody.references td.model", "els => els.map(e => e.textContent)")
+    assert refs == ["baseline-train-copy (replayed training data)", "real data at n (floor)"]
+    assert pg.locator(f"{table} tbody.references tr.ref-head").inner_text().strip() == "references, not ranked"
+    assert "20 · floor 2.5" in pg.locator(f"{table} tbody:not(.references) tr").first.inner_text()
+    pg.click(f"{table} th:nth-child(5)")
+    pg.click(f"{table} th:nth-child(5)")  # fd, descending: the references stay below, unranked
+    after = pg.eval_on_selector_all(f"{table} tbody td.model", "els => els.map(e => e.textContent)")
+    assert after == ["gan-mlp", "vae-mlp", "baseline-train-copy (replayed training data)", "real data at n (floor)"]

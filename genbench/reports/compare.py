@@ -1,83 +1,341 @@
-"""``genbench compare BASE NEW``: every metric of two runs side by side, regressions by direction, and a
-gate (``--fail-on-regression 'fd:5%,latency_p50:10%'``) that a team can put on a pull request."""
+"""``genbench compare BASE NEW``: every metric of two runs side by side, and a gate for pull requests
+(``--fail-on-regression 'fd:5%,latency_p50:10%'``) that cannot pass by mistake.
+
+* Two quality numbers are compared only when their comparability keys are equal; otherwise the row says
+  "not comparable" and names the fields that differ, and a gate on it cannot be evaluated.
+* A change is judged against its uncertainty, not as a raw delta: the seeds' spread (Welch t-interval of the
+  difference of the means) where both runs have several seeds, else the standard errors, else — for a
+  single-seed number without one — the value itself (said so in the row). A gated metric fails when the 95%
+  interval of how much worse it got lies wholly beyond the limit.
+* Speed: from the raw latencies both runs keep (``files.latency_raw``), a percentile bootstrap of
+  p50_new / p50_base (p99 for ``latency_p99``; for ``throughput`` the mean time per item at the best batch
+  size, as the throughput itself is computed); flagged when the 95% interval lies wholly above 1 + limit.
+* A gate cannot be evaluated — exit 2, one line each, naming the valid choices — for an unknown metric, a
+  metric missing or non-finite in either run, a gated model that failed or disappeared in NEW, incomparable
+  keys (unless ``--allow-incomparable``), or a gate that matched nothing. Exit 1: a gated regression.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
 
-from ..errors import ConfigError
-from ..types import JobResult, RunResult
-from . import perf_summary
+from ..comparability import FIELD_LABELS, describe, differing, key_of
+from ..errors import GenbenchError
+from ..types import JobResult, MetricValue, PerfRecord, RunResult
+from . import mapping, md_text, number, read_contained, safe_perf_summary, term_safe, text_of
 
-#: speed figures compared besides the quality metrics: name -> (perf_summary key, higher_is_better, unit)
-PERF_METRICS = {
-    "latency_p50": ("ort_p50_ms_b1", False, "ms"),
-    "latency_p99": ("ort_p99_ms_b1", False, "ms"),
-    "throughput": ("ort_best_throughput", True, "/s"),
-}
+SCHEMA = "genbench.compare/1"
 ENV_KEYS = ("cpu", "cpu_count", "gpus", "torch", "onnxruntime", "python", "hostname")
+BOOTSTRAP_RESAMPLES = 2000
+MAX_BOOTSTRAP_SAMPLES = 5000  # more raw latencies are subsampled (fixed generator): the interval only widens
+MIN_RAW_SAMPLES = 5  # fewer: no interval worth the name; the point values are compared, said so
+
+
+@dataclass(frozen=True)
+class PerfMetric:
+    """A speed figure: the perf_summary key it reads, its direction and unit, and the bootstrap statistic."""
+
+    summary_key: str
+    higher_is_better: bool
+    unit: str
+    quantile: float | None  # of the raw per-call latencies; None: their mean (as throughput_per_s is computed)
+    per_item: bool = False  # divide by the batch size: time per item (throughput)
+
+
+PERF_METRICS = {
+    "latency_p50": PerfMetric("ort_p50_ms_b1", False, "ms", 0.5),
+    "latency_p99": PerfMetric("ort_p99_ms_b1", False, "ms", 0.99),
+    "throughput": PerfMetric("ort_best_throughput", True, "/s", None, per_item=True),
+}
+
+
+class GateError(GenbenchError):
+    """The gate cannot be evaluated (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """How much worse NEW is than BASE (positive: worse), with its 95% interval and where that came from.
+
+    For quality, in the metric's units (``worse``); for speed, the ratio NEW/BASE of time per call or per item
+    (``ratio``, 1 = unchanged) — or the difference in ms for an absolute limit."""
+
+    worse: float
+    low: float
+    high: float
+    kind: str  # "seeds", "se", "bootstrap" or "none" (no uncertainty known: the value itself)
+    ratio: bool = False
 
 
 @dataclass(frozen=True)
 class Row:
     model: str
     task: str
+    device: str
     metric: str
     unit: str
     higher_is_better: bool
     base: float | None
     new: float | None
+    verdict: str  # improved, regressed, unchanged, within noise, not comparable, missing
+    why: str = ""  # for not comparable and missing: what differs, or what is absent
+    differing: tuple[str, ...] = ()
+    change: Change | None = None
+    change_abs: Change | None = None  # speed: the difference in ms, for absolute limits
 
     @property
     def delta(self) -> float | None:
-        return None if self.base is None or self.new is None else self.new - self.base
+        """NEW − BASE; None where the numbers are not comparable (no difference of them is shown)."""
+        if self.base is None or self.new is None or self.verdict == "not comparable":
+            return None
+        return self.new - self.base
 
     @property
     def delta_pct(self) -> float | None:
         d = self.delta
-        return None if d is None or self.base in (0, None) else 100.0 * d / abs(self.base)
+        return None if d is None or not self.base else 100.0 * d / abs(self.base)
 
     @property
     def regressed(self) -> bool:
-        d = self.delta
-        return d is not None and (d < 0 if self.higher_is_better else d > 0)
+        return self.verdict == "regressed"
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` found: rows, warnings about the runs, and the gate's failures and errors."""
+
+    rows: list[Row]
+    warnings: list[str]
+    gates: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    base: RunResult | None = None
+    new: RunResult | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.errors else (1 if self.failures else 0)
+
+
+# --------------------------------------------------------------------------- gates
 
 
 def parse_gates(spec: str | None) -> dict[str, tuple[float, bool]]:
-    """``'fd:5%,latency_p50:0.2'`` → ``{"fd": (5.0, True), "latency_p50": (0.2, False)}`` (value, is_percent)."""
+    """``'fd:5%,latency_p50:0.2'`` → ``{"fd": (5.0, True), "latency_p50": (0.2, False)}`` (limit, is_percent)."""
     gates: dict[str, tuple[float, bool]] = {}
     for part in filter(None, (p.strip() for p in (spec or "").split(","))):
         m = re.fullmatch(r"([A-Za-z0-9_\-]+)\s*:\s*([0-9]*\.?[0-9]+)\s*(%?)", part)
         if not m:
-            raise ConfigError(f"Invalid gate {part!r} in --fail-on-regression: write METRIC:THRESHOLD, e.g. 'fd:5%' "
-                              "(relative) or 'fd:0.5' (absolute).")
+            raise GateError(f"Invalid gate {term_safe(part)!r} in --fail-on-regression: write METRIC:LIMIT, e.g. "
+                            "'fd:5%' (relative) or 'fd:0.5' (absolute).")
         gates[m.group(1)] = (float(m.group(2)), m.group(3) == "%")
     return gates
 
 
-def _values(job: JobResult) -> dict[str, tuple[float | None, bool, str]]:
-    out = {k: (v.value, v.higher_is_better, v.unit) for k, v in job.quality.items()}
-    p = perf_summary(job)
-    for name, (key, higher, unit) in PERF_METRICS.items():
-        if p.get(key) is not None:
-            out[name] = (p[key], higher, unit)
+# --------------------------------------------------------------------------- statistics
+
+
+def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool) -> Change:
+    """How much worse ``new`` is than ``base``, with a 95% interval from the seeds' spread (Welch), else the
+    standard errors (normal), else none (the interval is the point)."""
+    from scipy import stats
+
+    a, b = float(number(base.value)), float(number(new.value))  # type: ignore[arg-type]
+    worse = (a - b) if higher_is_better else (b - a)
+    ka, kb = _seeds(base), _seeds(new)
+    sa, sb = number(base.seed_std), number(new.seed_std)
+    # products, not powers: a float product overflows to inf (a wide interval), a power raises
+    if sa is not None and sb is not None and ka > 1 and kb > 1:
+        va, vb = sa * sa / ka, sb * sb / kb
+        se = math.sqrt(va + vb)
+        if se == 0:
+            return Change(worse, worse, worse, "seeds")
+        denominator = va * va / (ka - 1) + vb * vb / (kb - 1)
+        df = (va + vb) * (va + vb) / denominator if denominator > 0 else float(ka + kb - 2)
+        h = float(stats.t.ppf(0.975, df)) * se
+        return Change(worse, worse - h, worse + h, "seeds")
+    ses = [float(s) for s in (number(base.stderr), number(new.stderr)) if s is not None]
+    if ses:
+        h = 1.959963984540054 * math.sqrt(sum(s * s for s in ses))
+        return Change(worse, worse - h, worse + h, "se")
+    return Change(worse, worse, worse, "none")
+
+
+def _seeds(mv: MetricValue) -> int:
+    return len([v for v in mv.per_seed if number(v) is not None]) if isinstance(mv.per_seed, (list, tuple)) else 1
+
+
+def bootstrap_ratio(base: Sequence[float], new: Sequence[float], quantile: float | None = 0.5, batch_base: int = 1,
+                    batch_new: int = 1, seed: int = 0) -> tuple[Change, Change]:
+    """95% percentile-bootstrap intervals of NEW/BASE and of NEW − BASE of the ``quantile`` (None: the mean)
+    of per-call latencies divided by the calls' batch sizes (1: per call); above 1 (above 0): NEW is slower.
+
+    Both samples are resampled independently ``BOOTSTRAP_RESAMPLES`` times with a fixed generator, so a
+    comparison prints the same interval every time; samples longer than ``MAX_BOOTSTRAP_SAMPLES`` are
+    first subsampled (the interval can only widen)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def prepared(xs: Sequence[float]) -> np.ndarray:
+        arr = np.asarray(xs, dtype=float)
+        return rng.choice(arr, MAX_BOOTSTRAP_SAMPLES, replace=False) if len(arr) > MAX_BOOTSTRAP_SAMPLES else arr
+
+    def resampled(x: np.ndarray, batch: int) -> np.ndarray:
+        out = np.empty(BOOTSTRAP_RESAMPLES)
+        for start in range(0, BOOTSTRAP_RESAMPLES, 250):  # bounded memory: 250 resamples at a time
+            rows = x[rng.integers(0, len(x), size=(min(250, BOOTSTRAP_RESAMPLES - start), len(x)))]
+            out[start:start + len(rows)] = _row_quantile(rows, quantile)
+        return out / batch
+
+    a, b = prepared(base), prepared(new)
+    with np.errstate(all="ignore"):  # absurd latencies give inf or nan intervals, read as "within noise"
+        qa, qb = resampled(a, batch_base), resampled(b, batch_new)
+        pa = _row_quantile(a[None, :], quantile)[0] / batch_base
+        pb = _row_quantile(b[None, :], quantile)[0] / batch_new
+        rlo, rhi = np.percentile(qb / qa, [2.5, 97.5])
+        dlo, dhi = np.percentile(qb - qa, [2.5, 97.5])
+        ratio = float(np.divide(pb, pa))
+    return (Change(ratio, float(rlo), float(rhi), "bootstrap", ratio=True),
+            Change(float(pb - pa), float(dlo), float(dhi), "bootstrap"))
+
+
+def _row_quantile(rows: Any, q: float | None) -> Any:
+    """numpy's default (linear) quantile of each row (None: the mean), by partial sorting: several times
+    faster than ``np.quantile`` on thousands of resamples."""
+    import numpy as np
+
+    if q is None:
+        return rows.mean(axis=1)
+    n = rows.shape[1]
+    pos = q * (n - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, n - 1)
+    part = np.partition(rows, [lo, hi], axis=1)
+    return part[:, lo] + (pos - lo) * (part[:, hi] - part[:, lo])
+
+
+def _raw_latencies(job: JobResult, run_dir: Path | None) -> dict[str, list[float]]:
+    """The job's raw per-call latencies, ``{"<graph>/<scenario>/<runtime>/b<batch>": [ms, ...]}``, read only
+    from inside the run directory; {} when absent, outside, oversized or malformed."""
+    data, _ = read_contained(run_dir, job.files.get("latency_raw"))
+    if data is None:
+        return {}
+    try:
+        raw = json.loads(data.decode("utf-8"), parse_constant=lambda c: None)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    out = {}
+    for k, v in mapping(raw).items():
+        if isinstance(v, list):
+            xs = [number(x) for x in v]
+            if xs and all(x is not None and x > 0 for x in xs):
+                out[k] = [float(x) for x in xs]  # type: ignore[arg-type]
     return out
 
 
-def compare_runs(base: RunResult, new: RunResult) -> list[Row]:
-    old = {(j.model, j.task): j for j in base.jobs if j.status == "ok"}
+def _timed_record(job: JobResult, metric: PerfMetric) -> PerfRecord | None:
+    """The ONNX Runtime record behind a perf_summary figure: the batch-1 record whose p50/p99 it reports, or
+    the record with the best throughput."""
+    value = number(safe_perf_summary(job)[metric.summary_key])
+    if value is None:
+        return None
+    ort = [p for p in job.performance if p.runtime == "onnxruntime"]
+    if metric.per_item:
+        return next((p for p in ort if number(p.throughput_per_s) == value), None)
+    q = "p50" if metric.quantile == 0.5 else "p99"
+    return next((p for p in ort if p.batch_size == 1 and number(mapping(p.latency_ms).get(q)) == value), None)
+
+
+def _record_key(p: PerfRecord) -> str:
+    return f"{p.graph}/{p.scenario}/{p.runtime}/b{p.batch_size}"
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _verdict(change: Change) -> str:
+    one = 1.0 if change.ratio else 0.0
+    if change.worse == one and change.low <= one <= change.high:
+        return "unchanged"
+    if change.low > one:
+        return "regressed"
+    if change.high < one:
+        return "improved"
+    return "within noise"
+
+
+def _quality_rows(a: JobResult, b: JobResult) -> list[Row]:
     rows = []
-    for j in new.jobs:
-        if j.status != "ok" or (j.model, j.task) not in old:
+    for metric in sorted(set(a.quality) | set(b.quality)):
+        ma, mb = a.quality.get(metric), b.quality.get(metric)
+        first = mb or ma
+        head = dict(model=b.model, task=b.task, device=b.device, metric=metric, unit=text_of(first.unit),
+                    higher_is_better=bool(first.higher_is_better),
+                    base=number(ma.value) if ma else None, new=number(mb.value) if mb else None)
+        missing = _missing(ma, "BASE") or _missing(mb, "NEW")
+        if missing:
+            rows.append(Row(**head, verdict="missing", why=missing))
             continue
-        a, b = _values(old[(j.model, j.task)]), _values(j)
-        for metric in sorted(set(a) | set(b)):
-            higher, unit = (b.get(metric) or a.get(metric))[1:]
-            rows.append(Row(j.model, j.task, metric, unit, higher, (a.get(metric) or (None,))[0],
-                            (b.get(metric) or (None,))[0]))
+        ka, kb = key_of(ma, a.task), key_of(mb, b.task)
+        diff = differing(ka, kb)
+        if ma.unit != mb.unit or ma.higher_is_better != mb.higher_is_better:
+            diff = diff + ["unit"]
+        if diff:
+            why = f"{describe(ka, [f for f in diff if f != 'unit'])} vs {describe(kb, [f for f in diff if f != 'unit'])}"
+            if "unit" in diff:
+                why = (why if len(diff) > 1 else "") + f"{'; ' if len(diff) > 1 else ''}unit {ma.unit!r} vs {mb.unit!r}"
+            rows.append(Row(**head, verdict="not comparable", why=why, differing=tuple(diff)))
+            continue
+        change = quality_change(ma, mb, bool(first.higher_is_better))
+        rows.append(Row(**head, verdict=_verdict(change), change=change))
+    return rows
+
+
+def _missing(mv: MetricValue | None, which: str) -> str:
+    if mv is None:
+        return f"not reported in {which}"
+    if number(mv.value) is None:
+        return f"no value in {which}" + (f" ({text_of(mv.error, 200)})" if mv.error else "")
+    return ""
+
+
+def _perf_rows(a: JobResult, b: JobResult, dir_a: Path | None, dir_b: Path | None) -> list[Row]:
+    rows = []
+    pa, pb = safe_perf_summary(a), safe_perf_summary(b)
+    raw_a = raw_b = None
+    for name, pm in PERF_METRICS.items():
+        va, vb = number(pa[pm.summary_key]), number(pb[pm.summary_key])
+        if va is None and vb is None:
+            continue
+        head = dict(model=b.model, task=b.task, device=b.device, metric=name, unit=pm.unit,
+                    higher_is_better=pm.higher_is_better, base=va, new=vb)
+        if va is None or vb is None:
+            rows.append(Row(**head, verdict="missing", why=f"no {name} in {'BASE' if va is None else 'NEW'}"))
+            continue
+        if raw_a is None:
+            raw_a, raw_b = _raw_latencies(a, dir_a), _raw_latencies(b, dir_b)
+        ra, rb = _timed_record(a, pm), _timed_record(b, pm)
+        xs = raw_a.get(_record_key(ra)) if ra else None
+        ys = raw_b.get(_record_key(rb)) if rb else None
+        if xs and ys and len(xs) >= MIN_RAW_SAMPLES and len(ys) >= MIN_RAW_SAMPLES and va > 0 and vb > 0:
+            batches = (ra.batch_size, rb.batch_size) if pm.per_item else (1, 1)  # type: ignore[union-attr]
+            ratio, diff = bootstrap_ratio(xs, ys, pm.quantile, *batches)
+        else:  # no raw latencies to resample: the point values, said so
+            slow, fast = (va, vb) if pm.higher_is_better else (vb, va)
+            slower = slow / fast if fast > 0 else math.inf
+            ratio = Change(slower, slower, slower, "none", ratio=True)
+            diff = None
+        if pm.per_item or diff is None:  # an absolute limit is in the figure's own unit
+            d = (va - vb) if pm.higher_is_better else (vb - va)
+            diff = Change(d, d, d, "none")
+        rows.append(Row(**head, verdict=_verdict(ratio), change=ratio, change_abs=diff))
     return rows
 
 
@@ -85,42 +343,249 @@ def environment_warnings(base: RunResult, new: RunResult) -> list[str]:
     notes = []
     if base.genbench_version != new.genbench_version:
         notes.append(f"genbench {base.genbench_version} vs {new.genbench_version}")
+    ea, eb = mapping(base.environment), mapping(new.environment)
     for key in ENV_KEYS:
-        if base.environment.get(key) != new.environment.get(key):
-            notes.append(f"{key}: {base.environment.get(key)} vs {new.environment.get(key)}")
-    if base.config.get("profile") != new.config.get("profile"):
-        notes.append(f"profile: {base.config.get('profile')} vs {new.config.get('profile')}")
+        if ea.get(key) != eb.get(key):
+            notes.append(f"{key}: {text_of(ea.get(key), 120)} vs {text_of(eb.get(key), 120)}")
+    pa, pb = mapping(base.config).get("profile"), mapping(new.config).get("profile")
+    if pa != pb:
+        notes.append(f"profile: {text_of(pa, 120)} vs {text_of(pb, 120)}")
     return notes
 
 
-def gate_failures(rows: list[Row], gates: dict[str, tuple[float, bool]]) -> list[str]:
-    failures = []
-    for r in rows:
-        if r.metric not in gates or not r.regressed:
+def _jobs(run: RunResult) -> dict[tuple[str, str, str], JobResult]:
+    return {(j.model, j.task, j.device): j for j in run.jobs}
+
+
+def compare_runs(base: RunResult, new: RunResult, base_dir: Path | None = None,
+                 new_dir: Path | None = None) -> list[Row]:
+    """A row per metric of every model that is ok in both runs (quality, then speed)."""
+    old, cur = _jobs(base), _jobs(new)
+    rows = []
+    for k, b in cur.items():
+        a = old.get(k)
+        if a is not None and a.status == "ok" and b.status == "ok":
+            rows += _quality_rows(a, b) + _perf_rows(a, b, base_dir, new_dir)
+    return rows
+
+
+def gate(rows: list[Row], base: RunResult, new: RunResult, gates: dict[str, tuple[float, bool]],
+         allow_incomparable: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """(failures, errors, notes) of ``gates`` over ``rows``: a failure is a gated regression past its limit;
+    an error is a gate that cannot be evaluated."""
+    failures: list[str] = []
+    errors: list[str] = []
+    notes: list[str] = []
+    known = sorted({m for run in (base, new) for j in run.jobs for m in j.quality} | set(PERF_METRICS))
+    for metric in gates:
+        if metric not in known:
+            errors.append(f"cannot evaluate the gate on {term_safe(metric)!r}: neither run has that metric; "
+                          f"valid: {', '.join(term_safe(m) for m in known)}")
+    old, cur = _jobs(base), _jobs(new)
+    by_key = {(r.model, r.task, r.device, r.metric): r for r in rows}
+    for metric, (limit, pct) in gates.items():
+        if metric in known:
+            found = _gate_metric(metric, limit, pct, old, cur, by_key, allow_incomparable)
+            failures += found[0]
+            errors += found[1] or ([] if found[3] else
+                                   [f"cannot evaluate the gate on {metric}: no model has it in both runs"])
+            notes += found[2]
+    return failures, errors, notes
+
+
+def _gate_metric(metric: str, limit: float, pct: bool, old: dict, cur: dict, by_key: dict,
+                 allow_incomparable: bool) -> tuple[list[str], list[str], list[str], int]:
+    """(failures, errors, notes, how many models were judged or knowingly skipped) of one gated metric."""
+    failures: list[str] = []
+    errors: list[str] = []
+    notes: list[str] = []
+    judged = 0
+    for k, a in old.items():
+        where = f"{term_safe(a.model)} on {term_safe(a.task)} ({term_safe(a.device)})"
+        b = cur.get(k)
+        in_new = b is not None and metric in b.quality
+        if a.status != "ok":
+            if in_new and b.status == "ok":
+                notes.append(f"{metric} of {where} not gated: no result in BASE ({a.status})")
             continue
-        limit, pct = gates[r.metric]
-        worse = abs(r.delta_pct) if pct and r.delta_pct is not None else abs(r.delta)
-        if pct and r.delta_pct is None:
-            worse = math.inf
-        if worse > limit:
-            failures.append(f"{r.metric} of {r.model} on {r.task} regressed: {r.base:.4g} -> {r.new:.4g} "
-                            f"({'%+.1f%%' % r.delta_pct if r.delta_pct is not None else '%+.4g' % r.delta}; "
-                            f"limit {limit:g}{'%' if pct else ''})")
-    return failures
+        has = metric in a.quality or (metric in PERF_METRICS and number(
+            safe_perf_summary(a)[PERF_METRICS[metric].summary_key]) is not None)
+        if not has and not in_new:
+            continue
+        cannot = f"cannot evaluate the gate on {metric}: {where}"
+        if b is None:
+            errors.append(f"{cannot} is in BASE but missing from NEW")
+            continue
+        if b.status != "ok":
+            reason = f"{b.error.phase}: {b.error.message}" if b.error else (b.reason or b.status)
+            errors.append(f"{cannot} {b.status} in NEW ({term_safe(text_of(reason, 200))})")
+            continue
+        row = by_key.get((a.model, a.task, a.device, metric))
+        if row is None or row.verdict == "missing":
+            errors.append(f"{cannot}: {term_safe(row.why if row is not None else 'not reported in NEW')}")
+            continue
+        if row.verdict == "not comparable":
+            msg = f"{metric} of {where} is not comparable ({term_safe(row.why)})"
+            if allow_incomparable:
+                notes.append(msg + "; not gated (--allow-incomparable)")
+                judged += 1  # accounted for, as the user asked
+            else:
+                errors.append(f"cannot evaluate the gate: {msg}; pass --allow-incomparable to skip it")
+            continue
+        judged += 1
+        failure = _gate_failure(row, limit, pct)
+        if failure:
+            failures.append(failure)
+    return failures, errors, notes, judged
 
 
-def render(rows: list[Row], warnings: list[str], failures: list[str]) -> str:
-    def fmt(v: Any, f: str = "{:.4g}") -> str:
-        return "–" if v is None else f.format(v)
+def _gate_failure(row: Row, limit: float, pct: bool) -> str | None:
+    """The FAIL line when ``row``'s 95% interval of how much worse it got lies wholly beyond the limit."""
+    ch = row.change if (pct or row.change_abs is None) else row.change_abs
+    if ch is None:
+        return None
+    if ch.ratio:
+        beyond = ch.low > 1 + limit / 100.0 if pct else False
+    elif pct:
+        base = abs(row.base or 0.0)
+        beyond = (ch.low > 0) if base == 0 else (ch.low / base * 100.0 > limit)
+    else:
+        beyond = ch.low > limit
+    if not beyond:
+        return None
+    if ch.ratio:
+        change = f"×{ch.worse:.3f}, 95% interval ×{ch.low:.3f} to ×{ch.high:.3f} ({ch.kind})"
+    else:
+        change = (f"{'%+.1f%%' % row.delta_pct if row.delta_pct is not None else '%+.4g' % (row.delta or 0)}"
+                  + (f", 95% interval of the worsening {ch.low:.4g} to {ch.high:.4g} ({ch.kind})"
+                     if ch.kind != "none" else ""))
+    return (f"{row.metric} of {term_safe(row.model)} on {term_safe(row.task)} regressed: {row.base:.4g} -> "
+            f"{row.new:.4g} ({change}; limit {limit:g}{'%' if pct else ''})")
 
-    lines = []
-    for w in warnings:
-        lines.append(f"warning: the runs differ in {w}; deltas may reflect the machine, not the model")
-    lines += ["", "| model | task | metric | base | new | Δ | Δ% | |", "|---|---|---|---|---|---|---|---|"]
+
+def compare(base_path: Path | str, new_path: Path | str, gates: str | None = None,
+            allow_incomparable: bool = False) -> Comparison:
+    """Load two runs (schema-checked) and compare them; gate errors and failures are in the result. With a
+    gate, a run that cannot be loaded is a gate that cannot be evaluated (:class:`GateError`)."""
+    from ..results import load_run
+
+    limits = parse_gates(gates)
+    try:
+        a, b = load_run(base_path), load_run(new_path)
+    except GenbenchError as exc:
+        if limits:
+            raise GateError(str(exc)) from exc
+        raise
+    dirs = [Path(p) if Path(p).is_dir() else Path(p).parent for p in (base_path, new_path)]
+    rows = compare_runs(a, b, dirs[0], dirs[1])
+    result = Comparison(rows=rows, warnings=environment_warnings(a, b), gates=limits, base=a, new=b,
+                        notes=job_changes(a, b))
+    if limits:
+        result.failures, result.errors, notes = gate(rows, a, b, limits, allow_incomparable)
+        result.notes += notes
+    return result
+
+
+def job_changes(base: RunResult, new: RunResult) -> list[str]:
+    """The models that have rows in one run only: ok in BASE but failed, pending or gone in NEW, and back."""
+    old, cur = _jobs(base), _jobs(new)
+    notes = []
+    for k, a in old.items():
+        b = cur.get(k)
+        where = f"{term_safe(a.model)} on {term_safe(a.task)} ({term_safe(a.device)})"
+        if a.status == "ok" and (b is None or b.status != "ok"):
+            notes.append(f"{where}: ok in BASE, {'missing from' if b is None else b.status + ' in'} NEW")
+        elif a.status != "ok" and b is not None and b.status == "ok":
+            notes.append(f"{where}: {a.status} in BASE, ok in NEW")
+    return notes
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(v: Any, f: str = "{:.4g}") -> str:
+    x = number(v)
+    return "–" if x is None else f.format(x)
+
+
+def _uncertainty(r: Row) -> str:
+    ch = r.change
+    if ch is None:
+        return ""
+    if ch.ratio:
+        return f"×{ch.worse:.3f} [{ch.low:.3f}, {ch.high:.3f}] ({ch.kind})"
+    if ch.kind == "none":
+        return "none known"
+    return f"worse by {ch.worse:.3g} [{ch.low:.3g}, {ch.high:.3g}] ({ch.kind})"
+
+
+def _verdict_text(r: Row) -> str:
+    if r.verdict in ("not comparable", "missing"):
+        return f"{r.verdict}: {r.why}"
+    return r.verdict
+
+
+def render(rows: list[Row], warnings: list[str], failures: list[str], errors: Sequence[str] = (),
+           notes: Sequence[str] = ()) -> str:
+    """The comparison as a Markdown table for a terminal or a pull request: no control character or escape
+    sequence from a results file reaches the output. ``errors`` (gates that cannot be evaluated) are only
+    counted here: the command prints each on stderr."""
+    def cell(text: Any) -> str:
+        return md_text(term_safe(text))
+
+    lines = [f"warning: the runs differ in {term_safe(w)}; deltas may reflect the machine, not the model"
+             for w in warnings]
+    lines += ["", "| model | task | metric | base | new | Δ | Δ% | change, 95% interval (from) | verdict |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        mark = "regressed" if r.regressed and r.delta else ("improved" if r.delta else "")
-        lines.append(f"| {r.model} | {r.task} | {r.metric} {'↑' if r.higher_is_better else '↓'} | {fmt(r.base)} | "
-                     f"{fmt(r.new)} | {fmt(r.delta, '{:+.4g}')} | {fmt(r.delta_pct, '{:+.1f}%')} | {mark} |")
-    lines.append("")
-    lines += [f"FAIL: {f}" for f in failures] or ["no gated regression"]
+        lines.append(f"| {cell(r.model)} | {cell(r.task)} | {cell(r.metric)} {'↑' if r.higher_is_better else '↓'} "
+                     f"| {_fmt(r.base)} | {_fmt(r.new)} | {_fmt(r.delta, '{:+.4g}')} | {_fmt(r.delta_pct, '{:+.1f}%')} "
+                     f"| {cell(_uncertainty(r))} | {cell(_verdict_text(r))} |")
+    lines += ["", "Verdicts weigh each change against its uncertainty: seeds (Welch t-interval over training seeds), "
+              "se (standard errors), bootstrap (raw latencies resampled), none known (a single-seed number without "
+              "a standard error: judged on its value). Speed changes are ratios NEW/BASE of time per call or item.",
+              ""]
+    lines += [f"note: {term_safe(n)}" for n in notes]
+    lines += [f"FAIL: {term_safe(f)}" for f in failures]
+    if errors:
+        lines.append(f"the gate could not be evaluated ({len(errors)} error(s) on stderr): exit 2")
+    elif not failures:
+        lines.append("no gated regression")
     return "\n".join(lines)
+
+
+def to_dict(result: Comparison, gates_spec: str | None = None) -> dict[str, Any]:
+    """The ``genbench.compare/1`` JSON document (schema ``compare-1.schema.json``)."""
+    def change(ch: Change | None) -> dict[str, Any] | None:
+        if ch is None:
+            return None
+        return {"worse": number(ch.worse), "low": number(ch.low), "high": number(ch.high), "from": ch.kind,
+                "ratio": ch.ratio}
+
+    def run(r: RunResult | None) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        return {"run_id": r.run_id, "genbench_version": r.genbench_version,
+                "git_commit": text_of(mapping(r.environment).get("git_commit") or "unknown"),
+                "command": r.command}
+
+    rows = [{"model": r.model, "task": r.task, "device": r.device, "metric": r.metric, "unit": r.unit,
+             "higher_is_better": r.higher_is_better, "base": number(r.base), "new": number(r.new),
+             "delta": number(r.delta), "delta_pct": number(r.delta_pct), "verdict": r.verdict, "why": r.why,
+             "differing": [FIELD_LABELS.get(f, f) for f in r.differing], "change": change(r.change),
+             "change_abs": change(r.change_abs)} for r in result.rows]
+    return {"schema": SCHEMA, "base": run(result.base), "new": run(result.new), "warnings": result.warnings,
+            "rows": rows,
+            "gate": {"spec": gates_spec, "limits": {m: {"limit": v, "relative": pct} for m, (v, pct) in result.gates.items()},
+                     "failures": result.failures, "errors": result.errors, "notes": result.notes,
+                     "result": "error" if result.errors else ("fail" if result.failures else "pass")},
+            "exit_code": result.exit_code}
+
+
+def render_json(result: Comparison, gates_spec: str | None = None) -> str:
+    return json.dumps(to_dict(result, gates_spec), indent=2, allow_nan=False, ensure_ascii=True)
+
+
+__all__ = ["Change", "Comparison", "GateError", "PERF_METRICS", "Row", "SCHEMA", "bootstrap_ratio", "compare",
+           "compare_runs", "environment_warnings", "gate", "job_changes", "parse_gates", "quality_change", "render", "render_json",
+           "to_dict"]

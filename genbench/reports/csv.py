@@ -1,37 +1,81 @@
-"""``results.csv``: one row per job, flat columns, readable by ``pandas.read_csv`` as it is."""
+"""``results.csv``: one row per job, flat columns, readable by ``pandas.read_csv`` as it is.
+
+A metric whose numbers differ in comparability key within a task (``bpd`` of binarised and of quantised
+pixels) gets one set of columns per key, named as in the leaderboard (``bpd [data variant binarized, ...]``).
+Per metric column: the value, its ``err`` and what that is (``err_kind``: se, spread or seed sd), the 95%
+interval over seeds, the floor at the row's n, n, and the unit. No cell starts a spreadsheet formula.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
+from ..comparability import UNKNOWN, key_of
 from ..results import atomic_write_text
 from ..types import RunResult
-from . import perf_summary
+from . import csv_cell, mapping, number, safe_perf_summary, text_of
+from .leaderboard import column_group, column_labels, reference_kind, scale_of
+
+PERF_COLUMNS = ["ort_p50_ms_b1", "ort_p99_ms_b1", "torch_p50_ms_b1", "ort_best_throughput", "ort_best_batch",
+                "torch_best_throughput", "torch_best_batch", "latency_speedup_b1", "throughput_ratio_best", "valid",
+                "noisy"]
+METRIC_FIELDS = ("floor", "n", "err", "err_kind", "std_of", "seed_std", "ci95_low", "ci95_high", "unit")
+
+
+def _labels(run: RunResult) -> dict[tuple, str]:
+    """(task, metric, column group) -> column label, split per task exactly as the leaderboard splits."""
+    groups: dict[tuple[str, str], list[tuple]] = {}
+    for j in run.jobs:
+        for m, mv in j.quality.items():
+            g = column_group(mv, j.task)
+            if g not in groups.setdefault((j.task, m), []):
+                groups[(j.task, m)].append(g)
+    out = {}
+    for (task, metric), gs in groups.items():
+        for g, (label, _) in zip(gs, column_labels(metric, gs)):
+            out[(task, metric, g)] = label
+    return out
+
+
+def _metric_cells(metric: str, mv: Any, task: str) -> dict[str, Any]:
+    ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else (None, None)
+    err_kind, err = next(((k, number(v)) for k, v in (("seed sd", mv.seed_std), ("se", mv.stderr), ("spread", mv.std))
+                          if number(v) is not None), (None, None))
+    return {"": number(mv.value), "floor": number(mv.floor), "n": number(mv.n), "err": err, "err_kind": err_kind,
+            "std_of": mv.std_of, "seed_std": number(mv.seed_std), "ci95_low": number(ci[0]),
+            "ci95_high": number(ci[1]), "unit": scale_of(metric, mv, key_of(mv, task))}
 
 
 def render(run: RunResult) -> str:
-    metrics = list(dict.fromkeys(k for j in run.jobs for k in j.quality))
-    perf_cols = ["ort_p50_ms_b1", "ort_p99_ms_b1", "torch_p50_ms_b1", "ort_best_throughput", "ort_best_batch",
-                 "torch_best_throughput", "torch_best_batch", "latency_speedup_b1", "throughput_ratio_best", "valid", "noisy"]
-    header = ["run_id", "model", "family", "plugin", "plugin_version", "task", "device", "status", "error"]
-    for m in metrics:
-        header += [m, f"{m}_floor", f"{m}_n"]
-    header += perf_cols + ["train_seconds", "train_steps"]
+    labels = _labels(run)
+    metric_cols = list(dict.fromkeys(labels.values()))
+    header = ["run_id", "genbench_version", "git_commit", "model", "family", "reference", "plugin", "plugin_version",
+              "task", "device", "status", "error", "seeds"]
+    for label in metric_cols:
+        header += [label] + [f"{label}_{f}" for f in METRIC_FIELDS]
+    header += PERF_COLUMNS + ["train_seconds", "train_steps"]
+    commit = text_of(mapping(run.environment).get("git_commit") or UNKNOWN)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header)
+    w.writerow([csv_cell(h) for h in header])
     for j in run.jobs:
-        row = [run.run_id, j.model, j.family, j.plugin, j.plugin_version, j.task, j.device, j.status,
-               (f"{j.error.phase}: {j.error.message}" if j.error else j.reason or "")]
-        for m in metrics:
-            mv = j.quality.get(m)
-            row += [mv.value, mv.floor, mv.n] if mv else ["", "", ""]
-        p = perf_summary(j)
-        row += ["" if p.get(c) is None else p.get(c) for c in perf_cols]
-        row += [(j.train or {}).get("seconds", ""), (j.train or {}).get("steps", "")]
-        w.writerow(row)
+        row: dict[str, Any] = {
+            "run_id": run.run_id, "genbench_version": run.genbench_version, "git_commit": commit, "model": j.model,
+            "family": j.family, "reference": reference_kind(j), "plugin": j.plugin, "plugin_version": j.plugin_version,
+            "task": j.task, "device": j.device, "status": j.status, "seeds": " ".join(map(str, j.seeds)),
+            "error": f"{j.error.phase}: {j.error.message}" if j.error else (j.reason or "")}
+        for m, mv in j.quality.items():
+            label = labels[(j.task, m, column_group(mv, j.task))]
+            for f, v in _metric_cells(m, mv, j.task).items():
+                row[f"{label}_{f}" if f else label] = v
+        p = safe_perf_summary(j)
+        row.update({c: p.get(c) for c in PERF_COLUMNS})
+        train = mapping(j.train)
+        row.update(train_seconds=number(train.get("seconds")), train_steps=number(train.get("steps")))
+        w.writerow([csv_cell(row.get(h)) for h in header])
     return buf.getvalue()
 
 

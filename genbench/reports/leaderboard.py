@@ -1,110 +1,695 @@
-"""``genbench leaderboard RUN_DIR...``: merged, ranked tables per task, every row traceable to its run."""
+"""``genbench leaderboard RUN_DIR...``: merged tables per task in which only comparable numbers stand together.
+
+Every quality number carries a comparability key (:mod:`genbench.comparability`). A task's results are
+split into **tables** by the fields that hold for a whole job (profile and training budget, number of
+seeds, feature extractor, data hash) and, inside a table, a metric whose numbers still differ in key (n
+scored, likelihood data variant or bound) gets one **column** per key. Table titles and column headers
+name the fields that differ. A newer run replaces an older number only under the same key.
+
+Rows are models; baselines, replayed training data and real data at each column's n (the floor) are
+**reference rows**: shown apart, never ranked. A model's rank is a range when intervals overlap: from
+1 + the number of models whose interval lies wholly better, to the number of models whose interval does not
+lie wholly worse. The interval is the 95% t-interval over training seeds where there are several, else
+value ± 1.96 standard errors where the metric has one, else the value itself.
+
+:func:`build` makes a :class:`Board` (the one model of the tables); ``render_markdown``, ``render_csv`` and
+``render_json`` (schema ``genbench.leaderboard/2``), ``report.md`` and the HTML page all draw from it.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
-from ..types import JobResult, RunResult
-from . import arrow, md_escape as _md, order_metrics, perf_summary
+from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, differing, freeze, key_of
+from ..types import JobResult, MetricValue, RunResult
+from . import (METRIC_ORDER, arrow, csv_cell, fmt_num, mapping, md_code, md_text, neutralise_controls, number,
+               safe_perf_summary, text_of)
 
-FORMATS = ("md", "csv", "json")
-
-
-def merge(runs: list[RunResult], tasks: tuple[str, ...] = ()) -> dict[str, list[tuple[JobResult, RunResult]]]:
-    """Per task, the latest ok result of each (model, device) over the runs given."""
-    latest: dict[tuple[str, str, str], tuple[JobResult, RunResult]] = {}
-    for run in sorted(runs, key=lambda r: r.started_at):
-        for j in run.jobs:
-            if j.status == "ok" and (not tasks or j.task in tasks):
-                latest[(j.task, j.model, j.device)] = (j, run)
-    by_task: dict[str, list[tuple[JobResult, RunResult]]] = {}
-    for (task, _, _), pair in sorted(latest.items()):
-        by_task.setdefault(task, []).append(pair)
-    return by_task
-
-
-def ranked(rows: list[tuple[JobResult, RunResult]]) -> tuple[list[str], list[tuple[JobResult, RunResult]]]:
-    metrics = order_metrics(j for j, _ in rows)
-    if not metrics:
-        return metrics, rows
-    key = metrics[0]
-
-    def sort_key(pair: tuple[JobResult, RunResult]) -> tuple:
-        mv = pair[0].quality.get(key)
-        if mv is None or mv.value is None:
-            return (1, 0.0)
-        return (0, -mv.value if mv.higher_is_better else mv.value)
-
-    return metrics, sorted(rows, key=sort_key)
+FORMATS = ("md", "csv", "json", "html")
+SCHEMA = "genbench.leaderboard/2"
+#: the key fields that hold for a whole job: results that differ in one of them go to separate tables
+TABLE_FIELDS = ("profile", "seeds", "extractor", "data")
+#: models that are references whatever their family: what they stand for
+REFERENCE_MODELS = {"baseline-train-copy": "replayed training data"}
+REFERENCE_FAMILIES = {"baseline": "baseline"}
+#: what a unitless number is, per built-in metric ({fs}: the feature extractor's name). Numbers are never
+#: rescaled: every format shows the value stored in run.json.
+SCALES = {
+    "fd": "squared distance in the {fs} feature space",
+    "kid": "MMD² (unbiased, cubic kernel) in the {fs} feature space, raw: not ×10³",
+    "precision": "fraction of samples, 0 to 1",
+    "recall": "fraction of test examples, 0 to 1",
+    "coverage": "fraction of test examples, 0 to 1",
+    "density": "ratio, real data ≈ 1",
+    "high-quality": "fraction of samples, 0 to 1",
+    "classifier-score": "exp(nats), 1 to the number of classes",
+}
+Z95 = 1.959963984540054  # the two-sided 95% normal quantile, for value ± z · standard error
 
 
-def _env(run: RunResult) -> str:
-    e = run.environment
-    hw = ", ".join(e.get("gpus") or []) or f"{e.get('cpu')} ×{e.get('cpu_count')}"
-    return f"{hw}; torch {e.get('torch')}, ORT {e.get('onnxruntime')}"
+@dataclass(frozen=True)
+class Source:
+    """One run given to the leaderboard, and its directory (for files it names), in the order merged."""
+
+    run: RunResult
+    directory: Path | None
+    order: int
+
+    @property
+    def commit(self) -> str:
+        return text_of(mapping(self.run.environment).get("git_commit") or UNKNOWN)[:12]
+
+    @property
+    def version(self) -> str:
+        return text_of(self.run.genbench_version)
+
+    @property
+    def provenance(self) -> str:
+        """``0.1.0 @ 26c4bce0fcd8``: the genbench version and commit a number was measured with."""
+        return f"{self.version} @ {self.commit}"
 
 
-def table_rows(runs: list[RunResult], tasks: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Cell:
+    """One number in a table and the run it came from."""
+
+    value: MetricValue
+    source: Source
+
+
+@dataclass
+class Column:
+    """One (metric, comparability key) of a table."""
+
+    metric: str
+    key: dict[str, Any]
+    label: str
+    split: tuple[str, ...]  # the key fields in which this column differs from the metric's other columns
+    higher_is_better: bool
+    unit: str
+    scale: str  # what the numbers are, in words (unit, feature space)
+    spread: str  # what "±" means in this column ("" when there is none)
+    runs: set[int] = field(default_factory=set)  # Source.order of every run with a number here
+
+    @property
+    def n(self) -> Any:
+        return self.key.get("n")
+
+
+@dataclass
+class Row:
+    """One model (on one device) in one table, from the latest run that has it."""
+
+    job: JobResult
+    source: Source
+    reference: str | None  # None: ranked; else what the reference row stands for
+    cells: dict[str, Cell] = field(default_factory=dict)  # by column label
+    rank: tuple[int, int] | None = None
+    sources: list[Source] = field(default_factory=list)  # every run a number in this row came from
+
+    @property
+    def model(self) -> str:
+        return self.job.model
+
+    @property
+    def provenance(self) -> str:
+        return "; ".join(dict.fromkeys(s.provenance for s in self.sources)) or self.source.provenance
+
+
+@dataclass
+class Table:
+    """The rows of one task that share every job-wide key field."""
+
+    task: str
+    shared: dict[str, Any]
+    title: str = ""
+    columns: list[Column] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # ranked rows in rank order, then the reference rows
+    rank_by: Column | None = None
+    runs: set[int] = field(default_factory=set)
+
+    def floor(self, column: Column) -> tuple[float, float] | None:
+        """(lowest, highest) floor of ``column`` over its rows (equal when every row has the same), or None."""
+        floors = [f for r in self.rows if column.label in r.cells
+                  for f in [number(r.cells[column.label].value.floor)] if f is not None]
+        return (min(floors), max(floors)) if floors else None
+
+
+@dataclass
+class Board:
+    sources: list[Source]
+    tables: list[Table]
+    warnings: list[str]
+
+
+# --------------------------------------------------------------------------- building
+
+
+def reference_kind(job: JobResult) -> str | None:
+    """What a reference row stands for (a baseline, replayed training data), or None for a ranked model."""
+    return REFERENCE_MODELS.get(job.model) or REFERENCE_FAMILIES.get(job.family)
+
+
+def _metrics(job: JobResult) -> dict[str, MetricValue]:
+    return {m: mv for m, mv in job.quality.items() if isinstance(mv, MetricValue)}
+
+
+def _table_key(job: JobResult, run: RunResult) -> dict[str, Any]:
+    keys = [key_of(mv, job.task) for mv in _metrics(job).values()]
+    extractors = sorted({text_of(k["extractor"]) for k in keys if k.get("extractor") not in (None, UNKNOWN)})
+    if not keys:
+        config = mapping(run.config)
+        keys = [{"data": UNKNOWN, "profile": text_of(config.get("profile", UNKNOWN)), "seeds": len(job.seeds)}]
+    first = keys[0]
+    return {"data": first.get("data"), "profile": first.get("profile"), "seeds": first.get("seeds"),
+            "extractor": " + ".join(extractors) if extractors else None}
+
+
+def column_group(mv: MetricValue, task: str) -> tuple:
+    """What must be equal for two numbers of a metric to share a column: key, unit and direction."""
+    return (freeze(key_of(mv, task)), text_of(mv.unit), bool(mv.higher_is_better))
+
+
+def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Sequence[Path | None] | None = None,
+          include: Iterable[str] = ("ok",)) -> Board:
+    """The tables of ``runs`` merged: per task, one table per job-wide key, one column per (metric, key);
+    under the same key the latest run (by ``started_at``, then by order given) wins."""
+    tasks = tuple(tasks)
+    include = tuple(include)
+    directories = list(directories) if directories is not None else [None] * len(runs)
+    sources = [Source(run, d, i) for i, (run, d) in enumerate(zip(runs, directories))]
+    ordered = sorted(sources, key=lambda s: (text_of(s.run.started_at, None), s.order))
+    grouped: dict[str, dict[tuple, dict]] = {}
+    for src in ordered:
+        for job in src.run.jobs:
+            if job.status not in include or (tasks and job.task not in tasks):
+                continue
+            tkey = _table_key(job, src.run)
+            table = grouped.setdefault(job.task, {}).setdefault(freeze(tkey), {"shared": tkey, "rows": {}})
+            rows: dict = table["rows"]
+            slot = rows.setdefault((job.model, job.device), {"latest": None, "cells": {}})
+            slot["latest"] = (job, src)
+            for metric, mv in _metrics(job).items():
+                slot["cells"][(metric, column_group(mv, job.task))] = (mv, src)
+    tables: list[Table] = []
+    for task, by_key in grouped.items():
+        task_tables = [_make_table(task, spec["shared"], spec["rows"]) for spec in by_key.values()]
+        _title(task_tables)
+        tables += task_tables
+    return Board(sources=sources, tables=tables, warnings=_mixing_warnings(tables))
+
+
+def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) -> Table:
+    table = Table(task=task, shared=shared)
+    columns: dict[tuple, Column] = {}
+    for metric in _metric_order(slots.values()):
+        groups: dict[tuple, list] = {}
+        for slot in slots.values():
+            for (m, group), (mv, src) in slot["cells"].items():
+                if m == metric:
+                    groups.setdefault(group, []).append((mv, src))
+        ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), text_of(kv[0], None)))
+        for (group, values), (label, fields) in zip(ordered, column_labels(metric, [g for g, _ in ordered])):
+            key, unit = dict(group[0]), group[1]
+            while any(c.label == label for c in columns.values()):
+                label += "′"
+            first = values[0][0]
+            columns[(metric, group)] = Column(metric=metric, key=key, label=label, split=fields,
+                                              higher_is_better=bool(first.higher_is_better), unit=unit,
+                                              scale=scale_of(metric, first, key), spread=_spread(values, key),
+                                              runs={src.order for _, src in values})
+    table.columns = list(columns.values())
+    for slot in slots.values():
+        job, src = slot["latest"]
+        row = Row(job=job, source=src, reference=reference_kind(job))
+        for (metric, group), (mv, cell_src) in slot["cells"].items():
+            row.cells[columns[(metric, group)].label] = Cell(mv, cell_src)
+        row.sources = sorted({c.source.order: c.source for c in row.cells.values()}.values(),
+                             key=lambda s: s.order) or [src]
+        table.runs |= {s.order for s in row.sources} | {src.order}
+        table.rows.append(row)
+    _rank(table)
+    return table
+
+
+def column_labels(metric: str, groups: Sequence[tuple]) -> list[tuple[str, tuple[str, ...]]]:
+    """(label, the key fields it was split on) for each column of ``metric``; a group is
+    ``(freeze(key), unit, higher_is_better)``. One group: the metric's name; several: the name with the
+    fields in which they differ, e.g. ``bpd [data variant binarized, likelihood iwae]``."""
+    keys = [(dict(g[0]), g[1]) for g in groups]
+    split: list[str] = []
+    for i, (ka, ua) in enumerate(keys):
+        for kb, ub in keys[i + 1:]:
+            split += [f for f in differing(ka, kb) if f not in split]
+            if ua != ub and "unit" not in split:
+                split.append("unit")
+    fields = tuple(f for f in KEY_FIELDS if f in split)
+    if len(keys) == 1:
+        return [(metric, ())]
+    return [(f"{metric} [{_describe(key, fields, unit, 'unit' in split)}]", fields) for key, unit in keys]
+
+
+def _metric_order(slots: Iterable[dict]) -> list[str]:
+    """The metrics of a table, most widely reported first, then in METRIC_ORDER, then by name."""
+    counts: dict[str, int] = {}
+    for slot in slots:
+        for m in dict.fromkeys(m for m, _ in slot["cells"]):
+            counts[m] = counts.get(m, 0) + 1
+    rank = {m: i for i, m in enumerate(METRIC_ORDER)}
+    return sorted(counts, key=lambda m: (-counts[m], rank.get(m, len(rank)), m))
+
+
+def _describe(key: Mapping[str, Any], fields: Sequence[str], unit: str, with_unit: bool) -> str:
+    text = describe(key, fields) if fields else ""
+    if with_unit:
+        text = (text + ", " if text else "") + f"unit {unit or 'none'}"
+    return text
+
+
+def _extractor_name(key: Mapping[str, Any], mv: MetricValue) -> str:
+    ext = key.get("extractor") or mv.extractor
+    return text_of(ext).split("@", 1)[0] if ext not in (None, UNKNOWN) else "task's"
+
+
+def scale_of(metric: str, mv: MetricValue, key: Mapping[str, Any]) -> str:
+    """A metric's unit and scale in words: its recorded unit, or for a unitless built-in what the number is."""
+    unit = text_of(mv.unit)
+    if metric in SCALES and not unit:
+        return SCALES[metric].format(fs=_extractor_name(key, mv))
+    return unit or "no unit given"
+
+
+def _spread(values: Sequence[tuple[MetricValue, Source]], key: Mapping[str, Any]) -> str:
+    mvs = [mv for mv, _ in values]
+    if any(number(mv.seed_std) is not None for mv in mvs):
+        return (f"± (seed sd) is the standard deviation over {text_of(key.get('seeds'))} training seeds, "
+                "[a, b] the 95% t-interval of their mean")
+    if any(number(mv.stderr) is not None for mv in mvs):
+        return f"± (se) is the standard error of the mean over the n = {text_of(key.get('n'))} examples"
+    std_of = next((mv.std_of for mv in mvs if mv.std_of), None)
+    if any(number(mv.std) is not None for mv in mvs):
+        over = f"over {text_of(std_of)}" if std_of else "over repeats of the estimate"
+        return f"± (spread) is the standard deviation {over}: a spread, not a standard error"
+    return ""
+
+
+def interval(mv: MetricValue) -> tuple[float, float] | None:
+    """The interval a rank is read from: the seeds' 95% t-interval, else value ± 1.96 se, else the value."""
+    v = number(mv.value)
+    if v is None:
+        return None
+    ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
+    lo, hi = (number(ci[0]), number(ci[1])) if ci else (None, None)
+    if lo is not None and hi is not None and lo <= v <= hi:
+        return lo, hi
+    se = number(mv.stderr)
+    if se is not None and se >= 0:
+        return v - Z95 * se, v + Z95 * se
+    return v, v
+
+
+def rank_ranges(intervals: Sequence[tuple[float, float]], higher_is_better: bool) -> list[tuple[int, int]]:
+    """For each interval: (1 + how many lie wholly better, how many do not lie wholly worse, itself included)."""
+    oriented = [(-hi, -lo) if higher_is_better else (lo, hi) for lo, hi in intervals]
     out = []
-    for task, rows in merge(runs, tasks).items():
-        metrics, rows = ranked(rows)
-        for rank, (j, run) in enumerate(rows, 1):
-            p = perf_summary(j)
-            row: dict[str, Any] = {"task": task, "rank": rank, "model": j.model, "family": j.family, "plugin": j.plugin,
-                                   "plugin_version": j.plugin_version, "device": j.device}
-            for m in metrics:
-                mv = j.quality.get(m)
-                row[m] = None if mv is None else mv.value
-                row[f"{m}_err"] = None if mv is None else (mv.stderr if mv.stderr is not None else mv.std)
-                row[f"{m}_unit"] = None if mv is None else mv.unit
-                row[f"{m}_higher_is_better"] = None if mv is None else mv.higher_is_better
-            row.update({"ort_p50_ms_b1": p["ort_p50_ms_b1"], "ort_best_throughput": p["ort_best_throughput"],
-                        "torch_best_throughput": p["torch_best_throughput"], "timing_valid": p["valid"],
-                        "environment": _env(run), "run_id": run.run_id, "command": run.command})
-            out.append(row)
+    for i, (lo, hi) in enumerate(oriented):
+        better = sum(1 for j, (lo2, hi2) in enumerate(oriented) if j != i and hi2 < lo)
+        worse = sum(1 for j, (lo2, hi2) in enumerate(oriented) if j != i and lo2 > hi)
+        out.append((1 + better, len(oriented) - worse))
     return out
 
 
-def render_markdown(runs: list[RunResult], tasks: tuple[str, ...] = ()) -> str:
-    lines = ["# genbench leaderboard", "", f"Merged from {len(runs)} run(s): "
-             + ", ".join(f"`{r.run_id}`" for r in runs), ""]
-    for task, rows in merge(runs, tasks).items():
-        metrics, rows = ranked(rows)
-        lines += [f"## {task}", ""]
-        head = ["#", "model", "family"]
-        for m in metrics:
-            mv = next(j.quality[m] for j, _ in rows if m in j.quality)
-            head.append(f"{m}{f' ({mv.unit})' if mv.unit else ''} {arrow(mv.higher_is_better)}")
-        head += ["ORT p50 ms @b1 ↓", "ORT best /s ↑", "environment", "reproduce"]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for rank, (j, run) in enumerate(rows, 1):
-            cells = [str(rank), f"`{_md(j.model)}`", _md(j.family)]
-            for m in metrics:
-                mv = j.quality.get(m)
-                err = None if mv is None else (mv.stderr if mv.stderr is not None else mv.std)
-                cells.append("–" if mv is None or mv.value is None else f"{mv.value:.4g}" + (f" ± {err:.2g}" if err else ""))
-            p = perf_summary(j)
-            cells += ["–" if p["ort_p50_ms_b1"] is None else f"{p['ort_p50_ms_b1']:.3f}",
-                      "–" if p["ort_best_throughput"] is None else f"{p['ort_best_throughput']:,.0f}",
-                      _md(_env(run)), f"`{_md(run.command)}`"]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+def _rank(table: Table) -> None:
+    ranked = [r for r in table.rows if r.reference is None]
+    first_metric = table.columns[0].metric if table.columns else None
+    candidates = [c for c in table.columns if c.metric == first_metric]
+    by = max(candidates, key=lambda c: sum(1 for r in ranked if c.label in r.cells
+                                           and number(r.cells[c.label].value.value) is not None), default=None)
+    table.rank_by = by
+
+    def value(r: Row) -> tuple:
+        v = number(r.cells[by.label].value.value) if by is not None and by.label in r.cells else None
+        return (1, 0.0, r.model) if v is None else (0, -v if by.higher_is_better else v, r.model)
+
+    ranked.sort(key=value)
+    scored = [r for r in ranked if value(r)[0] == 0]
+    if by is not None and scored:
+        ivs = [interval(r.cells[by.label].value) for r in scored]
+        for r, rank in zip(scored, rank_ranges(ivs, by.higher_is_better)):  # type: ignore[arg-type]
+            r.rank = rank
+    refs = sorted((r for r in table.rows if r.reference is not None), key=value)
+    table.rows = ranked + refs
+
+
+def _title(tables: list[Table]) -> None:
+    if len(tables) < 2:
+        return
+    fields = [f for f in TABLE_FIELDS if len({freeze({f: t.shared.get(f)}) for t in tables}) > 1]
+    for t in tables:
+        t.title = describe(t.shared, fields)
+
+
+def _mixing_warnings(tables: Sequence[Table]) -> list[str]:
+    """One line naming what differs between numbers that came from different runs and were kept apart."""
+    fields: list[str] = []
+    where: list[str] = []
+    by_task: dict[str, list[Table]] = {}
+    for t in tables:
+        by_task.setdefault(t.task, []).append(t)
+    for task, ts in by_task.items():
+        for i, a in enumerate(ts):
+            for b in ts[i + 1:]:
+                if not (a.runs & b.runs):
+                    diff = [f for f in TABLE_FIELDS if freeze({f: a.shared.get(f)}) != freeze({f: b.shared.get(f)})]
+                    fields += diff
+                    where.append(f"{task}: separate tables by {', '.join(FIELD_LABELS.get(f, f) for f in diff)}")
+        for t in ts:
+            cols = t.columns
+            for i, a in enumerate(cols):
+                for b in cols[i + 1:]:
+                    if a.metric == b.metric and not (a.runs & b.runs):
+                        diff = list(a.split) or ["unit"]
+                        fields += diff
+                        where.append(f"{task}: {a.metric} in separate columns by "
+                                     f"{', '.join(FIELD_LABELS.get(f, f) for f in diff)}")
+    if not where:
+        return []
+    named = ", ".join(dict.fromkeys(FIELD_LABELS.get(f, f) for f in fields))
+    return [neutralise_controls(f"warning: the merged runs differ in {named} ({'; '.join(dict.fromkeys(where))}); "
+                                "those numbers are shown apart, never ranked together", limit=2000)]
+
+
+# --------------------------------------------------------------------------- rendering helpers
+
+
+def rank_text(rank: tuple[int, int] | None) -> str:
+    if rank is None:
+        return "–"
+    return str(rank[0]) if rank[0] == rank[1] else f"{rank[0]}–{rank[1]}"
+
+
+def _sig(v: Any) -> str:
+    return fmt_num(v, "{:.4g}")
+
+
+def cell_text(cell: Cell | None, floor: bool = True) -> str:
+    """``42.6 ± 3.1 (seed sd) [38.2, 47.0] · floor 2.41``: the value, its spread labelled, and the floor."""
+    if cell is None:
+        return "–"
+    mv = cell.value
+    v = number(mv.value)
+    if v is None:
+        return "error" if mv.error else "–"
+    text = _sig(v)
+    seed_std, se, std = number(mv.seed_std), number(mv.stderr), number(mv.std)
+    if seed_std is not None:
+        text += f" ± {fmt_num(seed_std, '{:.2g}')} (seed sd)"
+        ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
+        if ci and number(ci[0]) is not None and number(ci[1]) is not None:
+            text += f" [{_sig(ci[0])}, {_sig(ci[1])}]"
+    elif se is not None:
+        text += f" ± {fmt_num(se, '{:.2g}')} (se)"
+    elif std is not None:
+        text += f" ± {fmt_num(std, '{:.2g}')} (spread)"
+    if floor and number(mv.floor) is not None:
+        text += f" · floor {_sig(mv.floor)}"
+    return text
+
+
+def floor_text(table: Table, column: Column) -> str:
+    span = table.floor(column)
+    if span is None:
+        return "–"
+    lo, hi = span
+    return _sig(lo) if _sig(lo) == _sig(hi) else f"{_sig(lo)} to {_sig(hi)}"
+
+
+def column_header(column: Column) -> str:
+    unit = f" ({text_of(column.unit)})" if column.unit else ""
+    return f"{column.label}{unit} {arrow(column.higher_is_better)} · n {text_of(column.n)}"
+
+
+def column_note(column: Column) -> str:
+    """What a column's numbers are: scale, direction, n, and for a likelihood its data variant and bound."""
+    text = (f"{column.scale}; {'higher' if column.higher_is_better else 'lower'} is better; "
+            f"n = {text_of(column.n)} scored")
+    variant, bound = column.key.get("variant"), column.key.get("bound")
+    if variant not in (None, UNKNOWN) or bound not in (None, UNKNOWN):
+        text += f"; likelihood of {text_of(variant)} data, {text_of(bound)}"
+    return text
+
+
+def table_notes(table: Table) -> list[str]:
+    """The notes under a table (plain text): one per column, then what ± and the floor mean, per group of
+    columns, then which metrics have no value and why."""
+    notes = [f"{c.label}: {column_note(c)}" for c in table.columns]
+    spreads: dict[str, list[str]] = {}
+    for c in table.columns:
+        if c.spread:
+            spreads.setdefault(c.spread, []).append(c.label)
+    notes += [f"{spread} (in {', '.join(labels)})" for spread, labels in spreads.items()]
+    floored = [c.label for c in table.columns if table.floor(c) is not None]
+    if floored:
+        notes.append("floor: real data scored the same way at the column's n; for a metric where higher is "
+                     f"better it is a ceiling (in {', '.join(floored)})")
+    if table.rank_by is not None:
+        notes.append(f"#: rank by {table.rank_by.label}; a range (2–3) where the models' intervals overlap "
+                     "(the seeds' 95% t-interval, else value ± 1.96 se, else the value)")
+    notes += [f"{r.model}: {label} has no value: {err}" for r, label, err in metric_errors(table)]
+    return notes
+
+
+def environment(run: RunResult) -> str:
+    e = mapping(run.environment)
+    gpus = e.get("gpus")
+    gpu_text = ", ".join(text_of(g) for g in gpus) if isinstance(gpus, list) else ""
+    hw = gpu_text or f"{text_of(e.get('cpu'))} ×{text_of(e.get('cpu_count'))}"
+    return f"{hw}; torch {text_of(e.get('torch'))}, ORT {text_of(e.get('onnxruntime'))}"
+
+
+def shared_text(table: Table) -> str:
+    return describe(table.shared, [f for f in TABLE_FIELDS if table.shared.get(f) is not None])
+
+
+def metric_errors(table: Table) -> list[tuple[Row, str, str]]:
+    return [(r, label, text_of(c.value.error)) for r in table.rows for label, c in r.cells.items()
+            if number(c.value.value) is None and c.value.error]
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def markdown_table(table: Table, extra: Sequence[tuple[str, Any]] = (), provenance: bool = True) -> list[str]:
+    """One table in Markdown: ranked rows, then the reference rows and the floor row set apart, then the notes.
+    ``extra``: (header, function of a Row returning Markdown) columns appended to each row."""
+    head = ["#", "model", "family"] + [md_text(column_header(c)) for c in table.columns] + [h for h, _ in extra]
+    if provenance:
+        head += ["genbench @ commit", "run"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def row_cells(rank: str, model: str, family: str, values: list[str], r: Row | None) -> str:
+        cells = [rank, model, family] + values + [fn(r) if r is not None else "" for _, fn in extra]
+        if provenance:
+            cells += [md_text(r.provenance) if r else "", ", ".join(md_code(s.run.run_id) for s in r.sources)
+                      if r else ""]
+        return "| " + " | ".join(cells) + " |"
+
+    for r in table.rows:
+        if r.reference is None:
+            lines.append(row_cells(rank_text(r.rank), md_code(r.model), md_text(r.job.family),
+                                   [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
+    refs = [r for r in table.rows if r.reference is not None]
+    floors = [floor_text(table, c) for c in table.columns]
+    if refs or any(f != "–" for f in floors):
+        lines.append("| " + " | ".join(["", "**references, not ranked**"] + [""] * (len(head) - 2)) + " |")
+        for r in refs:
+            lines.append(row_cells("ref", f"{md_code(r.model)} ({md_text(r.reference)})", md_text(r.job.family),
+                                   [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
+        if any(f != "–" for f in floors):
+            lines.append(row_cells("ref", "real data at n (floor)", "–", [md_text(f) for f in floors], None))
+    lines.append("")
+    return lines + [f"- {md_text(note)}" for note in table_notes(table)] + [""]
+
+
+def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
+                    directories: Sequence[Path | None] | None = None, board: Board | None = None) -> str:
+    board = board or build(runs, tasks, directories)
+    lines = ["# genbench leaderboard", "",
+             f"Merged from {len(board.sources)} run(s): "
+             + "; ".join(f"{md_code(s.run.run_id, False)} (genbench {md_text(s.provenance)})" for s in board.sources),
+             "",
+             "Only numbers with the same comparability key (task and data, feature extractor, n, likelihood variant "
+             "and bound, profile, seeds) share a table or column; headers name what differs. Reference rows "
+             "(baselines, replayed training data, real data at n) are not ranked. Every number is the value in "
+             "run.json, never rescaled; each column's unit, scale and ± are given below its table.", ""]
+    for w in board.warnings:
+        lines += [f"> {md_text(w)}", ""]
+    task = None
+    for table in board.tables:
+        if table.task != task:
+            task = table.task
+            lines += [f"## {md_text(task)}", ""]
+        if table.title:
+            lines += [f"### {md_text(table.title)}", ""]
+        lines += [f"All numbers in this table: {md_text(shared_text(table))}.", ""]
+        lines += markdown_table(table, extra=(
+            ("ORT p50 ms @b1 ↓", lambda r: fmt_num(safe_perf_summary(r.job)["ort_p50_ms_b1"], "{:.3f}")),
+            ("ORT best /s ↑", lambda r: fmt_num(safe_perf_summary(r.job)["ort_best_throughput"], "{:,.0f}")),
+            ("environment", lambda r: md_text(environment(r.source.run))),
+            ("reproduce", lambda r: md_code(r.source.run.command)),
+        ))
     return "\n".join(lines)
 
 
-def render(runs: list[RunResult], fmt: str, tasks: tuple[str, ...] = ()) -> str:
-    if fmt == "md":
-        return render_markdown(runs, tasks)
-    rows = table_rows(runs, tasks)
-    if fmt == "json":
-        return json.dumps({"schema": "genbench.leaderboard/1", "runs": [r.run_id for r in runs], "rows": rows}, indent=2)
+# --------------------------------------------------------------------------- CSV and JSON
+
+
+def _cell_dict(cell: Cell | None) -> dict[str, Any]:
+    if cell is None:
+        return {"value": None}
+    mv = cell.value
+    ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
+    err_kind, err = ("seed sd", number(mv.seed_std)) if number(mv.seed_std) is not None else (
+        ("se", number(mv.stderr)) if number(mv.stderr) is not None else (
+            ("spread", number(mv.std)) if number(mv.std) is not None else (None, None)))
+    return {"value": number(mv.value), "err": err, "err_kind": err_kind,
+            "stderr": number(mv.stderr), "std": number(mv.std),
+            "std_of": None if mv.std_of is None else text_of(mv.std_of),
+            "seed_std": number(mv.seed_std),
+            "ci95": [number(ci[0]), number(ci[1])] if ci and None not in (number(ci[0]), number(ci[1])) else None,
+            "per_seed": [number(v) for v in mv.per_seed] if isinstance(mv.per_seed, (list, tuple)) else None,
+            "floor": number(mv.floor), "n": number(mv.n), "error": None if mv.error is None else text_of(mv.error),
+            "run_id": text_of(cell.source.run.run_id)}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null, keys and strings stay strings, ints beyond float range stay."""
+    if isinstance(value, float):
+        return value if number(value) is not None else None
+    if isinstance(value, dict):
+        return {text_of(k, None): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return text_of(value)
+
+
+def _row_dict(table: Table, r: Row) -> dict[str, Any]:
+    p = safe_perf_summary(r.job)
+    env = mapping(r.source.run.environment)
+    return {"model": r.model, "family": r.job.family, "plugin": r.job.plugin, "plugin_version": r.job.plugin_version,
+            "device": r.job.device, "reference": r.reference,
+            "rank": None if r.rank is None else rank_text(r.rank),
+            "rank_low": None if r.rank is None else r.rank[0], "rank_high": None if r.rank is None else r.rank[1],
+            "cells": {c.label: _cell_dict(r.cells.get(c.label)) for c in table.columns},
+            "ort_p50_ms_b1": number(p["ort_p50_ms_b1"]), "ort_best_throughput": number(p["ort_best_throughput"]),
+            "torch_best_throughput": number(p["torch_best_throughput"]),
+            "timing_valid": p["valid"] if isinstance(p["valid"], bool) else None,
+            "genbench_version": r.source.version, "git_commit": text_of(env.get("git_commit") or UNKNOWN),
+            "provenance": r.provenance, "run_id": text_of(r.source.run.run_id),
+            "run_ids": [text_of(s.run.run_id) for s in r.sources],
+            "environment": environment(r.source.run), "command": text_of(r.source.run.command, None)}
+
+
+def to_dict(board: Board) -> dict[str, Any]:
+    """The board as the ``genbench.leaderboard/2`` JSON document (schema ``leaderboard-2.schema.json``)."""
+    tables = []
+    for t in board.tables:
+        floor = {c.label: (lambda s: None if s is None else {"low": s[0], "high": s[1]})(t.floor(c))
+                 for c in t.columns}
+        tables.append({
+            "task": t.task, "title": t.title, "shared": {f: t.shared.get(f) for f in TABLE_FIELDS},
+            "rank_by": None if t.rank_by is None else t.rank_by.label,
+            "columns": [{"label": c.label, "metric": c.metric, "key": {f: c.key.get(f) for f in KEY_FIELDS},
+                         "split": list(c.split), "unit": c.unit, "scale": c.scale,
+                         "higher_is_better": c.higher_is_better, "spread": c.spread, "n": c.n} for c in t.columns],
+            "rows": [_row_dict(t, r) for r in t.rows],
+            "floor": floor,
+        })
+    return _clean({"schema": SCHEMA,
+                   "runs": [{"run_id": s.run.run_id, "genbench_version": s.version, "git_commit": s.commit,
+                             "started_at": s.run.started_at, "command": s.run.command} for s in board.sources],
+                   "warnings": board.warnings, "tables": tables})
+
+
+def render_json(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Board | None = None) -> str:
+    return json.dumps(to_dict(board or build(runs, tasks)), indent=2, allow_nan=False, ensure_ascii=False)
+
+
+CSV_CELL_FIELDS = ("value", "err", "err_kind", "std_of", "ci95_low", "ci95_high", "floor", "n")
+
+
+def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Board | None = None) -> str:
+    """One row per table row (reference rows and the floor row included, marked in ``reference``); per
+    column label: value, err with err_kind (se, spread or seed sd), std_of, the 95% interval, floor, n, unit."""
+    board = board or build(runs, tasks)
+    labels = list(dict.fromkeys(c.label for t in board.tables for c in t.columns))
+    header = ["task", "table", "rank", "rank_low", "rank_high", "reference", "model", "family", "plugin",
+              "plugin_version", "device"]
+    for label in labels:
+        header += [label] + [f"{label} {f}" for f in CSV_CELL_FIELDS[1:]] + [f"{label} unit"]
+    header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "timing_valid", "genbench_version",
+               "git_commit", "run_id", "run_ids", "environment", "command"]
     buf = io.StringIO()
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
+    w = csv.writer(buf)
+    w.writerow([csv_cell(h) for h in header])
+    for t in board.tables:
+        units = {c.label: c.scale for c in t.columns}
+        for r in t.rows:
+            d = _row_dict(t, r)
+            row: dict[str, Any] = {k: d[k] for k in ("rank", "rank_low", "rank_high", "reference", "model", "family",
+                                                     "plugin", "plugin_version", "device", "ort_p50_ms_b1",
+                                                     "ort_best_throughput", "torch_best_throughput", "timing_valid",
+                                                     "genbench_version", "git_commit", "run_id", "environment",
+                                                     "command")}
+            row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]))
+            for label, cd in d["cells"].items():
+                ci = cd.get("ci95") or [None, None]
+                row.update({label: cd["value"], f"{label} err": cd.get("err"), f"{label} err_kind": cd.get("err_kind"),
+                            f"{label} std_of": cd.get("std_of"), f"{label} ci95_low": ci[0],
+                            f"{label} ci95_high": ci[1], f"{label} floor": cd.get("floor"), f"{label} n": cd.get("n"),
+                            f"{label} unit": units[label]})
+            w.writerow([csv_cell(row.get(h)) for h in header])
+        floors = {c.label: t.floor(c) for c in t.columns}
+        if any(v is not None for v in floors.values()):
+            row = {"task": t.task, "table": t.title, "reference": "real data at n (floor)", "model": "real data"}
+            for c in t.columns:
+                span = floors[c.label]
+                row.update({c.label: None if span is None or span[0] != span[1] else span[0],
+                            f"{c.label} floor": None if span is None else span[0], f"{c.label} n": number(c.n),
+                            f"{c.label} unit": c.scale})
+            w.writerow([csv_cell(row.get(h)) for h in header])
     return buf.getvalue()
+
+
+def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board: Board | None = None) -> str:
+    """The merged leaderboard of ``runs`` as ``md``, ``csv`` or ``json`` (``html``: :mod:`genbench.reports.html`)."""
+    board = board or build(runs, tasks)
+    if fmt == "md":
+        return render_markdown(runs, tasks, board=board)
+    if fmt == "json":
+        return render_json(runs, tasks, board=board)
+    if fmt == "csv":
+        return render_csv(runs, tasks, board=board)
+    raise ValueError(f"unknown leaderboard format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+__all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text",
+           "build_from_dirs", "interval", "markdown_table", "rank_ranges", "render", "render_csv", "render_json", "render_markdown",
+           "to_dict"]
+
+
+def build_from_dirs(run_dirs: Sequence[Path | str], tasks: Iterable[str] = ()) -> tuple[Board, list[RunResult]]:
+    """Load every run (schema-checked, one-line errors) and build their board; run directories are kept so
+    that files the runs name are read only from inside them."""
+    from ..results import load_run
+
+    runs = [load_run(d) for d in run_dirs]
+    dirs = [Path(d) if Path(d).is_dir() else Path(d).parent for d in run_dirs]
+    return build(runs, tasks, dirs), runs

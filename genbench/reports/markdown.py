@@ -1,4 +1,9 @@
-"""``report.md``: one leaderboard table per task, with units, directions and reference floors."""
+"""``report.md``: one run's tables per task (the leaderboard's rules: split by comparability key, floors at each
+row's n, references apart), its speed, and its samples.
+
+Everything taken from run.json is data: text is escaped for Markdown, numbers of the wrong type read as
+missing, and a file is embedded or linked only if it lies inside the run directory and under a size cap.
+"""
 
 from __future__ import annotations
 
@@ -7,108 +12,123 @@ from pathlib import Path
 
 from ..results import atomic_write_text
 from ..types import JobResult, RunResult
-from . import arrow, md_escape as _esc, order_metrics, perf_summary
+from . import (fmt_num, mapping, md_code, md_link_target, md_text, neutralise_controls, number, read_contained,
+               safe_perf_summary, text_of)
+from .leaderboard import Row, Table, build, markdown_table, shared_text
 
-
-def _num(v: float | None, fmt: str = "{:.4g}") -> str:
-    return "–" if v is None else fmt.format(v)
-
-
-def _sort_key(job: JobResult, metric: str | None):
-    status = {"ok": 0, "failed": 1, "skipped": 2}.get(job.status, 3)
-    mv = job.quality.get(metric) if metric else None
-    if mv is None or mv.value is None:
-        return (status, 1, 0.0, job.model)
-    return (status, 0, -mv.value if mv.higher_is_better else mv.value, job.model)
+#: how much of samples.txt the report shows, and the largest one it reads
+SAMPLE_TEXT_CHARS = 1500
+MAX_SAMPLE_TEXT_BYTES = 2**20
 
 
 def render(run: RunResult, run_dir: Path | None = None) -> str:
-    env = run.environment
+    env, config = mapping(run.environment), mapping(run.config)
+    ceiling = number(mapping(env.get("matmul_gflops")).get("ceiling"))
+    gpus = env.get("gpus")
     lines = [
-        f"# genbench run {run.run_id}", "",
-        f"- command: `{run.command}`",
-        f"- profile: {run.config.get('profile')}, seed {run.config.get('seed')}, device {run.config.get('device')}, "
-        f"threads {run.config.get('threads')}",
-        f"- environment: {env.get('cpu')} ({env.get('cpu_count')} CPUs), GPUs: {', '.join(env.get('gpus') or []) or 'none'}; "
-        f"python {env.get('python')}, torch {env.get('torch')}, onnxruntime {env.get('onnxruntime')}, genbench "
-        f"{run.genbench_version}, commit {str(env.get('git_commit') or 'unknown')[:12]}",
-        f"- started {run.started_at}, finished {run.finished_at or 'not finished'}",
-        f"- matmul ceiling (float32 1024², {((env.get('matmul_gflops') or {}).get('threads'))} threads): "
-        f"{_num((env.get('matmul_gflops') or {}).get('ceiling'), '{:.1f}')} GFLOP/s", "",
+        f"# genbench run {md_text(run.run_id)}", "",
+        f"- command: {md_code(run.command, in_table=False)}",
+        f"- profile: {md_text(config.get('profile'))}, seed {md_text(config.get('seed'))}, "
+        f"device {md_text(config.get('device'))}, threads {md_text(config.get('threads'))}",
+        f"- environment: {md_text(env.get('cpu'))} ({md_text(env.get('cpu_count'))} CPUs), GPUs: "
+        f"{md_text(', '.join(text_of(g) for g in gpus) if isinstance(gpus, list) and gpus else 'none')}; "
+        f"python {md_text(env.get('python'))}, torch {md_text(env.get('torch'))}, onnxruntime "
+        f"{md_text(env.get('onnxruntime'))}, genbench {md_text(run.genbench_version)}, commit "
+        f"{md_text(text_of(env.get('git_commit') or 'unknown')[:12])}",
+        f"- started {md_text(run.started_at)}, finished {md_text(run.finished_at or 'not finished')}",
+        f"- matmul ceiling (float32 1024², {md_text(mapping(env.get('matmul_gflops')).get('threads'))} threads): "
+        f"{fmt_num(ceiling, '{:.1f}')} GFLOP/s", "",
     ]
     for failure in run.plugin_failures:
-        lines.append(f"> plugin **{_esc(failure.get('plugin'))}** failed to {failure.get('phase')}: {_esc(failure.get('message'))}")
-    tasks = list(dict.fromkeys(j.task for j in run.jobs))
-    for task in tasks:
+        f = mapping(failure)
+        lines.append(f"> plugin **{md_text(f.get('plugin'))}** failed to {md_text(f.get('phase'))}: "
+                     f"{md_text(f.get('message'))}")
+    board = build([run], directories=[run_dir], include=("ok",))
+    for task in dict.fromkeys(j.task for j in run.jobs):
         jobs = [j for j in run.jobs if j.task == task]
-        lines += [f"## Task `{_esc(task)}`", ""]
-        reasons = {j.reason for j in jobs}
+        lines += [f"## Task {md_code(task, in_table=False)}", ""]
+        reasons = {text_of(j.reason) for j in jobs}
         if all(j.status == "skipped" for j in jobs) and len(reasons) == 1:
-            lines += [f"All {len(jobs)} jobs skipped: {_esc(reasons.pop())}", ""]
+            lines += [f"All {len(jobs)} jobs skipped: {md_text(reasons.pop())}", ""]
             continue
-        ceiling = (run.environment.get("matmul_gflops") or {}).get("ceiling")
-        lines += _quality_table(jobs) + _speed_table(jobs, ceiling) + _grids(jobs, task, run_dir)
+        for table in (t for t in board.tables if t.task == task):
+            if table.title:
+                lines += [f"### {md_text(table.title)}", ""]
+            lines += [f"All numbers in this table: {md_text(shared_text(table))}.", ""]
+            lines += markdown_table(table, extra=(("train s", _train_seconds), ("parity Δ", _parity)),
+                                    provenance=False)
+            lines += _settings(table)
+        lines += _unfinished(jobs) + _notes(jobs) + _speed_table(jobs, ceiling) + _grids(jobs, task, run_dir)
     lines += ["Arrows give each column's better direction. Timings: ONNX Runtime and PyTorch eager interleaved in one "
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
     return "\n".join(lines)
 
 
-def _metric_cell(mv) -> str:
-    if mv is None or mv.value is None:
-        return "–"
-    return _num(mv.value) + (f" ± {mv.stderr:.2g}" if mv.stderr is not None else "") + (
-        f" ± {mv.std:.2g}" if mv.std is not None else "")
+def _train_seconds(r: Row) -> str:
+    cached = " (cached)" if mapping(r.job.cache).get("status") == "hit" else ""
+    return fmt_num(mapping(r.job.train).get("seconds"), "{:.1f}") + cached
 
 
-def _quality_table(jobs: list[JobResult]) -> list[str]:
-    metrics = order_metrics(jobs)
-    jobs = sorted(jobs, key=lambda j: _sort_key(j, metrics[0] if metrics else None))
-    first = {m: next(j.quality[m] for j in jobs if m in j.quality) for m in metrics}
+def _parity(r: Row) -> str:
+    diffs = [number(mapping(g).get("parity_max_abs_diff")) for g in mapping(mapping(r.job.export).get("graphs")).values()]
+    return fmt_num(max((d for d in diffs if d is not None), default=None), "{:.1e}")
+
+
+def _settings(table: Table) -> list[str]:
+    """Each column's settings (``params``) and note, from its first row: k, bound, data preparation."""
     lines = []
-    for m, mv in first.items():
-        floor = next((j.quality[m] for j in jobs if m in j.quality and j.quality[m].floor is not None), None)
-        if floor is not None:
-            lines.append(f"- floor for {m} (real training data scored the same way, n = {floor.n}): **{floor.floor:.4g}**"
-                         + (f"; extractor `{floor.extractor}`" if floor.extractor else ""))
-        if mv.params:
-            lines.append(f"- {m}: " + ", ".join(f"{k} {_esc(v)}" for k, v in mv.params.items() if k != "graph")
-                         + (f" ({_esc(mv.note)})" if mv.note else ""))
-    lines.append("")
-    head = ["#", "model", "family", "status"]
-    head += [f"{m}" + (f" ({first[m].unit})" if first[m].unit else "") + f" {arrow(first[m].higher_is_better)}"
-             for m in metrics]
-    head += ["train s", "parity Δ"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for rank, j in enumerate(jobs, 1):
-        parity = max((g["parity_max_abs_diff"] for g in (j.export or {}).get("graphs", {}).values()), default=None)
-        status = j.status if j.status in ("ok", "pending") else (
-            f"failed ({j.error.phase}): {_esc(j.error.message)}" if j.error else f"skipped: {_esc(j.reason)}")
-        row = [str(rank), f"`{_esc(j.model)}`", _esc(j.family), status]
-        row += [_metric_cell(j.quality.get(m)) for m in metrics]
-        cached = " (cached)" if (j.cache or {}).get("status") == "hit" else ""
-        row += [_num((j.train or {}).get("seconds"), "{:.1f}") + cached, _num(parity, "{:.1e}")]
-        lines.append("| " + " | ".join(row) + " |")
-    notes = [f"- warning, `{_esc(j.model)}`: {_esc(w)}" for j in jobs for w in j.warnings]
-    notes += [f"- cache, `{_esc(j.model)}`: {_esc(j.cache['reason'])}" for j in jobs if (j.cache or {}).get("reason")]
-    if any((j.cache or {}).get("status") == "hit" for j in jobs):
+    for c in table.columns:
+        mv = next((r.cells[c.label].value for r in table.rows if c.label in r.cells), None)
+        params = {k: v for k, v in mapping(mv.params if mv else None).items() if k != "graph"}
+        if params or (mv is not None and mv.note):
+            text = ", ".join(f"{k} {text_of(v)}" for k, v in params.items())
+            if mv is not None and mv.note:
+                text += f" ({text_of(mv.note)})" if text else text_of(mv.note)
+            lines.append(f"- {md_text(c.label)} settings: {md_text(text)}")
+    return lines + [""] if lines else []
+
+
+def _unfinished(jobs: list[JobResult]) -> list[str]:
+    """The jobs of a task without numbers: failed, skipped or pending, each with why."""
+    rows = []
+    for j in jobs:
+        if j.status == "ok":
+            continue
+        if j.status == "failed" and j.error is not None:
+            why = f"failed ({j.error.phase}): {j.error.message}"
+        else:
+            why = f"{j.status}: {j.reason or 'no reason recorded'}" if j.status != "pending" else \
+                "pending: work left for genbench run --resume"
+        rows.append(f"| {md_code(j.model)} | {md_text(j.family)} | {md_text(why)} |")
+    if not rows:
+        return []
+    return ["Jobs without numbers:", "", "| model | family | status |", "|---|---|---|", *rows, ""]
+
+
+def _notes(jobs: list[JobResult]) -> list[str]:
+    notes = [f"- warning, {md_code(j.model, False)}: {md_text(w)}" for j in jobs for w in j.warnings]
+    notes += [f"- cache, {md_code(j.model, False)}: {md_text(mapping(j.cache).get('reason'))}" for j in jobs
+              if mapping(j.cache).get("reason")]
+    if any(mapping(j.cache).get("status") == "hit" for j in jobs):
         notes.append("- (cached): restored from the model cache, not trained in this run; train s is the original "
                      "training time. `genbench run --no-cache` retrains.")
-    return lines + [""] + (notes + [""] if notes else [])
+    return notes + [""] if notes else []
 
 
 def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[str]:
     rows = []
     for j in jobs:
         for graph, scenario in dict.fromkeys((p.graph, p.scenario) for p in j.performance):
-            p = perf_summary(j, graph, scenario)
+            p = safe_perf_summary(j, graph, scenario)
             valid = "yes" if p["valid"] else "no"
-            what = graph if scenario == "forward" else f"{graph}: sampling loop, {p['unit']}"
-            rows.append([f"`{_esc(j.model)}`", _esc(what), _num(p["ort_p50_ms_b1"], "{:.3f}"), _num(p["torch_p50_ms_b1"], "{:.3f}"),
-                         _num(p.get("latency_speedup_b1"), "{:.2f}×"),
-                         _num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{p['ort_best_batch']})" if p["ort_best_batch"] else ""),
-                         _num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{p['torch_best_batch']})" if p["torch_best_batch"] else ""),
-                         _num(p.get("throughput_ratio_best"), "{:.2f}×"), valid + (" (noisy)" if p["noisy"] else ""),
+            what = graph if scenario == "forward" else f"{graph}: sampling loop, {text_of(p['unit'])}"
+            ort_b, torch_b = number(p["ort_best_batch"]), number(p["torch_best_batch"])
+            rows.append([md_code(j.model), md_text(what), fmt_num(p["ort_p50_ms_b1"], "{:.3f}"),
+                         fmt_num(p["torch_p50_ms_b1"], "{:.3f}"), fmt_num(p.get("latency_speedup_b1"), "{:.2f}×"),
+                         fmt_num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{ort_b:.0f})" if ort_b else ""),
+                         fmt_num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{torch_b:.0f})" if torch_b else ""),
+                         fmt_num(p.get("throughput_ratio_best"), "{:.2f}×"), valid + (" (noisy)" if p["noisy"] else ""),
                          _limit(j, graph, scenario, ceiling)])
     if not rows:
         return []
@@ -120,10 +140,11 @@ def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[st
 
 def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> str:
     """Best achieved GFLOP/s per runtime, and its share of the machine's measured matmul ceiling."""
-    best = {}
+    best: dict[str, float] = {}
     for p in j.performance:
-        if p.graph == graph and p.scenario == scenario and p.gflops_per_s:
-            best[p.runtime] = max(best.get(p.runtime, 0.0), p.gflops_per_s)
+        g = number(p.gflops_per_s)
+        if p.graph == graph and p.scenario == scenario and g:
+            best[p.runtime] = max(best.get(p.runtime, 0.0), g)
     if not best:
         return "–"
     runtimes = ("onnxruntime", "torch-eager")  # a runtime not timed (e.g. no torch module) is "–", not 0
@@ -137,18 +158,30 @@ _SUPPLIED = " (samples supplied to genbench score, not drawn by genbench)"
 
 
 def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> list[str]:
+    """Sample grids (linked) and sample text (embedded), only from files inside the run directory."""
     grids = [(j, j.files.get("samples_png")) for j in jobs if j.files.get("samples_png")]
     texts = [(j, j.files.get("samples_txt")) for j in jobs if j.files.get("samples_txt")]
     if not grids and not texts:
         return []
     lines = ["### Samples (drawn by genbench from the exported ONNX graph)", ""]
     for j, png in grids:
-        lines += [f"**{_esc(j.model)}**{_SUPPLIED if j.family == 'samples' else ''}  ", f"![samples of {_esc(j.model)} on {_esc(task)}]({png})", ""]
+        data, why = read_contained(run_dir, png)
+        if data is None:
+            lines += [f"**{md_text(j.model)}**: sample grid skipped ({md_text(why)})", ""]
+            continue
+        supplied = _SUPPLIED if j.family == "samples" else ""
+        lines += [f"**{md_text(j.model)}**{supplied}  ",
+                  f"![samples of {md_text(j.model)} on {md_text(task)}]({md_link_target(png)})", ""]
     for j, txt in texts:
-        path = (run_dir / txt) if run_dir else None
-        body = path.read_text(encoding="utf-8", errors="replace")[:1500] if path and path.is_file() else ""
-        fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", body)), default=0))
-        lines += [f"**{_esc(j.model)}**{_SUPPLIED if j.family == 'samples' else ''} ([{txt}]({txt}))", "", fence + "text", body, fence, ""]
+        data, why = read_contained(run_dir, txt, MAX_SAMPLE_TEXT_BYTES)
+        if data is None:
+            lines += [f"**{md_text(j.model)}**: sample text skipped ({md_text(why)})", ""]
+            continue
+        body = neutralise_controls(data.decode("utf-8", errors="replace")[:SAMPLE_TEXT_CHARS], keep="\n", limit=None)
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", body)), default=0))
+        supplied = _SUPPLIED if j.family == "samples" else ""
+        lines += [f"**{md_text(j.model)}**{supplied} ([{md_text(txt)}]({md_link_target(txt)}))", "", fence + "text", body,
+                  fence, ""]
     return lines
 
 
@@ -156,3 +189,6 @@ def write(run: RunResult, directory: Path) -> Path:
     path = Path(directory) / "report.md"
     atomic_write_text(path, render(run, Path(directory)))
     return path
+
+
+__all__ = ["render", "write"]

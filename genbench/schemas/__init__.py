@@ -19,6 +19,8 @@ from ..errors import ResultsError
 SCHEMAS = {
     "genbench.run/2": "run-2.schema.json",
     "genbench.run/1": "run-1.schema.json",
+    "genbench.leaderboard/2": "leaderboard-2.schema.json",
+    "genbench.compare/1": "compare-1.schema.json",
 }
 
 
