@@ -30,8 +30,8 @@ IMPORTANCE_SAMPLES = 64
 STEPS = {"smoke": 200, "default": 8_000}
 #: per-task budgets, in place of STEPS for the profiles they name (README.md: the default run's time target);
 #: keyed by model name too, since the MLP and the conv VAE cost very different time per step
-TASK_STEPS: dict[tuple[str, str], dict[str, int]] = {("vae-mlp", "mnist5k"): {"default": 8_000},
-                                                    ("vae-conv", "mnist5k"): {"default": 8_000}}
+TASK_STEPS: dict[tuple[str, str], dict[str, int]] = {("vae-mlp", "mnist5k"): {"default": 4_000},
+                                                    ("vae-conv", "mnist5k"): {"default": 2_000}}
 LOG_EVERY = 50
 LOG_2PI = math.log(2.0 * math.pi)
 
