@@ -241,3 +241,28 @@ def test_a_task_budget_replaces_the_profile_default(module, cls, monkeypatch):
     for task, expected in (("mnist5k", 3), ("digits", 2)):
         data = TrainingData(task, "image", (1, 28, 28), x, None, (0.0, 1.0), 256)
         assert model_cls().train(data, TrainConfig(profile="smoke"), lambda *a: None).steps == expected
+
+
+# --------------------------------------------------------------------------- the default run of the task
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_default_run_of_mnist5k_has_every_family_and_baseline(tmp_path):
+    """``genbench run --all --task mnist5k``: about 2 CPU-minutes of training on a quiet machine."""
+    result = genbench.run(all=True, tasks=["mnist5k"], out=tmp_path, device="cpu", timing=False, command="test")
+    jobs = {j.model: j for j in result.jobs}
+    assert not result.failed
+    fds = {}
+    for model in ("gan-mlp", "vae-mlp", "vae-conv", "baseline-gaussian", "baseline-train-copy"):
+        fd = jobs[model].quality["fd"]
+        assert jobs[model].status == "ok" and fd.floor is not None and fd.extractor.startswith("mnist-cnn@sha256:")
+        assert fd.n == 4000 and fd.key["data"] == MNIST5K_SHA256
+        fds[model] = fd.value
+    assert jobs["ar-pixel"].status == "skipped" and "784 pixels of 256 levels" in jobs["ar-pixel"].reason
+    # every trained family beats a Gaussian fitted to the pixels; replayed training digits sit at the floor
+    assert max(fds["gan-mlp"], fds["vae-mlp"], fds["vae-conv"]) < fds["baseline-gaussian"]
+    assert fds["baseline-train-copy"] < 2 * jobs["baseline-train-copy"].quality["fd"].floor
+    for vae in ("vae-mlp", "vae-conv"):
+        bpd = jobs[vae].quality["bpd"]
+        assert bpd.params["variant"] == "binarized" and 0.1 < bpd.value < 0.3  # published VAEs (60k images): ~0.16
