@@ -10,7 +10,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .errors import (BundleError, ConfigError, DataError, DataUnavailableError, GenbenchError, PluginError,
-                     ResultsError, SpecError, UnknownNameError)
+                     ResultsError, SpecError, TaskDeclined, UnknownNameError)
 from .export import export_torch_module
 from .hookspecs import hookimpl, hookspec
 from .model import GenerativeModel, Progress
@@ -51,6 +51,6 @@ __all__ = [
     "BundleError", "ConfigError", "DataError", "DataUnavailableError", "DatasetSpec", "GenbenchError",
     "GenerativeModel", "GraphSpec", "JobResult", "MetricSpec", "MetricValue", "ModelSpec", "OnnxBundle",
     "PerfRecord", "PluginError", "Progress", "ReporterSpec", "ResultsError", "RunResult", "SpecError",
-    "TensorSpec", "TrainConfig", "TrainSummary", "UnknownNameError", "__version__", "export_torch_module",
-    "hookimpl", "hookspec", "load_run", "make_plugin_manager", "run", "run_onnx", "score",
+    "TaskDeclined", "TensorSpec", "TrainConfig", "TrainSummary", "UnknownNameError", "__version__",
+    "export_torch_module", "hookimpl", "hookspec", "load_run", "make_plugin_manager", "run", "run_onnx", "score",
 ]

@@ -68,6 +68,7 @@ def assemble(head: Mapping[str, Any], seeds: Sequence[int], results: Mapping[int
     ok = [r for r in done if r.status == "ok"]
     primary = ok[0] if ok else (done[0] if done else None)
     failed = [r for r in done if r.status == "failed"]
+    declined = [r for r in done if r.status == "skipped"]
     timing_info: dict[str, Any]
     if not timing_needed:
         timing_info = {"status": "off", "reason": timing_off_reason}
@@ -86,6 +87,8 @@ def assemble(head: Mapping[str, Any], seeds: Sequence[int], results: Mapping[int
         e = failed[0].error
         error = JobError(e.phase, e.type, (f"seed {failed[0].seed}: " if len(seeds) > 1 else "") + e.message) if e \
             else JobError("build", "Error", f"seed {failed[0].seed} failed")
+    elif declined:
+        status = "skipped"
     elif timing is not None and timing.status == "failed":
         status, error = "failed", timing.error
     else:
@@ -109,7 +112,8 @@ def assemble(head: Mapping[str, Any], seeds: Sequence[int], results: Mapping[int
         warnings += list(timing.warnings)
         performance = timing.performance
     seconds = sum(r.seconds or 0.0 for r in done) + ((timing.seconds or 0.0) if timing is not None else 0.0)
-    reason = timing_off_reason if not timing_needed and status == "ok" else None
+    reason = declined[0].reason if status == "skipped" else timing_off_reason if not timing_needed and status == "ok" \
+        else None
     return JobResult(**head, status=status, error=error, reason=reason,
                      train=primary.train if primary else None, export=primary.export if primary else None,
                      quality=aggregate_quality(done), performance=performance, files=files, seconds=seconds,

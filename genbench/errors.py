@@ -33,6 +33,11 @@ class DataUnavailableError(DataError):
     """A data set's files are not on this machine (the message says which files, where)."""
 
 
+class TaskDeclined(GenbenchError):
+    """Raised by a model's ``train`` to decline a task it cannot do within reason here (e.g. far too costly
+    on this device). The job is recorded as ``skipped`` with the message as its reason, never as failed."""
+
+
 class BundleError(GenbenchError):
     """An exported ONNX bundle breaks the contract: checker, shapes, dtypes, finiteness, parity."""
 

@@ -23,7 +23,7 @@ import numpy as np
 from .comparability import make_key, profile_key
 from .config import Profile, RunConfig
 from .data import Dataset
-from .errors import DataError, GenbenchError, PluginError, one_line
+from .errors import DataError, GenbenchError, PluginError, TaskDeclined, one_line
 from .metrics import QualityContext
 from .model import GenerativeModel, Progress
 from .perf import peak_rss_mb
@@ -131,6 +131,9 @@ def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile
             raise
         failed_in = phase
         enter("done")
+        if isinstance(exc, TaskDeclined):  # the model said why it will not run this task: a skip, not a failure
+            return SeedResult(seed=config.seed, status="skipped", reason=str(exc).strip().splitlines()[0],
+                              seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, node=platform.node())
         (unit_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
         message = str(exc).strip().splitlines()[0] if isinstance(exc, GenbenchError) and str(exc).strip() else one_line(exc)
         if config.max_memory and _out_of_memory(exc):

