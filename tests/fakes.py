@@ -627,3 +627,35 @@ class HostileDataPlugin:
         for name, loader in {"hanging-data": "load_hanging", "bomb-data": "load_bomb",
                              "not-a-dataset": "load_not_a_dataset"}.items():
             register(DatasetSpec(name, "image", f"fakes:{loader}", f"test task {name}"))
+
+
+class SelfInterruptingModel(TinyModel):
+    """Presses Ctrl-C on its own process while it trains (meaningful with the inline executor)."""
+
+    def train(self, data, config, progress):
+        import os
+        import signal
+        import time
+
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        return super().train(data, config, progress)
+
+
+FAKES["tiny-self-interrupting"] = "SelfInterruptingModel"
+
+
+class SpawningModel(TinyModel):
+    """Starts a long `sleep` process (its pid in $TMPDIR/genbench-spawned-<steps>), then hangs."""
+
+    def train(self, data, config, progress):
+        import subprocess
+        import tempfile
+        import time
+
+        child = subprocess.Popen(["sleep", "3600"])
+        Path(tempfile.gettempdir(), f"genbench-spawned-{config.steps}").write_text(str(child.pid))
+        time.sleep(3600)
+
+
+FAKES["tiny-spawns"] = "SpawningModel"

@@ -183,3 +183,15 @@ def test_a_run_directory_is_locked_while_a_run_writes_it(tmp_path, fake_host):
         holder.wait()
     with run_lock(run_dir):  # released when its holder died
         pass
+
+
+def test_ctrl_c_with_the_inline_executor_keeps_what_finished(fake_host, tmp_path):
+    from genbench.errors import RunInterrupted
+
+    with pytest.raises(RunInterrupted, match=r"Interrupted \(SIGINT\).*genbench run --resume"):
+        genbench.run(["tiny-ok", "tiny-self-interrupting", "tiny-cached"], tasks=["digits"], profile="smoke",
+                     host=fake_host, out=tmp_path, baselines=False, device="cpu", timing=False, executor="inline")
+    (run_json,) = tmp_path.glob("*/run.json")
+    jobs = [(j["model"], j["status"]) for j in json.loads(run_json.read_text())["jobs"]]
+    assert jobs == [("tiny-ok", "ok"), ("tiny-self-interrupting", "pending"), ("tiny-cached", "pending")]
+    assert signal.getsignal(signal.SIGINT) is not None and signal.getsignal(signal.SIGINT).__name__ != "handler"

@@ -83,3 +83,27 @@ def test_a_folder_named_genbench_in_the_working_directory_does_not_shadow_the_pa
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "ok None", proc.stdout
     assert list((work / "runs").glob("*/run.json"))  # relative paths still mean the working directory
+
+
+def test_a_compressed_idx_file_is_never_inflated_past_its_header(tmp_path):
+    import gzip
+    import struct
+    import zlib
+
+    from genbench.data.mnist import read_idx
+    from genbench.errors import DataError
+
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    stream = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing
+    with open(bomb, "wb") as f:
+        f.write(stream.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 28, 28)))
+        for _ in range(16):  # 256 MiB of zeros behind a header that declares 1,568 bytes
+            f.write(stream.compress(bytes(2**24)))
+        f.write(stream.flush())
+    assert bomb.stat().st_size < 2**21
+    with pytest.raises(DataError, match="longer than its header says"):
+        read_idx(bomb)
+    huge = tmp_path / "huge-idx3-ubyte.gz"
+    huge.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 60000, 2**16, 2**16)))
+    with pytest.raises(DataError, match="more than the 2 GiB genbench reads from one IDX file"):
+        read_idx(huge)
