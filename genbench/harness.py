@@ -235,7 +235,8 @@ def out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says an allocation failed (a MemoryError, or a native library's words for it)."""
     text = str(exc).lower()
     return isinstance(exc, MemoryError) or any(s in text for s in ("can't allocate memory", "cannot allocate memory",
-                                                                     "bad_alloc", "bad allocation", "out of memory"))
+                                                                     "bad_alloc", "bad allocation", "out of memory",
+                                                                     "failed to map segment"))
 
 
 class _JobCache:

@@ -107,3 +107,16 @@ def test_a_compressed_idx_file_is_never_inflated_past_its_header(tmp_path):
     huge.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 60000, 2**16, 2**16)))
     with pytest.raises(DataError, match="more than the 2 GiB genbench reads from one IDX file"):
         read_idx(huge)
+
+
+def test_a_unit_that_cannot_start_within_its_memory_limit_gets_a_hint(fake_host, tmp_path):
+    from genbench.config import RunConfig
+    from genbench.executors import BuildUnit, JobSpec
+    from genbench.executors.local import run_in_process
+
+    config = RunConfig(profile="smoke", device="cpu", max_memory=0.2, timing=False)
+    job = JobSpec(fake_host.registry.model("tiny-ok"), fake_host.registry.dataset("digits"), config, "cpu",
+                  tmp_path / "jobs" / "tiny-ok__digits__cpu", ())
+    result = run_in_process(BuildUnit(job, 0), timeout=60)
+    assert result.status == "failed" and result.error.phase in ("start", "load", "data"), result.error
+    assert "--max-memory 0.2 GiB" in result.error.message and "raise it" in result.error.message, result.error
