@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -550,13 +551,15 @@ def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
 
         run_units(units, config.address, config.timeout, on_result, one_at_a_time=config.jobs == 1, stop=stop.event)
     elif config.executor == "inline":
-        from .executors.worker import execute
+        from .executors.worker import execute, single_threaded_blas
 
         for unit in units:
             if stop:
                 return
             state = task_states.get(unit.job.task.name)
-            on_result(unit, execute(unit, task_state=state if not isinstance(state, (str, JobError)) else None))
+            with single_threaded_blas() if unit.kind == "build" else contextlib.nullcontext():  # as in a process
+                outcome = execute(unit, task_state=state if not isinstance(state, (str, JobError)) else None)
+            on_result(unit, outcome)
     else:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 

@@ -496,12 +496,12 @@ def _nap(what: str) -> None:
     import os
     import time
 
-    time.sleep(float(os.environ.get(f"{SLEEP_ENV}_{what.upper()}") or os.environ.get(SLEEP_ENV) or 4))
+    time.sleep(float(os.environ.get(f"{SLEEP_ENV}_{what.upper()}") or os.environ.get(SLEEP_ENV) or 1))
 
 
 class SleepyModel(CachedModel):
     """Trains for $GENBENCH_TEST_SLEEP_TRAIN seconds, and restores (as the timing stage does) in
-    $GENBENCH_TEST_SLEEP_RESTORE seconds; each defaults to $GENBENCH_TEST_SLEEP, else 4."""
+    $GENBENCH_TEST_SLEEP_RESTORE seconds; each defaults to $GENBENCH_TEST_SLEEP, else 1."""
 
     def train(self, data, config, progress):
         _mark("train")

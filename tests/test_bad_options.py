@@ -122,7 +122,7 @@ def test_a_job_that_meets_a_full_disk_is_left_to_do_not_failed(fake_host, tmp_pa
 @pytest.fixture
 def small_run(fake_host, tmp_path):
     result = genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
-                          baselines=False, device="cpu", timing=False, executor="inline")
+                          baselines=False, device="cpu", timing=False)
     return tmp_path / result.run_id
 
 
@@ -142,6 +142,6 @@ def test_resume_refuses_options_that_contradict_the_run(small_run):
 
 
 def test_resume_accepts_options_that_agree_and_jobs(small_run, fake_host):
-    done = genbench.run(["tiny-ok"], resume=small_run, tasks=["digits"], profile="smoke", executor="inline", jobs=1,
+    done = genbench.run(["tiny-ok"], resume=small_run, tasks=["digits"], profile="smoke", executor="process", jobs=1,
                         timing=False, baselines=False, device="cpu", host=fake_host)
     assert done.jobs[0].status == "ok" and len(done.config["resumed_at"]) == 1

@@ -48,7 +48,7 @@ def _bad_entries(models):
 def test_bad_manifests_are_listed_as_unreadable_and_cleared(fake_host, tmp_path):
     cache_dir = tmp_path / "cache"
     genbench.run(["tiny-cached"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path / "runs",
-                 baselines=False, device="cpu", timing=False, executor="inline", cache_dir=cache_dir)
+                 baselines=False, device="cpu", timing=False, cache_dir=cache_dir)
     bad = _bad_entries(cache_dir / "models")
 
     r = CliRunner().invoke(cli, ["cache", "list", "--cache-dir", str(cache_dir)])
@@ -81,7 +81,7 @@ def test_a_restore_that_never_finished_evicts_the_entry(tmp_path):
 
 def test_a_cache_entry_that_hangs_on_restore_is_evicted_and_the_message_says_so(fake_host, tmp_path):
     run = dict(tasks=["digits"], profile="smoke", host=fake_host, baselines=False, device="cpu", timing=False,
-               cache_dir=tmp_path / "cache", timeout=20)
+               cache_dir=tmp_path / "cache", timeout=10)
     first = genbench.run(["tiny-hanging-restore"], out=tmp_path / "a", **run).jobs[0]
     assert first.status == "ok" and first.cache["status"] == "stored"
     second = genbench.run(["tiny-hanging-restore"], out=tmp_path / "b", **run).jobs[0]
@@ -96,7 +96,7 @@ def test_a_cache_entry_that_hangs_on_restore_is_evicted_and_the_message_says_so(
 def test_a_restore_that_raises_is_evicted_and_the_line_says_so(fake_host, tmp_path):
     lines = []
     run = dict(tasks=["digits"], profile="smoke", host=fake_host, baselines=False, device="cpu", timing=False,
-               cache_dir=tmp_path / "cache", executor="inline")
+               cache_dir=tmp_path / "cache")
     genbench.run(["tiny-raising-restore"], out=tmp_path / "a", **run)
     job = genbench.run(["tiny-raising-restore"], out=tmp_path / "b", echo=lines.append, **run).jobs[0]
     assert job.status == "ok" and job.cache["status"] == "rebuilt"

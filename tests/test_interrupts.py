@@ -59,7 +59,7 @@ def wait_for(predicate, seconds: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def start_run(tmp_path: Path, marks: Path, timing: bool, train: float, restore: float = 4) -> subprocess.Popen:
+def start_run(tmp_path: Path, marks: Path, timing: bool, train: float, restore: float = 1) -> subprocess.Popen:
     """genbench.run in a process of its own (its own session, as a shell would start it): tiny-sleepy trains for
     ``train`` seconds per seed (2 seeds) and restores for timing in ``restore`` s, beside tiny-ok, 2 units at a time."""
     script = tmp_path / "run.py"
@@ -124,7 +124,7 @@ def test_stopping_during_builds_leaves_no_process_and_a_resumable_run(tmp_path, 
     sleepy = next(j for j in saved["jobs"] if j["model"] == "tiny-sleepy")
     assert sleepy["status"] == "pending" and sleepy["seed_results"] == []  # killed units left no result
 
-    result = genbench.run(resume=run_json.parent, host=fake_host)  # trains for 4 s per seed now
+    result = genbench.run(resume=run_json.parent, host=fake_host)  # trains for 1 s per seed now
     assert [(j.model, j.status) for j in result.jobs] == [("tiny-sleepy", "ok"), ("tiny-ok", "ok")]
     assert result.finished_at and [s.seed for s in result.jobs[0].seed_results] == [0, 1]
     assert not (run_json.parent / ".data").exists()  # the task's memory-mapped arrays are gone with the run
@@ -147,7 +147,7 @@ def test_sigterm_during_timing_leaves_the_job_built_and_resume_only_times_it(tmp
     assert sleepy["status"] == "pending" and sleepy["timing"]["status"] == "pending"
     assert [s["status"] for s in sleepy["seed_results"]] == ["ok", "ok"]  # built: only its timing is left
 
-    result = genbench.run(resume=run_json.parent, host=fake_host)  # restores in 4 s now
+    result = genbench.run(resume=run_json.parent, host=fake_host)  # restores in 1 s now
     job = result.jobs[0]
     assert job.model == "tiny-sleepy" and job.status == "ok" and job.timing["status"] == "done"
     assert [s.to_dict() for s in job.seed_results] == sleepy["seed_results"]  # not built again
@@ -158,7 +158,7 @@ def test_a_run_directory_is_locked_while_a_run_writes_it(tmp_path, fake_host):
     from genbench.runner import run_lock
 
     result = genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
-                          baselines=False, device="cpu", timing=False, executor="inline")
+                          baselines=False, device="cpu", timing=False)
     run_dir = tmp_path / result.run_id
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time

@@ -138,16 +138,19 @@ def data_child_main(task: Any, config: Any, directory: Any, conn: Any) -> None:
     _serve(conn, work)
 
 
-def single_threaded_blas() -> None:
-    """One BLAS thread in this process: build units run side by side on every core already (as their ONNX
-    Runtime sessions, on one thread each), and a multi-threaded BLAS on a busy machine spends most of its
-    time waiting for its own threads (the digits metrics took 7 to 13 s of wall time with two OpenBLAS
-    threads under load, 0.9 s with one, the same values)."""
+def single_threaded_blas() -> Any:
+    """One BLAS thread in this process (until the returned limiter's ``restore_original_limits()``, or the end
+    of a ``with`` block): build units run side by side on every core already (as their ONNX Runtime sessions,
+    on one thread each), and a multi-threaded BLAS on a busy machine spends most of its time waiting for its
+    own threads (the digits metrics took 7 to 13 s of wall time with two OpenBLAS threads under load, 0.9 s
+    with one, the same values)."""
+    import contextlib
+
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency of scikit-learn
-        return
-    threadpool_limits(1, user_api="blas")
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def limit_memory(gib: float | None) -> None:
