@@ -140,9 +140,15 @@ def _refused(reason: str) -> Callable[[], Any]:
 
 #: the import probe: imports each entry point named on stdin, one verdict (null, or why not) per line
 _PROBE = r"""
-import json, os, resource, sys
+import ctypes, json, os, resource, sys
 from importlib import metadata
-paths, limit, values = json.loads(sys.stdin.readline())
+try:
+    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: never outlive genbench
+except Exception:
+    pass
+parent, paths, limit, values = json.loads(sys.stdin.readline())
+if os.getppid() != parent:
+    sys.exit(1)
 sys.path[:] = paths
 try:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
@@ -179,7 +185,7 @@ def _probe_imports(values: Sequence[str]) -> list[str | None]:
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             try:
-                proc.stdin.write((json.dumps([sys.path, IMPORT_MEMORY, rest]) + "\n").encode())
+                proc.stdin.write((json.dumps([os.getpid(), sys.path, IMPORT_MEMORY, rest]) + "\n").encode())
                 proc.stdin.close()
             except BrokenPipeError:  # it died at once: _read_verdicts says how
                 pass

@@ -59,7 +59,11 @@ def start_server() -> None:
 
     home = Path(__file__).resolve().parents[2]  # the directory that holds this genbench package
     with _START_LOCK:
-        cwd = os.getcwd()
+        try:
+            cwd = os.getcwd()
+        except OSError:  # the working directory is gone: nothing there can shadow anything
+            forkserver.ensure_running()
+            return
         try:
             os.chdir(home)
             forkserver.ensure_running()
