@@ -63,7 +63,7 @@ def test_a_saved_dataset_round_trips_and_is_memory_mapped(tmp_path):
 def test_a_folder_named_genbench_in_the_working_directory_does_not_shadow_the_package(tmp_path):
     work = tmp_path / "work"
     (work / "genbench").mkdir(parents=True)
-    (work / "genbench" / "__init__.py").write_text("raise ImportError('the shadowing folder was imported')\n")
+    (work / "genbench" / "__init__.py").write_text("SHADOW = 'a package of the same name, not genbench'\n")
     script = tmp_path / "scripts" / "run.py"
     script.parent.mkdir()
     script.write_text(textwrap.dedent(f"""
