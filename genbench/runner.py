@@ -413,7 +413,7 @@ def _stopped(state: dict[str, Any], run_dir: Path, stop: _Stop, echo: Callable[[
     """End a run that stopped early: what finished is on disk; say how to finish it."""
     result: RunResult = state["result"]
     pending = sum(j.status == "pending" for j in result.jobs)
-    done = f"{state['done']} units finished in this session and are saved in {run_dir / 'run.json'}"
+    done = f"{state['done']} units finished in this session, every finished unit is in {run_dir / 'run.json'}"
     resume = f"finish the run with: genbench run --resume {run_dir}"
     if stop.reason in ("SIGINT", "SIGTERM"):
         message = f"Interrupted ({stop.reason}): {done}; {pending} jobs are pending; {resume}"
