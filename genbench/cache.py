@@ -10,10 +10,12 @@ versions of torch, onnx and genbench. Each entry is a directory::
     <cache>/models/<key>/bundle/...      the exported graphs, exactly as validated
 
 Entries are written to a temporary directory and renamed into place, so a reader sees a whole entry
-or none. Nothing in an entry is trusted: a file whose hash or size differs from the manifest, a
-manifest for another key, weights that ``weights_only`` refuses, a restore that raises, or a restored
+or none. Nothing in an entry is trusted: a manifest that does not match its shipped JSON Schema
+(``genbench.cache-manifest/1``) or names another key, a file whose hash or size differs from the manifest,
+weights that ``weights_only`` refuses, a restore that raises, hangs or kills its process, or a restored
 model that no longer matches its graphs (the harness re-validates every restored bundle) each discard
-the entry, and the model is trained again.
+the entry, and the model is trained again. ``cache list`` and ``cache clear`` list such an entry as
+unreadable, with the reason, and go on.
 """
 
 from __future__ import annotations
@@ -30,18 +32,51 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import one_line
+from contextlib import contextmanager
+from typing import Iterator
+
+from .errors import GenbenchError, one_line
+from .schemas import register, validate
 from .types import OnnxBundle
 
 FORMAT = 1
 CACHE_ENV = "GENBENCH_CACHE_DIR"
 MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = "genbench.cache-manifest/1"
+MAX_MANIFEST_BYTES = 16 * 2**20
 WEIGHTS = "weights.pt"
 BUNDLE = "bundle"
+#: ``<entry>/.restoring-<pid>`` exists while process ``pid`` restores the entry (see ModelCache.restoring)
+RESTORING = ".restoring-"
+
+register(MANIFEST_SCHEMA, "cache-manifest-1.schema.json")
 
 
 class CacheCorrupt(Exception):
     """An entry that must not be used; the message says what was wrong with it."""
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """An entry's manifest: strict JSON, size-capped and checked against its shipped schema, or
+    :class:`CacheCorrupt` saying (in one line) what is wrong with it."""
+    from .results import read_json
+
+    try:
+        manifest = read_json(path / MANIFEST, what="cache manifest", max_bytes=MAX_MANIFEST_BYTES)
+        validate(manifest, MANIFEST_SCHEMA, MANIFEST)
+    except GenbenchError as exc:
+        raise CacheCorrupt(str(exc)) from None
+    return manifest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_cache_dir() -> Path:
@@ -146,24 +181,23 @@ class ModelCache:
         path = self.entry_dir(key)
         if not path.is_dir():
             return None
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except (OSError, ValueError) as exc:
-            raise CacheCorrupt(f"unreadable {MANIFEST} ({type(exc).__name__})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("key") != key:
-            raise CacheCorrupt(f"{MANIFEST} is not this entry's (format or key differs)")
-        files = manifest.get("files")
-        if not isinstance(files, dict) or WEIGHTS not in files:
-            raise CacheCorrupt(f"{MANIFEST} lists no {WEIGHTS}")
+        for marker in path.glob(RESTORING + "*"):
+            pid = marker.name[len(RESTORING):]
+            if not pid.isdigit() or not _alive(int(pid)):
+                raise CacheCorrupt(f"a restore of this entry (by process {pid}) never finished: it hung or crashed")
+        manifest = read_manifest(path)
+        if manifest["key"] != key:
+            raise CacheCorrupt(f"{MANIFEST} is not this entry's (its key differs)")
+        files = manifest["files"]
         outside = [name for name in files if path.resolve() not in (path / name).resolve().parents]
         if outside:
             raise CacheCorrupt(f"{MANIFEST} names a file outside the entry: {outside[0]!r}")
         for name, meta in files.items():
             file = path / name
             if not file.is_file():
-                raise CacheCorrupt(f"{name} is missing")
-            if not isinstance(meta, dict) or file.stat().st_size != meta.get("bytes") or _sha256_file(file) != meta.get("sha256"):
-                raise CacheCorrupt(f"{name} does not match its sha256 in {MANIFEST}")
+                raise CacheCorrupt(f"{name!r} is missing")
+            if file.stat().st_size != meta["bytes"] or _sha256_file(file) != meta["sha256"]:
+                raise CacheCorrupt(f"{name!r} does not match its sha256 in {MANIFEST}")
         import torch
 
         try:  # weights_only: tensors and plain containers; a pickled object is refused, never run
@@ -179,7 +213,31 @@ class ModelCache:
             raise
         except Exception as exc:  # noqa: BLE001
             raise CacheCorrupt(f"the bundle in {MANIFEST} is malformed ({exc})") from None
-        return CachedModel(path, state, manifest.get("train") or {}, bundle, str(manifest.get("created_at")))
+        return CachedModel(path, state, manifest["train"], bundle, manifest["created_at"])
+
+    @contextmanager
+    def restoring(self, key: str) -> Iterator[None]:
+        """Mark entry ``key`` as being restored by this process while the block runs. If the process hangs or
+        dies inside the block, the marker stays: the parent evicts the entry (:meth:`evict_restoring`), and
+        so does the next :meth:`load` once the process is gone."""
+        marker = self.entry_dir(key) / f"{RESTORING}{os.getpid()}"
+        try:
+            marker.touch()
+        except OSError:  # a read-only cache: nothing could evict the entry anyway
+            marker = None
+        try:
+            yield
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+
+    def evict_restoring(self, pid: int) -> str | None:
+        """Evict the entry process ``pid`` was restoring when it hung or died; its key, or None."""
+        for marker in self.models.glob(f"*/{RESTORING}{pid}") if self.models.is_dir() else ():
+            key = marker.parent.name
+            self.discard(key)
+            return key
+        return None
 
     # ------------------------------------------------------------------ write
 
@@ -231,31 +289,51 @@ class ModelCache:
     # ------------------------------------------------------------------ manage
 
     def entries(self) -> list[dict[str, Any]]:
-        """One dict per entry (newest first): key, model, task, profile, steps, seed, device, bytes, created_at."""
+        """One dict per entry (newest first): key, model, task, profile, steps, seed, device, bytes, created_at;
+        ``readable`` False (with ``problem``, one line) for an entry whose manifest is missing, corrupt or
+        does not match its schema: such entries are listed, never used."""
         out = []
         for path in sorted(self.models.glob("*")) if self.models.is_dir() else ():
-            if path.name.startswith(".") or not path.is_dir():
+            if path.name.startswith(".") or not path.is_dir() or path.is_symlink():
                 continue
-            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            entry: dict[str, Any] = {"key": path.name, "bytes": _size(path), "created_at": None, "readable": True,
+                                     "problem": None}
             try:
-                manifest = json.loads((path / MANIFEST).read_text())
-                fields = manifest.get("fields", {})
-            except (OSError, ValueError, AttributeError):
-                manifest, fields = {}, {}
-            out.append({"key": path.name, **{k: fields.get(k) for k in ("model", "task", "profile", "steps", "seed",
-                                                                          "device", "plugin_version")},
-                        "bytes": size, "created_at": manifest.get("created_at"),
-                        "readable": bool(manifest)})
+                manifest = read_manifest(path)
+                if manifest["key"] != path.name:
+                    raise CacheCorrupt(f"{MANIFEST} names another key")
+            except CacheCorrupt as exc:
+                entry.update(readable=False, problem=str(exc))
+                manifest = {"fields": {}}
+            fields = manifest["fields"]
+            entry.update({k: fields.get(k) for k in ("model", "task", "profile", "steps", "seed", "device",
+                                                      "plugin_version")}, created_at=manifest.get("created_at"))
+            out.append(entry)
         return sorted(out, key=lambda e: e["created_at"] or "", reverse=True)
 
     def clear(self, model: str | None = None) -> tuple[int, int]:
-        """Remove every entry (or ``model``'s); returns (entries removed, bytes freed)."""
+        """Remove every entry, unreadable ones included (or only ``model``'s readable entries); returns
+        (entries removed, bytes freed)."""
         removed = freed = 0
         for entry in self.entries():
-            if model is None or entry["model"] == model:
+            if model is None or (entry["readable"] and entry["model"] == model):
                 self.discard(entry["key"])
                 removed, freed = removed + 1, freed + entry["bytes"]
-        if model is None and self.models.is_dir():  # leftovers of interrupted writes
-            for path in self.models.glob(".*"):
-                shutil.rmtree(path, ignore_errors=True)
+        if model is None and self.models.is_dir():  # leftovers of interrupted writes, and whatever else is there
+            for path in self.models.iterdir():
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
         return removed, freed
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            pass
+    return total

@@ -74,15 +74,44 @@ def list_cmd() -> None:
         click.echo(f"warning: {f}", err=True)
 
 
+class _Number(click.ParamType):
+    """An int or float option whose bad value is a one-line error (ranges are checked by RunConfig)."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind, self.name = kind, "integer" if kind is int else "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            return value
+        try:
+            return self.kind(str(value).strip())
+        except (ValueError, OverflowError):
+            from .errors import ConfigError
+
+            flag = param.opts[0] if param is not None else "value"
+            raise ConfigError(f"Invalid {flag} {str(value)[:40]!r}: give {'a whole number' if self.kind is int else 'a number'}.") \
+                from None
+
+
+_WHOLE, _REAL = _Number(int), _Number(float)
+#: run()'s keyword -> the run command's parameter (what --resume checks against the stored configuration)
+_RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profile": "profile", "out": "out",
+               "seed": "seed", "seeds": "seeds", "device": "device", "data_dir": "data_dir", "text_file": "text_file",
+               "steps": "steps", "threads": "threads", "train_threads": "train_threads", "baselines": "no_baselines",
+               "timing": "no_timing", "timeout": "timeout", "executor": "isolation", "jobs": "jobs",
+               "address": "address", "features": "features", "inception_weights": "inception_weights",
+               "cache": "no_cache", "cache_dir": "cache_dir", "max_memory": "max_memory"}
+
+
 @cli.command("run")
 @click.argument("models", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every registered model (baselines included).")
 @click.option("--task", "tasks", multiple=True, help="Only this task (repeatable). Default: every task a model supports.")
 @click.option("--profile", type=click.Choice(["smoke", "default"]), default="default", show_default=True,
               help="smoke: a tiny CI budget; default: the published numbers.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/runs"),
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/runs"),
               show_default=True, help="Directory in which the run directory <run-id>/ is made.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
+@click.option("--seed", type=_WHOLE, default=0, show_default=True,
               help="Training seed (one seed; see --seeds).")
 @click.option("--seeds", "seeds", default=None, metavar="S,S,...",
               help="Train and score every model once per seed, e.g. 0,1,2: quality as mean ± std with a 95% "
@@ -92,32 +121,33 @@ def list_cmd() -> None:
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
 @click.option("--text-file", type=click.Path(path_type=Path), default=None,
               help="Corpus for the text task (any file; the last 10% of its bytes are held out).")
-@click.option("--steps", type=click.IntRange(min=0), default=None,
+@click.option("--steps", type=_WHOLE, default=None,
               help="Override every model's training steps (0 = untrained).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for timing (default: all CPUs).")
-@click.option("--train-threads", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--threads", type=_WHOLE, default=None, help="Threads for timing (default: all CPUs).")
+@click.option("--train-threads", type=_WHOLE, default=1, show_default=True,
               help="torch threads while models train.")
 @click.option("--no-baselines", is_flag=True, help="Do not add the baseline rows to named models.")
 @click.option("--no-timing", is_flag=True, help="Quality only: skip the latency and throughput measurements.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
-              help="Seconds a job may run before its process is killed and the job fails.")
-@click.option("--resume", "resume", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Finish the interrupted run in this directory: only the jobs it has no result for.")
+@click.option("--timeout", type=_REAL, default=3600.0, show_default=True,
+              help="Seconds a job may run before its process is killed and the job fails (at most 7 days).")
+@click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
+              help="Finish the interrupted run in this directory: only the work it has no result for, with its "
+                   "stored options (an option that contradicts them is refused; --jobs may change).")
 @click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
               default="process", show_default=True,
               help="process: each job in its own process (safe); inline: in this process (debugging); ray: Ray tasks.")
 @click.option("--features", type=click.Choice(["default", "inception"]), default="default", show_default=True,
               help="Image feature space: the shipped digit CNN, or Inception-v3 via torch-fidelity (FID).")
-@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
               help="Path to pt_inception-2015-12-05-6726825d.pth (default: torch's hub cache).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
+@click.option("--jobs", type=_WHOLE, default=None,
               help="Build-and-score work at once (default: the usable cores); timing always runs alone.")
 @click.option("--address", default=None, help="Ray cluster to join with --executor ray (default: a local instance).")
 @click.option("--no-cache", is_flag=True,
               help="Train every model again: neither read nor write the model cache.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
-@click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GIB",
+@click.option("--max-memory", type=_REAL, default=None, metavar="GIB",
               help="Memory each job's process may allocate, in GiB (process executor); over it, the job fails.")
 # bring your own graph (genbench.onnx_model): these options belong together
 @click.option("--onnx", "onnx_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
@@ -127,13 +157,15 @@ def list_cmd() -> None:
 @click.option("--meta", "onnx_meta", multiple=True, metavar="KEY=VALUE",
               help="A fact the --onnx graph does not say, e.g. inputs.z.source=normal (see docs/score.md).")
 @click.option("--name", "onnx_name", default=None, help="Name of the --onnx model's row (default: the file's name).")
-def run_cmd(models, all_models, tasks, profile, out, seed, seeds, device, data_dir, text_file, steps, threads, train_threads,
-            no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address, no_cache,
-            cache_dir, max_memory, resume, onnx_files, onnx_roles, onnx_meta, onnx_name) -> None:
+@click.pass_context
+def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, data_dir, text_file, steps, threads,
+            train_threads, no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address,
+            no_cache, cache_dir, max_memory, resume, onnx_files, onnx_roles, onnx_meta, onnx_name) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed.
 
-    With --onnx FILE --task T, an exported graph is benchmarked instead: no plugin, no training."""
-    from .runner import run
+    With --onnx FILE --task T, an exported graph is benchmarked instead: no plugin, no training.
+    Ctrl-C (or SIGTERM) stops the run: the finished work is kept and --resume finishes the rest."""
+    from .runner import resume_run, run
 
     graphs: dict = {}
     if onnx_files or onnx_roles or onnx_meta or onnx_name:
@@ -141,17 +173,26 @@ def run_cmd(models, all_models, tasks, profile, out, seed, seeds, device, data_d
 
         graphs = dict(onnx=onnx_files, roles=onnx_roles, meta=onnx_meta, name=onnx_name)
     seed_list = parse_seeds(seeds) if seeds is not None else None
-    result = run(models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, seeds=seed_list,
-                 device=device,
-                 data_dir=data_dir, text_file=text_file, steps=steps, threads=threads, train_threads=train_threads,
-                 baselines=not no_baselines, timing=not no_timing, timeout=timeout, executor=isolation, jobs=jobs,
-                 address=address, features=features, inception_weights=inception_weights, cache=not no_cache,
-                 cache_dir=cache_dir, max_memory=max_memory,
-                 command=_reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
-                                    text_file, features, seed_list)
-                 + "".join(f" {shlex.quote(a)}" for a in (onnx_arguments(onnx_files, onnx_roles, onnx_meta, onnx_name)
-                                                           if graphs else ())),
-                 echo=click.echo, resume=resume, **graphs)
+    options = dict(models=models, all=all_models, tasks=tasks, profile=profile, out=out, seed=seed, seeds=seed_list,
+                   device=device, data_dir=data_dir, text_file=text_file, steps=steps, threads=threads,
+                   train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout,
+                   executor=isolation, jobs=jobs, address=address, features=features,
+                   inception_weights=inception_weights, cache=not no_cache, cache_dir=cache_dir, max_memory=max_memory)
+    if resume is not None:
+        if graphs:
+            from .errors import ConfigError
+
+            raise ConfigError("--resume takes no --onnx: an --onnx run is run again from its graph.")
+        given = {name: options[name] for name, param in _RUN_PARAMS.items()
+                 if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT)}
+        result = resume_run(resume, options=given, echo=click.echo)
+    else:
+        command = _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
+                             text_file, features, seed_list)
+        if graphs:
+            command += "".join(f" {shlex.quote(a)}" for a in onnx_arguments(onnx_files, onnx_roles, onnx_meta,
+                                                                           onnx_name))
+        result = run(**options, command=command, echo=click.echo, **graphs)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
     click.echo(f"{ok} ok, {len(result.failed)} failed, {skipped} skipped")
@@ -305,14 +346,19 @@ _CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False, path_t
 def cache_list_cmd(cache_dir) -> None:
     """One line per cached model: key, model, task, profile, steps, seed, device, size, when."""
     from .cache import ModelCache, default_cache_dir
+    from .errors import printable
 
     cache = ModelCache(cache_dir or default_cache_dir())
     entries = cache.entries()
     click.echo(f"{cache.root}: {len(entries)} entries, {sum(e['bytes'] for e in entries) / 2**20:.1f} MiB")
     for e in entries:
+        if not e["readable"]:
+            click.echo(f"  {printable(e['key'], 16):<16}  unreadable: {printable(e['problem'])} "
+                       f"({e['bytes'] / 2**20:.1f} MiB; 'genbench cache clear' removes it)")
+            continue
         steps = "default" if e["steps"] is None else e["steps"]
-        click.echo(f"  {e['key'][:16]}  {e['model'] or '?':<20} {e['task'] or '?':<8} {e['profile'] or '?':<8} "
-                   f"steps={steps} seed={e['seed']} {e['device']} {e['bytes'] / 2**20:.1f} MiB {e['created_at'] or 'unreadable'}")
+        click.echo(f"  {e['key'][:16]}  {e['model']:<20} {e['task']:<8} {e['profile']:<8} "
+                   f"steps={steps} seed={e['seed']} {e['device']} {e['bytes'] / 2**20:.1f} MiB {e['created_at']}")
 
 
 @cache_group.command("clear")
@@ -325,18 +371,24 @@ def cache_clear_cmd(model, cache_dir) -> None:
     cache = ModelCache(cache_dir or default_cache_dir())
     removed, freed = cache.clear(model)
     click.echo(f"removed {removed} entries ({freed / 2**20:.1f} MiB) from {cache.root}")
+    unreadable = sum(not e["readable"] for e in cache.entries())
+    if unreadable:
+        click.echo(f"kept {unreadable} unreadable entries (their model is unknown): 'genbench cache clear' without "
+                   "--model removes them")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"0,1,2"`` → ``(0, 1, 2)``; a one-line error for anything else."""
+    import re
+
     from .errors import ConfigError
 
     parts = [p.strip() for p in str(text).split(",")]
-    if not parts or any(not p.isdigit() for p in parts):
-        raise ConfigError(f"Invalid --seeds {text!r}: give whole numbers separated by commas, e.g. --seeds 0,1,2.")
+    if len(parts) > 1000 or any(not re.fullmatch(r"[0-9]{1,10}", p) for p in parts):
+        raise ConfigError(f"Invalid --seeds {str(text)[:40]!r}: give whole numbers separated by commas, e.g. --seeds 0,1,2.")
     seeds = tuple(int(p) for p in parts)
     if len(set(seeds)) != len(seeds) or any(s >= 2**32 for s in seeds):
-        raise ConfigError(f"Invalid --seeds {text!r}: each seed once, each below 2**32.")
+        raise ConfigError(f"Invalid --seeds {str(text)[:40]!r}: each seed once, each below 2**32.")
     return seeds
 
 

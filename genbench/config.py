@@ -42,6 +42,28 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+#: upper bounds of the run options: beyond them a value is a typo, and some would overflow the system calls
+#: that use them (poll() takes at most ~24 days in ms; setrlimit a 64-bit byte count)
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 10**9
+MAX_WORKERS = 1024
+MAX_TIMEOUT = 7 * 24 * 3600.0
+MAX_MEMORY_GIB = 2.0**20
+
+
+def _whole(flag: str, value: object, low: int, high: int, what: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"Invalid --{flag} {value!r}: use {what or 'a whole number'} from {low} to {high}.")
+
+
+def _number(flag: str, value: object, high: float, unit: str) -> None:
+    import math
+
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not 0 < value <= high:  # type: ignore[operator]
+        raise ConfigError(f"Invalid --{flag} {value!r}: use a finite number of {unit} above 0 and at most {high:.0f}.")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     profile: str = "default"
@@ -79,31 +101,34 @@ class RunConfig:
         object.__setattr__(self, "seeds", tuple(self.seeds) or (self.seed,))
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"Invalid --seeds {','.join(map(str, self.seeds))}: each seed may appear once.")
-        for s in self.seeds:
-            if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**32:
-                raise ConfigError(f"Invalid seed {s!r}: use whole numbers from 0 to {2**32 - 1}.")
-        if self.steps is not None and self.steps < 0:
-            raise ConfigError(f"Invalid --steps {self.steps}: use 0 (untrained) or a positive number.")
-        if self.threads < 1:
-            raise ConfigError(f"Invalid --threads {self.threads}: use 1 or more.")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"Invalid --timeout {self.timeout}: use a positive number of seconds.")
+        for s in (self.seed, *self.seeds):
+            _whole("seed", s, 0, MAX_SEED)
+        if self.steps is not None:
+            _whole("steps", self.steps, 0, MAX_STEPS, "0 (untrained) or a positive number")
+        _whole("threads", self.threads, 1, MAX_WORKERS)
+        _whole("train-threads", self.train_threads, 1, MAX_WORKERS)
+        _whole("jobs", self.jobs, 1, MAX_WORKERS)
+        if self.timeout is not None:
+            _number("timeout", self.timeout, MAX_TIMEOUT, "seconds")
+        if self.max_memory is not None:
+            _number("max-memory", self.max_memory, MAX_MEMORY_GIB, "GiB")
+        for flag in ("baselines", "timing", "cache"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"Invalid {flag}={getattr(self, flag)!r}: use True or False.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"Invalid --device {self.device!r}: use auto, cpu or cuda.")
         if self.executor not in ("process", "inline", "ray"):
             raise ConfigError(f"Invalid executor '{self.executor}': use process, inline or ray.")
         if self.features not in ("default", "inception"):
             raise ConfigError(f"Invalid --features '{self.features}': use default or inception.")
-        if self.jobs < 1:
-            raise ConfigError(f"Invalid --jobs {self.jobs}: use 1 or more.")
-        if self.train_threads < 1:
-            raise ConfigError(f"Invalid --train-threads {self.train_threads}: use 1 or more.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise ConfigError(f"--data-dir {self.data_dir} is not a directory.")
-        if self.max_memory is not None and not self.max_memory > 0:
-            raise ConfigError(f"Invalid --max-memory {self.max_memory}: use a positive number of GiB.")
         if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
             raise ConfigError(f"--cache-dir {self.cache_dir} is a file, not a directory: pass a directory.")
         if self.text_file is not None and not Path(self.text_file).is_file():
             raise ConfigError(f"--text-file {self.text_file} is not a readable file.")
+        if self.inception_weights is not None and not Path(self.inception_weights).is_file():
+            raise ConfigError(f"--inception-weights {self.inception_weights} is not a file.")
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "seed": self.seed, "device": self.device, "steps": self.steps,

@@ -50,7 +50,34 @@ class ConfigError(GenbenchError, ValueError):
     """An invalid option value."""
 
 
+class OutputError(GenbenchError, OSError):
+    """A file genbench must write cannot be written (a missing or read-only directory, a full disk).
+
+    It is an ``OSError`` too, with the ``errno`` of the failure."""
+
+
+class RunLockedError(GenbenchError):
+    """A run directory is being written by another genbench process."""
+
+
+class RunInterrupted(GenbenchError):
+    """A run stopped before its end (Ctrl-C, SIGTERM, a full disk): every unit that finished is in its
+    ``run.json`` and ``genbench run --resume RUN_DIR`` finishes it. ``result`` is the run as saved."""
+
+    def __init__(self, message: str, result: object = None, run_dir: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.run_dir = run_dir
+
+
 def one_line(exc: BaseException) -> str:
     """``"Type: first line of the message"`` (just ``"Type"`` when the message is empty), for results files."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def printable(text: object, limit: int = 300) -> str:
+    """``text`` as one printable line (line breaks, escape sequences and other control or format characters
+    shown escaped), cut to ``limit`` characters: for text from plugins and files that reaches a terminal."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return out if len(out) <= limit else out[:limit - 3] + "..."

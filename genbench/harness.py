@@ -136,7 +136,7 @@ def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile
                               seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, node=platform.node())
         (unit_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
         message = str(exc).strip().splitlines()[0] if isinstance(exc, GenbenchError) and str(exc).strip() else one_line(exc)
-        if config.max_memory and _out_of_memory(exc):
+        if config.max_memory and out_of_memory(exc):
             message += f" (over the job's memory limit: --max-memory {config.max_memory:g} GiB)"
         return SeedResult(seed=config.seed, status="failed", error=JobError(failed_in, type(exc).__name__, message),
                           train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
@@ -237,10 +237,12 @@ def _validate(bundle: OnnxBundle, model: GenerativeModel, task: TaskState, confi
                            dataset=task.dataset)
 
 
-def _out_of_memory(exc: BaseException) -> bool:
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says an allocation failed (a MemoryError, or a native library's words for it)."""
     text = str(exc).lower()
     return isinstance(exc, MemoryError) or any(s in text for s in ("can't allocate memory", "cannot allocate memory",
-                                                                     "bad_alloc", "bad allocation", "out of memory"))
+                                                                     "bad_alloc", "bad allocation", "out of memory",
+                                                                     "failed to map segment"))
 
 
 class _JobCache:
@@ -278,14 +280,15 @@ class _JobCache:
             return None
         enter("restore")
         try:
-            if directory.exists():
-                shutil.rmtree(directory)
-            shutil.copytree(entry.bundle.directory, directory)
-            bundle = OnnxBundle(directory, entry.bundle.graphs)
-            seed_everything(self.config.seed)
-            model.load_state_dict(entry.state, self.data, self.train_config)
-            enter("validate")  # the restored model must still match its graphs, as on the day they were stored
-            graphs = _validate(bundle, model, self.task, self.config, self.device)
+            with self.cache.restoring(self.key):  # a restore that hangs or kills the process evicts the entry
+                if directory.exists():
+                    shutil.rmtree(directory)
+                shutil.copytree(entry.bundle.directory, directory)
+                bundle = OnnxBundle(directory, entry.bundle.graphs)
+                seed_everything(self.config.seed)
+                model.load_state_dict(entry.state, self.data, self.train_config)
+                enter("validate")  # the restored model must still match its graphs, as on the day they were stored
+                graphs = _validate(bundle, model, self.task, self.config, self.device)
         except Exception as exc:  # noqa: BLE001 - plugin code and cached files: a failure means retrain
             shutil.rmtree(directory, ignore_errors=True)
             return self._refuse(f"restoring it failed: {one_line(exc)}")
@@ -317,16 +320,24 @@ def _parameter_count(module: Any) -> int | None:
         return None
 
 
-def load_task_state(task: DatasetSpec, config: RunConfig) -> TaskState:
-    """Load a task's data (passing ``--text-file`` to loaders that take it) and its feature extractor."""
+def load_task_state(task: DatasetSpec, config: RunConfig, saved: Path | None = None) -> TaskState:
+    """Load a task's data (passing ``--text-file`` to loaders that take it) and its feature extractor; with
+    ``saved``, memory-map the copy a data-loading process saved there instead of calling the loader."""
     import inspect
 
+    from .data import load_saved_dataset
     from .features import extractor_for
 
-    loader = load_object(task.loader, owner=f"task '{task.name}'")
-    options = {"text_file": config.text_file} if config.text_file else {}
-    accepted = inspect.signature(loader).parameters
-    dataset = loader(config.data_dir, config.seed, **{k: v for k, v in options.items() if k in accepted})
+    if saved is not None:
+        dataset = load_saved_dataset(saved)
+    else:
+        loader = load_object(task.loader, owner=f"task '{task.name}'")
+        options = {"text_file": config.text_file} if config.text_file else {}
+        accepted = inspect.signature(loader).parameters
+        dataset = loader(config.data_dir, config.seed, **{k: v for k, v in options.items() if k in accepted})
+        if not isinstance(dataset, Dataset):
+            raise DataError(f"The loader of task '{task.name}' returned {type(dataset).__name__}, expected "
+                            "genbench.data.Dataset.")
     return TaskState(dataset, extractor_for(task.name, task.kind, config.features, config.inception_weights), {})
 
 

@@ -3,22 +3,37 @@
 A plugin that fails to import, implements a hook that does not exist, raises while registering, or
 registers a malformed or duplicate spec is recorded in :attr:`PluginHost.failures`; every other
 plugin still works.
+
+Entry points are imported in a child process first (one for all of them, each import under a time limit,
+``$GENBENCH_PLUGIN_TIMEOUT`` seconds, default 60, and a 4 GiB memory cap): a plugin whose import hangs,
+crashes the interpreter, exits or allocates without end is a failed plugin, with its reason, and never
+stalls or kills ``genbench list`` or ``genbench run``. Only plugins that imported there are imported here.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import pluggy
 
 from . import hookspecs
+from .errors import one_line, printable
 from .registry import Registry, suggest
 
 ENTRY_POINT_GROUP = "genbench"
 DISABLE_ENV = "GENBENCH_DISABLE_PLUGINS"
+TIMEOUT_ENV = "GENBENCH_PLUGIN_TIMEOUT"  # seconds each plugin's import may take (0: import in-process, unchecked)
+DEFAULT_IMPORT_TIMEOUT = 60.0
+IMPORT_MEMORY = 4 * 2**30  # bytes of data memory the import probe may allocate
 
 
 @dataclass(frozen=True)
@@ -85,32 +100,154 @@ def make_plugin_manager(
         candidates.append((name, name, "0", lambda obj=obj: obj))
     if entry_points:
         seen: set[tuple[str, str]] = set()
+        eps = []
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if (ep.name, getattr(ep, "value", "")) in seen:  # one distribution found twice on sys.path
                 continue
             seen.add((ep.name, getattr(ep, "value", "")))
             dist = ep.dist.name if ep.dist is not None else ep.name
+            if ep.name in blocked or dist in blocked:
+                host.disabled.append(printable(ep.name))
+                continue
+            eps.append(ep)
+        # only real entry points can be imported elsewhere by their value
+        probed = [ep for ep in eps if isinstance(getattr(ep, "value", None), str)]
+        found = dict(zip(map(id, probed), _probe_imports([ep.value for ep in probed])))
+        verdicts = [found.get(id(ep)) for ep in eps]
+        for ep, verdict in zip(eps, verdicts):
+            dist = ep.dist.name if ep.dist is not None else ep.name
             ver = ep.dist.version if ep.dist is not None else "0"
-            candidates.append((ep.name, dist, ver, ep.load))
+            candidates.append((ep.name, dist, ver, ep.load if verdict is None else _refused(verdict)))
 
     for name, dist, version, load in candidates:
         if name in blocked or dist in blocked:
             host.disabled.append(name)
             continue
-        _add_plugin(host, name, dist, version, load)
+        _add_plugin(host, printable(name), printable(dist), printable(version), load)
     return host
+
+
+class _ImportRefused(Exception):
+    pass
+
+
+def _refused(reason: str) -> Callable[[], Any]:
+    def load() -> Any:
+        raise _ImportRefused(reason)
+
+    return load
+
+
+#: the import probe: imports each entry point named on stdin, one verdict (null, or why not) per line
+_PROBE = r"""
+import ctypes, json, os, resource, sys
+from importlib import metadata
+try:
+    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: never outlive genbench
+except Exception:
+    pass
+parent, paths, limit, values = json.loads(sys.stdin.readline())
+if os.getppid() != parent:
+    sys.exit(1)
+sys.path[:] = paths
+try:
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+except (ValueError, OSError):
+    pass
+verdicts = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # what a plugin prints goes to stderr, never between the verdicts
+for value in values:
+    try:
+        metadata.EntryPoint("probe", value, "genbench").load()
+        verdict = None
+    except BaseException as exc:
+        text = str(exc).strip()
+        verdict = type(exc).__name__ + (": " + text.splitlines()[0] if text else "")
+    verdicts.write(json.dumps(verdict) + "\n")
+    verdicts.flush()
+"""
+
+
+def _probe_imports(values: Sequence[str]) -> list[str | None]:
+    """Import entry points ``values`` in a child process, in order, each within ``$GENBENCH_PLUGIN_TIMEOUT``
+    seconds; for each, None (it imported) or why it must not be imported here. A child whose import hangs or
+    dies is replaced by a new one for the entry points after it."""
+    try:
+        timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_IMPORT_TIMEOUT)
+    except ValueError:
+        timeout = DEFAULT_IMPORT_TIMEOUT
+    if not values or not timeout > 0:
+        return [None] * len(values)
+    verdicts: list[str | None] = []
+    while len(verdicts) < len(values):
+        rest = list(values[len(verdicts):])
+        proc = subprocess.Popen([sys.executable, "-I", "-c", _PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            try:
+                proc.stdin.write((json.dumps([os.getpid(), sys.path, IMPORT_MEMORY, rest]) + "\n").encode())
+                proc.stdin.close()
+            except BrokenPipeError:  # it died at once: _read_verdicts says how
+                pass
+            verdicts += _read_verdicts(proc, len(rest), timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+            proc.stdout.close()
+    return verdicts
+
+
+def _read_verdicts(proc: subprocess.Popen, count: int, timeout: float) -> list[str | None]:
+    """Verdict lines from the probe, until ``count`` came, or one took longer than ``timeout`` seconds, or the
+    probe died (then that entry point's verdict says so, and the caller starts a new probe for the rest)."""
+    out: list[str | None] = []
+    buffer = b""
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return out + [f"its import did not finish within {timeout:g} s (${TIMEOUT_ENV} sets the limit)"]
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            code = proc.wait()
+            how = f"killed by {_signal_name(-code)}" if code < 0 else f"exit code {code}"
+            return out + [f"its import ended the process ({how})"]
+        buffer += chunk
+        while b"\n" in buffer and len(out) < count:
+            line, buffer = buffer.split(b"\n", 1)
+            try:
+                verdict = json.loads(line)
+            except ValueError:
+                verdict = "its import garbled genbench's check of it"
+            out.append(None if verdict is None else str(verdict))
+            deadline = time.monotonic() + timeout
+    return out
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _add_plugin(host: PluginHost, name: str, dist: str, version: str, load: Callable[[], Any]) -> None:
     def fail(phase: str, message: str) -> None:
-        host.failures.append(PluginFailure(name, dist, phase, message))
+        host.failures.append(PluginFailure(name, dist, phase, printable(message)))
 
     try:
         plugin = load()
+    except _ImportRefused as exc:
+        fail("import", str(exc))
+        return
     except BaseException as exc:  # noqa: BLE001 - a broken plugin (even SystemExit) must not stop the host
         if isinstance(exc, KeyboardInterrupt):
             raise
-        fail("import", f"{type(exc).__name__}: {exc}")
+        fail("import", one_line(exc))
         return
 
     unknown = [a for a in _hookimpl_names(plugin) if a not in hookspecs.HOOK_NAMES]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Generic, Iterator, TypeVar
 
 from .errors import PluginError, SpecError, UnknownNameError
@@ -35,6 +35,9 @@ class Table(Generic[S]):
                 f"{self.kind.capitalize()} registration from plugin '{plugin}' must be a "
                 f"{self.spec_type.__name__}, got {type(spec).__name__}."
             )
+        # rebuilt from its fields, so every check runs on what is registered (a spec changed after it was
+        # made, or a subclass that skips the checks, gets no further than this)
+        spec = self.spec_type(**{f.name: getattr(spec, f.name) for f in fields(self.spec_type)})
         if spec.name in self._specs:
             other = self._specs[spec.name].plugin
             raise SpecError(

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import ResultsError
+from .errors import OutputError, ResultsError
 from .types import RunResult
 
 SCHEMA = "genbench.run/2"
@@ -17,24 +17,36 @@ MAX_RUN_BYTES = 256 * 2**20  # a run.json larger than this is not one genbench w
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and ``os.replace``: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write via a temporary file in the same directory and ``os.replace``: readers see old or new, never half.
+
+    A failure (a directory that cannot be made, no permission, a full disk) leaves the old file as it was
+    and raises :class:`OutputError` (an ``OSError`` with the same ``errno``), one line naming the file.
+    """
+    path = Path(path)
+    tmp: str | None = None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are meant to be shared
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)  # mkstemp makes 0600 files; results are meant to be shared
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            error = OutputError(f"Cannot write {path}: {exc.strerror or exc}.")
+            error.errno = exc.errno
+            raise error from exc
         raise
 
 
 def write_run(run: RunResult, run_dir: Path) -> Path:
+    """``run_dir/run.json``, atomically: a failure (e.g. a full disk) keeps the last complete file."""
     path = run_dir / "run.json"
     atomic_write_text(path, json.dumps(run.to_dict(), indent=2, allow_nan=False) + "\n")
     return path

@@ -10,15 +10,20 @@ import datetime as dt
 import os
 import platform
 import secrets
+import shutil
+import signal
 import subprocess
+import tempfile
 import threading
+import contextlib
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import __version__
 from .config import RunConfig, get_profile
-from .errors import ConfigError, DataUnavailableError, GenbenchError
+from .errors import ConfigError, DataUnavailableError, OutputError, RunInterrupted, RunLockedError
 from .plugins import PluginHost, make_plugin_manager
 from .registry import load_object
 from .results import SCHEMA, write_run
@@ -125,15 +130,22 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     Stage 1 builds and scores every job once per training seed (``seeds``, default ``[seed]``), up to
     ``jobs`` at once (default: the usable cores); stage 2 then times each job alone, one at a time.
     Jobs that fail are recorded as ``failed`` and the run goes on; check ``result.failed``.
-    ``resume=RUN_DIR`` finishes an interrupted run: the same selection and settings (read from its
-    ``run.json``; the other arguments are ignored), running only the work it has no result for.
+    Every option is checked before anything runs (:class:`~genbench.errors.ConfigError`, one line).
+
+    Ctrl-C (SIGINT) or SIGTERM stops the run: no unit starts after it, running ones are killed, every
+    finished one is saved, and :class:`~genbench.errors.RunInterrupted` is raised; so does a full disk.
+    ``resume=RUN_DIR`` finishes such a run (see :func:`resume_run`; the other arguments given must agree
+    with its stored configuration, except ``jobs``).
     """
     if resume is not None:
-        return _resume(Path(resume), reporters=reporters, host=host, echo=echo)
+        given = {name: value for name, value in locals().items() if name in _RESUMABLE and _given(name, value)}
+        return resume_run(resume, options=given, reporters=reporters, host=host, echo=echo)
     from .cache import default_cache_dir
     from .runtime import resolve_device
 
     echo = echo or (lambda s: None)
+    if seeds is not None and seed != 0 and tuple(seeds) != (seed,):
+        raise ConfigError(f"Give a seed or seeds, not both (seed={seed}, seeds={list(seeds)}).")
     seed_list = tuple(seeds) if seeds else (seed,)
     config = RunConfig(profile=profile, seed=seed_list[0], seeds=seed_list, device=device, steps=steps,
                        data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
@@ -143,8 +155,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                        cache=cache, max_memory=max_memory,
                        # resolved here: job processes fork from a server that may predate this run's environment
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
-                       **({"threads": threads} if threads else {}), **({"jobs": jobs} if jobs else {}))
-    get_profile(profile)  # an unknown profile is an error before anything runs
+                       **({"threads": threads} if threads is not None else {}),
+                       **({"jobs": jobs} if jobs is not None else {}))
+    out_dir = _output_dir(out)
     _check_executor(config)
     host = host or make_plugin_manager()
     for failure in host.failures:
@@ -153,50 +166,211 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     dev = resolve_device(device)
 
     run_id = new_run_id()
-    run_dir = Path(out) / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    result = RunResult(
-        schema=SCHEMA, run_id=run_id, genbench_version=__version__, started_at=_now(), finished_at=None,
-        command=command or "genbench.run(...)",
-        config={**config.to_dict(), "device": dev, "requested_device": device,
-                "selection": {"models": list(models), "all": bool(all), "tasks": list(tasks)}},
-        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
-        plugin_failures=tuple(f.to_dict() for f in host.failures))
-    write_run(result, run_dir)
-    n = sum(j.skip_reason is None for j in planned)
-    seeds_text = f" × {len(config.seeds)} seeds" if len(config.seeds) > 1 else ""
-    echo(f"run {run_id}: {n} jobs{seeds_text}, profile {profile}, device {dev}, "
-         f"{config.jobs} at a time (timing alone)")
-    return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo)
+    run_dir = out_dir / run_id
+    try:
+        run_dir.mkdir()
+    except OSError as exc:
+        raise OutputError(f"Cannot create the run directory {run_dir}: {exc.strerror or exc}.") from exc
+    with run_lock(run_dir):
+        result = RunResult(
+            schema=SCHEMA, run_id=run_id, genbench_version=__version__, started_at=_now(), finished_at=None,
+            command=command or "genbench.run(...)",
+            config={**config.to_dict(), "device": dev, "requested_device": device,
+                    "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)}},
+            environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
+            plugin_failures=tuple(f.to_dict() for f in host.failures))
+        write_run(result, run_dir)
+        n = sum(j.skip_reason is None for j in planned)
+        seeds_text = f" × {len(config.seeds)} seeds" if len(config.seeds) > 1 else ""
+        echo(f"run {run_id}: {n} jobs{seeds_text}, profile {profile}, device {dev}, "
+             f"{config.jobs} at a time (timing alone)")
+        return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo)
 
 
-def _resume(run_dir: Path, reporters: Iterable[str] | None, host: PluginHost | None,
-            echo: Callable[[str], None] | None) -> RunResult:
+#: run() arguments that --resume takes from the stored configuration (``jobs`` alone may change)
+_RESUMABLE = ("models", "all", "tasks", "profile", "out", "seed", "seeds", "device", "data_dir", "steps", "threads",
+              "baselines", "timing", "text_file", "train_threads", "timeout", "executor", "jobs", "address",
+              "features", "inception_weights", "cache", "cache_dir", "max_memory")
+
+
+def _given(name: str, value: Any) -> bool:
+    """Whether run()'s argument ``name`` was given a value other than its default."""
+    import inspect
+
+    default = inspect.signature(run).parameters[name].default
+    return value != default and not (name in ("models", "tasks") and not value)
+
+
+def resume_run(run_dir: str | Path, *, options: Mapping[str, Any] | None = None,
+               reporters: Iterable[str] | None = None, host: PluginHost | None = None,
+               echo: Callable[[str], None] | None = None) -> RunResult:
+    """Finish the interrupted run in ``run_dir``: the same selection and settings (read from its ``run.json``),
+    running only the work it has no result for (a job built but not timed is only timed).
+
+    ``options`` are run() arguments given with the resume (``genbench run --resume DIR --profile ...``): one
+    that contradicts the stored configuration is refused (:class:`~genbench.errors.ConfigError`), since the
+    run would mix two configurations; ``jobs`` may change. A run directory another genbench process is
+    writing is refused (:class:`~genbench.errors.RunLockedError`).
+    """
     from .results import load_run
 
     echo = echo or (lambda s: None)
-    previous = load_run(run_dir)  # a corrupt file is an error here, and is left as it is
-    stored = dict(previous.config)
+    run_dir = Path(run_dir)
+    if run_dir.name == "run.json" and run_dir.is_file():
+        run_dir = run_dir.parent
+    load_run(run_dir)  # a missing or corrupt file is an error here, and is left as it is
+    with run_lock(run_dir):
+        previous = load_run(run_dir)  # as it is now that no one else writes it
+        stored = dict(previous.config)
+        selection = stored.get("selection") or {}
+        options = dict(options or {})
+        _check_resume_options(options, stored, run_dir)
+        fields = {f.name for f in dataclasses.fields(RunConfig)}
+        kwargs = {k: v for k, v in stored.items() if k in fields}
+        kwargs["device"] = stored.get("requested_device", stored.get("device", "auto"))
+        kwargs["seeds"] = tuple(kwargs.get("seeds") or (stored.get("seed", 0),))
+        kwargs["seed"] = kwargs["seeds"][0]
+        for key in ("data_dir", "text_file", "inception_weights", "cache_dir"):
+            kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
+        if options.get("jobs") is not None:
+            kwargs["jobs"] = options["jobs"]
+        config = RunConfig(**kwargs)
+        _check_executor(config)
+        host = host or make_plugin_manager()
+        planned = plan(host, selection.get("models", ()), selection.get("all", False), selection.get("tasks", ()),
+                       config.baselines)
+        resumes = [*stored.get("resumed_at", []), _now()]
+        result = replace(previous, finished_at=None, config={**stored, "resumed_at": resumes})
+        finished = sum(j.status != "pending" for j in previous.jobs)
+        echo(f"resuming run {previous.run_id}: {finished} jobs done, "
+             f"{sum(j.status == 'pending' for j in previous.jobs)} part-done")
+        return _run_jobs(result, run_dir, planned, config, stored.get("device", "cpu"), host,
+                         bool(selection.get("tasks")), reporters, echo)
+
+
+_FLAGS = {"models": "MODEL arguments", "all": "--all", "tasks": "--task", "profile": "--profile", "out": "--out",
+          "seed": "--seed", "seeds": "--seeds", "device": "--device", "data_dir": "--data-dir", "steps": "--steps",
+          "threads": "--threads", "baselines": "--no-baselines", "timing": "--no-timing", "text_file": "--text-file",
+          "train_threads": "--train-threads", "timeout": "--timeout", "executor": "--executor",
+          "address": "--address", "features": "--features", "inception_weights": "--inception-weights",
+          "cache": "--no-cache", "cache_dir": "--cache-dir", "max_memory": "--max-memory"}
+
+
+def _check_resume_options(options: Mapping[str, Any], stored: Mapping[str, Any], run_dir: Path) -> None:
+    """Refuse resume options that contradict the stored configuration, all of them in one line."""
     selection = stored.get("selection") or {}
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    kwargs = {k: v for k, v in stored.items() if k in fields}
-    kwargs["device"] = stored.get("requested_device", stored.get("device", "auto"))
-    kwargs["seeds"] = tuple(kwargs.get("seeds") or (stored.get("seed", 0),))
-    kwargs["seed"] = kwargs["seeds"][0]
-    for key in ("data_dir", "text_file", "inception_weights", "cache_dir"):
-        kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
-    config = RunConfig(**kwargs)
-    _check_executor(config)
-    host = host or make_plugin_manager()
-    planned = plan(host, selection.get("models", ()), selection.get("all", False), selection.get("tasks", ()),
-                   config.baselines)
-    resumes = [*stored.get("resumed_at", []), _now()]
-    result = replace(previous, finished_at=None, config={**stored, "resumed_at": resumes})
-    finished = sum(j.status != "pending" for j in previous.jobs)
-    echo(f"resuming run {previous.run_id}: {finished} jobs done, "
-         f"{sum(j.status == 'pending' for j in previous.jobs)} part-done")
-    return _run_jobs(result, run_dir, planned, config, stored.get("device", "cpu"), host,
-                     bool(selection.get("tasks")), reporters, echo)
+    seeds = tuple(stored.get("seeds") or (stored.get("seed", 0),))
+
+    def same_path(given: Any, kept: Any) -> bool:
+        return (given is None and kept is None) or (given is not None and kept is not None
+                                                    and Path(given).resolve() == Path(kept).resolve())
+
+    have = {"models": list(selection.get("models") or []), "all": bool(selection.get("all")),
+            "tasks": list(selection.get("tasks") or []), "seed": seeds, "seeds": seeds,
+            "device": stored.get("requested_device", stored.get("device")), "out": run_dir.resolve().parent}
+    wrong = []
+    for name, value in options.items():
+        if name == "jobs" or name not in _FLAGS:
+            continue
+        kept = have[name] if name in have else stored.get(name)
+        if name in ("models", "tasks"):
+            agrees = list(dict.fromkeys(value or ())) == kept
+        elif name == "seed":
+            agrees = (value,) == kept
+        elif name == "seeds":
+            agrees = tuple(value or ()) == kept
+        elif name in ("data_dir", "text_file", "inception_weights", "cache_dir", "out"):
+            agrees = same_path(value, kept)
+        else:
+            agrees = value == kept
+        if not agrees:
+            shown = ",".join(map(str, kept)) if isinstance(kept, (list, tuple)) else kept
+            wrong.append(f"{_FLAGS[name]} {_show(value)} contradicts its stored {name.replace('_', '-')} {shown}")
+    if wrong:
+        raise ConfigError(f"--resume finishes the run in {run_dir} with the options it was started with: "
+                          f"{'; '.join(wrong)}. Drop them (only --jobs may change), or start a new run.")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "(none)"
+    return str(value)
+
+
+LOCK_FILE = ".genbench.lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock (``flock`` on ``run_dir/.genbench.lock``; the kernel releases it when the process
+    ends, even by SIGKILL) while a run writes there: a second writer gets :class:`RunLockedError`."""
+    import fcntl
+
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise OutputError(f"Cannot write in the run directory {run_dir}: {exc.strerror or exc}.") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLockedError(f"{run_dir} is being written by another genbench run right now; wait for it to "
+                                 f"end (or stop it), then run 'genbench run --resume {run_dir}' again.") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _output_dir(out: str | Path) -> Path:
+    """``--out``, made if needed and checked writable before anything runs."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Cannot use --out {out}: {exc.strerror or exc}; give a directory you can write to.") \
+            from None
+    return path
+
+
+class _Stop:
+    """Why the run stops early: a signal (set by the handler), or a file that cannot be written."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+
+@contextmanager
+def _stop_on_signals(stop: _Stop, inline: bool) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM ask the run to stop (the process executor's scheduler sees it
+    within a fraction of a second); with the inline executor the unit runs in this thread, so the first
+    signal also raises KeyboardInterrupt where it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        first = not stop
+        stop.set(signal.Signals(signum).name)
+        if inline and first:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @dataclass
@@ -219,9 +393,46 @@ class _Entry:
 def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config: RunConfig, dev: str,
               host: PluginHost, explicit_tasks: bool, reporters: Iterable[str] | None,
               echo: Callable[[str], None]) -> RunResult:
+    stop = _Stop()
+    state = {"result": result, "done": 0}
+    data_dir = run_dir / DATA_COPIES
+    try:
+        with _stop_on_signals(stop, inline=config.executor == "inline"):
+            try:
+                return _run_stages(state, run_dir, planned, config, dev, host, explicit_tasks, reporters, echo, stop)
+            except KeyboardInterrupt:
+                stop.set("SIGINT")
+            except OutputError as exc:
+                stop.set(str(exc))
+        return _stopped(state, run_dir, stop, echo)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _stopped(state: dict[str, Any], run_dir: Path, stop: _Stop, echo: Callable[[str], None]) -> RunResult:
+    """End a run that stopped early: what finished is on disk; say how to finish it."""
+    result: RunResult = state["result"]
+    pending = sum(j.status == "pending" for j in result.jobs)
+    done = f"{state['done']} units finished in this session, every finished unit is in {run_dir / 'run.json'}"
+    resume = f"finish the run with: genbench run --resume {run_dir}"
+    if stop.reason in ("SIGINT", "SIGTERM"):
+        message = f"Interrupted ({stop.reason}): {done}; {pending} jobs are pending; {resume}"
+    else:
+        message = f"{stop.reason} The run stopped: {done}; {pending} jobs are pending; make room, then {resume}"
+    raise RunInterrupted(message, result, run_dir)
+
+
+def _no_space(error: JobError | None) -> bool:
+    return error is not None and ("No space left on device" in error.message or "[Errno 28]" in error.message)
+
+
+def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob], config: RunConfig, dev: str,
+                host: PluginHost, explicit_tasks: bool, reporters: Iterable[str] | None,
+                echo: Callable[[str], None], stop: _Stop) -> RunResult:
     from .executors import BuildUnit, JobSpec, TimingUnit
 
     task_states: dict[str, Any] = {}
+    result: RunResult = state["result"]
     previous = {(j.model, j.task, j.device): j for j in result.jobs}
     jobs: dict[tuple[str, str, str], JobResult] = dict(previous)  # what run.json holds, in order
     told: set[str] = set()
@@ -229,11 +440,10 @@ def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], confi
     entries: dict[tuple[str, str, str], _Entry] = {}
 
     def save(key: tuple[str, str, str], jr: JobResult) -> None:
-        nonlocal result
         with lock:
             jobs[key] = jr
-            result = replace(result, jobs=tuple(jobs.values()))
-            write_run(result, run_dir)  # every finished unit is on disk before the next result comes
+            state["result"] = replace(state["result"], jobs=tuple(jobs.values()))
+            write_run(state["result"], run_dir)  # every finished unit is on disk before the next result comes
 
     for job in planned:
         key = (job.model.name, job.task.name, dev)
@@ -242,17 +452,21 @@ def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], confi
             continue
         head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
-        state = job.skip_reason or _task_state(task_states, job.task, config, explicit=explicit_tasks)
-        if isinstance(state, (str, JobError)):
-            jr = (JobResult(**head, status="skipped", reason=state, seeds=config.seeds) if isinstance(state, str)
-                  else JobResult(**head, status="failed", error=state, seeds=config.seeds))
+        task_state = job.skip_reason or _task_state(task_states, job.task, config, explicit_tasks, run_dir, stop)
+        if stop:
+            break
+        if isinstance(task_state, (str, JobError)):
+            jr = (JobResult(**head, status="skipped", reason=task_state, seeds=config.seeds)
+                  if isinstance(task_state, str) else JobResult(**head, status="failed", error=task_state,
+                                                                seeds=config.seeds))
             save(key, jr)
-            if str(state) not in told:  # a reason shared by several jobs is said once
+            if str(task_state) not in told:  # a reason shared by several jobs is said once
                 echo(_job_line(jr))
-            told.add(str(state))
+            told.add(str(task_state))
             continue
         spec = JobSpec(job.model, job.task, config, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
-                       tuple(s for s in host.registry.metrics if job.task.kind in s.kinds))
+                       tuple(s for s in host.registry.metrics if job.task.kind in s.kinds),
+                       data=task_state if isinstance(task_state, Path) else None)
         timed = config.timing and job.model.family != "baseline"
         off = None if timed else ("baselines are quality references; not timed" if job.model.family == "baseline"
                                   else "timing switched off (--no-timing)")
@@ -265,14 +479,20 @@ def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], confi
              if s not in e.results]
 
     def on_built(unit: Any, seed_result: Any) -> None:
+        if _no_space(seed_result.error):  # not the plugin's failure: the seed stays to do
+            raise _disk_full(f"{unit.label}: {seed_result.error.message}")
         key = (unit.job.model.name, unit.job.task.name, dev)
         entry = entries[key]
         entry.results[unit.seed] = seed_result
         jr = entry.assemble(config.seeds)
         save(key, jr)
+        state["done"] += 1
         echo(_unit_line(unit, seed_result, len(config.seeds)))
 
-    _run_units(units, config, task_states, on_built)
+    if not stop:
+        _run_units(units, config, task_states, on_built, stop)
+    if stop:
+        return _stopped(state, run_dir, stop, echo)
 
     # Stage 2: timing, one job at a time, nothing else of this run going on.
     timing_units = []
@@ -280,59 +500,94 @@ def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], confi
         ok = [entry.results[s] for s in config.seeds if s in entry.results and entry.results[s].status == "ok"]
         if entry.needs_timing and ok and len(entry.results) == len(config.seeds):
             timing_units.append(TimingUnit(entry.spec, ok[0].seed))
+    result = state["result"]
     if timing_units and dev == "cpu" and "matmul_gflops" not in result.environment:
         result = replace(result, environment={**result.environment, "matmul_gflops": _ceiling(config.threads)})
+    state["result"] = result
 
     def on_timed(unit: Any, timing: Any) -> None:
+        if _no_space(timing.error):
+            raise _disk_full(f"{unit.label}: {timing.error.message}")
         key = (unit.job.model.name, unit.job.task.name, dev)
         entry = entries[key]
         entry.timing = timing
         jr = entry.assemble(config.seeds)
         save(key, jr)
+        state["done"] += 1
         echo(_timing_line(jr))
 
-    _run_units(timing_units, replace(config, jobs=1), task_states, on_timed)
+    _run_units(timing_units, replace(config, jobs=1), task_states, on_timed, stop)
+    if stop:
+        return _stopped(state, run_dir, stop, echo)
     for key, entry in entries.items():  # jobs that were not timed are complete now
         if jobs[key].status == "pending":
             save(key, entry.assemble(config.seeds))
         if entry.timing is None and len(config.seeds) > 1 and jobs[key].status != "pending":
             echo(_job_line(jobs[key]))  # the mean over seeds
-    result = replace(result, finished_at=_now())
+    result = replace(state["result"], finished_at=_now())
     write_run(result, run_dir)
+    state["result"] = result
     write_reports(result, run_dir, host, reporters, echo)
     echo(f"results: {run_dir / 'run.json'}")
     return result
 
 
+def _disk_full(what: str) -> OutputError:
+    import errno
+
+    error = OutputError(f"No space left on device ({what[:200]}).")
+    error.errno = errno.ENOSPC
+    return error
+
+
 def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
-               on_result: Callable[[Any, Any], None]) -> None:
-    """Run ``units`` with the configured executor, ``config.jobs`` at a time, handing each result over."""
+               on_result: Callable[[Any, Any], None], stop: _Stop) -> None:
+    """Run ``units`` with the configured executor, ``config.jobs`` at a time, handing each result over. Once
+    ``stop`` is set no unit starts, and running ones are stopped (they stay to do)."""
     if not units:
         return
     if config.executor == "ray":
         from .executors.ray_executor import run_units
 
-        run_units(units, config.address, config.timeout, on_result, one_at_a_time=config.jobs == 1)
+        run_units(units, config.address, config.timeout, on_result, one_at_a_time=config.jobs == 1, stop=stop.event)
     elif config.executor == "inline":
-        from .executors.worker import execute
+        from .executors.worker import execute, single_threaded_blas
 
         for unit in units:
+            if stop:
+                return
             state = task_states.get(unit.job.task.name)
-            on_result(unit, execute(unit, task_state=state if not isinstance(state, (str, JobError)) else None))
-    elif config.jobs > 1 and len(units) > 1:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        from .executors.local import run_in_process
-
-        with ThreadPoolExecutor(max_workers=config.jobs) as pool:
-            futures = {pool.submit(run_in_process, unit, config.timeout): unit for unit in units}
-            for future in as_completed(futures):
-                on_result(futures[future], future.result())
+            with single_threaded_blas() if unit.kind == "build" else contextlib.nullcontext():  # as in a process
+                outcome = execute(unit, task_state=state if not isinstance(state, (str, JobError)) else None)
+            on_result(unit, outcome)
     else:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        from .executors import UnitStopped
         from .executors.local import run_in_process
 
-        for unit in units:
-            on_result(unit, run_in_process(unit, config.timeout))
+        queue = list(units)
+        running: dict[Any, Any] = {}
+        with ThreadPoolExecutor(max_workers=min(config.jobs, len(units))) as pool:
+            try:
+                while queue or running:
+                    while queue and len(running) < config.jobs and not stop:  # units start one by one, as slots free
+                        unit = queue.pop(0)
+                        running[pool.submit(run_in_process, unit, config.timeout, stop.event)] = unit
+                    if not running:
+                        break
+                    done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        unit = running.pop(future)
+                        try:
+                            outcome = future.result()
+                        except UnitStopped:
+                            continue
+                        on_result(unit, outcome)
+            except BaseException as exc:  # e.g. a full disk: stop the running units, keep what is saved
+                stop.set(str(exc) if isinstance(exc, OutputError) else
+                         "SIGINT" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
+                raise
 
 
 def _check_executor(config: RunConfig) -> None:
@@ -351,10 +606,20 @@ def _ceiling(threads: int) -> dict[str, float] | None:
         return None
 
 
-def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool):
-    from .harness import load_task_state
+DATA_COPIES = ".data"  # in the run directory while it runs: each task's arrays, memory-mapped by its jobs
 
-    if task.name not in cache:
+
+def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool, run_dir: Path, stop: _Stop):
+    """A task's data for its jobs, loaded once: the loaded state (inline executor), the directory of its saved
+    arrays (process executor; None: each job loads it), or why its jobs cannot run (a skip reason, a JobError).
+
+    Outside the inline executor the loader runs in a child process under the jobs' ``--timeout`` and
+    ``--max-memory``, so a loader that hangs or inflates a file to gigabytes fails the task's jobs, not the run."""
+    if task.name in cache:
+        return cache[task.name]
+    if config.executor == "inline":
+        from .harness import load_task_state
+
         try:
             cache[task.name] = load_task_state(task, config)
         except DataUnavailableError as exc:
@@ -362,8 +627,27 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
                 raise
             cache[task.name] = f"data not available: {exc}"
         except Exception as exc:  # noqa: BLE001 - bad data fails the task's jobs, not the run
-            message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
-            cache[task.name] = JobError("data", type(exc).__name__, message.strip().splitlines()[0])
+            from .executors.worker import data_error
+
+            cache[task.name] = data_error(exc, config, task.name)
+        return cache[task.name]
+    from .executors import UnitStopped
+    from .executors.local import load_task_in_process
+
+    try:
+        loaded = load_task_in_process(task, config, run_dir / DATA_COPIES / task.name, stop.event)
+    except UnitStopped:
+        return None
+    if loaded.unavailable:
+        message = loaded.error.message if loaded.error else "unavailable"
+        if explicit:
+            raise DataUnavailableError(message)
+        cache[task.name] = f"data not available: {message}"
+    elif loaded.error is not None:
+        cache[task.name] = loaded.error
+    else:
+        # the ray executor's workers may be other machines: they load the task themselves
+        cache[task.name] = loaded.directory if config.executor == "process" else None
     return cache[task.name]
 
 
@@ -376,7 +660,9 @@ def _unit_line(unit: Any, r: Any, seeds: int) -> str:
     """One line per built seed, as it finishes."""
     who = f"{unit.job.model.name} on {unit.job.task.name}" + (f" (seed {unit.seed})" if seeds > 1 else "")
     if r.status == "ok":
-        return f"  built   {who}: {_headline(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s)"
+        cache = r.cache or {}
+        note = f"; {cache.get('reason')}: evicted, trained again" if cache.get("status") == "rebuilt" else ""
+        return f"  built   {who}: {_headline(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s{note})"
     if r.status == "skipped":
         return f"  skipped {who}: {r.reason}"
     return f"  FAILED  {who} in {r.error.phase}: {r.error.message}" if r.error else f"  FAILED  {who}"
@@ -421,4 +707,4 @@ def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = No
     return written
 
 
-__all__ = ["PlannedJob", "plan", "run", "write_reports"]
+__all__ = ["PlannedJob", "plan", "resume_run", "run", "run_lock", "write_reports"]

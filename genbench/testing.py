@@ -15,9 +15,15 @@ Every problem comes with what to change. The checks: the plugin loads and implem
 each model's spec is valid and its class is a ``GenerativeModel``; it trains on a tiny budget and
 returns a ``TrainSummary``; ``export_onnx`` returns an ``OnnxBundle`` whose graphs have known roles
 and pass genbench's validation (checker, declared shapes and dtypes, several batch sizes, finite
-outputs, parity with ``torch_module``); two trainings with the same seed export the same graph
-outputs (determinism); and, for a model that implements ``state_dict``, that a fresh instance restored
-with ``load_state_dict`` after ``torch.load(weights_only=True)`` matches the exported graphs (the cache).
+outputs, parity with ``torch_module``); the graphs give as many finite samples and likelihoods as a
+``smoke`` run draws from them (a graph that emits NaN for a few inputs fails here, as it would in the
+run); two trainings with the same seed export the same graph outputs (determinism); and, for a model
+that implements ``state_dict``, that a fresh instance restored with ``load_state_dict`` after
+``torch.load(weights_only=True)`` matches the exported graphs (the cache).
+
+A model is checked on a task of a kind it supports: ``task=`` (``--task``) naming a task of another kind
+is a problem of that model, and a plugin checked with ``task=`` has its models that support the task's
+kind checked.
 """
 
 from __future__ import annotations
@@ -57,6 +63,12 @@ def _task_for(spec: Any, host: Any, task: str | None) -> Any:
     from .executors.worker import load_task
 
     reg = host.registry
+    if task:
+        kind = reg.dataset(task).kind
+        if kind not in spec.tasks:
+            fits = [d.name for d in reg.datasets if d.kind in spec.tasks]
+            raise GenbenchError(f"model '{spec.name}' supports {', '.join(spec.tasks)} tasks and '{task}' is a {kind} "
+                                f"task; check it on one of: {', '.join(fits) or 'none registered'}.")
     names = [task] if task else [d.name for d in reg.datasets if d.kind in spec.tasks]
     last_error = None
     for name in names:
@@ -66,6 +78,18 @@ def _task_for(spec: Any, host: Any, task: str | None) -> Any:
         except GenbenchError as exc:  # e.g. MNIST not on this machine: try the next task of that kind
             last_error = exc
     raise GenbenchError(f"No task to check model '{spec.name}' on ({last_error or 'none of its kinds is registered'}).")
+
+
+def _draw_as_a_run_does(bundle: Any, data: Any, seed: int) -> None:
+    """Draw the samples and likelihoods a ``smoke`` run draws from ``bundle``, every batch checked as the run
+    checks it (shapes, finiteness, ranges): a graph that fails for a few inputs in a hundred fails here."""
+    from .config import get_profile
+    from .harness import BUILD_THREADS, draw_samples, sample_count
+    from .runtime.likelihood import held_out_likelihood
+
+    if data.kind != "text":
+        draw_samples(bundle, "cpu", sample_count(data, get_profile("smoke")), seed, data.test_x, data)
+    held_out_likelihood(bundle, data, "cpu", seed, BUILD_THREADS)
 
 
 def check_model(name: str, *, host: Any = None, task: str | None = None, steps: int = TINY_STEPS,
@@ -129,6 +153,12 @@ def check_model(name: str, *, host: Any = None, task: str | None = None, steps: 
             return problem("onnx", f"{exc}")
         except Exception as exc:  # noqa: BLE001
             return problem("onnx", f"{type(exc).__name__}: {exc}")
+        try:
+            _draw_as_a_run_does(bundle, data, seed)
+        except GenbenchError as exc:
+            return problem("samples", f"{exc} (drawn as a smoke run draws them; the run would fail the job)")
+        except Exception as exc:  # noqa: BLE001
+            return problem("samples", f"{type(exc).__name__}: {exc}")
         try:
             _, again = train_and_export(Path(tmp) / "b")
         except Exception as exc:  # noqa: BLE001
@@ -203,6 +233,13 @@ def check_plugin(name: str, *, host: Any = None, **kwargs: Any) -> list[Problem]
     if info is not None and not models and not problems:
         problems.append(Problem(name, "registration", "the plugin registers no model; call register(ModelSpec(...)) in "
                                                       "a genbench_register_models hook."))
+    task = kwargs.get("task")
+    if task and models:
+        kind = host.registry.dataset(task).kind
+        models = [m for m in models if kind in host.registry.model(m).tasks]  # the others cannot run on it
+        if not models:
+            problems.append(Problem(name, "task", f"none of the plugin's models supports {kind} tasks such as "
+                                                  f"'{task}'; check it without --task, or on a task of their kinds."))
     for model in models:
         problems += check_model(model, host=host, **kwargs)
     return problems

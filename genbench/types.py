@@ -38,9 +38,16 @@ def _check_name(kind: str, name: Any) -> None:
         )
 
 
-def _check_one_line(owner: str, what: str, text: Any) -> None:
-    if not isinstance(text, str) or "\n" in text or not text.strip():
-        raise SpecError(f"{owner}: {what} must be a non-empty single line of text.")
+MAX_LINE = 300  # characters of a description or unit
+
+
+def _check_one_line(owner: str, what: str, text: Any, empty: bool = False) -> None:
+    """``text`` is one line of printable characters (no line breaks, tabs, escape sequences or other control
+    and format characters, such as bidirectional overrides), at most ``MAX_LINE`` long."""
+    if not isinstance(text, str) or not text.isprintable() or len(text) > MAX_LINE or not (empty or text.strip()):
+        shown = repr(text) if len(repr(text)) <= 60 else repr(text)[:57] + "..."
+        raise SpecError(f"{owner}: {what} {shown} must be {'a' if empty else 'a non-empty'} single line of printable "
+                        f"text, at most {MAX_LINE} characters.")
 
 
 class _Serializable:
@@ -149,7 +156,9 @@ class MetricSpec(_Serializable):
     plugin_version: str = ""
 
     def __post_init__(self) -> None:
-        _check_name("metric", self.name.replace("_", "-"))
+        if not isinstance(self.name, str) or not NAME_RE.match(self.name.replace("_", "-")):
+            raise SpecError(f"Invalid metric name {self.name!r}: use lower-case letters, digits and single dashes or "
+                            "underscores (for example 'class-kl').")
         object.__setattr__(self, "kinds", tuple(self.kinds) if not isinstance(self.kinds, str) else (self.kinds,))
         if not self.kinds or any(k not in TASK_KINDS for k in self.kinds):
             raise SpecError(f"Metric {self.name!r}: kinds must be drawn from {list(TASK_KINDS)}.")
@@ -157,6 +166,7 @@ class MetricSpec(_Serializable):
             raise SpecError(f"Metric {self.name!r}: factory {self.factory!r} must be a lazy path 'package.module:callable'.")
         if not isinstance(self.higher_is_better, bool):
             raise SpecError(f"Metric {self.name!r}: higher_is_better must be True or False.")
+        _check_one_line(f"Metric {self.name!r}", "unit", self.unit, empty=True)
         _check_one_line(f"Metric {self.name!r}", "description", self.description)
 
 

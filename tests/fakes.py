@@ -477,3 +477,185 @@ class DataFedSampleModel(TinyModel):
 
 
 FAKES["tiny-test-data"] = "DataFedSampleModel"
+
+
+# --------------------------------------------------------------------------- interruptions and hostile restores
+
+SLEEP_ENV, MARKS_ENV = "GENBENCH_TEST_SLEEP", "GENBENCH_TEST_MARKS"
+
+
+def _mark(what: str) -> None:
+    """A file per process in $GENBENCH_TEST_MARKS, so a test knows which unit processes ran, and their pids."""
+    import os
+
+    if os.environ.get(MARKS_ENV):
+        Path(os.environ[MARKS_ENV], f"{what}-{os.getpid()}").touch()
+
+
+def _nap(what: str) -> None:
+    import os
+    import time
+
+    time.sleep(float(os.environ.get(f"{SLEEP_ENV}_{what.upper()}") or os.environ.get(SLEEP_ENV) or 1))
+
+
+class SleepyModel(CachedModel):
+    """Trains for $GENBENCH_TEST_SLEEP_TRAIN seconds, and restores (as the timing stage does) in
+    $GENBENCH_TEST_SLEEP_RESTORE seconds; each defaults to $GENBENCH_TEST_SLEEP, else 1."""
+
+    def train(self, data, config, progress):
+        _mark("train")
+        _nap("train")
+        return super().train(data, config, progress)
+
+    def load_state_dict(self, state, data, config):
+        _mark("restore")
+        _nap("restore")
+        super().load_state_dict(state, data, config)
+
+
+class HangingRestoreModel(CachedModel):
+    """Trains and caches fine; restoring it from the cache hangs."""
+
+    def load_state_dict(self, state, data, config):
+        import time
+
+        time.sleep(3600)
+
+
+FAKES.update({"tiny-sleepy": "SleepyModel", "tiny-hanging-restore": "HangingRestoreModel"})
+
+
+# --------------------------------------------------------------------------- NaN for some inputs only
+
+NAN_ABOVE = 2.5  # the sample graph emits NaN for samples whose first noise value exceeds this (about 0.6%)
+
+
+def write_sometimes_nan_graph(path: Path, w: np.ndarray) -> None:
+    inits = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array([-1, 1, 8, 8], np.int64), "SHAPE"),
+             numpy_helper.from_array(np.array([0], np.int64), "S0"), numpy_helper.from_array(np.array([1], np.int64), "S1"),
+             numpy_helper.from_array(np.array([1], np.int64), "AX"),
+             numpy_helper.from_array(np.array(NAN_ABOVE, np.float32), "T"),
+             numpy_helper.from_array(np.array(np.nan, np.float32), "NAN"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "ONE")]
+    nodes = [helper.make_node("MatMul", ["z", "W"], ["h"]), helper.make_node("Sigmoid", ["h"], ["s"]),
+             helper.make_node("Slice", ["z", "S0", "S1", "AX"], ["z0"]),
+             helper.make_node("Greater", ["z0", "T"], ["over"]),
+             helper.make_node("Where", ["over", "NAN", "ONE"], ["mask"]),
+             helper.make_node("Mul", ["s", "mask"], ["m"]),
+             helper.make_node("Reshape", ["m", "SHAPE"], ["x"])]
+    graph = helper.make_graph(nodes, "sometimes-nan", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", Z])],
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+
+
+class TorchSometimesNaN(TinyTorch):
+    def forward(self, z):
+        mask = torch.where(z[:, :1] > NAN_ABOVE, torch.tensor(float("nan")), torch.tensor(1.0))
+        return (torch.sigmoid(z @ self.w) * mask).reshape(-1, 1, 8, 8)
+
+
+class SometimesNaNModel(TinyModel):
+    def export_onnx(self, directory):
+        bundle = super().export_onnx(directory)
+        write_sometimes_nan_graph(Path(directory) / "g.onnx", self.w)
+        return bundle
+
+    def torch_module(self, role):
+        return TorchSometimesNaN(self.w).eval()
+
+
+FAKES["tiny-sometimes-nan"] = "SometimesNaNModel"
+
+
+class NewlineNamePlugin:
+    """Registers 'tiny-ok\\n' beside the real 'tiny-ok', then a spec whose name is changed after it was checked."""
+
+    @staticmethod
+    @genbench.hookimpl
+    def genbench_register_models(register):
+        try:
+            register(ModelSpec("tiny-ok\n", "test", ("image",), "fakes:TinyModel", "a second tiny-ok"))
+        finally:
+            spec = ModelSpec("tiny-sneaky", "test", ("image",), "fakes:TinyModel", "renamed after the check")
+            object.__setattr__(spec, "name", "tiny-ok\n")
+            register(spec)
+
+
+class NoSpaceModel(TinyModel):
+    """Its export meets a full disk."""
+
+    def export_onnx(self, directory):
+        import errno
+        import os
+
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+FAKES["tiny-no-space"] = "NoSpaceModel"
+
+
+# --------------------------------------------------------------------------- hostile task data
+
+
+def load_hanging(data_dir=None, seed=0):
+    import time
+
+    time.sleep(3600)
+
+
+def load_bomb(data_dir=None, seed=0):
+    """What a small compressed file that inflates to gigabytes does to its reader."""
+    import zlib
+
+    bomb = zlib.compress(bytes(2**27))  # 128 MiB of zeros, 130 KiB compressed
+    return np.frombuffer(b"".join(zlib.decompress(bomb) for _ in range(64)), np.uint8)  # 8 GiB
+
+
+def load_not_a_dataset(data_dir=None, seed=0):
+    return {"x": [1, 2, 3]}
+
+
+class HostileDataPlugin:
+    @staticmethod
+    @genbench.hookimpl
+    def genbench_register_datasets(register):
+        from genbench import DatasetSpec
+
+        for name, loader in {"hanging-data": "load_hanging", "bomb-data": "load_bomb",
+                             "not-a-dataset": "load_not_a_dataset"}.items():
+            register(DatasetSpec(name, "image", f"fakes:{loader}", f"test task {name}"))
+
+
+class SelfInterruptingModel(TinyModel):
+    """Presses Ctrl-C on its own process while it trains (meaningful with the inline executor)."""
+
+    def train(self, data, config, progress):
+        import os
+        import signal
+        import time
+
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        return super().train(data, config, progress)
+
+
+FAKES["tiny-self-interrupting"] = "SelfInterruptingModel"
+
+
+class SpawningModel(TinyModel):
+    """Starts a long `sleep` process (its pid in $TMPDIR/genbench-spawned-<steps>), then hangs."""
+
+    def train(self, data, config, progress):
+        import subprocess
+        import tempfile
+        import time
+
+        child = subprocess.Popen(["sleep", "3600"])
+        Path(tempfile.gettempdir(), f"genbench-spawned-{config.steps}").write_text(str(child.pid))
+        time.sleep(3600)
+
+
+FAKES["tiny-spawns"] = "SpawningModel"

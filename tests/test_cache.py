@@ -180,13 +180,17 @@ def test_source_fingerprint_follows_the_code(tmp_path, monkeypatch):
 
 def test_a_manifest_cannot_point_outside_its_entry(tmp_path):
     cache = ModelCache(tmp_path)
-    entry = cache.entry_dir("k" * 64)
+    entry = cache.entry_dir("a" * 64)
     entry.mkdir(parents=True)
     (tmp_path / "secret").write_text("x")
+    digest = {"bytes": 1, "sha256": "0" * 64}
     (entry / "manifest.json").write_text(json.dumps({
-        "format": 1, "key": "k" * 64, "files": {"weights.pt": {}, "../../secret": {"bytes": 1, "sha256": ""}}}))
+        "format": 1, "key": "a" * 64, "fields": {"model": "m", "task": "t", "profile": "smoke", "steps": None,
+                                                 "seed": 0, "device": "cpu"}, "train": {},
+        "bundle": {"graphs": [{"role": "sample", "path": "g.onnx"}]}, "created_at": "2026-01-01T00:00:00+00:00",
+        "files": {"weights.pt": digest, "../../secret": digest}}))
     with pytest.raises(CacheCorrupt, match="outside the entry"):
-        cache.load("k" * 64)
+        cache.load("a" * 64)
     assert cache.load("0" * 64) is None
 
 
@@ -208,7 +212,7 @@ def test_cache_list_and_clear_commands(fake_host, tmp_path):
 def test_the_cli_flags_reach_the_run(tmp_path):
     result = CliRunner().invoke(cli, ["run", "baseline-gaussian", "--task", "digits", "--profile", "smoke",
                                       "--out", str(tmp_path), "--no-timing", "--no-cache", "--max-memory", "0"])
-    assert result.exit_code == 2 and "--max-memory" in result.output
+    assert result.exit_code == 1 and "--max-memory" in result.output
     file = tmp_path / "f"
     file.write_text("")
     result = CliRunner().invoke(cli, ["run", "baseline-gaussian", "--task", "digits", "--profile", "smoke",

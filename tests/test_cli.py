@@ -76,7 +76,7 @@ def test_explicit_mnist_without_files_says_where_to_put_them(tmp_path, monkeypat
 
 def test_invalid_option_values_are_rejected(tmp_path):
     assert invoke("run", "--all", "--profile", "huge").exit_code == 2
-    assert invoke("run", "--all", "--steps", "-1").exit_code == 2
+    assert invoke("run", "--all", "--steps", "-1").exit_code == 1  # one line: "error: Invalid --steps -1: ..."
     assert invoke("run", "--all", "--device", "tpu").exit_code == 2
 
 

@@ -1,7 +1,12 @@
 """Fault injection: purpose-built bad plugins, each failing only its own job with a clear message.
 
-(Process-level faults — hangs, segfaults, os._exit, sys.exit — are in test_isolation.py; bad graphs in
-test_validation.py, test_likelihood.py and test_text.py; corrupt results in test_resume.py.)
+(Process-level faults — hangs, segfaults, os._exit, sys.exit, children a job leaves — are in
+test_isolation.py; bad graphs in test_validation.py, test_likelihood.py and test_text.py; corrupt results in
+test_resume.py. Hostile users and environments: interrupts, SIGKILL and concurrent --resume in
+test_interrupts.py; bad options, unwritable paths and a full disk in test_bad_options.py; plugin imports that
+hang or crash, names that are not one line, check-plugin's coverage in test_hostile_plugins.py; task loaders
+that hang or inflate, a shadowing ./genbench in test_task_data_limits.py; bad cache entries and restores that
+hang in test_cache_hostile.py.)
 """
 
 import json

@@ -71,3 +71,27 @@ def test_a_script_read_from_stdin_gets_a_clear_error_not_dead_jobs(tmp_path):
     assert proc.returncode == 1
     assert "ConfigError: Job processes cannot start from a script read from <stdin>" in proc.stderr
     assert "executor='inline'" in proc.stderr and not list(tmp_path.iterdir())  # nothing started, nothing half-written
+
+
+def test_a_job_that_times_out_takes_the_processes_it_started_with_it(fake_host, tmp_path):
+    import os
+    import secrets
+    import tempfile
+    import time
+    from pathlib import Path
+
+    steps = 100_000 + secrets.randbelow(800_000)  # names this test's marker file
+    marker = Path(tempfile.gettempdir(), f"genbench-spawned-{steps}")
+    try:
+        job = genbench.run(["tiny-spawns"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                           baselines=False, device="cpu", timing=False, timeout=10, steps=steps).jobs[0]
+        assert job.error.type == "Timeout" and job.error.phase == "train", job.error
+        pid = int(marker.read_text())
+        deadline = time.time() + 10
+        while time.time() < deadline and Path(f"/proc/{pid}").exists() and \
+                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.1)
+        alive = Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        assert not alive, f"the job's child process {pid} outlived it"
+    finally:
+        marker.unlink(missing_ok=True)

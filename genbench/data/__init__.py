@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,4 +69,52 @@ class Dataset:
                 "vocab": self.vocab}
 
 
-__all__ = ["Dataset", "TrainingData"]
+SAVED = "dataset.json"
+_ARRAYS = ("train_x", "test_x", "train_y", "test_y")
+_FIELDS = ("name", "kind", "shape", "value_range", "num_classes", "source", "levels", "vocab")
+
+
+def save_dataset(dataset: Dataset, directory: Path) -> bool:
+    """Save ``dataset`` in ``directory`` (``.npy`` arrays, the rest as JSON, ``dataset.json`` written last) for
+    :func:`load_saved_dataset` in other processes. Returns False, and writes nothing, when its ``meta`` holds
+    something other than arrays and JSON values (then each job loads the task itself)."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"expected genbench.data.Dataset, got {type(dataset).__name__}")
+    directory = Path(directory)
+    meta_arrays = {k: v for k, v in (dataset.meta or {}).items() if isinstance(v, np.ndarray)}
+    arrays = {name: getattr(dataset, name) for name in _ARRAYS if getattr(dataset, name) is not None}
+    if any(a.dtype.hasobject for a in (*arrays.values(), *meta_arrays.values())):
+        return False
+    try:
+        plain = None if dataset.meta is None else {k: v for k, v in dataset.meta.items() if k not in meta_arrays}
+        fields = {name: getattr(dataset, name) for name in _FIELDS}
+        header = json.dumps({"fields": fields, "arrays": sorted(arrays), "meta": plain,
+                             "meta_arrays": {k: f"meta-{i}.npy" for i, k in enumerate(meta_arrays)}}, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    for name, array in arrays.items():
+        np.save(directory / f"{name}.npy", np.asarray(array), allow_pickle=False)
+    for i, array in enumerate(meta_arrays.values()):
+        np.save(directory / f"meta-{i}.npy", array, allow_pickle=False)
+    (directory / SAVED).write_text(header)
+    return True
+
+
+def load_saved_dataset(directory: Path) -> Dataset:
+    """The dataset :func:`save_dataset` wrote: the sample arrays memory-mapped read-only (shared by every job on
+    the task, and outside each job's ``--max-memory``), labels and ``meta`` read."""
+    directory = Path(directory)
+    header = json.loads((directory / SAVED).read_text())
+    fields = dict(header["fields"])
+    fields["shape"], fields["value_range"] = tuple(fields["shape"]), tuple(fields["value_range"])
+    arrays = {name: np.load(directory / f"{name}.npy", allow_pickle=False,
+                            mmap_mode="r" if name.endswith("_x") else None) for name in header["arrays"]}
+    meta = None if header["meta"] is None else {**header["meta"], **{
+        k: np.load(directory / f, allow_pickle=False) for k, f in header["meta_arrays"].items()}}
+    return Dataset(**fields, **arrays, meta=meta)
+
+
+__all__ = ["Dataset", "TrainingData", "load_saved_dataset", "save_dataset"]

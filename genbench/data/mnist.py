@@ -29,33 +29,47 @@ FILES = {
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+#: the most one IDX file may declare (2 GiB, some 40 times MNIST's training images): a header beyond it is refused
+#: before anything is read, and a compressed file is never inflated past what its header declares
+MAX_IDX_BYTES = 2 * 2**30
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (optionally gzip-compressed) into a numpy array.
 
-    Raises :class:`DataError` with the file name for a wrong magic number, an unknown type code,
-    or a file shorter or longer than its header says.
+    Raises :class:`DataError` with the file name for a wrong magic number, an unknown type code, a header
+    that declares more than ``MAX_IDX_BYTES``, or a file shorter or longer than its header says. The file
+    is streamed: a compressed file that inflates to more than its header declares is refused after one
+    byte too many, never inflated whole.
     """
     path = Path(path)
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DataError(f"{path} is not an IDX file (bad magic number {head.hex() or 'empty'}); "
+                                "expected MNIST files such as train-images-idx3-ubyte.")
+            code, ndim = head[2], head[3]
+            if code not in _IDX_DTYPES or ndim == 0:
+                raise DataError(f"{path}: unsupported IDX type code 0x{code:02x} or rank {ndim}.")
+            header = 4 + 4 * ndim
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{path} is truncated: its header needs {header} bytes, the file has {4 + len(dims)}.")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_DTYPES[code])
+            size = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+            if size > MAX_IDX_BYTES:
+                raise DataError(f"{path}: its header declares shape {shape}, {size} bytes, more than the "
+                                f"{MAX_IDX_BYTES // 2**30} GiB genbench reads from one IDX file; it was not read.")
+            body = f.read(size + 1)  # one byte more than declared tells a file that goes on
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataError(f"Cannot read IDX file {path}: {exc}.") from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'}); "
-                        "expected MNIST files such as train-images-idx3-ubyte.")
-    code, ndim = raw[2], raw[3]
-    if code not in _IDX_DTYPES or ndim == 0:
-        raise DataError(f"{path}: unsupported IDX type code 0x{code:02x} or rank {ndim}.")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: its header needs {header} bytes, the file has {len(raw)}.")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-    if len(raw) != expected:
-        state = "truncated" if len(raw) < expected else "longer than its header says"
-        raise DataError(f"{path} is {state}: shape {shape} needs {expected} bytes, the file has {len(raw)}.")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    if len(body) != size:
+        state = "truncated" if len(body) < size else "longer than its header says"
+        have = f"{header + len(body)}" if len(body) < size else "more"
+        raise DataError(f"{path} is {state}: shape {shape} needs {header + size} bytes, the file has {have}.")
+    return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def find_mnist_files(data_dir: Path | None) -> dict[str, Path]:

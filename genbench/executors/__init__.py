@@ -10,7 +10,9 @@ measures.
 unit in a fresh process forked from a pre-warmed server (``multiprocessing`` forkserver, with torch, ONNX
 Runtime and genbench already imported), with a time limit, so that a plugin that hangs, crashes the
 interpreter, calls ``os._exit`` or leaks threads and memory fails its own job — with the phase it was
-in — and the run goes on. ``ray`` runs units as Ray tasks.
+in — and the run goes on; each task's data is loaded once, in such a process too, and memory-mapped by
+the jobs. Unit processes die with genbench, and a run that is stopping (Ctrl-C, SIGTERM) kills them and
+keeps what finished. ``ray`` runs units as Ray tasks.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from ..types import DatasetSpec, JobError, MetricSpec, ModelSpec, SeedResult, Ti
 EXECUTORS = ("process", "inline", "ray")
 
 
+class UnitStopped(Exception):
+    """A unit stopped before its end because the run is stopping (Ctrl-C, SIGTERM, a full disk): it has no
+    result and stays to do for ``--resume``."""
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Everything a worker needs to run one job; picklable, holds no plugin objects (only lazy paths)."""
@@ -36,6 +43,9 @@ class JobSpec:
     job_dir: Path
     metrics: tuple[MetricSpec, ...]
     label: str = ""
+    #: the task's data as a child process saved it (:func:`genbench.data.save_dataset`), memory-mapped by the
+    #: job; None: the job loads the task itself
+    data: Path | None = None
 
     @property
     def run_dir(self) -> Path:

@@ -10,6 +10,7 @@ driver, which writes them exactly as the local executor does.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -35,8 +36,10 @@ def _run_remote(unit: BuildUnit | TimingUnit) -> dict:
 
 
 def run_units(units: Iterable[BuildUnit | TimingUnit], address: str | None, timeout: float | None,
-              on_result: Callable[[BuildUnit | TimingUnit, Any], None], one_at_a_time: bool = False) -> None:
-    """Submit the units (all at once, or ``one_at_a_time``), then hand each result to ``on_result``."""
+              on_result: Callable[[BuildUnit | TimingUnit, Any], None], one_at_a_time: bool = False,
+              stop: threading.Event | None = None) -> None:
+    """Submit the units (all at once, or ``one_at_a_time``), then hand each result to ``on_result``. Once
+    ``stop`` is set, nothing more is submitted and the tasks still running are cancelled (they stay to do)."""
     ray = _ray()
     if not ray.is_initialized():
         if address:
@@ -57,24 +60,30 @@ def run_units(units: Iterable[BuildUnit | TimingUnit], address: str | None, time
                              resources=resources).remote(unit)
         pending[ref] = (unit, time.monotonic())
 
-    while queue or pending:
-        while queue and (not one_at_a_time or not pending):
-            submit(queue.pop(0))
-        done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-        for ref in done:
-            unit, started = pending.pop(ref)
-            try:
-                result = unit.result_from_dict(ray.get(ref))
-            except Exception as exc:  # noqa: BLE001 - a worker that died or raised fails its own unit
-                result = unit.failed(JobError("ray", type(exc).__name__, str(exc).strip().splitlines()[0][:300]),
-                                     time.monotonic() - started)
-            on_result(unit, result)
-        if timeout is not None:
-            now = time.monotonic()
-            for ref, (unit, started) in list(pending.items()):
-                if now - started > timeout + 300:  # queueing time included, generously
-                    ray.cancel(ref, force=True)
-                    pending.pop(ref)
-                    on_result(unit, unit.failed(JobError(
-                        "ray", "Timeout", f"no result after {timeout:g} s on the cluster; the task was cancelled."),
-                        now - started))
+    try:
+        while queue or pending:
+            if stop is not None and stop.is_set():
+                return  # what still runs is cancelled below
+            while queue and (not one_at_a_time or not pending):
+                submit(queue.pop(0))
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in done:
+                unit, started = pending.pop(ref)
+                try:
+                    result = unit.result_from_dict(ray.get(ref))
+                except Exception as exc:  # noqa: BLE001 - a worker that died or raised fails its own unit
+                    result = unit.failed(JobError("ray", type(exc).__name__, str(exc).strip().splitlines()[0][:300]),
+                                         time.monotonic() - started)
+                on_result(unit, result)
+            if timeout is not None:
+                now = time.monotonic()
+                for ref, (unit, started) in list(pending.items()):
+                    if now - started > timeout + 300:  # queueing time included, generously
+                        ray.cancel(ref, force=True)
+                        pending.pop(ref)
+                        on_result(unit, unit.failed(JobError(
+                            "ray", "Timeout", f"no result after {timeout:g} s on the cluster; the task was cancelled."),
+                            now - started))
+    finally:  # stopping, or a full disk on the driver: nothing of this run goes on running
+        for ref in pending:
+            ray.cancel(ref, force=True)

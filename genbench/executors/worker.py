@@ -33,7 +33,7 @@ from . import BuildUnit, JobSpec, TimingUnit  # noqa: E402
 def load_task(job: JobSpec) -> Any:
     from ..harness import load_task_state
 
-    return load_task_state(job.task, job.config)
+    return load_task_state(job.task, job.config, saved=job.data)
 
 
 def head(job: JobSpec) -> dict[str, Any]:
@@ -58,9 +58,7 @@ def execute(unit: BuildUnit | TimingUnit, on_phase: Callable[[str], None] | None
         metrics = [(s, load_object(s.factory, owner=f"metric '{s.name}'")()) for s in job.metrics] \
             if unit.kind == "build" else []
     except Exception as exc:  # noqa: BLE001
-        message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
-        return unit.failed(JobError("data", type(exc).__name__, (message.strip().splitlines() or [""])[0]),
-                           time.perf_counter() - t0)
+        return unit.failed(data_error(exc, job.config), time.perf_counter() - t0)
     profile = get_profile(config.profile)
     with JobProgress(job.label or unit.label) as progress:
         if unit.kind == "build":
@@ -77,8 +75,10 @@ def child_main(unit: BuildUnit | TimingUnit, conn: Any) -> None:
     would keep a normal interpreter exit waiting for ever) are named in the result's warnings and end
     with the process.
     """
-    try:
+    def work() -> dict:
         limit_memory(unit.job.config.max_memory)
+        if unit.kind == "build":
+            single_threaded_blas()
         before = set(threading.enumerate())
         result = execute(unit, on_phase=lambda phase: conn.send(("phase", phase)))
         leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
@@ -87,7 +87,15 @@ def child_main(unit: BuildUnit | TimingUnit, conn: Any) -> None:
             result = dataclasses.replace(result, warnings=(*result.warnings, (
                 f"the job left {len(leaked)} Python thread(s) running ({names}); they may have disturbed its timings, "
                 "and were stopped with the job's process")))
-        conn.send(("result", result.to_dict()))
+        return result.to_dict()
+
+    _serve(conn, work)
+
+
+def _serve(conn: Any, work: Callable[[], Any]) -> None:
+    """Send ``("result", work())`` through ``conn``, or ``("crash", traceback)``; then end the process."""
+    try:
+        conn.send(("result", work()))
     except BaseException:  # noqa: BLE001 - report, then die
         conn.send(("crash", traceback.format_exc()))
     finally:
@@ -97,10 +105,59 @@ def child_main(unit: BuildUnit | TimingUnit, conn: Any) -> None:
         os._exit(0)
 
 
+def data_error(exc: BaseException, config: Any, task: str = "") -> JobError:
+    """The one-line error of task data that could not be loaded, with a hint when it ran out of memory."""
+    from ..harness import out_of_memory
+
+    message = str(exc) if isinstance(exc, GenbenchError) else f"{type(exc).__name__}: {exc}"
+    message = (message.strip().splitlines() or [""])[0]
+    if config.max_memory and out_of_memory(exc):
+        message += (f" (loading {f'task {task!r}' if task else 'the task'} went over the memory limit, --max-memory "
+                    f"{config.max_memory:g} GiB: raise it if the data really is that large; a compressed file that "
+                    "inflates to far more than it should also does this)")
+    return JobError("data", type(exc).__name__, message)
+
+
+def data_child_main(task: Any, config: Any, directory: Any, conn: Any) -> None:
+    """Entry point of a task's data-loading process: load the task under the jobs' memory limit and save its
+    arrays for the jobs to memory-map; the result (or the reason it failed) goes through ``conn``."""
+    def work() -> dict:
+        limit_memory(config.max_memory)
+        single_threaded_blas()
+        conn.send(("phase", "data"))
+        from ..data import save_dataset
+        from ..errors import DataUnavailableError
+        from ..harness import load_task_state
+
+        try:
+            return {"saved": save_dataset(load_task_state(task, config).dataset, directory)}
+        except Exception as exc:  # noqa: BLE001 - a loader's failure fails the task's jobs
+            return {"error": data_error(exc, config, task.name).to_dict(),
+                    "unavailable": isinstance(exc, DataUnavailableError)}
+
+    _serve(conn, work)
+
+
+def single_threaded_blas() -> Any:
+    """One BLAS thread in this process (until the returned limiter's ``restore_original_limits()``, or the end
+    of a ``with`` block): build units run side by side on every core already (as their ONNX Runtime sessions,
+    on one thread each), and a multi-threaded BLAS on a busy machine spends most of its time waiting for its
+    own threads (the digits metrics took 7 to 13 s of wall time with two OpenBLAS threads under load, 0.9 s
+    with one, the same values)."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def limit_memory(gib: float | None) -> None:
     """Cap this process's data memory (``RLIMIT_DATA``: heap and private mappings, which is where numpy and
     torch allocate) at ``gib`` GiB, so that a plugin that allocates too much gets a MemoryError in its own
-    job instead of the kernel's out-of-memory killer choosing a victim."""
+    job instead of the kernel's out-of-memory killer choosing a victim. (Memory-mapped task data is shared,
+    and not counted.)"""
     if gib is None:
         return
     import resource

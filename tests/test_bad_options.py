@@ -1,0 +1,147 @@
+"""Bad options and paths are refused up front in one line (exit 1, no traceback, nothing written); a full disk
+stops the run with a clear message, the last run.json intact and the rest resumable; --resume refuses options
+that contradict the run it finishes."""
+
+import errno
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import genbench
+from genbench.cli import cli
+from genbench.errors import ConfigError, OutputError, RunInterrupted
+
+BAD_RUN_OPTIONS = [
+    (["--timeout", "inf"], "--timeout"), (["--timeout", "nan"], "--timeout"), (["--timeout", "1e10"], "--timeout"),
+    (["--timeout", "0"], "--timeout"), (["--timeout", "soon"], "--timeout"),
+    (["--seed", "-1"], "--seed"), (["--seed", "1e23"], "--seed"), (["--seed", "4294967296"], "--seed"),
+    (["--max-memory", "inf"], "--max-memory"), (["--max-memory", "nan"], "--max-memory"),
+    (["--max-memory", "-2"], "--max-memory"),
+    (["--seeds", "1e3"], "--seeds"), (["--seeds", "²"], "--seeds"), (["--seeds", "0,0"], "--seeds"),
+    (["--seeds", "0,,1"], "--seeds"), (["--seeds", "9" * 5000], "--seeds"), (["--seeds", "-1"], "--seeds"),
+    (["--jobs", "0"], "--jobs"), (["--jobs", "1e3"], "--jobs"), (["--jobs", "100000"], "--jobs"),
+    (["--threads", "0"], "--threads"), (["--train-threads", "-2"], "--train-threads"),
+    (["--steps", "-1"], "--steps"), (["--steps", "1e30"], "--steps"),
+    (["--seed", "3", "--seeds", "0,1"], "seed"),
+    (["--out", "/proc/genbench-cannot-be-made"], "--out"),
+    (["--data-dir", "/nonexistent-genbench-data"], "--data-dir"),
+]
+
+
+@pytest.mark.parametrize("options, named", BAD_RUN_OPTIONS, ids=[" ".join(o)[:30] for o, _ in BAD_RUN_OPTIONS])
+def test_a_bad_run_option_is_one_line_and_nothing_runs(tmp_path, monkeypatch, options, named):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["run", "baseline-gaussian", "--task", "ring8", "--profile", "smoke", *options])
+    assert r.exit_code == 1, r.output
+    assert r.output.count("\n") == 1 and r.output.startswith("error: ") and named in r.output, r.output
+    assert "Traceback" not in r.output and not list(tmp_path.iterdir())  # no results directory was made
+
+
+def test_an_out_path_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    r = CliRunner().invoke(cli, ["run", "baseline-gaussian", "--out", str(tmp_path / "taken")])
+    assert r.exit_code == 1 and r.output.startswith("error: Cannot use --out") and r.output.count("\n") == 1, r.output
+
+
+@pytest.mark.parametrize("kwargs", [{"timeout": float("inf")}, {"timeout": float("nan")}, {"max_memory": float("inf")},
+                                    {"seed": -1}, {"seeds": [0, 2**32]}, {"jobs": 0}, {"threads": 0}, {"steps": 1.5},
+                                    {"timing": "no"}, {"device": "tpu"}])
+def test_the_api_checks_the_same_options(fake_host, tmp_path, kwargs):
+    with pytest.raises(ConfigError):
+        genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path, **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_output_file_that_cannot_be_created_is_one_line(tmp_path):
+    from genbench.results import atomic_write_text
+
+    (tmp_path / "file").write_text("x")
+    for target in (tmp_path / "file" / "out.md", tmp_path / "dir-is-there"):
+        if target.name == "dir-is-there":
+            target.mkdir()
+        with pytest.raises(OutputError, match=f"Cannot write {target}") as info:
+            atomic_write_text(target, "text")
+        assert isinstance(info.value, OSError) and info.value.errno is not None
+    r = CliRunner().invoke(cli, ["leaderboard", str(tmp_path), "-o", str(tmp_path / "file" / "board.md")])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "error:" in r.output, r.output
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """ENOSPC from the atomic writer's fsync once ``arm()`` is called (as a disk that fills up mid-run)."""
+    state = {"armed": False, "failed": 0}
+    real = os.fsync
+
+    def fsync(fd):
+        if state["armed"]:
+            state["failed"] += 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr("genbench.results.os.fsync", fsync)
+    return state
+
+
+def test_a_full_disk_stops_the_run_keeps_the_last_run_json_and_resume_finishes(fake_host, tmp_path, full_disk):
+    lines = []
+
+    def echo(line):
+        lines.append(line)
+        if line.lstrip().startswith("built"):  # the disk fills up once the first unit is saved
+            full_disk["armed"] = True
+
+    with pytest.raises(RunInterrupted) as info:
+        genbench.run(["tiny-ok", "tiny-cached", "tiny-elbo"], tasks=["digits"], profile="smoke", host=fake_host,
+                     out=tmp_path, baselines=False, device="cpu", timing=False, jobs=1, echo=echo)
+    message = str(info.value)
+    assert "\n" not in message and "No space left on device" in message and "genbench run --resume" in message
+    assert full_disk["failed"] >= 1
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".run.json")) == []  # no temp file left
+    saved = genbench.load_run(run_dir)  # the last complete write, intact
+    assert [(j.model, j.status) for j in saved.jobs] == [("tiny-ok", "ok"), ("tiny-cached", "pending"),
+                                                        ("tiny-elbo", "pending")]
+    assert saved.finished_at is None and not (run_dir / ".data").exists()
+
+    full_disk["armed"] = False
+    done = genbench.run(resume=run_dir, host=fake_host)
+    assert [(j.model, j.status) for j in done.jobs] == [("tiny-ok", "ok"), ("tiny-cached", "ok"), ("tiny-elbo", "ok")]
+    assert done.jobs[0].to_dict() == saved.jobs[0].to_dict()  # not redone
+
+
+def test_a_job_that_meets_a_full_disk_is_left_to_do_not_failed(fake_host, tmp_path):
+    with pytest.raises(RunInterrupted, match="No space left on device"):
+        genbench.run(["tiny-no-space"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                     baselines=False, device="cpu", timing=False, executor="inline")
+    (run_json,) = tmp_path.glob("*/run.json")
+    assert json.loads(run_json.read_text())["jobs"][0]["status"] == "pending"
+
+
+@pytest.fixture
+def small_run(fake_host, tmp_path):
+    result = genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                          baselines=False, device="cpu", timing=False)
+    return tmp_path / result.run_id
+
+
+def test_resume_refuses_options_that_contradict_the_run(small_run):
+    before = (small_run / "run.json").read_text()
+    r = CliRunner().invoke(cli, ["run", "--resume", str(small_run), "--profile", "default", "--seed", "3",
+                                 "--task", "text", "--no-timing", "--timeout", "30"])
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    for words in ("--profile default contradicts its stored profile smoke", "--seed 3 contradicts its stored seed 0",
+                  "--task text contradicts its stored tasks digits", "--timeout 30.0 contradicts",
+                  "only --jobs may change"):
+        assert words in r.output, r.output
+    assert "--no-timing" not in r.output  # the run was made with timing=False: that agrees
+    with pytest.raises(ConfigError, match="--max-memory 2 contradicts its stored max-memory None"):
+        genbench.run(resume=small_run, max_memory=2)
+    assert (small_run / "run.json").read_text() == before
+
+
+def test_resume_accepts_options_that_agree_and_jobs(small_run, fake_host):
+    done = genbench.run(["tiny-ok"], resume=small_run, tasks=["digits"], profile="smoke", executor="process", jobs=1,
+                        timing=False, baselines=False, device="cpu", host=fake_host)
+    assert done.jobs[0].status == "ok" and len(done.config["resumed_at"]) == 1
