@@ -43,7 +43,8 @@ class PlannedJob:
 
 def plan(host: PluginHost, models: Sequence[str] = (), all_models: bool = False, tasks: Sequence[str] = (),
          baselines: bool = True) -> list[PlannedJob]:
-    """Jobs = chosen models × the tasks they support. Unknown names raise with suggestions."""
+    """Jobs = chosen models × the tasks they support (a task of a kind the model names, or a task it names).
+    Unknown names raise with suggestions."""
     reg = host.registry
     if not models and not all_models:
         raise ConfigError("Name at least one model or pass --all (see 'genbench list').")
@@ -53,15 +54,15 @@ def plan(host: PluginHost, models: Sequence[str] = (), all_models: bool = False,
     task_specs = [reg.dataset(t) for t in dict.fromkeys(tasks)] if tasks else list(reg.datasets)
     jobs: list[PlannedJob] = []
     for task in task_specs:
-        here = [m for m in chosen if task.kind in m.tasks]
+        here = [m for m in chosen if m.supports(task)]
         if baselines and not all_models and any(m.family != "baseline" for m in here):
             # reference rows beside the named models, on the tasks they run on
-            here += [m for m in reg.models if m.family == "baseline" and task.kind in m.tasks and m not in here]
+            here += [m for m in reg.models if m.family == "baseline" and m.supports(task) and m not in here]
         for model in chosen + [m for m in here if m not in chosen]:
             if model in here:
                 jobs.append(PlannedJob(model, task))
             elif tasks and model.name in models:
-                jobs.append(PlannedJob(model, task, f"model supports {', '.join(model.tasks)} tasks; "
+                jobs.append(PlannedJob(model, task, f"model supports {model.describe_tasks()}; "
                                                     f"'{task.name}' is a {task.kind} task"))
     if not any(j.skip_reason is None for j in jobs):
         raise ConfigError("No job to run: none of the chosen models supports the chosen tasks (see 'genbench list').")
