@@ -37,41 +37,53 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _format_options(function):
+    """``--format text|json`` and its alias ``--json``."""
+    function = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(function)
+    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="json: one JSON document on stdout, following its shipped schema "
+                             "(python -m genbench.schemas).")(function)
+
+
+def _echo_json(data) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, allow_nan=False))
+
+
 @cli.command("plugins")
-def plugins_cmd() -> None:
+@_format_options
+def plugins_cmd(fmt, as_json) -> None:
     """List loaded plugins, what each registered, and plugins that failed or were disabled."""
+    from .inventory import plugin_lines, plugin_table
     from .plugins import make_plugin_manager
 
     host = make_plugin_manager()
-    for p in host.plugins:
-        click.echo(f"{p.name:<20} {p.distribution} {p.version}: {', '.join(p.registered) or 'nothing registered'}")
-    for name in host.disabled:
-        click.echo(f"{name:<20} disabled by $GENBENCH_DISABLE_PLUGINS")
-    for f in host.failures:
-        click.echo(f"FAILED {f}", err=True)
+    if fmt == "json" or as_json:
+        return _echo_json(plugin_table(host))
+    out, err = plugin_lines(host)
+    for line in out:
+        click.echo(line)
+    for line in err:
+        click.echo(line, err=True)
 
 
 @cli.command("list")
-def list_cmd() -> None:
+@_format_options
+def list_cmd(fmt, as_json) -> None:
     """List models, tasks, metrics and reporters."""
+    from .inventory import listing, listing_lines
     from .plugins import make_plugin_manager
 
     host = make_plugin_manager()
-    reg = host.registry
-    click.echo("models:")
-    for m in reg.models:
-        click.echo(f"  {m.name:<22} {m.family:<9} tasks: {','.join(m.tasks):<12} {m.description} [{m.plugin} {m.plugin_version}]")
-    click.echo("tasks:")
-    for d in reg.datasets:
-        click.echo(f"  {d.name:<22} {d.kind:<9} {d.description}")
-    click.echo("metrics:")
-    for s in reg.metrics:
-        click.echo(f"  {s.name:<22} {'higher' if s.higher_is_better else 'lower'} is better; {s.description}")
-    click.echo("reporters:")
-    for r in reg.reporters:
-        click.echo(f"  {r.name:<22} {r.description}")
+    if fmt == "json" or as_json:
+        return _echo_json(listing(host))
+    for line in listing_lines(host):
+        click.echo(line)
     for f in host.failures:
         click.echo(f"warning: {f}", err=True)
+    for w in host.warnings:
+        click.echo(f"warning: {w}", err=True)
 
 
 class _Number(click.ParamType):
@@ -311,25 +323,35 @@ def compare_cmd(base, new, gates, allow_incomparable, fmt, as_json) -> None:
               show_default=True, help="Where to create genbench-NAME/.")
 def new_plugin_cmd(name, family, directory) -> None:
     """Write a ready plugin package: pyproject with the entry point, hook, a working model, its tests."""
-    from .scaffold import new_plugin
+    from .scaffold import install_command, new_plugin
 
     root = new_plugin(name, family, directory)
-    click.echo(f"{root}: pip install {root} && genbench check-plugin {name}")
+    click.echo(f"wrote {root}; install and check it with:")
+    click.echo(f"  {install_command(root, name)}")
 
 
 @cli.command("check-plugin")
 @click.argument("name")
 @click.option("--task", default=None, help="Check on this task (default: the first available of the model's kinds).")
-def check_plugin_cmd(name, task) -> None:
-    """Check an installed plugin (or one model) against the contract; exit 1 listing every problem."""
-    from .testing import check_plugin
+@_format_options
+def check_plugin_cmd(name, task, fmt, as_json) -> None:
+    """Check an installed plugin (or one model) against the contract: each check and its outcome; exit 1
+    listing every problem."""
+    from .testing import check_report
 
-    problems = check_plugin(name, task=task)
-    for p in problems:
-        click.echo(f"problem: {p}", err=True)
-    if problems:
+    report = check_report(name, task=task)
+    if fmt == "json" or as_json:
+        _echo_json(report)
+    else:
+        for c in report["checks"]:
+            click.echo(f"{c['status']:<8} [{c['model']}] {c['check']}" + (f": {c['message']}" if c["message"] and
+                                                                            c["status"] != "failed" else ""))
+        for p in report["problems"]:
+            click.echo(f"problem: [{p['model']}] {p['check']}: {p['message']}", err=True)
+        if report["conforms"]:
+            click.echo(f"{name}: conforms to the genbench plugin contract")
+    if not report["conforms"]:
         sys.exit(1)
-    click.echo(f"{name}: conforms to the genbench plugin contract")
 
 
 @cli.group("cache")
@@ -343,22 +365,16 @@ _CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False, path_t
 
 @cache_group.command("list")
 @_CACHE_DIR
-def cache_list_cmd(cache_dir) -> None:
+@_format_options
+def cache_list_cmd(cache_dir, fmt, as_json) -> None:
     """One line per cached model: key, model, task, profile, steps, seed, device, size, when."""
-    from .cache import ModelCache, default_cache_dir
-    from .errors import printable
+    from .inventory import cache_lines, cache_table
 
-    cache = ModelCache(cache_dir or default_cache_dir())
-    entries = cache.entries()
-    click.echo(f"{cache.root}: {len(entries)} entries, {sum(e['bytes'] for e in entries) / 2**20:.1f} MiB")
-    for e in entries:
-        if not e["readable"]:
-            click.echo(f"  {printable(e['key'], 16):<16}  unreadable: {printable(e['problem'])} "
-                       f"({e['bytes'] / 2**20:.1f} MiB; 'genbench cache clear' removes it)")
-            continue
-        steps = "default" if e["steps"] is None else e["steps"]
-        click.echo(f"  {e['key'][:16]}  {e['model']:<20} {e['task']:<8} {e['profile']:<8} "
-                   f"steps={steps} seed={e['seed']} {e['device']} {e['bytes'] / 2**20:.1f} MiB {e['created_at']}")
+    table = cache_table(cache_dir)
+    if fmt == "json" or as_json:
+        return _echo_json(table)
+    for line in cache_lines(table):
+        click.echo(line)
 
 
 @cache_group.command("clear")
