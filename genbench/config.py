@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .perf import TimingPolicy
 from .perf.cores import usable_cores
+
+if TYPE_CHECKING:
+    from .settings import UserProfile
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,15 @@ class RunConfig:
     max_memory: float | None = None
     #: training seeds: every model is built and scored once per seed; quality is their mean ± std
     seeds: tuple[int, ...] = ()
+    #: a profile defined in a settings file (genbench.settings), based on ``profile``: plugins train as for
+    #: ``profile`` (with its ``steps``, already in ``steps``); samples and timing are the user profile's
+    user_profile: "UserProfile | None" = None
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
+        if self.user_profile is not None and self.user_profile.based_on != self.profile:
+            raise ConfigError(f"Profile '{self.user_profile.name}' is based on {self.user_profile.based_on}, not "
+                              f"{self.profile}.")
         object.__setattr__(self, "seeds", tuple(self.seeds) or (self.seed,))
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"Invalid --seeds {','.join(map(str, self.seeds))}: each seed may appear once.")
@@ -138,4 +148,10 @@ class RunConfig:
                 "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address,
                 "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None,
                 "cache": self.cache, "cache_dir": str(self.cache_dir) if self.cache_dir else None,
-                "max_memory": self.max_memory, "seeds": list(self.seeds)}
+                "max_memory": self.max_memory, "seeds": list(self.seeds),
+                "user_profile": self.user_profile.to_dict() if self.user_profile is not None else None}
+
+    def profile_settings(self) -> Profile:
+        """The profile this run uses: the built-in ``profile``, or the user profile derived from it."""
+        base = get_profile(self.profile)
+        return base if self.user_profile is None else self.user_profile.derive(base)
