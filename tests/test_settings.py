@@ -5,6 +5,7 @@ records."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -257,3 +258,36 @@ def test_compare_takes_its_gate_from_the_file_unless_a_flag_is_given(fake_host, 
     assert "note: --fail-on-regression 'fd:5%,precision:0.1' from" in r.stderr and "pyproject.toml" in r.stderr
     r = CliRunner().invoke(cli, ["compare", *dirs, "--json", "--fail-on-regression", "recall:1%"])
     assert json.loads(r.stdout)["gate"]["spec"] == "recall:1%" and "note:" not in r.stderr
+
+
+def test_the_results_schema_doc_names_every_config_field_and_every_shipped_schema(fake_host, tmp_path):
+    from pathlib import Path
+
+    from genbench.schemas import SCHEMAS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "results-schema.md").read_text()
+    config_table = doc.split("## `config`: every field")[1].split("\n## ")[0]
+    write(tmp_path / "genbench.toml", '[profiles.q]\nbased_on = "smoke"\n')
+    result = _run(fake_host, tmp_path, tmp_path, models=["tiny-ok"], tasks=["digits"], profile="q")
+    fields = set(result.config) | {"resumed_at", "samples"}  # after a --resume; in genbench score's runs
+    documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?(?:, `([a-z_]+)`)?", config_table, re.M))
+    names = {n for row in documented for n in row if n}
+    assert fields <= names, fields - names
+    for name, file in SCHEMAS.items():
+        assert f"`{name}`" in doc and f"`{file}`" in doc, name
+
+
+@pytest.mark.parametrize("doc", ["docs/configuration.md", "README.md"])
+def test_the_documented_example_configuration_works(tmp_path, doc):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    (example,) = re.findall(r"```toml\n# genbench.toml\n(.*?)```", text, re.S)
+    write(tmp_path / "genbench.toml", example)
+    settings = load_settings(tmp_path)
+    options, used = settings.run_options(NO_FLAGS)
+    assert options["models"] == ("gan-mlp", "vae-mlp") and options["profile"] == "quick"
+    assert options["seeds"] == (0, 1, 2) and set(used) == {"models", "tasks", "profile", "seeds"}
+    quick = settings.profile("quick")
+    assert (quick.based_on, quick.samples, quick.steps) == ("default", 2000, 1000)
+    assert settings.compare_options(None, None)[0] == "fd:5%,latency_p50:10%"
