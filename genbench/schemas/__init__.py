@@ -19,6 +19,7 @@ from ..errors import ResultsError
 SCHEMAS = {
     "genbench.run/2": "run-2.schema.json",
     "genbench.run/1": "run-1.schema.json",
+    "genbench.limits/1": "limits-1.schema.json",
 }
 
 
