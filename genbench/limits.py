@@ -372,7 +372,7 @@ def _study(result: LimitsResult, directory: Path, config: RunConfig, host: Any, 
             flops[m] = training_flops(host.registry.model(m), host.registry.dataset(task), config,
                                       result.device)
     headline = _headline(reference, models)
-    points = _points(result, reference, quantity, quality, compute, steps_of, flops, directory)
+    points = _points(state["result"], reference, quantity, quality, compute, steps_of, flops)
     save(points=tuple(points), flops=flops, headline=headline, warnings=tuple(warnings))
     augmentation = list(result.augmentation) if resume and result.augmentation else \
         _augmentation(state["result"], reference, directory, host, echo)
@@ -403,13 +403,11 @@ def _run_point(config: RunConfig, models: list[str], task: str, out: Path, host:
     from .results import SCHEMA as RUN_SCHEMA
     from .results import write_run
     from .runner import _run_jobs, environment, new_run_id, plan
+    from .runtime import resolve_device
     from .types import RunResult
 
     planned = plan(host, models, False, [task], baselines=False)
-    dev = config.to_dict()["device"]
-    from .runtime import resolve_device
-
-    dev = resolve_device(dev)
+    dev = resolve_device(config.device)
     run_id = new_run_id()
     run_dir = out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -454,7 +452,7 @@ def _headline(reference: Any, models: list[str]) -> dict[str, Any]:
 
 def _points(result: LimitsResult, reference: Any, quantity: Mapping[float, Any], quality: Mapping[float, Any],
             compute: Mapping[str, Mapping[float, Any]], steps_of: Mapping[str, tuple[int | None, str | None]],
-            flops: Mapping[str, Any], directory: Path) -> list[LimitsPoint]:
+            flops: Mapping[str, Any]) -> list[LimitsPoint]:
     runs_by_id = {Path(v).name: v for v in result.runs.values()}
     names = list(result.models) + ([result.baseline] if result.baseline else [])
 
@@ -609,7 +607,13 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def _fmt(mean: float, half: float | None) -> str:
-    return f"{mean:.4g}" + (f" ± {half:.2g}" if half is not None else "")
+    """``1123 ± 84``: a mean and the half-width of its interval (2 significant digits, never in e-notation)."""
+    return f"{mean:.4g}" + (f" ± {plain(half)}" if half is not None else "")
+
+
+def plain(x: float) -> str:
+    """A spread to 2 significant digits below 100, to a whole number from 100 up (152, not 1.5e+02)."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.2g}"
 
 
 def paired_better(model: Sequence[float], baseline: Sequence[float], higher_is_better: bool,
@@ -735,11 +739,13 @@ def make_statements(result: LimitsResult) -> list[dict[str, Any]]:
             c = change[1]
             bound = max(abs(c["low"]), abs(c["high"]))
             flops = f" (about {p.flops:.2g} training FLOPs, an estimate)" if p.flops else ""
-            verb = "Doubling" if f == 2.0 else "Halving" if f == 0.5 else f"Scaling by {f:g}"
-            within = "" if c["low"] == c["high"] else \
+            within = "" if c["low"] == c["high"] or f < 1 else \
                 f": by less than {f'{bound:.1%}' if c['relative'] else f'{bound:.3g}'} either way"
-            say("compute", model, f"{verb} {model}'s training steps from S = {s:,} to {p.steps:,}{flops} changes "
-                                  f"{metric} by {change[0]}{within}, over {seeds} seeds.", x=f, bound=bound, **c)
+            what = (f"Doubling {model}'s training steps from S = {s:,} to {p.steps:,}" if f == 2.0 else
+                    f"Halving {model}'s training steps from S = {s:,} to {p.steps:,}" if f == 0.5 else
+                    f"Training {model} for {f:g} × S = {p.steps:,} steps instead of S = {s:,}")
+            say("compute", model, f"{what}{flops} changes {metric} by {change[0]}{within}, over {seeds} seeds.",
+                x=f, bound=bound, **c)
     for row in result.augmentation:
         if row.get("role") != "model" or row.get("gain_stderr") is None:
             continue

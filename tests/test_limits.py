@@ -145,6 +145,8 @@ def test_smoke_study_writes_a_valid_limits_file_with_every_point(study):
     assert result.baseline == "baseline-gaussian" and result.headline["metric"] == "high-quality"
     quantity = result.curve("quantity", "tiny-points")
     assert [p.train_examples for p in quantity] == [2500, 10000]
+    assert [p.run for p in quantity] == [result.runs["quantity-0.25"], result.runs["reference"]]
+    assert [p.shared for p in quantity] == [None, "reference"]
     assert [p.x for p in result.curve("quality", "baseline-gaussian")] == [0.0, 0.5]
     assert result.curve("compute", "baseline-gaussian") == []
     compute = result.curve("compute", "tiny-points")

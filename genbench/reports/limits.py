@@ -29,8 +29,10 @@ def _half(mv: Mapping[str, Any]) -> float | None:
 def _cell(mv: Mapping[str, Any]) -> str:
     if not mv or mv.get("value") is None:
         return "–"
+    from ..limits import plain
+
     half = _half(mv)
-    return f"{mv['value']:.4g}" + (f" ± {half:.2g}" if half is not None else "")
+    return f"{mv['value']:.4g}" + (f" ± {plain(half)}" if half is not None else "")
 
 
 def _floor(result: Any, metric: str) -> float | None:
