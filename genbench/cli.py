@@ -180,37 +180,22 @@ def limits_cmd(models, task, profile, out, seeds, fractions, corruption, compute
     import json
 
     from .errors import ConfigError
-    from .limits import COMPUTE, CORRUPTION, QUANTITY, limits
+    from .limits import COMPUTE, CORRUPTION, QUANTITY, limits, parse_values
 
     if resume is None and task is None:
         raise ConfigError("Name the task to study with --task (see 'genbench list').")
     quiet = fmt == "json" or as_json
     result = limits(models, task=task, profile=profile, out=out, seeds=parse_seeds(seeds), device=device,
                     data_dir=data_dir, text_file=text_file, jobs=jobs, executor=isolation, timeout=timeout,
-                    cache=not no_cache, cache_dir=cache_dir, quantity=_floats(fractions, "--fractions", QUANTITY),
-                    corruption=_floats(corruption, "--corruption", CORRUPTION),
-                    compute=_floats(compute, "--compute", COMPUTE), resume=resume,
+                    cache=not no_cache, cache_dir=cache_dir, quantity=parse_values(fractions, "--fractions", QUANTITY),
+                    corruption=parse_values(corruption, "--corruption", CORRUPTION),
+                    compute=parse_values(compute, "--compute", COMPUTE), resume=resume,
                     command=" ".join(shlex.quote(a) for a in ["genbench", *sys.argv[1:]]) if sys.argv else None,
                     echo=(lambda s: None) if quiet else click.echo)
     if quiet:
         click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     if result.failed:
         sys.exit(1)
-
-
-def _floats(text: str | None, option: str, default: tuple[float, ...]) -> tuple[float, ...]:
-    """``"0.0625,0.5"`` or ``"1/16,1/2"`` → floats; a one-line error for anything else."""
-    from fractions import Fraction
-
-    from .errors import ConfigError
-
-    if text is None:
-        return default
-    try:
-        return tuple(float(Fraction(p.strip())) for p in text.split(","))
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"Invalid {option} {text!r}: give numbers or fractions separated by commas, "
-                          "e.g. 1/16,1/2.") from None
 
 
 @cli.command("report")

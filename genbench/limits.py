@@ -232,8 +232,8 @@ def limits(models: Sequence[str], *, task: str, profile: str = "default", out: s
     if unfit:
         raise ConfigError(f"{', '.join(unfit)} cannot run on '{task}' (a {spec.kind} task); pick a task they support.")
     baseline = BASELINES.get(spec.kind)
-    if baseline is not None and baseline not in reg.models.names():
-        baseline = None
+    if baseline not in reg.models.names() or baseline in [m.name for m in chosen]:
+        baseline = None  # not installed, or itself the model studied
     axes = {"quantity": _axis(quantity, 1.0, lambda v: 0 < v <= 1, "--fractions", "in (0, 1]"),
             "quality": _axis(corruption, 0.0, lambda v: 0 <= v < 1, "--corruption", "in [0, 1)"),
             "compute": _axis(compute, 1.0, lambda v: v > 0, "--compute", "above 0")}
@@ -288,6 +288,19 @@ def _noise_text(dataset: Any) -> str:
 
     return ("a share of the training examples replaced by " + noise_description(dataset.training_data())
             + "; labels kept; drawn per training seed")
+
+
+def parse_values(text: str | None, option: str, default: Sequence[float]) -> tuple[float, ...]:
+    """An axis' values from the command line: ``"0.0625,0.5"`` or ``"1/16,1/2"``; ``default`` for None."""
+    from fractions import Fraction
+
+    if text is None:
+        return tuple(default)
+    try:
+        return tuple(float(Fraction(p.strip())) for p in text.split(","))
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"Invalid {option} {text!r}: give numbers or fractions separated by commas, "
+                          "e.g. 1/16,1/2.") from None
 
 
 def _axis(values: Sequence[float], reference: float, ok: Callable[[float], bool], option: str,
@@ -810,4 +823,4 @@ def _quantity_statements(result: LimitsResult, model: str, metric: str, hib: boo
 
 
 __all__ = ["BASELINES", "COMPUTE", "CORRUPTION", "LimitsPoint", "LimitsResult", "QUANTITY", "SCHEMA", "limits",
-           "load_limits", "make_statements", "mean_difference", "paired_better", "relative_change", "training_flops", "write_limits"]
+           "load_limits", "make_statements", "parse_values", "mean_difference", "paired_better", "relative_change", "training_flops", "write_limits"]

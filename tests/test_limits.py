@@ -244,10 +244,13 @@ def test_limits_refuses_bad_input_in_one_line(points_host, tmp_path):
 def test_cli_limits_needs_a_task_and_parses_fractions():
     from click.testing import CliRunner
 
-    from genbench.cli import _floats, cli
+    from genbench.cli import cli
+    from genbench.limits import parse_values
 
     out = CliRunner().invoke(cli, ["limits", "gan-mlp"])
     assert out.exit_code == 1 and "--task" in out.output
-    assert _floats("1/16,0.5", "--fractions", ()) == (0.0625, 0.5)
+    assert parse_values("1/16,0.5", "--fractions", ()) == (0.0625, 0.5)
     with pytest.raises(ConfigError, match="--compute"):
-        _floats("x", "--compute", ())
+        parse_values("x", "--compute", ())
+    out = CliRunner().invoke(cli, ["limits", "gan-mlp", "--task", "ring8", "--fractions", "2"])
+    assert out.exit_code == 1 and "Invalid --fractions value 2" in out.output

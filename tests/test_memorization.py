@@ -141,6 +141,17 @@ def test_train_copy_is_flagged_and_held_out_samplers_are_not_on_points(tasks):
     assert fresh["ct"].params["cells"] == cell_count(len(d.test_x) // 2, 500)
 
 
+def test_the_train_copy_baseline_job_is_flagged_in_an_ordinary_run(tmp_path):
+    import genbench
+
+    run = genbench.run(["baseline-train-copy"], tasks=["ring8"], profile="smoke", out=tmp_path, timing=False,
+                       executor="inline", cache=False)
+    quality = run.jobs[0].quality
+    assert "copies training data" in quality["copy-ct"].params["flag"]
+    assert quality["copy-rate"].value == 1.0 and quality["copy-rate"].params["flag"]
+    assert quality["copy-ct"].key["profile"] == "smoke" and quality["copy-ct"].floor is not None
+
+
 def test_digits_train_copy_is_flagged_and_test_images_in_a_graph_are_caught(tasks):
     state = tasks["digits"]
     d = state.dataset
