@@ -254,3 +254,23 @@ def test_cli_limits_needs_a_task_and_parses_fractions():
         parse_values("x", "--compute", ())
     out = CliRunner().invoke(cli, ["limits", "gan-mlp", "--task", "ring8", "--fractions", "2"])
     assert out.exit_code == 1 and "Invalid --fractions value 2" in out.output
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_cli_smoke_study_of_the_real_gan_covers_every_point(tmp_path):
+    """The full default grid on a real plugin (its entry point), process isolation, through the command line."""
+    from click.testing import CliRunner
+
+    from genbench.cli import cli
+    from genbench.schemas import validate
+
+    out = CliRunner().invoke(cli, ["limits", "gan-mlp", "--task", "ring8", "--profile", "smoke", "--out", str(tmp_path),
+                                   "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    validate(data, "genbench.limits/1")
+    assert len(data["runs"]) == 1 + 4 + 3 + 3 and data["axes"]["compute"]["reference_steps"] == {"gan-mlp": 300}
+    assert data["flops"]["gan-mlp"]["per_step"] > 0 and data["finished_at"]
+    assert all(p["status"] == "ok" for p in data["points"])
+    assert load_limits(tmp_path / data["limits_id"]).to_dict() == data

@@ -53,20 +53,25 @@ COPY_RATIO, COPY_Z = 2.0, 3.0
 
 
 def nearest_distances(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Euclidean distance from each row of ``x`` to its nearest row of ``reference`` (float64 ``[len(x)]``)."""
-    from sklearn.neighbors import NearestNeighbors
-
+    """Euclidean distance from each row of ``x`` to its nearest row of ``reference`` (float64 ``[len(x)]``):
+    a k-d tree (exact) in up to 8 dimensions, else all pairs by matrix products in blocks."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     reference = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
     if len(x) == 0:
         return np.zeros(0)
-    if x.shape[1] <= 8:  # a k-d tree is exact and fastest in low dimensions (2-D points)
+    if x.shape[1] <= 8:
         from scipy.spatial import cKDTree
 
         return cKDTree(reference).query(x, k=1)[0]
+    ref_sq = (reference * reference).sum(1)
+    rows = max(1, 2**22 // len(reference))
+    out = np.empty(len(x))
     with single_threaded():
-        dist, _ = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(x)
-    return dist[:, 0]
+        for i in range(0, len(x), rows):
+            block = x[i:i + rows]
+            d2 = (block * block).sum(1)[:, None] - 2.0 * block @ reference.T + ref_sq[None, :]
+            out[i:i + rows] = np.sqrt(np.maximum(d2.min(1), 0.0))
+    return out
 
 
 _THREADPOOLS: Any = None
@@ -146,13 +151,18 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
 
 
 def kmeans_cells(train: np.ndarray, cells: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(centres, each training point's cell) of k-means on ``train`` (scikit-learn, k-means++, seeded)."""
-    from sklearn.cluster import KMeans
+    """(centres, each training point's cell) of k-means on ``train`` (SciPy's ``kmeans2``, k-means++
+    initialisation, seeded). Any partition fixed before the samples are seen gives a valid test; k-means
+    puts the cells where the training data is, as the paper does."""
+    import warnings
+
+    from scipy.cluster.vq import kmeans2
 
     train = np.asarray(train, dtype=np.float64).reshape(len(train), -1)
-    with single_threaded():
-        km = KMeans(n_clusters=min(cells, len(train)), n_init=3, random_state=seed).fit(train)
-    return km.cluster_centers_, km.labels_.astype(np.int64)
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty cluster is possible and harmless: it holds no point
+        centers, _ = kmeans2(train, min(cells, len(train)), minit="++", seed=seed)
+    return centers, assign_cells(train, centers)
 
 
 def assign_cells(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
@@ -341,3 +351,4 @@ class CopyRateAgainstTest(CopyRate):
 __all__ = ["CT_FLAG", "CopyRate", "CopyingTest", "CopyRateAgainstTest", "DataCopyingCT", "assign_cells", "cell_count",
            "copy_rate", "copy_threshold", "copying_flag", "data_copying_test", "kmeans_cells", "mann_whitney_z",
            "nearest_distances", "single_threaded", "two_proportion_z"]
+
