@@ -161,7 +161,8 @@ def run_cmd(models, all_models, tasks, profile, out, seed, seeds, device, data_d
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
 @click.option("--text-file", type=click.Path(path_type=Path), default=None, help="Corpus for the text task.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Build-and-score work at once (default: the usable cores).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Build-and-score work at once (default: the usable cores).")
 @click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
               default="process", show_default=True, help="Where each job runs (as for 'genbench run').")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,

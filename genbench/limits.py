@@ -762,8 +762,9 @@ def make_statements(result: LimitsResult) -> list[dict[str, Any]]:
     for row in result.augmentation:
         if row.get("role") != "model" or row.get("gain_stderr") is None:
             continue
-        say("augmentation", row["model"], f"Adding {row['model']}'s {row['generated']:,} labelled samples to {row['k']} "
-                                          f"real training images changes test accuracy from {row['real_accuracy']:.1%} "
+        say("augmentation", row["model"], f"Adding {row['model']}'s {row['generated']:,} labelled samples to "
+                                          f"{row['k']} real training images changes test accuracy from "
+                                          f"{row['real_accuracy']:.1%} "
                                           f"to {row['augmented_accuracy']:.1%} ({row['gain']:+.1%} ± "
                                           f"{row['gain_stderr']:.1%} standard error over {row['classifier_seeds']} "
                                           f"classifier draws × {row['training_seeds']} training seeds).", x=row["k"])
@@ -823,4 +824,5 @@ def _quantity_statements(result: LimitsResult, model: str, metric: str, hib: boo
 
 
 __all__ = ["BASELINES", "COMPUTE", "CORRUPTION", "LimitsPoint", "LimitsResult", "QUANTITY", "SCHEMA", "limits",
-           "load_limits", "make_statements", "parse_values", "mean_difference", "paired_better", "relative_change", "training_flops", "write_limits"]
+           "load_limits", "make_statements", "mean_difference", "paired_better", "parse_values", "relative_change",
+           "training_flops", "write_limits"]

@@ -187,7 +187,8 @@ def test_classifier_accuracy_is_sklearn_logistic_regression_and_handles_one_clas
     x[np.arange(200), 0, 0, y] += 1.0
     t, ty = rng.uniform(0, 1, (100, 1, 4, 4)), rng.integers(0, 3, 100)
     t[np.arange(100), 0, 0, ty] += 1.0
-    expected = np.mean(LogisticRegression(C=1.0, max_iter=1000).fit(x.reshape(200, -1), y).predict(t.reshape(100, -1)) == ty)
+    clf = LogisticRegression(C=1.0, max_iter=1000).fit(x.reshape(200, -1), y)
+    expected = np.mean(clf.predict(t.reshape(100, -1)) == ty)
     assert classifier_accuracy(x, y, t, ty) == pytest.approx(expected)
     assert classifier_accuracy(x, np.full(200, 2), t, ty) == pytest.approx(np.mean(ty == 2))
     assert binomial_stderr(0.9, 100) == pytest.approx(0.03)

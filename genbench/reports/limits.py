@@ -92,13 +92,13 @@ def plot_limits(result: Any, directory: Path) -> dict[str, str]:
         if not drawn:
             plt.close(fig)
             continue
-        if axis == "quantity" or (axis == "compute"):
+        if axis in ("quantity", "compute"):
             ax.set_xscale("log")
         ax.set_xlabel(_x_label(result, axis) if axis != "compute" or use_flops else "training steps (log scale)")
         unit = result.headline.get("unit")
         ax.set_ylabel(f"{metric}{f' ({unit})' if unit else ''} {arrow(bool(result.headline.get('higher_is_better')))}")
-        ax.set_title(f"{result.task}: {metric} against {'training data' if axis == 'quantity' else 'corruption' if axis == 'quality' else 'compute'}",
-                     fontsize=9)
+        against = {"quantity": "training data", "quality": "corruption", "compute": "compute"}[axis]
+        ax.set_title(f"{result.task}: {metric} against {against}", fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.tight_layout()
