@@ -45,7 +45,7 @@ def _floor(result: Any, metric: str) -> float | None:
 
 def _x_label(result: Any, axis: str) -> str:
     unit = {"text": "training bytes", "points": "training points"}.get(result.task_kind, "training images")
-    return {"quantity": f"{unit} (log scale)", "quality": "training examples replaced by noise",
+    return {"quantity": f"{unit} (log scale)", "quality": "training examples replaced by noise (%)",
             "compute": "training FLOPs (estimate, log scale)"}[axis]
 
 
