@@ -95,6 +95,10 @@ class RunConfig:
     max_memory: float | None = None
     #: training seeds: every model is built and scored once per seed; quality is their mean ± std
     seeds: tuple[int, ...] = ()
+    #: what the plugin trains on (genbench limits): this share of the training split, nested and stratified,
+    #: with this share of it replaced by noise (genbench.data.variants); 1.0 and 0.0 are the split itself
+    train_fraction: float = 1.0
+    train_corruption: float = 0.0
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -129,6 +133,7 @@ class RunConfig:
             raise ConfigError(f"--text-file {self.text_file} is not a readable file.")
         if self.inception_weights is not None and not Path(self.inception_weights).is_file():
             raise ConfigError(f"--inception-weights {self.inception_weights} is not a file.")
+        self.training_variant()  # refuses a fraction or corruption out of range
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "seed": self.seed, "device": self.device, "steps": self.steps,
@@ -138,4 +143,11 @@ class RunConfig:
                 "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address,
                 "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None,
                 "cache": self.cache, "cache_dir": str(self.cache_dir) if self.cache_dir else None,
-                "max_memory": self.max_memory, "seeds": list(self.seeds)}
+                "max_memory": self.max_memory, "seeds": list(self.seeds),
+                "train_fraction": self.train_fraction, "train_corruption": self.train_corruption}
+
+    def training_variant(self):  # -> genbench.data.variants.TrainingVariant
+        """The training-data variant these settings ask for (identity for an ordinary run)."""
+        from .data.variants import TrainingVariant
+
+        return TrainingVariant(self.train_fraction, self.train_corruption)
