@@ -254,6 +254,63 @@ def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file,
         sys.exit(1)
 
 
+@cli.command("limits")
+@click.argument("models", nargs=-1)
+@click.option("--task", required=False, default=None, help="The task to study (one).")
+@click.option("--profile", type=click.Choice(["smoke", "default"]), default="default", show_default=True,
+              help="smoke: tiny training budgets (CI); default: the published budgets.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/limits"),
+              show_default=True, help="Directory in which the study directory <limits-id>/ is made.")
+@click.option("--seeds", "seeds", default="0,1,2", show_default=True, metavar="S,S,...",
+              help="Training seeds per point.")
+@click.option("--fractions", default=None, metavar="F,F,...",
+              help="Shares of the training split to train on (default 1/16,1/8,1/4,1/2,1; e.g. 0.0625,0.5).")
+@click.option("--corruption", default=None, metavar="P,P,...",
+              help="Shares of training examples replaced by noise (default 0,0.1,0.3,0.5).")
+@click.option("--compute", default=None, metavar="F,F,...",
+              help="Training budgets as multiples of the reference steps S (default 0.25,0.5,1,2).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
+@click.option("--text-file", type=click.Path(path_type=Path), default=None, help="Corpus for the text task.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Build-and-score work at once (default: the usable cores).")
+@click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
+              default="process", show_default=True, help="Where each job runs (as for 'genbench run').")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
+              help="Seconds a job may run before its process is killed and the job fails.")
+@click.option("--no-cache", is_flag=True, help="Train every model again: neither read nor write the model cache.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Finish the interrupted study in this directory with its own settings.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: print limits.json (schema genbench.limits/1) instead of the statements.")
+@click.option("--json", "as_json", is_flag=True, help="Alias of --format json.")
+def limits_cmd(models, task, profile, out, seeds, fractions, corruption, compute, device, data_dir, text_file, jobs,
+               isolation, timeout, no_cache, cache_dir, resume, fmt, as_json) -> None:
+    """How much and how clean data MODELS need, and what compute buys: one study on --task; exit 1 if a point failed."""
+    import json
+
+    from .errors import ConfigError
+    from .limits import COMPUTE, CORRUPTION, QUANTITY, limits, parse_values
+
+    if resume is None and task is None:
+        raise ConfigError("Name the task to study with --task (see 'genbench list').")
+    quiet = fmt == "json" or as_json
+    result = limits(models, task=task, profile=profile, out=out, seeds=parse_seeds(seeds), device=device,
+                    data_dir=data_dir, text_file=text_file, jobs=jobs, executor=isolation, timeout=timeout,
+                    cache=not no_cache, cache_dir=cache_dir, quantity=parse_values(fractions, "--fractions", QUANTITY),
+                    corruption=parse_values(corruption, "--corruption", CORRUPTION),
+                    compute=parse_values(compute, "--compute", COMPUTE), resume=resume,
+                    command=" ".join(shlex.quote(a) for a in ["genbench", *sys.argv[1:]]) if sys.argv else None,
+                    echo=(lambda s: None) if quiet else click.echo)
+    if quiet:
+        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    if result.failed:
+        sys.exit(1)
+
+
 @cli.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report_cmd(run_dir: Path) -> None:

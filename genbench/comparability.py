@@ -23,10 +23,12 @@ FIELD_LABELS = {"task": "task", "data": "data (sha256)", "extractor": "feature e
                 "variant": "data variant", "bound": "likelihood", "profile": "profile", "seeds": "seeds"}
 
 
-def profile_key(profile: str, steps: int | None = None) -> str:
-    """The quality-relevant part of a profile: its training budget (``smoke``/``default``) and any
-    ``--steps`` override (``default, steps=0`` is an untrained model, not a default one)."""
-    return profile if steps is None else f"{profile}, steps={steps}"
+def profile_key(profile: str, steps: int | None = None, training_data: str | None = None) -> str:
+    """The quality-relevant part of a profile: its training budget (``smoke``/``default``), any
+    ``--steps`` override (``default, steps=0`` is an untrained model, not a default one), and what the
+    model was trained on when it was not the training split (``default, train 1/16``: genbench limits)."""
+    parts = [profile] + ([f"steps={steps}"] if steps is not None else []) + ([training_data] if training_data else [])
+    return ", ".join(parts)
 
 
 def make_key(*, task: str, data: str | None, extractor: str | None, n: int | None,

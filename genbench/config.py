@@ -99,6 +99,10 @@ class RunConfig:
     max_memory: float | None = None
     #: training seeds: every model is built and scored once per seed; quality is their mean ± std
     seeds: tuple[int, ...] = ()
+    #: what the plugin trains on (genbench limits): this share of the training split, nested and stratified,
+    #: with this share of it replaced by noise (genbench.data.variants); 1.0 and 0.0 are the split itself
+    train_fraction: float = 1.0
+    train_corruption: float = 0.0
     #: a profile defined in a settings file (genbench.settings), based on ``profile``: plugins train as for
     #: ``profile`` (with its ``steps``, already in ``steps``); samples and timing are the user profile's
     user_profile: "UserProfile | None" = None
@@ -139,6 +143,7 @@ class RunConfig:
             raise ConfigError(f"--text-file {self.text_file} is not a readable file.")
         if self.inception_weights is not None and not Path(self.inception_weights).is_file():
             raise ConfigError(f"--inception-weights {self.inception_weights} is not a file.")
+        self.training_variant()  # refuses a fraction or corruption out of range
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "seed": self.seed, "device": self.device, "steps": self.steps,
@@ -149,7 +154,14 @@ class RunConfig:
                 "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None,
                 "cache": self.cache, "cache_dir": str(self.cache_dir) if self.cache_dir else None,
                 "max_memory": self.max_memory, "seeds": list(self.seeds),
+                "train_fraction": self.train_fraction, "train_corruption": self.train_corruption,
                 "user_profile": self.user_profile.to_dict() if self.user_profile is not None else None}
+
+    def training_variant(self):  # -> genbench.data.variants.TrainingVariant
+        """The training-data variant these settings ask for (identity for an ordinary run)."""
+        from .data.variants import TrainingVariant
+
+        return TrainingVariant(self.train_fraction, self.train_corruption)
 
     def profile_settings(self) -> Profile:
         """The profile this run uses: the built-in ``profile``, or the user profile derived from it."""

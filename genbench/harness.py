@@ -22,7 +22,7 @@ import numpy as np
 
 from .comparability import make_key, profile_key
 from .config import Profile, RunConfig
-from .data import Dataset
+from .data import Dataset, TrainingData
 from .errors import DataError, GenbenchError, PluginError, TaskDeclined, one_line
 from .metrics import QualityContext
 from .model import GenerativeModel, Progress
@@ -257,7 +257,7 @@ class _JobCache:
         from .cache import ModelCache, cache_key, default_cache_dir
 
         self.cache = ModelCache(config.cache_dir or default_cache_dir())
-        self.data = task.dataset.training_data()
+        self.data = training_data(task.dataset, config)
         self.train_config = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
         self.key, self.fields = cache_key(spec, self.data, config, device)
         self.config, self.device, self.task = config, device, task
@@ -374,7 +374,7 @@ def _train(model: GenerativeModel, dataset: Dataset, config: RunConfig, device: 
     torch.set_num_threads(config.train_threads)
     t0 = time.perf_counter()
     try:
-        summary = model.train(dataset.training_data(), tc, progress)
+        summary = model.train(training_data(dataset, config), tc, progress)
     finally:
         torch.set_num_threads(threads)
     wall = time.perf_counter() - t0
@@ -383,7 +383,15 @@ def _train(model: GenerativeModel, dataset: Dataset, config: RunConfig, device: 
     for name, values in summary.loss_history.items():
         if len(values) and not np.all(np.isfinite(np.asarray(values, dtype=float))):
             raise PluginError(f"Training diverged: loss '{name}' has non-finite values.")
-    return {**summary.to_dict(), "wall_seconds": wall, "threads": config.train_threads}
+    variant = config.training_variant()
+    recorded = {} if variant.identity else {"data": variant.describe(dataset.training_data(), config.seed)}
+    return {**summary.to_dict(), "wall_seconds": wall, "threads": config.train_threads, **recorded}
+
+
+def training_data(dataset: Dataset, config: RunConfig) -> TrainingData:
+    """What the plugin trains on: the training split, or the variant ``genbench limits`` asked for
+    (a subset or corrupted examples, drawn from the training seed); the scored data never changes."""
+    return config.training_variant().apply(dataset.training_data(), config.seed)
 
 
 def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.ndarray | None = None,
@@ -481,7 +489,7 @@ def score(task: TaskState, samples: np.ndarray | None, metrics: list[tuple[Metri
                          extractor_id=task.extractor.id if task.extractor else None, cache=task.cache, seed=seed,
                          likelihood=likelihood)
     data_hash = task.cache.get("data_sha256") or task.cache.setdefault("data_sha256", task.dataset.sha256)
-    budget = profile_key(config.profile, config.steps)
+    budget = profile_key(config.profile, config.steps, config.training_variant().label())
     out: dict[str, MetricValue] = {}
     errors: dict[str, str] = {}
     for spec, metric in metrics:

@@ -229,12 +229,15 @@ def test_more_samples_than_the_training_split_are_capped_and_said(digits, tmp_pa
 
 def test_a_row_whose_every_metric_fails_is_failed_with_exit_1(digits, tmp_path, builtins_only, monkeypatch):
     import genbench.metrics.builtin as builtin
+    import genbench.metrics.memorization as memorization
+    import genbench.metrics.synthetic as synthetic
 
     def broken(self, ctx):
         raise RuntimeError("extractor weights missing")
 
     for cls in (builtin.FrechetDistance, builtin.KernelInceptionDistance, builtin._PairMetric, builtin.ModesCovered,
-                builtin.ClassHistogramKL, builtin.ClassifierScore):
+                builtin.ClassHistogramKL, builtin.ClassifierScore, memorization.DataCopyingCT, memorization.CopyRate,
+                synthetic.TrainOnSyntheticAccuracy):
         monkeypatch.setattr(cls, "__call__", broken)
     np.save(tmp_path / "x.npy", digits.test_x[:60])
     r = invoke("score", tmp_path / "x.npy", "--task", "digits", "--no-baselines", "--out", tmp_path / "runs")

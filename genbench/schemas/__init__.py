@@ -21,6 +21,7 @@ SCHEMAS = {
     "genbench.run/1": "run-1.schema.json",
     "genbench.leaderboard/2": "leaderboard-2.schema.json",
     "genbench.compare/1": "compare-1.schema.json",
+    "genbench.limits/1": "limits-1.schema.json",
     "genbench.cache-manifest/1": "cache-manifest-1.schema.json",
     # --format json of genbench list, plugins, cache list, check-plugin
     "genbench.list/1": "list-1.schema.json",
