@@ -71,36 +71,44 @@ def _plots(task: str, rows: list[tuple[JobResult, RunResult]], metric: str | Non
     import matplotlib.pyplot as plt
 
     out = []
+    speed = {id(j): perf_summary(j) for j, _ in rows}
     if metric:
-        pts = [(j, perf_summary(j)["ort_best_throughput"], j.quality[metric]) for j, _ in rows
-               if metric in j.quality and j.quality[metric].value is not None and perf_summary(j)["ort_best_throughput"]]
+        # per generated sample only: a forward pass of one family beside a whole sample of another would
+        # compare different units
+        pts = [(j, speed[id(j)]["ort_best_throughput"], j.quality[metric]) for j, _ in rows
+               if metric in j.quality and j.quality[metric].value is not None
+               and speed[id(j)]["ort_best_throughput"] and speed[id(j)]["unit"] == "samples/s"]
         if pts:
             higher = pts[0][2].higher_is_better
             xy = [(t, -mv.value if higher else mv.value) for _, t, mv in pts]
             front = set(_pareto(xy))
             fig, ax = plt.subplots(figsize=(5, 3.5))
             for i, (j, t, mv) in enumerate(pts):
-                ax.scatter(t, mv.value, c="C3" if i in front else "C0", zorder=3)
-                ax.annotate(j.model, (t, mv.value), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                flagged = not speed[id(j)]["valid"] or speed[id(j)]["noisy"]
+                ax.scatter(t, mv.value, c="C3" if i in front else "C0", marker="x" if flagged else "o", zorder=3)
+                ax.annotate(j.model + (" (timing not valid)" if flagged else ""), (t, mv.value), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
             fx = sorted((pts[i][1], pts[i][2].value) for i in front)
             ax.plot([p[0] for p in fx], [p[1] for p in fx], "C3--", lw=1, label="Pareto front")
-            ax.set(xscale="log", xlabel="ONNX Runtime throughput at best batch (items/s)",
+            ax.set(xscale="log", xlabel="generated samples/s, ONNX Runtime at its best batch",
                    ylabel=f"{metric} ({'higher' if higher else 'lower'} is better)", title=f"{task}: quality vs speed")
             ax.legend(fontsize=7)
-            out.append(("quality against throughput (Pareto front in red)", _png(fig)))
+            out.append(("quality against speed per generated sample (Pareto front in red; x: timing flagged)",
+                        _png(fig)))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     drawn = False
     for j, _ in rows:
         for runtime, style in (("onnxruntime", "-o"), ("torch-eager", "--x")):
-            recs = sorted((p.batch_size, p.latency_ms.get("p50")) for p in j.performance
-                          if p.runtime == runtime and p.scenario == "forward" and p.graph == j.performance[0].graph)
+            recs = sorted((p.batch_size, p.latency_ms.get("p50") / p.batch_size) for p in j.performance
+                          if p.runtime == runtime and p.scenario == "generate" and p.latency_ms.get("p50"))
             if recs:
                 ax.plot([r[0] for r in recs], [r[1] for r in recs], style, label=f"{j.model} {runtime}", ms=3)
                 drawn = True
     if drawn:
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="p50 latency (ms)", title=f"{task}: latency")
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="ms per generated sample (p50 / batch)",
+               title=f"{task}: cost per sample")
         ax.legend(fontsize=6)
-        out.append(("latency against batch size", _png(fig)))
+        out.append(("cost per generated sample against batch size", _png(fig)))
     else:
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 3.5))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..results import atomic_write_text
 from ..types import JobResult, RunResult
-from . import arrow, md_escape as _esc, order_metrics, perf_summary
+from . import arrow, md_escape as _esc, order_metrics, perf_summary, phases
 
 
 def _num(v: float | None, fmt: str = "{:.4g}") -> str:
@@ -48,6 +48,7 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
             continue
         ceiling = (run.environment.get("matmul_gflops") or {}).get("ceiling")
         lines += _quality_table(jobs) + _speed_table(jobs, ceiling) + _grids(jobs, task, run_dir)
+    lines += phases.section(run)
     lines += ["Arrows give each column's better direction. Timings: ONNX Runtime and PyTorch eager interleaved in one "
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
