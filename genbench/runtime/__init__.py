@@ -178,7 +178,9 @@ def count_node_providers(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Distinct nodes per provider in an ONNX Runtime profile (its list of trace events)."""
     nodes: dict[str, set[str]] = {}
     for e in events:
-        provider = (e.get("args") or {}).get("provider") if isinstance(e, Mapping) else None
+        if not isinstance(e, Mapping):
+            continue
+        provider = (e.get("args") or {}).get("provider")
         if e.get("cat") == "Node" and provider:
             nodes.setdefault(provider, set()).add(str(e.get("name", "")).removesuffix("_kernel_time"))
     return {p: len(names) for p, names in sorted(nodes.items(), key=lambda kv: _provider_rank(kv[0]))}
