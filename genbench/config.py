@@ -18,7 +18,8 @@ class Profile:
     ``timing``: each forward measurement (at batch 1 with at least ``latency_iterations`` calls, so that
     its p99 can stand); ``generate_timing``: each generate measurement (a whole sample per row, which for
     an autoregressive model is one graph call per token); a generate batch is timed only when one call is
-    estimated to take at most ``generate_call_budget_s`` (batch 1 always).
+    estimated to take at most ``generate_call_budget_s`` (batch 1 always), a forward batch only when one
+    call is estimated (from the batch before) to take at most ``forward_call_budget_s``.
     """
 
     name: str
@@ -30,6 +31,7 @@ class Profile:
                                                  max_seconds=8.0, rounds=2, target_ci=0.01)
     latency_iterations: int = 1000
     generate_call_budget_s: float = 1.0
+    forward_call_budget_s: float = 1.0
 
 
 PROFILES: dict[str, Profile] = {
@@ -40,7 +42,7 @@ PROFILES: dict[str, Profile] = {
                      "not valid)",
                      TimingPolicy(warmup=1, warmup_seconds=0.1, min_iterations=2, min_seconds=0.05, max_seconds=0.2,
                                   rounds=1, target_ci=None),
-                     latency_iterations=20, generate_call_budget_s=0.1),
+                     latency_iterations=20, generate_call_budget_s=0.1, forward_call_budget_s=0.1),
     "default": Profile("default", 10_000, (1, 64, 1024),
                        TimingPolicy(warmup=10, warmup_seconds=1.0, min_iterations=20, min_seconds=0.5, max_seconds=5.0,
                                     rounds=2, target_ci=0.01),

@@ -168,6 +168,10 @@ class _Recorder:
         if m.error is not None:
             self.fail(graph.role, runtime, f"{scenario} at batch {batch}", m.error)
             return
+        if not m.samples:
+            self.warnings.append(f"{runtime} not timed on graph '{graph.role}' ({scenario} at batch {batch}): "
+                                 f"{m.stop_reason}")
+            return
         stats = latency_stats(np.asarray(m.samples), batch, policy.min_seconds)
         bg = max(m.background) if m.background else None
         gflops = flops * stats["throughput_per_s"] / 1e9 if flops and scenario == "forward" else None
@@ -217,18 +221,20 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
             # logits graphs: one forward over the full context
             extra = {graph.inputs[0].shape[1]: int(graph.attrs["context_length"])} if graph.role == "logits" else {}
             flops = graph_flops(path, {"batch": 1, **extra})
-            first_feeds = draw_inputs(graph, profile.batch_sizes[0], np.random.default_rng(seed),
-                                      prepare_data(graph, data), extra)
-            ort = _open_session(path, device, threads, first_feeds, graph, rec, Path(scratch))
-            trt = _open_tensorrt(path, device, threads, first_feeds, graph, profile, rec, Path(scratch))
+            first = draw_inputs(graph, profile.batch_sizes[0], np.random.default_rng(seed), prepare_data(graph, data),
+                                extra)
+            ort = _open_session(path, device, threads, first, graph, rec, Path(scratch))
+            trt = _open_tensorrt(path, device, threads, first, graph, profile, rec, Path(scratch))
             sessions[graph.role] = (ort, trt, module, tdev)
             for i, batch in enumerate(profile.batch_sizes):
-                feeds = first_feeds if i == 0 else draw_inputs(graph, batch, np.random.default_rng(seed),
-                                                               prepare_data(graph, data), extra)
+                if i and _over_budget(rec, graph, "forward", profile.batch_sizes[i - 1], batch,
+                                      profile.forward_call_budget_s):
+                    break  # larger batches cost more still
+                feeds = first if i == 0 else draw_inputs(graph, batch, np.random.default_rng(seed),
+                                                         prepare_data(graph, data), extra)
                 calls, sync, after, device_ms = _runtime_calls(ort, trt, module, graph, feeds, device, tdev, rec)
                 policy = _policy_for(profile, batch)
-                measured = measure_interleaved(calls, policy, sync, after)
-                for runtime, m in measured.items():
+                for runtime, m in measure_interleaved(calls, policy, sync, after).items():
                     session = {"onnxruntime": ort, TENSORRT: trt}.get(runtime)
                     rec.add(graph, runtime, m, batch, "forward", policy,
                             provider=session.provider if session else f"torch-{tdev.type}",
@@ -245,6 +251,19 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
     if generation is None:
         rec.warnings.append("no generate timing: the bundle has neither a sample nor a logits graph")
     return rec.records, rec.raw, rec.warnings, ort_device_mb
+
+
+def _over_budget(rec: _Recorder, graph: GraphSpec, scenario: str, prev: int, batch: int, budget: float) -> bool:
+    """Whether one call at ``batch`` is estimated (linearly, from the slowest runtime's p50 at ``prev``) to take
+    longer than ``budget`` seconds; if so the batch is left out, and a warning says so."""
+    last = [r.latency_ms.get("p50") or 0.0 for r in rec.records
+            if r.graph == graph.role and r.scenario == scenario and r.batch_size == prev]
+    estimate = max(last, default=0.0) * batch / prev / 1e3
+    if estimate <= budget:
+        return False
+    rec.warnings.append(f"{scenario} of graph '{graph.role}' not timed at batch {batch} or larger: one call would "
+                        f"take ~{estimate:.2g} s, over the profile's {budget:g} s per call")
+    return True
 
 
 def _policy_for(profile: Profile, batch: int) -> TimingPolicy:
@@ -400,12 +419,15 @@ def _time_autoregressive(graph: GraphSpec, generation: Generation, ort: _Session
             fns[runtime] = ort_logits_fn(s.session, graph.inputs[0].name, graph.outputs[0].name)
     if module is not None and (graph.role, "torch-eager") not in rec.dead:
         fns["torch-eager"] = torch_logits_fn(module, str(tdev))
-    forward = {(r.runtime, r.batch_size): r.latency_ms.get("p50") for r in rec.records
-               if r.graph == graph.role and r.scenario == "forward"}
+    forward: dict[int, float] = {}  # batch -> the slowest runtime's forward p50 in ms
+    for r in rec.records:
+        if r.graph == graph.role and r.scenario == "forward" and r.runtime in fns and r.latency_ms.get("p50"):
+            forward[r.batch_size] = max(forward.get(r.batch_size, 0.0), r.latency_ms["p50"])
     policy = profile.generate_timing
     skipped = []
     for batch in profile.batch_sizes:
-        estimate = max((forward.get((rt, batch)) or 0.0) for rt in fns) * generation.steps / 1e3 if fns else 0.0
+        known = max((b for b in forward if b <= batch), default=None)  # untimed batches: scaled linearly
+        estimate = forward[known] * batch / known * generation.steps / 1e3 if known else 0.0
         if batch != 1 and estimate > profile.generate_call_budget_s:
             skipped.append(f"{batch} (~{estimate:.2g} s per call)")
             continue

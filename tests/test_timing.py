@@ -201,3 +201,16 @@ def test_the_host_clock_times_every_runtime_and_a_device_clock_is_read_apart():
     samples = out["dev"].samples
     assert len(samples) >= 5 and min(samples) >= 0.002 and max(samples) < 0.015
     assert len(device_times) == len(samples) + 1  # the warm-up call's reading too
+
+
+def test_a_callable_whose_one_call_is_over_the_cap_is_not_timed(monkeypatch):
+    import genbench.perf as perf
+
+    clock = FakeClock()
+    monkeypatch.setattr(perf.time, "perf_counter", clock)
+    policy = TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.1, max_seconds=8.0, rounds=2, target_ci=None)
+    out = measure_interleaved({"slow": clock.call(47.0), "fast": clock.call(1e-3)}, policy)
+    assert out["slow"].samples == [] and out["slow"].first_call_s == 47.0 and out["slow"].error is None
+    assert out["slow"].stop_reason == "not timed: one call took 47 s, over max_seconds (8 s)"
+    assert len(out["fast"].samples) >= 20
+

@@ -153,7 +153,8 @@ class CpuMonitor:
 @dataclass
 class Measurement:
     """One runtime's timed calls. ``samples``: per-call seconds on the host clock (call + synchronisation).
-    ``error``: why this runtime stopped (it raised); its samples are then not used."""
+    ``error``: why this runtime stopped (it raised); its samples are then not used. No samples and no
+    error: its first call alone took longer than ``max_seconds`` (``stop_reason`` says so)."""
 
     samples: list[float] = field(default_factory=list)
     background: list[float] = field(default_factory=list)
@@ -174,7 +175,8 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
     ``sync[name]`` (e.g. ``torch.cuda.synchronize``) runs inside the timed region after every call, so that
     asynchronous devices are measured to completion on the host clock. ``after[name]`` runs after the
     clock was read (outside the timed region), e.g. to collect a device clock's reading apart.
-    A callable that raises stops there with ``error`` set; the others go on.
+    A callable that raises stops there with ``error`` set; the others go on. A callable whose first call
+    alone took longer than ``max_seconds`` is not timed further (no samples; ``stop_reason`` says why).
     """
     from ..errors import one_line
 
@@ -194,6 +196,11 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
                     break
         except Exception as exc:  # noqa: BLE001 - one runtime's failure is its own
             out[name].error, out[name].stop_reason = one_line(exc), "error"
+            del live[name]
+            continue
+        first = out[name].first_call_s or 0.0
+        if first > policy.max_seconds:  # one call alone is over the cap: no warm figure can be had in time
+            out[name].stop_reason = f"not timed: one call took {first:.3g} s, over max_seconds ({policy.max_seconds:g} s)"
             del live[name]
     rounds = max(1, policy.rounds)
     per_round_iters = math.ceil(policy.min_iterations / rounds)
