@@ -186,7 +186,8 @@ def time_model(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Pro
                    info={"alone": True, "seed": config.seed, "torch_module": origin,
                          "policy": {"forward": profile.timing.to_dict(), "generate": profile.generate_timing.to_dict(),
                                     "latency_iterations": profile.latency_iterations,
-                                    "generate_call_budget_s": profile.generate_call_budget_s}})
+                                    "generate_call_budget_s": profile.generate_call_budget_s,
+                                    "forward_call_budget_s": profile.forward_call_budget_s}})
 
 
 BUNDLE_SPECS = "bundle.json"

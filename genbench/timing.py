@@ -301,16 +301,14 @@ def _open_session(path: Path, device: str, threads: int, feeds: Mapping[str, np.
         rec.fail(graph.role, runtime, "creating its session", one_line(exc))
         return None
     provider = dominant_provider(used) or session.get_providers()[0]
-    if runtime == TENSORRT and provider != "TensorrtExecutionProvider":
-        rec.warnings.append(f"TensorRT ran no node of graph '{graph.role}' (the session fell back to {provider}); "
-                            f"its records say {provider}")
     return _Session(session, provider, used, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
 
 
 def _open_tensorrt(path: Path, device: str, threads: int, feeds: Mapping[str, np.ndarray], graph: GraphSpec,
                    profile: Profile, rec: _Recorder, scratch: Path) -> _Session | None:
     """A TensorRT session beside the CUDA one, where installed and on a GPU: its engine is built (or read from
-    the engine cache) with profile shapes spanning the timed sizes, before timing; None otherwise."""
+    the engine cache) with profile shapes spanning the timed sizes, before timing; None otherwise, and None
+    (with a warning) when the session did not really run on TensorRT."""
     from .runtime import tensorrt_available
 
     if device != "cuda" or not tensorrt_available():
@@ -320,7 +318,15 @@ def _open_tensorrt(path: Path, device: str, threads: int, feeds: Mapping[str, np
     cache = default_cache_dir() / "tensorrt"
     cache.mkdir(parents=True, exist_ok=True)
     options = tensorrt_options(graph, profile.batch_sizes, cache)
-    return _open_session(path, device, threads, feeds, graph, rec, scratch, tensorrt=True, tensorrt_options=options)
+    session = _open_session(path, device, threads, feeds, graph, rec, scratch, tensorrt=True, tensorrt_options=options)
+    if session is not None and session.provider != "TensorrtExecutionProvider":
+        # ONNX Runtime falls back to the next provider when TensorRT cannot load or build: timing that session
+        # would time the CUDA provider twice under TensorRT's name
+        rec.warnings.append(f"TensorRT not timed on graph '{graph.role}': its session ran "
+                            f"{dict(session.used) or session.provider} instead (TensorRT libraries missing, or the "
+                            "engine could not be built)")
+        return None
+    return session
 
 
 def _runtime_calls(ort: _Session | None, trt: _Session | None, module: Any, graph: GraphSpec,

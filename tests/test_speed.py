@@ -176,18 +176,26 @@ def test_provider_read_back_counts_the_nodes_each_provider_really_ran():
     assert dominant_provider({}) is None
 
 
-def test_a_tensorrt_session_that_fell_back_is_labelled_with_what_ran(tmp_path, monkeypatch):
-    import genbench.timing as timing
+def _tiny_graph(tmp_path):
     from fakes import _weights, write_graph
 
-    from genbench.runtime import make_session
     from genbench.types import GraphSpec, TensorSpec
 
     write_graph(tmp_path / "g.onnx", _weights())
-    graph = GraphSpec("sample", "g.onnx", (TensorSpec("z", ("batch", 4), source="normal"),),
-                      (TensorSpec("x", ("batch", 1, 8, 8)),))
-    real = make_session(tmp_path / "g.onnx")
-    events = [node_event(n, "CUDAExecutionProvider") for n in ("MatMul_0", "Sigmoid_1", "Reshape_2")]
+    return GraphSpec("sample", "g.onnx", (TensorSpec("z", ("batch", 4), source="normal"),),
+                     (TensorSpec("x", ("batch", 1, 8, 8)),))
+
+
+@pytest.mark.parametrize("ran", ["TensorrtExecutionProvider", "CUDAExecutionProvider"])
+def test_a_tensorrt_session_is_timed_only_if_tensorrt_really_ran(tmp_path, monkeypatch, ran):
+    """As with onnxruntime-gpu whose TensorRT libraries are missing: the session falls back to CUDA. Its
+    profile says so, and it is not timed under TensorRT's name (the CUDA provider is timed already)."""
+    import genbench.runtime as runtime
+    import genbench.timing as timing
+
+    graph = _tiny_graph(tmp_path)
+    real = runtime.make_session(tmp_path / "g.onnx")
+    events = [node_event(n, ran) for n in ("MatMul_0", "Sigmoid_1", "Reshape_2")]
     asked = {}
 
     def fake_make_session(path, device, threads, **kwargs):
@@ -195,13 +203,20 @@ def test_a_tensorrt_session_that_fell_back_is_labelled_with_what_ran(tmp_path, m
         return FakeSession(real, events, tmp_path)
 
     monkeypatch.setattr(timing, "make_session", fake_make_session)
+    monkeypatch.setattr(runtime, "tensorrt_available", lambda: True)
+    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path / "cache"))
     rec = timing._Recorder("cuda", 1, 1, None)
-    feeds = {"z": np.zeros((1, 4), np.float32)}
-    s = timing._open_session(tmp_path / "g.onnx", "cuda", 1, feeds, graph, rec, tmp_path, tensorrt=True,
-                             tensorrt_options={"trt_engine_cache_enable": "True"})
+    s = timing._open_tensorrt(tmp_path / "g.onnx", "cuda", 1, {"z": np.zeros((1, 4), np.float32)}, graph,
+                              get_profile("default"), rec, tmp_path)
     assert asked["tensorrt"] is True and asked["profile_dir"] == tmp_path
-    assert s.provider == "CUDAExecutionProvider" and s.used == {"CUDAExecutionProvider": 3}
-    assert any("TensorRT ran no node of graph 'sample'" in w for w in rec.warnings)
+    assert asked["tensorrt_options"]["trt_engine_cache_path"] == str(tmp_path / "cache" / "tensorrt")
+    if ran == "TensorrtExecutionProvider":
+        assert s.provider == ran and s.used == {ran: 3} and not rec.warnings
+    else:
+        assert s is None and "TensorRT not timed on graph 'sample'" in rec.warnings[0]
+        assert "CUDAExecutionProvider" in rec.warnings[0]
+    assert timing._open_tensorrt(tmp_path / "g.onnx", "cpu", 1, {}, graph, get_profile("default"), rec,
+                                 tmp_path) is None  # never on CPU
 
 
 def test_a_session_that_cannot_be_made_loses_only_its_runtime(tmp_path):
