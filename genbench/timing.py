@@ -148,8 +148,8 @@ def timing_failure(phase: str, exc: BaseException, seconds: float) -> TimingResu
 class _Recorder:
     """Turns measurements into PerfRecords and raw latencies, and keeps the runtimes that failed out."""
 
-    def __init__(self, device: str, threads: int, torch_threads: int, tdev: Any) -> None:
-        self.device, self.threads, self.torch_threads, self.tdev = device, threads, torch_threads, tdev
+    def __init__(self, device: str, threads: int, torch_threads: int) -> None:
+        self.device, self.threads, self.torch_threads = device, threads, torch_threads
         self.records: list[PerfRecord] = []
         self.raw: dict[str, list[float]] = {}
         self.warnings: list[str] = []
@@ -207,7 +207,7 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
     apply_math_mode(device)
     gpu = gpu or GpuMemory.start("cpu")
     default_tdev = torch.device("cuda" if device == "cuda" else "cpu")
-    rec = _Recorder(device, threads, torch.get_num_threads(), default_tdev)
+    rec = _Recorder(device, threads, torch.get_num_threads())
     generation = generation_for(bundle, dataset, seed)
     data = getattr(dataset, "test_x", None)
     sessions: dict[str, tuple[_Session | None, _Session | None, Any, Any]] = {}

@@ -205,7 +205,7 @@ def test_a_tensorrt_session_is_timed_only_if_tensorrt_really_ran(tmp_path, monke
     monkeypatch.setattr(timing, "make_session", fake_make_session)
     monkeypatch.setattr(runtime, "tensorrt_available", lambda: True)
     monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    rec = timing._Recorder("cuda", 1, 1, None)
+    rec = timing._Recorder("cuda", 1, 1)
     s = timing._open_tensorrt(tmp_path / "g.onnx", "cuda", 1, {"z": np.zeros((1, 4), np.float32)}, graph,
                               get_profile("default"), rec, tmp_path)
     assert asked["tensorrt"] is True and asked["profile_dir"] == tmp_path
@@ -222,7 +222,7 @@ def test_a_tensorrt_session_is_timed_only_if_tensorrt_really_ran(tmp_path, monke
 def test_a_session_that_cannot_be_made_loses_only_its_runtime(tmp_path):
     import genbench.timing as timing
 
-    rec = timing._Recorder("cuda", 1, 1, None)
+    rec = timing._Recorder("cuda", 1, 1)
     graph = SimpleNamespace(role="sample", outputs=())
     assert timing._open_session(tmp_path / "missing.onnx", "cpu", 1, {}, graph, rec, tmp_path, tensorrt=True) is None
     assert ("sample", "onnxruntime-tensorrt") in rec.dead and "creating its session" in rec.warnings[0]
