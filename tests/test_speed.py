@@ -35,28 +35,57 @@ def _find(records, scenario, runtime, batch):
     return next(r for r in records if r.scenario == scenario and r.runtime == runtime and r.batch_size == batch)
 
 
-def test_per_sample_cost_of_an_ar_model_is_its_steps_times_its_forward_cost(tmp_path):
-    """Each logits call of this model costs the same; one 4×4 image is 16 of them (after BOS), so one
-    generated sample must cost 16 forward calls, the sampling loop's own work being small beside them.
-    Means, not medians: on a busy machine a long call is interrupted more often than a short one, and
-    only the mean adds up call by call."""
+class _Clocked:
+    """Wraps a session or a module so that each graph call advances a fake clock by ``cost`` seconds: the
+    timing code then sees every call cost exactly that, and nothing else cost anything."""
+
+    def __init__(self, inner, clock, cost):
+        self._inner, self._clock, self._cost = inner, clock, cost
+
+    def run(self, *args, **kwargs):
+        self._clock.now += self._cost
+        return self._inner.run(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        self._clock.now += self._cost
+        return self._inner(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_per_sample_cost_of_an_ar_model_is_its_steps_times_its_forward_cost(tmp_path, monkeypatch):
+    """One 4×4 image of an autoregressive model is 16 logits-graph calls after BOS: on a clock where each
+    graph call costs 1 ms and nothing else costs anything, one generated sample costs exactly 16 forward
+    calls, in both runtimes. (The same on the real clock, where the sampling loop's own work adds a little,
+    is benchmarks/test_generate_cost.py.)"""
+    import genbench.perf as perf
+    import genbench.timing as timing
+
+    from test_timing import FakeClock
+
+    clock = FakeClock()
+    monkeypatch.setattr(perf.time, "perf_counter", clock)
+    real_make_session = timing.make_session
+    monkeypatch.setattr(timing, "make_session", lambda *a, **k: _Clocked(real_make_session(*a, **k), clock, 1e-3))
     model = ConstantCostARModel()
     bundle = model.export_onnx(tmp_path / "bundle")
-    records, _, warnings, _ = measure_performance(bundle, model.torch_module, "cpu", _profile(batch_sizes=(1,)), 1, 0,
-                                                  _image_task())
+    records, _, warnings, _ = measure_performance(bundle, lambda role: _Clocked(model.torch_module(role), clock, 1e-3),
+                                                  "cpu", _profile(batch_sizes=(1, 64)), 1, 0, _image_task())
     assert not warnings
     for runtime in ("onnxruntime", "torch-eager"):
-        forward = _find(records, "forward", runtime, 1)
-        generate = _find(records, "generate", runtime, 1)
-        assert generate.steps == 16 and generate.unit == "samples/s" and "16 tokens after BOS" in generate.note
-        ratio = generate.latency_ms["mean"] / (16 * forward.latency_ms["mean"])
-        assert 0.8 < ratio < 1.35, f"{runtime}: one sample costs {ratio:.2f} × 16 forward calls"
-        assert generate.throughput_per_s == pytest.approx(1e3 / generate.latency_ms["mean"], rel=1e-9)
+        for batch in (1, 64):
+            forward = _find(records, "forward", runtime, batch)
+            generate = _find(records, "generate", runtime, batch)
+            assert forward.latency_ms["p50"] == pytest.approx(1.0, rel=1e-9)
+            assert generate.latency_ms["p50"] == pytest.approx(16 * forward.latency_ms["p50"], rel=1e-9)
+            assert generate.throughput_per_s == pytest.approx(batch / 16e-3, rel=1e-9)  # samples per second
+            assert generate.steps == 16 and generate.unit == "samples/s" and "16 tokens after BOS" in generate.note
     job = JobResult(model="m", family="ar", plugin="p", plugin_version="1", task="t", device="cpu", status="ok",
                     performance=tuple(records))
     p = perf_summary(job)
     assert p["unit"] == "samples/s" and p["scenario"] == "generate"
-    assert p["ort_p50_ms_b1"] == _find(records, "generate", "onnxruntime", 1).latency_ms["p50"]
+    assert p["ort_p50_ms_b1"] == pytest.approx(16.0) and p["ort_best_throughput"] == pytest.approx(64 / 16e-3)
 
 
 def test_a_sample_graph_generates_one_sample_per_row_of_one_call(tmp_path):
