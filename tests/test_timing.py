@@ -209,8 +209,9 @@ def test_a_callable_whose_one_call_is_over_the_cap_is_not_timed(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(perf.time, "perf_counter", clock)
     policy = TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.1, max_seconds=8.0, rounds=2, target_ci=None)
-    out = measure_interleaved({"slow": clock.call(47.0), "fast": clock.call(1e-3)}, policy)
-    assert out["slow"].samples == [] and out["slow"].first_call_s == 47.0 and out["slow"].error is None
-    assert out["slow"].stop_reason == "not timed: one call took 47 s, over max_seconds (8 s)"
-    assert len(out["fast"].samples) >= 20
+    out = measure_interleaved({"slow": clock.call(2.7), "fast": clock.call(1e-3), "ok": clock.call(2.6)}, policy)
+    assert out["slow"].samples == [] and out["slow"].first_call_s == 2.7 and out["slow"].error is None
+    assert out["slow"].stop_reason == ("not timed: one call took 2.7 s; 3 calls, the fewest a figure needs, would "
+                                       "be over max_seconds (8 s)")
+    assert len(out["fast"].samples) >= 20 and len(out["ok"].samples) >= 3  # 3 × 2.6 s fit in 8 s
 

@@ -154,7 +154,8 @@ class CpuMonitor:
 class Measurement:
     """One runtime's timed calls. ``samples``: per-call seconds on the host clock (call + synchronisation).
     ``error``: why this runtime stopped (it raised); its samples are then not used. No samples and no
-    error: its first call alone took longer than ``max_seconds`` (``stop_reason`` says so)."""
+    error: its first call was so slow that the fewest calls a figure needs would not fit in ``max_seconds``
+    (``stop_reason`` says so)."""
 
     samples: list[float] = field(default_factory=list)
     background: list[float] = field(default_factory=list)
@@ -175,8 +176,9 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
     ``sync[name]`` (e.g. ``torch.cuda.synchronize``) runs inside the timed region after every call, so that
     asynchronous devices are measured to completion on the host clock. ``after[name]`` runs after the
     clock was read (outside the timed region), e.g. to collect a device clock's reading apart.
-    A callable that raises stops there with ``error`` set; the others go on. A callable whose first call
-    alone took longer than ``max_seconds`` is not timed further (no samples; ``stop_reason`` says why).
+    A callable that raises stops there with ``error`` set; the others go on. A callable whose first call took
+    longer than ``max_seconds / MIN_THROUGHPUT_CALLS`` is not timed further: no figure of it could be valid
+    (no samples; ``stop_reason`` says why).
     """
     from ..errors import one_line
 
@@ -199,8 +201,9 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
             del live[name]
             continue
         first = out[name].first_call_s or 0.0
-        if first > policy.max_seconds:  # one call alone is over the cap: no warm figure can be had in time
-            out[name].stop_reason = f"not timed: one call took {first:.3g} s, over max_seconds ({policy.max_seconds:g} s)"
+        if first * MIN_THROUGHPUT_CALLS > policy.max_seconds:  # no valid figure could be had within the cap
+            out[name].stop_reason = (f"not timed: one call took {first:.3g} s; {MIN_THROUGHPUT_CALLS} calls, the "
+                                     f"fewest a figure needs, would be over max_seconds ({policy.max_seconds:g} s)")
             del live[name]
     rounds = max(1, policy.rounds)
     per_round_iters = math.ceil(policy.min_iterations / rounds)
