@@ -108,6 +108,9 @@ def assemble(head: Mapping[str, Any], seeds: Sequence[int], results: Mapping[int
         if timing.seconds is not None:
             phase_seconds["timing"] = phase_seconds.get("timing", 0.0) + timing.seconds
         memory.update(timing.memory)
+        if timing.memory.get("peak_rss_mb_timing_process") is not None:  # the job's true peak: every process of it
+            memory["peak_rss_mb_build"] = memory.get("peak_rss_mb")
+            memory["peak_rss_mb"] = max(memory.get("peak_rss_mb") or 0.0, timing.memory["peak_rss_mb_timing_process"])
         files.update(timing.files)
         warnings += list(timing.warnings)
         performance = timing.performance

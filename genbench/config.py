@@ -17,26 +17,42 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Profile:
     """``max_samples``: samples drawn per job for quality metrics (capped by the training split's size,
-    so that a model's FD and the floor use the same ``n``). ``batch_sizes``: the throughput sweep."""
+    so that a model's FD and the floor use the same ``n``). ``batch_sizes``: the throughput sweep.
+
+    ``timing``: each forward measurement (at batch 1 with at least ``latency_iterations`` calls, so that
+    its p99 can stand); ``generate_timing``: each generate measurement (a whole sample per row, which for
+    an autoregressive model is one graph call per token); a generate batch is timed only when one call is
+    estimated to take at most ``generate_call_budget_s`` (batch 1 always), a forward batch only when one
+    call is estimated (from the batch before) to take at most ``forward_call_budget_s``.
+    """
 
     name: str
     max_samples: int
     batch_sizes: tuple[int, ...]
     timing: TimingPolicy
     description: str
-    sampling_timing: TimingPolicy = TimingPolicy(warmup=1, warmup_seconds=1.0, min_iterations=20, min_seconds=1.0,
-                                                 max_seconds=5.0, rounds=2)
+    generate_timing: TimingPolicy = TimingPolicy(warmup=1, warmup_seconds=2.0, min_iterations=20, min_seconds=0.5,
+                                                 max_seconds=5.0, rounds=2, target_ci=0.01)
+    latency_iterations: int = 1000
+    generate_call_budget_s: float = 1.0
+    forward_call_budget_s: float = 1.0
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", 500, (1, 64),
-                     TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.05, max_seconds=0.5, rounds=2),
-                     "CI check: tiny training budgets, short timings (timings are flagged not valid)",
-                     TimingPolicy(warmup=1, warmup_seconds=0.2, min_iterations=2, min_seconds=0.05, max_seconds=0.3,
-                                  rounds=1)),
+                     TimingPolicy(warmup=3, warmup_seconds=0.1, min_iterations=20, min_seconds=0.05, max_seconds=0.3,
+                                  rounds=2, target_ci=None),
+                     "CI check: tiny training budgets, short timings (their p99 and most throughputs are flagged "
+                     "not valid)",
+                     TimingPolicy(warmup=1, warmup_seconds=0.1, min_iterations=2, min_seconds=0.05, max_seconds=0.2,
+                                  rounds=1, target_ci=None),
+                     latency_iterations=20, generate_call_budget_s=0.1, forward_call_budget_s=0.1),
     "default": Profile("default", 10_000, (1, 64, 1024),
-                       TimingPolicy(warmup=20, min_iterations=1000, min_seconds=1.0, max_seconds=10.0, rounds=4),
-                       "published numbers: full training budgets, 1,000+ timed calls per measurement"),
+                       TimingPolicy(warmup=10, warmup_seconds=1.0, min_iterations=20, min_seconds=0.25,
+                                    max_seconds=3.0, rounds=2, target_ci=0.01),
+                       "published numbers: full training budgets; each timing runs until its median is known "
+                       "within ±1% (95% interval), at least 0.25 s, at most 3 s (a generated sample: 5 s); "
+                       "1,000+ calls at batch 1"),
 }
 
 

@@ -180,16 +180,20 @@ def time_model(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Pro
         if on_phase is not None:
             on_phase(phase)
         job_dir.mkdir(parents=True, exist_ok=True)
-        result = time_bundle(bundle, modules, device, profile, config.threads, config.seed, task.dataset.test_x,
-                             job_dir, run_dir)
+        result = time_bundle(bundle, modules, device, profile, config.threads, config.seed, task.dataset, job_dir,
+                             run_dir)
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, KeyboardInterrupt):
             raise
         return timing_failure(phase, exc, time.perf_counter() - t0)
     from dataclasses import replace
 
-    return replace(result, warnings=tuple(warnings), seconds=time.perf_counter() - t0,
-                   info={"alone": True, "seed": config.seed, "torch_module": origin})
+    return replace(result, warnings=(*warnings, *result.warnings), seconds=time.perf_counter() - t0,
+                   info={"alone": True, "seed": config.seed, "torch_module": origin,
+                         "policy": {"forward": profile.timing.to_dict(), "generate": profile.generate_timing.to_dict(),
+                                    "latency_iterations": profile.latency_iterations,
+                                    "generate_call_budget_s": profile.generate_call_budget_s,
+                                    "forward_call_budget_s": profile.forward_call_budget_s}})
 
 
 BUNDLE_SPECS = "bundle.json"

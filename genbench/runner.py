@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import contextlib
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -154,7 +155,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         given = {name: value for name, value in locals().items() if name in _RESUMABLE and _given(name, value)}
         return resume_run(resume, options=given, reporters=reporters, host=host, echo=echo, progress=progress)
     from .cache import default_cache_dir
-    from .runtime import resolve_device
+    from .runtime import choose_device
     from .settings import Settings, load_settings
 
     echo = echo or (lambda s: None)
@@ -188,7 +189,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     for warning in host.warnings:
         echo(f"warning: {warning}")
     planned = plan(host, models, all, tasks, baselines)
-    dev = resolve_device(device)
+    dev, device_note = choose_device(device)
+    if device_note:
+        echo(f"note: {device_note}")
 
     run_id = new_run_id()
     run_dir = out_dir / run_id
@@ -200,7 +203,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         result = RunResult(
             schema=SCHEMA, run_id=run_id, genbench_version=__version__, started_at=_now(), finished_at=None,
             command=command or "genbench.run(...)",
-            config={**config.to_dict(), "device": dev, "requested_device": device, "settings": found.record(used),
+            config={**config.to_dict(), "device": dev, "requested_device": device, "device_note": device_note,
+                    "settings": found.record(used),
                     "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)}},
             environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
             plugin_failures=tuple(f.to_dict() for f in host.failures))
@@ -557,10 +561,12 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         display.finished(id(unit), seed_result.status, _history_key(unit, config, how))
         echo(_unit_line(unit, seed_result, len(config.seeds)))
 
+    stage_clock = time.perf_counter()
     if not stop:
         _run_units(units, config, task_states, on_built, stop, display)
     if stop:
         return _stopped(state, run_dir, stop, echo)
+    stages = {"build_seconds": time.perf_counter() - stage_clock}
 
     # Stage 2: timing, one job at a time, nothing else of this run going on.
     timing_units = []
@@ -572,6 +578,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     for unit in timing_units:
         display.add(id(unit), unit.label, "timing", _history_key(unit, config, "timing"))
     result = state["result"]
+    stage_clock = time.perf_counter()
     if timing_units and dev == "cpu" and "matmul_gflops" not in result.environment:
         result = replace(result, environment={**result.environment, "matmul_gflops": _ceiling(config.threads)})
     state["result"] = result
@@ -591,6 +598,14 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     _run_units(timing_units, replace(config, jobs=1), task_states, on_timed, stop, display)
     if stop:
         return _stopped(state, run_dir, stop, echo)
+    result = state["result"]
+    if timing_units and result.environment.get("matmul_gflops"):
+        result = replace(result, environment={**result.environment, "matmul_gflops": _settle_ceiling(
+            result.environment["matmul_gflops"], [jobs[k] for k in entries], config.threads)})
+    stages["timing_seconds"] = time.perf_counter() - stage_clock
+    result = replace(result, environment={**result.environment, "stage_seconds": _add_stages(
+        result.environment.get("stage_seconds"), stages)})
+    state["result"] = result
     for key, entry in entries.items():  # jobs that were not timed are complete now
         if jobs[key].status == "pending":
             save(key, entry.assemble(config.seeds))
@@ -706,13 +721,31 @@ def _check_executor(config: RunConfig) -> None:
         check_can_start()
 
 
-def _ceiling(threads: int) -> dict[str, float] | None:
+def _ceiling(threads: int) -> dict[str, Any] | None:
+    """The matmul ceiling, measured as the timing stage starts: nothing else of genbench is running."""
     from .perf.flops import matmul_ceiling_gflops
 
     try:
         return matmul_ceiling_gflops(threads)
     except Exception:  # noqa: BLE001 - a figure for context, never a reason to fail a run
         return None
+
+
+def _settle_ceiling(ceiling: dict[str, Any], jobs: list[JobResult], threads: int) -> dict[str, Any] | None:
+    """Re-measure the ceiling if a graph beat it; withdraw it if one still does (never a share above 100%)."""
+    from .perf.flops import settle_ceiling
+
+    achieved = [(f"{j.model} on {j.task}: {p.graph} {p.runtime} b{p.batch_size}", p.gflops_per_s)
+                for j in jobs for p in j.performance if p.gflops_per_s]
+    return settle_ceiling(ceiling, achieved, lambda: _ceiling(threads))
+
+
+def _add_stages(before: dict[str, float] | None, now: dict[str, float]) -> dict[str, float]:
+    """Wall seconds of each stage, summed over the run and its resumes."""
+    out = dict(before or {})
+    for k, v in now.items():
+        out[k] = out.get(k, 0.0) + v
+    return out
 
 
 DATA_COPIES = ".data"  # in the run directory while it runs: each task's arrays, memory-mapped by its jobs

@@ -460,12 +460,23 @@ class PerfRecord(_Serializable):
     background_cpu_cores: float | None = None
     noisy: bool = False
     graph: str = "sample"
-    scenario: str = "forward"  # forward: one graph run per call; sampling: a whole autoregressive loop per call
-    unit: str = "items/s"  # of throughput_per_s: items (samples, sequences) or tokens per second
+    #: forward: one graph run per call; generate: the samples of one call made through the graphs (see ``note``)
+    scenario: str = "forward"
+    unit: str = "items/s"  # of throughput_per_s: items per second (forward), samples per second (generate)
     first_call_ms: float | None = None  # cold start: the first call, excluded from the statistics
     session_create_ms: float | None = None  # ONNX Runtime session creation (onnxruntime records only)
     gflops_per_s: float | None = None  # achieved, from the graph's counted FLOPs (forward records only)
     alone: bool = False  # measured in the timing stage, with nothing else of genbench running
+    #: each figure judged on its own: ``p50``..``p99`` (enough samples beyond them), ``throughput`` (its duration)
+    figure_validity: Mapping[str, bool] | None = None
+    median_ci_ms: tuple[float, float] | None = None  # the 95% interval of the p50 (distribution-free)
+    stop_reason: str | None = None  # why the measurement stopped: its median was tight, or max_seconds
+    math_mode: str | None = None  # e.g. "fp32", or on CUDA "fp32, TF32 off (...)"
+    providers_used: Mapping[str, int] | None = None  # ONNX Runtime: nodes per provider that really ran them
+    clock: str | None = None  # what the latencies were read on: the host clock, around call + synchronisation
+    device_time_ms: Mapping[str, Any] | None = None  # a device's own clock (CUDA events), never mixed with the above
+    steps: int | None = None  # generate: graph calls per generated sample
+    note: str | None = None  # generate: what one call produces and what it includes
 
 
 @dataclass(frozen=True)

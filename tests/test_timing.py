@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genbench.perf import TimingPolicy, latency_stats, measure_interleaved, required_samples
+from genbench.perf import TimingPolicy, latency_stats, measure_interleaved, median_interval, required_samples
 
 
 def test_required_samples_leaves_ten_beyond_the_percentile():
@@ -12,7 +12,7 @@ def test_required_samples_leaves_ten_beyond_the_percentile():
 
 def test_latency_stats_on_known_samples():
     s = np.arange(1, 1001) / 1000.0  # 1 ms .. 1000 ms
-    st = latency_stats(s, batch_size=4)
+    st = latency_stats(s, items_per_call=4)
     assert st["latency_ms"]["p50"] == pytest.approx(np.percentile(s * 1e3, 50))
     assert st["latency_ms"]["p99"] == pytest.approx(np.percentile(s * 1e3, 99))
     assert st["latency_ms"]["mean"] == pytest.approx(500.5)
@@ -20,11 +20,77 @@ def test_latency_stats_on_known_samples():
     assert st["valid"] is True and st["invalid_reason"] is None
 
 
-def test_too_few_samples_are_marked_invalid():
-    st = latency_stats(np.full(999, 1e-3), batch_size=1)
-    assert st["valid"] is False
-    assert "999 samples" in st["invalid_reason"] and "p99" in st["invalid_reason"]
+def test_each_figure_is_judged_on_its_own():
+    st = latency_stats(np.full(999, 1e-3), items_per_call=1)
+    assert st["figure_validity"] == {"p50": True, "p90": True, "p95": True, "p99": False, "throughput": True}
+    assert st["valid"] is True  # the headline pair (p50, throughput) stands; p99 alone does not
+    assert "p99: 999 samples, needs 1000" in st["invalid_reason"]
+    few = latency_stats(np.full(19, 1e-3), 1)
+    assert few["figure_validity"]["p50"] is False and few["valid"] is False
+    short = latency_stats(np.full(100, 1e-3), 1, min_seconds=0.5)  # 0.1 s of calls: too short for a throughput
+    assert short["figure_validity"]["throughput"] is False and short["figure_validity"]["p90"] is True
+    assert not short["valid"] and "throughput" in short["invalid_reason"]
+    assert latency_stats(np.full(3, 1.0), 1, min_seconds=0.5)["figure_validity"]["throughput"] is True
     assert latency_stats(np.array([]), 1)["valid"] is False
+
+
+def test_median_interval_is_the_binomial_order_statistics():
+    from scipy.stats import binom
+
+    s = np.arange(100, dtype=float)[::-1]  # unsorted on purpose
+    assert median_interval(s) == (39.0, 60.0)  # x(40) and x(61) of 100, the textbook 95% interval
+    assert 1 - 2 * binom.cdf(39, 100, 0.5) >= 0.95
+    assert median_interval(np.arange(5.0)) is None  # no 95% interval from 5 samples
+    assert median_interval(np.arange(6.0)) == (0.0, 5.0)
+
+
+class FakeClock:
+    """perf_counter for measure_interleaved: each call of a timed callable advances it by what it says."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def call(self, seconds):
+        def fn():
+            self.now += seconds() if callable(seconds) else seconds
+        return fn
+
+
+def test_timing_stops_early_once_the_median_is_tight(monkeypatch):
+    import genbench.perf as perf
+
+    clock = FakeClock()
+    monkeypatch.setattr(perf.time, "perf_counter", clock)
+    policy = TimingPolicy(warmup=1, min_iterations=50, min_seconds=0.1, max_seconds=10.0, rounds=2, target_ci=0.01)
+    rng = np.random.default_rng(0)
+    out = measure_interleaved({"steady": clock.call(1e-3),
+                               "jittery": clock.call(lambda: 1e-3 * np.exp(rng.normal()))}, policy)
+    steady, jittery = out["steady"], out["jittery"]
+    # the steady one stops at its minimums (0.1 s = 100 calls); the jittery one never gets tight: its cap
+    assert len(steady.samples) == 100 and steady.stop_reason.startswith("median within")
+    assert jittery.stop_reason == "max_seconds" and 10.0 <= sum(jittery.samples) < 10.1
+    untargeted = measure_interleaved({"j": clock.call(lambda: 1e-3 * rng.choice([1.0, 1.5]))},
+                                     TimingPolicy(warmup=1, min_iterations=50, min_seconds=0.1, max_seconds=10.0,
+                                                  rounds=2, target_ci=None))
+    assert untargeted["j"].stop_reason == "minimums" and sum(untargeted["j"].samples) < 0.2
+
+
+def test_a_runtime_that_raises_loses_only_its_own_measurement():
+    calls = {"n": 0}
+
+    def breaks_later():
+        calls["n"] += 1
+        if calls["n"] > 30:
+            raise RuntimeError("engine build failed")
+
+    policy = TimingPolicy(warmup=2, min_iterations=100, min_seconds=0.0, max_seconds=1.0, rounds=2, target_ci=None)
+    out = measure_interleaved({"ok": lambda: None, "bad": breaks_later, "dead": lambda: 1 / 0}, policy)
+    assert out["bad"].error == "RuntimeError: engine build failed" and out["bad"].stop_reason == "error"
+    assert out["dead"].error.startswith("ZeroDivisionError") and not out["dead"].samples
+    assert len(out["ok"].samples) >= 100 and out["ok"].error is None
 
 
 def test_interleaved_loop_meets_both_minimums_and_excludes_warmup():
@@ -94,16 +160,58 @@ def test_graph_flops_counts_matmul_and_conv_exactly(tmp_path):
     assert graph_flops(tmp_path / "c.onnx", {"batch": 2}) == 2 * (2 * 8 * 5 * 5) * (3 * 3 * 3)
 
 
-def test_matmul_ceiling_is_measured_for_both_runtimes():
+def test_matmul_ceiling_takes_the_best_of_repeated_bursts_and_records_the_load():
     from genbench.perf.flops import matmul_ceiling_gflops
 
-    c = matmul_ceiling_gflops(1, n=256, seconds=0.05)
-    assert c["ceiling"] == max(c["torch"], c["onnxruntime"]) > 0.1 and c["threads"] == 1
+    c = matmul_ceiling_gflops(1, n=128, repeats=3, seconds=0.01)
+    assert c["threads"] == 1 and c["repeats"] == 3
+    for runtime in ("torch", "onnxruntime"):
+        assert len(c["bursts"][runtime]) == 3 and c[runtime] == max(c["bursts"][runtime]) > 0
+    assert c["ceiling"] == max(c["torch"], c["onnxruntime"])
+    assert "background_cpu_cores" in c and isinstance(c["noisy"], bool)
 
 
-def test_self_timed_callables_report_their_own_clock():
-    """How CUDA-event timings enter the statistics: the callable's own elapsed time, not the host clock's."""
-    policy = TimingPolicy(warmup=1, min_iterations=10, min_seconds=0.0, max_seconds=1.0, rounds=1)
-    out = measure_interleaved({"dev": lambda: 0.25, "host": lambda: 0.25}, policy, self_timed=frozenset({"dev"}))
-    assert out["dev"].samples == [0.25] * len(out["dev"].samples) and len(out["dev"].samples) >= 10
-    assert max(out["host"].samples) < 0.01
+def test_a_graph_above_the_ceiling_remeasures_it_then_withdraws_it():
+    from genbench.perf.flops import settle_ceiling
+
+    ceiling = {"torch": 90.0, "onnxruntime": 100.0, "ceiling": 100.0}
+    calls = []
+
+    def remeasure(result):
+        return lambda: calls.append(1) or result
+
+    assert settle_ceiling(ceiling, [("a", 99.0)], remeasure({})) == ceiling and not calls  # below: as it was
+    raised = settle_ceiling(ceiling, [("gan/sample b64", 150.0)], remeasure({"torch": 160.0, "onnxruntime": 120.0}))
+    assert raised["ceiling"] == 160.0 and raised["torch"] == 160.0 and len(calls) == 1  # measured low under load
+    still = settle_ceiling(ceiling, [("vae/elbo b1024", 352.0)], remeasure({"torch": 95.0, "onnxruntime": 101.0}))
+    assert still["ceiling"] is None and still["measured_ceiling"] == 101.0  # never printed as 352%
+    assert still["exceeded"] == {"by": "vae/elbo b1024", "gflops_per_s": 352.0} and "352.0" in still["note"]
+    assert settle_ceiling(None, [("a", 1.0)], remeasure({})) is None
+
+
+def test_the_host_clock_times_every_runtime_and_a_device_clock_is_read_apart():
+    """The callable and its synchronisation are inside the timed region; ``after`` (reading CUDA events,
+    say) is outside it, so a slow device-clock reader never inflates the host figure."""
+    import time
+
+    device_times = []
+    policy = TimingPolicy(warmup=1, min_iterations=5, min_seconds=0.0, max_seconds=1.0, rounds=1, target_ci=None)
+    out = measure_interleaved({"dev": lambda: None}, policy, sync={"dev": lambda: time.sleep(0.002)},
+                              after={"dev": lambda: (time.sleep(0.02), device_times.append(0.5))})
+    samples = out["dev"].samples
+    assert len(samples) >= 5 and min(samples) >= 0.002 and max(samples) < 0.015
+    assert len(device_times) == len(samples) + 1  # the warm-up call's reading too
+
+
+def test_a_callable_whose_one_call_is_over_the_cap_is_not_timed(monkeypatch):
+    import genbench.perf as perf
+
+    clock = FakeClock()
+    monkeypatch.setattr(perf.time, "perf_counter", clock)
+    policy = TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.1, max_seconds=8.0, rounds=2, target_ci=None)
+    out = measure_interleaved({"slow": clock.call(2.7), "fast": clock.call(1e-3), "ok": clock.call(2.6)}, policy)
+    assert out["slow"].samples == [] and out["slow"].first_call_s == 2.7 and out["slow"].error is None
+    assert out["slow"].stop_reason == ("not timed: one call took 2.7 s; 3 calls, the fewest a figure needs, would "
+                                       "be over max_seconds (8 s)")
+    assert len(out["fast"].samples) >= 20 and len(out["ok"].samples) >= 3  # 3 × 2.6 s fit in 8 s
+

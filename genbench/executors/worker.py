@@ -62,8 +62,11 @@ def execute(unit: BuildUnit | TimingUnit, on_phase: Callable[[str], None] | None
     profile = config.profile_settings()
     with JobProgress(job.label or unit.label, sink=on_progress) as progress:
         if unit.kind == "build":
-            return build_and_score(job.model, state, config, profile, job.device, unit.unit_dir, job.run_dir,
-                                   metrics, progress, on_phase=on_phase, keep_state=unit.keep_state)
+            from ..perf.cores import single_threaded
+
+            with single_threaded():  # units run side by side, one per core
+                return build_and_score(job.model, state, config, profile, job.device, unit.unit_dir, job.run_dir,
+                                       metrics, progress, on_phase=on_phase, keep_state=unit.keep_state)
         return time_model(job.model, state, config, profile, job.device, unit.unit_dir, job.job_dir, job.run_dir,
                           progress, on_phase=on_phase)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..types import MetricValue
 from . import Metric, QualityContext
-from .frechet import frechet_distance_from_features
+from .frechet import gaussian_statistics
 from .sample_metrics import (class_histogram, classifier_score, density_coverage, kernel_inception_distance,
                              knn_kl_divergence, mixture_mode_metrics, mode_histogram_kl, modes_covered,
                              precision_recall)
@@ -22,13 +22,15 @@ class FrechetDistance(Metric):
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         if ctx.extractor_id is None:
             return None
+        from ..features.reference import frechet_distance_to_reference, reference_for
+
         n = len(ctx.samples)
-        test = ctx.features("test", ctx.dataset.test_x)
+        test = reference_for(ctx, "test", ctx.dataset.test_x)  # cached on disk per (data hash, extractor hash)
         if f"floor@{n}" not in ctx.cache:
             idx = _subset(len(ctx.dataset.train_x), n)
             train = ctx.features(f"train@{n}", ctx.dataset.train_x[idx])
-            ctx.cache[f"floor@{n}"] = frechet_distance_from_features(train, test)
-        value = frechet_distance_from_features(ctx.features("samples", ctx.samples), test)
+            ctx.cache[f"floor@{n}"] = frechet_distance_to_reference(*gaussian_statistics(train), test)
+        value = frechet_distance_to_reference(*gaussian_statistics(ctx.features("samples", ctx.samples)), test)
         return MetricValue(value=value, unit="", higher_is_better=False, n=n, extractor=ctx.extractor_id,
                            floor=ctx.cache[f"floor@{n}"],
                            note=f"FD(samples, test split of {len(ctx.dataset.test_x)}); floor = FD(train subset, test)")

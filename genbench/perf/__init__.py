@@ -1,16 +1,23 @@
-"""Timing loops and their statistics.
+"""Timing loops, their statistics, and memory figures.
 
-Rules (DESIGN.md §5): warm-up excluded; a measurement stops when both a minimum iteration count and a
-minimum duration are met (or at a hard time cap, which can leave it invalid); raw per-call latencies are
-kept; the runtimes being compared are interleaved in rounds in one process so that a burst of background
-load hits both; the machine's background CPU use is measured during each timing and results taken under
-load are flagged ``noisy``.
+Rules (DESIGN.md §5): warm-up excluded; the runtimes being compared are interleaved in rounds in one
+process, in alternating order, so that a burst of background load hits both; every call is read on one
+clock, the host's ``perf_counter``, around the call and its synchronisation (a device's own clock, such
+as CUDA events, is kept apart and never mixed in); raw per-call latencies are kept; the machine's
+background CPU use is measured during each timing and results taken under load are flagged ``noisy``.
+
+A measurement stops once its figures are tight, as pyperf and MLPerf LoadGen's early stopping do: after
+its minimum calls, minimum seconds and minimum rounds, it stops as soon as the 95% confidence interval
+of the median (distribution-free, from order statistics) lies within ±``target_ci`` of the median, and
+otherwise runs on to ``max_seconds``. Each figure is then judged on its own: a percentile q needs
+``TAIL_SAMPLES`` samples beyond it (p99: 1,000 calls), a throughput needs ``min_seconds`` of timed calls.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -20,20 +27,34 @@ import numpy as np
 PERCENTILES = (50, 90, 95, 99)
 TAIL_SAMPLES = 10  # a percentile q is trusted with at least this many samples beyond it
 NOISY_BACKGROUND_CORES = 0.5
+MIN_THROUGHPUT_CALLS = 3  # a throughput is never read off fewer calls, however long they took
+CONFIDENCE = 0.95  # of the median's interval used for early stopping
 
 
 @dataclass(frozen=True)
 class TimingPolicy:
-    """``warmup`` calls (but no more than ``warmup_seconds`` of them, at least one) are made and discarded
-    before timing; then each callable runs until both ``min_iterations`` and ``min_seconds`` are met, or
-    ``max_seconds`` pass, split over ``rounds`` interleaved rounds."""
+    """How long one measurement runs.
+
+    ``warmup`` calls (but no more than ``warmup_seconds`` of them, at least one) are made and discarded.
+    Then the callables run interleaved, in at least ``rounds`` rounds of alternating order, until each has
+    made ``min_iterations`` calls and spent ``min_seconds`` in timed calls; from there on a measurement
+    stops once the 95% interval of its median is within ±``target_ci`` (a fraction; ``None``: stop at the
+    minimums), and in any case after ``max_seconds`` of timed calls. ``min_seconds`` is also the duration
+    a throughput figure needs to count as valid.
+    """
 
     warmup: int = 10
     warmup_seconds: float = 2.0
-    min_iterations: int = 1000
-    min_seconds: float = 1.0
-    max_seconds: float = 10.0
-    rounds: int = 4
+    min_iterations: int = 20
+    min_seconds: float = 0.5
+    max_seconds: float = 5.0
+    rounds: int = 2
+    target_ci: float | None = 0.01
+
+    def to_dict(self) -> dict:
+        return {"warmup": self.warmup, "warmup_seconds": self.warmup_seconds, "min_iterations": self.min_iterations,
+                "min_seconds": self.min_seconds, "max_seconds": self.max_seconds, "rounds": self.rounds,
+                "target_ci": self.target_ci}
 
 
 def required_samples(q: float) -> int:
@@ -41,21 +62,66 @@ def required_samples(q: float) -> int:
     return math.ceil(TAIL_SAMPLES / (1.0 - q / 100.0) - 1e-9)
 
 
-def latency_stats(samples_s: np.ndarray, batch_size: int, max_percentile: int = 99) -> dict:
-    """p50/p90/p99/mean/std in ms, throughput (``batch_size`` items per call) and validity for per-call
-    latencies in seconds. Validity asks for enough samples for ``max_percentile``, the highest one a
-    reader is meant to trust (99 for latency; 50 where the throughput is the figure)."""
+def median_interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """The distribution-free ``confidence`` interval of the median of ``samples``: the order statistics
+    ``x(j) ≤ median ≤ x(n+1−j)`` with ``j`` from the Binomial(n, ½) quantile; None when n is too small
+    for any such interval (n < 6 at 95%)."""
+    from scipy.stats import binom
+
+    s = np.sort(np.asarray(samples, dtype=np.float64))
+    n = s.size
+    if n == 0:
+        return None
+    # the largest j with P(B <= j - 1) <= (1 - confidence) / 2, B ~ Binomial(n, 1/2) the count below the median
+    j = int(binom.ppf((1.0 - confidence) / 2.0, n, 0.5))
+    if j < 1:
+        return None
+    return float(s[j - 1]), float(s[n - j])
+
+
+def relative_half_width(samples: np.ndarray, confidence: float = CONFIDENCE) -> float | None:
+    """The median interval's larger half-width as a fraction of the median (None: no interval yet)."""
+    ci = median_interval(samples, confidence)
+    if ci is None:
+        return None
+    med = float(np.median(samples))
+    if med <= 0:
+        return None
+    return max(med - ci[0], ci[1] - med) / med
+
+
+def latency_stats(samples_s: np.ndarray, items_per_call: int, min_seconds: float = 0.0) -> dict:
+    """Statistics of per-call latencies in seconds: p50/p90/p95/p99, mean and std in ms, throughput
+    (``items_per_call`` items per call), the median's 95% interval, and each figure judged on its own:
+    ``figure_validity[pN]`` needs ``required_samples(N)`` calls, ``figure_validity["throughput"]`` at least
+    ``MIN_THROUGHPUT_CALLS`` calls and ``min_seconds`` of them. ``valid`` is the headline pair, p50 and
+    throughput; ``invalid_reason`` names every figure that fails and why."""
     s = np.asarray(samples_s, dtype=np.float64)
     n = int(s.size)
     if n == 0:
-        return {"latency_ms": {}, "throughput_per_s": 0.0, "valid": False, "invalid_reason": "no samples"}
+        return {"latency_ms": {}, "throughput_per_s": 0.0, "valid": False, "invalid_reason": "no samples",
+                "figure_validity": {**{f"p{q}": False for q in PERCENTILES}, "throughput": False},
+                "median_ci_ms": None}
     ms = s * 1e3
     lat = {f"p{q}": float(np.percentile(ms, q)) for q in PERCENTILES}
     lat.update(mean=float(ms.mean()), std=float(ms.std(ddof=1)) if n > 1 else 0.0)
-    need = required_samples(max_percentile)
-    valid = n >= need
-    return {"latency_ms": lat, "throughput_per_s": float(batch_size * n / s.sum()), "valid": valid,
-            "invalid_reason": None if valid else f"{n} samples, p{max_percentile} needs {need}"}
+    total = float(s.sum())
+    figures: dict[str, bool] = {}
+    reasons = []
+    for q in PERCENTILES:
+        need = required_samples(q)
+        figures[f"p{q}"] = n >= need
+        if n < need:
+            reasons.append(f"p{q}: {n} samples, needs {need}")
+    figures["throughput"] = n >= MIN_THROUGHPUT_CALLS and total >= min_seconds
+    if not figures["throughput"]:
+        reasons.append(f"throughput: {n} calls over {total:.3g} s, needs {MIN_THROUGHPUT_CALLS} calls and "
+                       f"{min_seconds:g} s")
+    ci = median_interval(s)
+    valid = figures["p50"] and figures["throughput"]
+    return {"latency_ms": lat, "throughput_per_s": float(items_per_call * n / total) if total > 0 else 0.0,
+            "valid": valid, "invalid_reason": "; ".join(reasons) or None, "figure_validity": figures,
+            "median_ci_ms": None if ci is None else (ci[0] * 1e3, ci[1] * 1e3)}
 
 
 class CpuMonitor:
@@ -86,61 +152,113 @@ class CpuMonitor:
 
 @dataclass
 class Measurement:
+    """One runtime's timed calls. ``samples``: per-call seconds on the host clock (call + synchronisation).
+    ``error``: why this runtime stopped (it raised); its samples are then not used. No samples and no
+    error: its first call was so slow that the fewest calls a figure needs would not fit in ``max_seconds``
+    (``stop_reason`` says so)."""
+
     samples: list[float] = field(default_factory=list)
     background: list[float] = field(default_factory=list)
     first_call_s: float | None = None  # the cold first call, reported apart from the warm samples
+    stop_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def timed_seconds(self) -> float:
+        return float(sum(self.samples))
 
 
 def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: TimingPolicy,
                         sync: Mapping[str, Callable[[], None]] | None = None,
-                        self_timed: frozenset[str] = frozenset()) -> dict[str, Measurement]:
-    """Time each callable, interleaved in ``policy.rounds`` rounds; per-call latencies in seconds.
+                        after: Mapping[str, Callable[[], None]] | None = None) -> dict[str, Measurement]:
+    """Time each callable, interleaved in rounds of alternating order; per-call latencies in seconds.
 
     ``sync[name]`` (e.g. ``torch.cuda.synchronize``) runs inside the timed region after every call, so that
-    asynchronous devices are measured to completion. Callables named in ``self_timed`` return their own
-    elapsed seconds (e.g. from CUDA events), which are recorded instead of the host clock's reading.
+    asynchronous devices are measured to completion on the host clock. ``after[name]`` runs after the
+    clock was read (outside the timed region), e.g. to collect a device clock's reading apart.
+    A callable that raises stops there with ``error`` set; the others go on. A callable whose first call took
+    longer than ``max_seconds / MIN_THROUGHPUT_CALLS`` is not timed further: no figure of it could be valid
+    (no samples; ``stop_reason`` says why).
     """
-    sync = sync or {}
+    from ..errors import one_line
+
+    sync, after = sync or {}, after or {}
     out = {name: Measurement() for name in calls}
+    live = dict(calls)
     for name, fn in calls.items():
         begin = time.perf_counter()
-        for i in range(max(policy.warmup, 1)):
-            fn()
-            sync.get(name, _noop)()
-            if i == 0:
-                out[name].first_call_s = time.perf_counter() - begin
-            if time.perf_counter() - begin > policy.warmup_seconds:
-                break
-    per_round_iters = math.ceil(policy.min_iterations / policy.rounds)
-    per_round_secs = policy.min_seconds / policy.rounds
-    per_round_cap = policy.max_seconds / policy.rounds
-    clock = time.perf_counter
-    for r in range(policy.rounds):
-        order = list(calls) if r % 2 == 0 else list(reversed(calls))
-        for name in order:
-            fn, after, m = calls[name], sync.get(name, _noop), out[name]
-            monitor = CpuMonitor()
-            begin = clock()
-            n = 0
-            own = name in self_timed
-            while True:
-                t0 = clock()
-                elapsed = fn()
-                after()
-                t1 = clock()
-                m.samples.append(float(elapsed) if own else t1 - t0)
-                n += 1
-                elapsed = t1 - begin
-                if (n >= per_round_iters and elapsed >= per_round_secs) or elapsed >= per_round_cap:
+        try:
+            for i in range(max(policy.warmup, 1)):
+                fn()
+                sync.get(name, _noop)()
+                if i == 0:
+                    out[name].first_call_s = time.perf_counter() - begin
+                after.get(name, _noop)()
+                if time.perf_counter() - begin > policy.warmup_seconds:
                     break
+        except Exception as exc:  # noqa: BLE001 - one runtime's failure is its own
+            out[name].error, out[name].stop_reason = one_line(exc), "error"
+            del live[name]
+            continue
+        first = out[name].first_call_s or 0.0
+        if first * MIN_THROUGHPUT_CALLS > policy.max_seconds:  # no valid figure could be had within the cap
+            out[name].stop_reason = (f"not timed: one call took {first:.3g} s; {MIN_THROUGHPUT_CALLS} calls, the "
+                                     f"fewest a figure needs, would be over max_seconds ({policy.max_seconds:g} s)")
+            del live[name]
+    rounds = max(1, policy.rounds)
+    per_round_iters = math.ceil(policy.min_iterations / rounds)
+    per_round_secs = policy.min_seconds / rounds
+    round_cap = policy.max_seconds / rounds
+    clock = time.perf_counter
+    r = 0
+    while live:
+        order = list(live) if r % 2 == 0 else list(reversed(live))
+        for name in order:
+            fn, sync_fn, after_fn, m = calls[name], sync.get(name, _noop), after.get(name, _noop), out[name]
+            budget = min(round_cap, policy.max_seconds - m.timed_seconds)
+            monitor = CpuMonitor()
+            begin, n = clock(), 0
+            try:
+                while True:
+                    t0 = clock()
+                    fn()
+                    sync_fn()
+                    t1 = clock()
+                    after_fn()
+                    m.samples.append(t1 - t0)
+                    n += 1
+                    elapsed = t1 - begin
+                    if (n >= per_round_iters and elapsed >= per_round_secs) or elapsed >= budget:
+                        break
+            except Exception as exc:  # noqa: BLE001
+                m.error, m.stop_reason = one_line(exc), "error"
+                del live[name]
+                continue
             bg = monitor.background_cores()
             if bg is not None:
                 m.background.append(bg)
+        r += 1
+        for name in list(live):
+            m = out[name]
+            if m.timed_seconds >= policy.max_seconds - 1e-9:
+                m.stop_reason = "max_seconds"
+            elif r >= rounds and len(m.samples) >= policy.min_iterations and m.timed_seconds >= policy.min_seconds:
+                if policy.target_ci is None:
+                    m.stop_reason = "minimums"
+                else:
+                    width = relative_half_width(np.asarray(m.samples))
+                    if width is not None and width <= policy.target_ci:
+                        m.stop_reason = f"median within ±{width:.2%} (95% interval)"
+            if m.stop_reason is not None:
+                del live[name]
     return out
 
 
 def _noop() -> None:
     return None
+
+
+# --------------------------------------------------------------------------- memory
 
 
 def _status_kb(field_name: str) -> float | None:
@@ -155,7 +273,8 @@ def _status_kb(field_name: str) -> float | None:
 
 
 def reset_peak_rss() -> bool:
-    """Reset this process's peak RSS (Linux: ``echo 5 > /proc/self/clear_refs``); False where unsupported."""
+    """Reset this process's peak RSS (Linux: ``echo 5 > /proc/self/clear_refs``); False where unsupported,
+    and then :func:`peak_rss_mb` keeps counting from the process's start."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -165,10 +284,36 @@ def reset_peak_rss() -> bool:
 
 
 def peak_rss_mb() -> float | None:
-    """Peak resident memory of this process since start (or the last reset), in MiB."""
-    kb = _status_kb("VmHWM")
-    if kb is None:
-        import resource
+    """Peak resident memory of this process since start (or the last :func:`reset_peak_rss`), in MiB.
 
-        kb = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return kb / 1024.0
+    Linux: ``VmHWM``. Elsewhere ``getrusage``'s ``ru_maxrss``, whose unit differs by platform (bytes on
+    macOS, KiB on the BSDs and Linux), or psutil's ``peak_wset`` on Windows.
+    """
+    kb = _status_kb("VmHWM")
+    if kb is not None:
+        return kb / 1024.0
+    return _peak_rss_fallback_mb(sys.platform)
+
+
+def _peak_rss_fallback_mb(platform: str) -> float | None:
+    if platform.startswith("win"):
+        import psutil
+
+        peak = getattr(psutil.Process().memory_info(), "peak_wset", None)
+        return None if peak is None else peak / 2**20
+    import resource
+
+    maxrss = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return maxrss / 2**20 if platform == "darwin" else maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MiB (psutil: the same figure on every platform)."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+__all__ = ["CONFIDENCE", "CpuMonitor", "MIN_THROUGHPUT_CALLS", "Measurement", "NOISY_BACKGROUND_CORES", "PERCENTILES",
+           "TAIL_SAMPLES", "TimingPolicy", "latency_stats", "measure_interleaved", "median_interval",
+           "peak_rss_mb", "relative_half_width", "required_samples", "reset_peak_rss", "rss_mb"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -38,4 +40,25 @@ def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, cores)
 
 
-__all__ = ["usable_cores"]
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """numpy/scipy's BLAS, OpenMP and torch on one thread, restored afterwards.
+
+    The build stage runs one unit per core: a unit that also spreads its BLAS calls over every core
+    oversubscribes the machine, and multi-threaded OpenBLAS then spins and slows down many-fold (a 450×32
+    Gram matrix took 13× longer on 2 threads than on 1 with another unit beside it). One thread per unit also
+    keeps quality numbers the same however many units run at once.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+__all__ = ["single_threaded", "usable_cores"]

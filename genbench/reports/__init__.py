@@ -31,33 +31,51 @@ def order_metrics(jobs: Iterable[JobResult]) -> list[str]:
     return sorted(counts, key=lambda k: (-counts[k], rank.get(k, len(rank)), k))
 
 
-def perf_summary(job: JobResult, graph: str | None = None, scenario: str = "forward") -> dict[str, Any]:
-    """Headline speed figures of one job's graph (default: its ``sample`` graph, else the first timed one):
-    ORT and torch latency at batch 1, best throughput, their ratios."""
-    if graph is None:
-        graphs = [p.graph for p in job.performance]
-        graph = "sample" if "sample" in graphs else (graphs[0] if graphs else "sample")
-    recs = [p for p in job.performance if p.graph == graph and p.scenario == scenario]
+def perf_summary(job: JobResult, graph: str | None = None, scenario: str | None = None) -> dict[str, Any]:
+    """Headline speed figures of one job: ONNX Runtime and torch eager latency at batch 1, best throughput
+    and their ratios.
 
-    def pick(runtime: str) -> tuple[PerfRecord | None, PerfRecord | None]:
+    By default the per-sample cost, the same definition for every family (records of scenario
+    ``generate``: one image, 2-D point or text sample made through the exported graphs, an autoregressive
+    model's whole sampling loop included), so that the figures of a GAN and of an autoregressive model mean
+    the same thing. A run without generate records falls back to its ``sample`` graph's forward records
+    (the same definition); a job with neither gets no figure rather than a forward pass passed off as a
+    sample. ``graph`` and ``scenario`` pick other records (forward passes are details).
+
+    The best batch is chosen among records whose throughput is valid and that were not noisy; when none is,
+    among all, and ``valid`` is False. ``valid`` covers every figure returned; a p99 without the samples it
+    needs is returned as None.
+    """
+    recs, unit, note = _headline_records(job, graph, scenario)
+
+    def valid(p: PerfRecord, figure: str) -> bool:
+        return bool(p.figure_validity.get(figure)) if p.figure_validity else p.valid
+
+    def pick(runtime: str) -> tuple[PerfRecord | None, PerfRecord | None, bool]:
         mine = [p for p in recs if p.runtime == runtime]
         b1 = next((p for p in mine if p.batch_size == 1), None)
-        best = max(mine, key=lambda p: p.throughput_per_s, default=None)
-        return b1, best
+        clean = [p for p in mine if valid(p, "throughput") and not p.noisy]
+        best = max(clean or mine, key=lambda p: p.throughput_per_s, default=None)
+        return b1, best, bool(clean)
 
-    ort1, ortbest = pick("onnxruntime")
-    pt1, ptbest = pick("torch-eager")
+    ort1, ortbest, ort_clean = pick("onnxruntime")
+    pt1, ptbest, pt_clean = pick("torch-eager")
+    chosen = [p for p in (ort1, ortbest, pt1, ptbest) if p is not None]
     out: dict[str, Any] = {
         "ort_p50_ms_b1": ort1.latency_ms.get("p50") if ort1 else None,
-        "ort_p99_ms_b1": ort1.latency_ms.get("p99") if ort1 else None,
+        "ort_p99_ms_b1": ort1.latency_ms.get("p99") if ort1 and valid(ort1, "p99") else None,
         "torch_p50_ms_b1": pt1.latency_ms.get("p50") if pt1 else None,
         "ort_best_throughput": ortbest.throughput_per_s if ortbest else None,
         "ort_best_batch": ortbest.batch_size if ortbest else None,
         "torch_best_throughput": ptbest.throughput_per_s if ptbest else None,
         "torch_best_batch": ptbest.batch_size if ptbest else None,
-        "unit": recs[0].unit if recs else None,
-        "valid": all(p.valid for p in recs) if recs else None,
-        "noisy": any(p.noisy for p in recs) if recs else None,
+        "unit": unit,
+        "valid": (all(valid(p, "p50") for p in (ort1, pt1) if p) and all(valid(p, "throughput") for p in
+                  (ortbest, ptbest) if p) and (ort_clean or not ortbest) and (pt_clean or not ptbest)) if chosen else None,
+        "noisy": any(p.noisy for p in chosen) if chosen else None,
+        "scenario": recs[0].scenario if recs else scenario,
+        "graph": recs[0].graph if recs else graph,
+        "note": note,
     }
     if ort1 and pt1 and ort1.latency_ms.get("p50"):
         out["latency_speedup_b1"] = pt1.latency_ms["p50"] / ort1.latency_ms["p50"]
@@ -193,14 +211,14 @@ def mapping(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def safe_perf_summary(job: JobResult, graph: str | None = None, scenario: str = "forward") -> dict[str, Any]:
+def safe_perf_summary(job: JobResult, graph: str | None = None, scenario: str | None = None) -> dict[str, Any]:
     """:func:`perf_summary`, or every figure None when the job's timing records are malformed."""
     try:
-        out = perf_summary(job, graph, scenario) if graph is not None else perf_summary(job)
+        out = perf_summary(job, graph, scenario)
     except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError, OverflowError):
         out = {}
     keys = ("ort_p50_ms_b1", "ort_p99_ms_b1", "torch_p50_ms_b1", "ort_best_throughput", "ort_best_batch",
-            "torch_best_throughput", "torch_best_batch", "unit", "valid", "noisy")
+            "torch_best_throughput", "torch_best_batch", "unit", "valid", "noisy", "scenario", "graph", "note")
     return {k: None for k in keys} | {k: v for k, v in out.items()}
 
 
@@ -245,3 +263,23 @@ def read_contained(run_dir: _Path | None, rel: Any, max_bytes: int = MAX_NAMED_F
     if len(data) > max_bytes:
         return None, f"{neutralise_controls(rel, limit=120)} not read: over the {max_bytes:,}-byte limit"
     return data, ""
+
+
+def _headline_records(job: JobResult, graph: str | None, scenario: str | None
+                      ) -> tuple[list[PerfRecord], str | None, str | None]:
+    """(records, their unit, a note) for :func:`perf_summary`."""
+    perf = job.performance
+    if graph is None and scenario is None:
+        generate = [p for p in perf if p.scenario == "generate"]
+        if generate:
+            return generate, "samples/s", generate[0].note
+        sample = [p for p in perf if p.graph == "sample" and p.scenario == "forward"]
+        if sample:
+            return sample, "samples/s", "one call of the sample graph on B pre-drawn inputs: B samples"
+        return [], None, "no per-sample timing: the records hold no generate scenario" if perf else None
+    scenario = scenario or "forward"
+    if graph is None:
+        graphs = [p.graph for p in perf if p.scenario == scenario]
+        graph = "sample" if "sample" in graphs else (graphs[0] if graphs else "sample")
+    recs = [p for p in perf if p.graph == graph and p.scenario == scenario]
+    return recs, recs[0].unit if recs else None, recs[0].note if recs else None

@@ -101,22 +101,27 @@ def _quality_vs_speed(table: Table, ax: Any) -> str | None:
     pts = []
     for r in table.rows:
         cell = r.cells.get(col.label)
-        t, v = number(safe_perf_summary(r.job)["ort_best_throughput"]), number(cell.value.value) if cell else None
+        speed = safe_perf_summary(r.job)
+        # per generated sample only: a forward pass of one family beside a whole sample of another would
+        # compare different units
+        t = number(speed["ort_best_throughput"]) if speed["unit"] == "samples/s" else None
+        v = number(cell.value.value) if cell else None
         if t and t > 0 and v is not None:
-            pts.append((r.model, t, v))
+            pts.append((r.model, t, v, not speed["valid"] or bool(speed["noisy"])))
     if not pts:
         return None
-    front = set(_pareto([(t, -v if col.higher_is_better else v) for _, t, v in pts]))
-    for i, (model, t, v) in enumerate(pts):
-        ax.scatter(t, v, c="C3" if i in front else "C0", zorder=3)
-        ax.annotate(_label(model), (t, v), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = set(_pareto([(t, -v if col.higher_is_better else v) for _, t, v, _ in pts]))
+    for i, (model, t, v, flagged) in enumerate(pts):
+        ax.scatter(t, v, c="C3" if i in front else "C0", marker="x" if flagged else "o", zorder=3)
+        ax.annotate(_label(model + (" (timing not valid)" if flagged else "")), (t, v), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
     fx = sorted((pts[i][1], pts[i][2]) for i in front)
     ax.plot([p[0] for p in fx], [p[1] for p in fx], "C3--", lw=1, label="Pareto front")
-    ax.set(xscale="log", xlabel="ONNX Runtime throughput at best batch (items/s)",
+    ax.set(xscale="log", xlabel="generated samples/s, ONNX Runtime at its best batch",
            ylabel=_label(f"{col.label} ({'higher' if col.higher_is_better else 'lower'} is better)"),
            title=_label(f"{table.task}: quality vs speed"))
     ax.legend(fontsize=7)
-    return "quality against throughput (Pareto front in red)"
+    return "quality against speed per generated sample (Pareto front in red; x: timing flagged)"
 
 
 def _latency_vs_batch(table: Table, ax: Any) -> str | None:
@@ -125,17 +130,17 @@ def _latency_vs_batch(table: Table, ax: Any) -> str | None:
         j = r.job
         for runtime, style in (("onnxruntime", "-o"), ("torch-eager", "--x")):
             recs = sorted((p.batch_size, number(mapping(p.latency_ms).get("p50"))) for p in j.performance
-                          if p.runtime == runtime and p.scenario == "forward" and p.graph == j.performance[0].graph)
-            recs = [(b, v) for b, v in recs if v is not None and v > 0 and b > 0]
+                          if p.runtime == runtime and p.scenario == "generate")
+            recs = [(b, v / b) for b, v in recs if isinstance(b, int) and v is not None and v > 0 and b > 0]
             if recs:
                 ax.plot([b for b, _ in recs], [v for _, v in recs], style, label=_label(f"{j.model} {runtime}"), ms=3)
                 drawn = True
     if not drawn:
         return None
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="p50 latency (ms)",
-           title=_label(f"{table.task}: latency"))
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="ms per generated sample (p50 / batch)",
+           title=_label(f"{table.task}: cost per sample"))
     ax.legend(fontsize=6)
-    return "latency against batch size"
+    return "cost per generated sample against batch size"
 
 
 def _loss_curves(table: Table, ax: Any) -> str | None:

@@ -14,6 +14,7 @@ from ..results import atomic_write_text
 from ..types import JobResult, RunResult
 from . import (fmt_num, mapping, md_code, md_link_target, md_text, neutralise_controls, number, read_contained,
                safe_perf_summary, text_of)
+from . import phases
 from .leaderboard import Row, Table, build, markdown_table, shared_text
 
 #: how much of samples.txt the report shows, and the largest one it reads
@@ -58,6 +59,7 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
                                     provenance=False)
             lines += _settings(table)
         lines += _unfinished(jobs) + _notes(jobs) + _speed_table(jobs, ceiling) + _grids(jobs, task, run_dir)
+    lines += phases.section(run)
     lines += ["Arrows give each column's better direction. Timings: ONNX Runtime and PyTorch eager interleaved in one "
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
