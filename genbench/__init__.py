@@ -5,7 +5,7 @@ Importing genbench does not import torch: plugins register lazily, and torch loa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -19,32 +19,31 @@ from .types import (DatasetSpec, GraphSpec, JobResult, MetricSpec, MetricValue, 
                     ReporterSpec, RunResult, TensorSpec, TrainConfig, TrainSummary)
 
 
-def run(*args: Any, **kwargs: Any) -> RunResult:
-    """Run the benchmark; see :func:`genbench.runner.run` (the same function ``genbench run`` calls)."""
-    from .runner import run as _run
+if TYPE_CHECKING:  # the real functions and signatures, for type checkers and IDEs
+    from .onnx_model import run_onnx
+    from .results import load_run
+    from .runner import run
+    from .score_samples import score
 
-    return _run(*args, **kwargs)
-
-
-def score(samples: Any, **kwargs: Any) -> RunResult:
-    """Score samples made elsewhere; see :func:`genbench.score_samples.score` (what ``genbench score`` calls)."""
-    from .score_samples import score as _score
-
-    return _score(samples, **kwargs)
+#: public functions defined in other modules, imported when first used (they import numpy, and runs import torch)
+_LAZY = {"run": "runner", "score": "score_samples", "run_onnx": "onnx_model", "load_run": "results"}
 
 
-def run_onnx(**kwargs: Any) -> RunResult:
-    """Benchmark exported ONNX graphs; see :func:`genbench.onnx_model.run_onnx` (``genbench run --onnx``)."""
-    from .onnx_model import run_onnx as _run_onnx
+def __getattr__(name: str) -> Any:
+    """``genbench.run`` (:func:`genbench.runner.run`, what ``genbench run`` calls), ``genbench.score``
+    (:func:`genbench.score_samples.score`), ``genbench.run_onnx`` and ``genbench.load_run``: the functions
+    themselves, with their own signatures and docstrings, imported on first use."""
+    if name in _LAZY:
+        import importlib
 
-    return _run_onnx(**kwargs)
+        function = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = function
+        return function
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_run(path: Any) -> RunResult:
-    """Read a ``run.json`` (or a run directory) back into a :class:`RunResult`."""
-    from .results import load_run as _load
-
-    return _load(path)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -37,41 +37,53 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _format_options(function):
+    """``--format text|json`` and its alias ``--json``."""
+    function = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(function)
+    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="json: one JSON document on stdout, following its shipped schema "
+                             "(python -m genbench.schemas).")(function)
+
+
+def _echo_json(data) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, allow_nan=False))
+
+
 @cli.command("plugins")
-def plugins_cmd() -> None:
+@_format_options
+def plugins_cmd(fmt, as_json) -> None:
     """List loaded plugins, what each registered, and plugins that failed or were disabled."""
+    from .inventory import plugin_lines, plugin_table
     from .plugins import make_plugin_manager
 
     host = make_plugin_manager()
-    for p in host.plugins:
-        click.echo(f"{p.name:<20} {p.distribution} {p.version}: {', '.join(p.registered) or 'nothing registered'}")
-    for name in host.disabled:
-        click.echo(f"{name:<20} disabled by $GENBENCH_DISABLE_PLUGINS")
-    for f in host.failures:
-        click.echo(f"FAILED {f}", err=True)
+    if fmt == "json" or as_json:
+        return _echo_json(plugin_table(host))
+    out, err = plugin_lines(host)
+    for line in out:
+        click.echo(line)
+    for line in err:
+        click.echo(line, err=True)
 
 
 @cli.command("list")
-def list_cmd() -> None:
+@_format_options
+def list_cmd(fmt, as_json) -> None:
     """List models, tasks, metrics and reporters."""
+    from .inventory import listing, listing_lines
     from .plugins import make_plugin_manager
 
     host = make_plugin_manager()
-    reg = host.registry
-    click.echo("models:")
-    for m in reg.models:
-        click.echo(f"  {m.name:<22} {m.family:<9} tasks: {','.join(m.tasks):<12} {m.description} [{m.plugin} {m.plugin_version}]")
-    click.echo("tasks:")
-    for d in reg.datasets:
-        click.echo(f"  {d.name:<22} {d.kind:<9} {d.description}")
-    click.echo("metrics:")
-    for s in reg.metrics:
-        click.echo(f"  {s.name:<22} {'higher' if s.higher_is_better else 'lower'} is better; {s.description}")
-    click.echo("reporters:")
-    for r in reg.reporters:
-        click.echo(f"  {r.name:<22} {r.description}")
+    if fmt == "json" or as_json:
+        return _echo_json(listing(host))
+    for line in listing_lines(host):
+        click.echo(line)
     for f in host.failures:
         click.echo(f"warning: {f}", err=True)
+    for w in host.warnings:
+        click.echo(f"warning: {w}", err=True)
 
 
 class _Number(click.ParamType):
@@ -107,20 +119,21 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
 @click.argument("models", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every registered model (baselines included).")
 @click.option("--task", "tasks", multiple=True, help="Only this task (repeatable). Default: every task a model supports.")
-@click.option("--profile", type=click.Choice(["smoke", "default"]), default="default", show_default=True,
-              help="smoke: a tiny CI budget; default: the published numbers.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results/runs"),
-              show_default=True, help="Directory in which the run directory <run-id>/ is made.")
-@click.option("--seed", type=_WHOLE, default=0, show_default=True,
-              help="Training seed (one seed; see --seeds).")
+@click.option("--profile", default=None, metavar="NAME",
+              help="smoke: a tiny CI budget; default: the published numbers (the default); or a profile defined in "
+                   "genbench.toml / [tool.genbench] (docs/configuration.md).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory in which the run directory <run-id>/ is made (default: results/runs).")
+@click.option("--seed", type=_WHOLE, default=None, help="Training seed (one seed; default 0; see --seeds).")
 @click.option("--seeds", "seeds", default=None, metavar="S,S,...",
               help="Train and score every model once per seed, e.g. 0,1,2: quality as mean ± std with a 95% "
                    "t-interval; timing once per model.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
 @click.option("--text-file", type=click.Path(path_type=Path), default=None,
               help="Corpus for the text task (any file; the last 10% of its bytes are held out).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: no progress display, no result lines.")
 @click.option("--steps", type=_WHOLE, default=None,
               help="Override every model's training steps (0 = untrained).")
 @click.option("--threads", type=_WHOLE, default=None, help="Threads for timing (default: all CPUs).")
@@ -158,14 +171,17 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
               help="A fact the --onnx graph does not say, e.g. inputs.z.source=normal (see docs/score.md).")
 @click.option("--name", "onnx_name", default=None, help="Name of the --onnx model's row (default: the file's name).")
 @click.pass_context
-def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, data_dir, text_file, steps, threads,
-            train_threads, no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs, address,
-            no_cache, cache_dir, max_memory, resume, onnx_files, onnx_roles, onnx_meta, onnx_name) -> None:
+def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, data_dir, text_file, quiet, steps,
+            threads, train_threads, no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs,
+            address, no_cache, cache_dir, max_memory, resume, onnx_files, onnx_roles, onnx_meta, onnx_name) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed.
 
+    Options not given are read from genbench.toml, else pyproject.toml's [tool.genbench], in this directory
+    (models, all, tasks, profile, seeds, device, out, jobs; see docs/configuration.md).
     With --onnx FILE --task T, an exported graph is benchmarked instead: no plugin, no training.
     Ctrl-C (or SIGTERM) stops the run: the finished work is kept and --resume finishes the rest."""
     from .runner import resume_run, run
+    from .ui import choose_mode
 
     graphs: dict = {}
     if onnx_files or onnx_roles or onnx_meta or onnx_name:
@@ -178,6 +194,8 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
                    train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout,
                    executor=isolation, jobs=jobs, address=address, features=features,
                    inception_weights=inception_weights, cache=not no_cache, cache_dir=cache_dir, max_memory=max_memory)
+    echo = (lambda line: None) if quiet else click.echo
+    progress = choose_mode(quiet)
     if resume is not None:
         if graphs:
             from .errors import ConfigError
@@ -185,17 +203,21 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
             raise ConfigError("--resume takes no --onnx: an --onnx run is run again from its graph.")
         given = {name: options[name] for name, param in _RUN_PARAMS.items()
                  if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT)}
-        result = resume_run(resume, options=given, echo=click.echo)
+        result = resume_run(resume, options=given, echo=echo, progress=progress)
     else:
-        command = _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing,
-                             text_file, features, seed_list)
-        if graphs:
-            command += "".join(f" {shlex.quote(a)}" for a in onnx_arguments(onnx_files, onnx_roles, onnx_meta,
-                                                                           onnx_name))
-        result = run(**options, command=command, echo=click.echo, **graphs)
+        from .settings import load_settings
+
+        settings = load_settings()
+        resolved, _ = settings.run_options(options)  # what run() will use: for the command that reproduces it
+        if graphs:  # the graph is the model: a settings file's models do not apply
+            command = _reproduce({**resolved, "models": models, "all": all_models}) + "".join(
+                f" {shlex.quote(a)}" for a in onnx_arguments(onnx_files, onnx_roles, onnx_meta, onnx_name))
+        else:
+            command = _reproduce(resolved)
+        result = run(**options, command=command, echo=echo, settings=settings, progress=progress, **graphs)
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
-    click.echo(f"{ok} ok, {len(result.failed)} failed, {skipped} skipped")
+    echo(f"{ok} ok, {len(result.failed)} failed, {skipped} skipped")
     if result.failed:
         sys.exit(1)
 
@@ -342,11 +364,19 @@ def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output) -> None:
               help="Skip, rather than refuse, gated metrics whose comparability keys differ between the runs.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-def compare_cmd(base, new, gates, allow_incomparable, fmt, as_json) -> None:
+@click.pass_context
+def compare_cmd(ctx, base, new, gates, allow_incomparable, fmt, as_json) -> None:
     """Every metric of NEW against BASE, judged against its uncertainty; exit 1 on a gated regression,
-    2 when a gate cannot be evaluated."""
+    2 when a gate cannot be evaluated. Without --fail-on-regression, the [compare] table of genbench.toml
+    (or pyproject.toml's [tool.genbench.compare]) sets the gate."""
     from .reports.compare import GateError, compare, render, render_json
+    from .settings import load_settings
 
+    flag_given = ctx.get_parameter_source("allow_incomparable") != click.core.ParameterSource.DEFAULT
+    gates, allow_incomparable, notes = load_settings().compare_options(gates, allow_incomparable if flag_given
+                                                                       else None)
+    for note in notes:
+        click.echo(note, err=True)
     try:
         result = compare(base, new, gates, allow_incomparable)
     except GateError as exc:
@@ -368,25 +398,35 @@ def compare_cmd(base, new, gates, allow_incomparable, fmt, as_json) -> None:
               show_default=True, help="Where to create genbench-NAME/.")
 def new_plugin_cmd(name, family, directory) -> None:
     """Write a ready plugin package: pyproject with the entry point, hook, a working model, its tests."""
-    from .scaffold import new_plugin
+    from .scaffold import install_command, new_plugin
 
     root = new_plugin(name, family, directory)
-    click.echo(f"{root}: pip install {root} && genbench check-plugin {name}")
+    click.echo(f"wrote {root}; install and check it with:")
+    click.echo(f"  {install_command(root, name)}")
 
 
 @cli.command("check-plugin")
 @click.argument("name")
 @click.option("--task", default=None, help="Check on this task (default: the first available of the model's kinds).")
-def check_plugin_cmd(name, task) -> None:
-    """Check an installed plugin (or one model) against the contract; exit 1 listing every problem."""
-    from .testing import check_plugin
+@_format_options
+def check_plugin_cmd(name, task, fmt, as_json) -> None:
+    """Check an installed plugin (or one model) against the contract: each check and its outcome; exit 1
+    listing every problem."""
+    from .testing import check_report
 
-    problems = check_plugin(name, task=task)
-    for p in problems:
-        click.echo(f"problem: {p}", err=True)
-    if problems:
+    report = check_report(name, task=task)
+    if fmt == "json" or as_json:
+        _echo_json(report)
+    else:
+        for c in report["checks"]:
+            click.echo(f"{c['status']:<8} [{c['model']}] {c['check']}" + (f": {c['message']}" if c["message"] and
+                                                                            c["status"] != "failed" else ""))
+        for p in report["problems"]:
+            click.echo(f"problem: [{p['model']}] {p['check']}: {p['message']}", err=True)
+        if report["conforms"]:
+            click.echo(f"{name}: conforms to the genbench plugin contract")
+    if not report["conforms"]:
         sys.exit(1)
-    click.echo(f"{name}: conforms to the genbench plugin contract")
 
 
 @cli.group("cache")
@@ -400,22 +440,16 @@ _CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False, path_t
 
 @cache_group.command("list")
 @_CACHE_DIR
-def cache_list_cmd(cache_dir) -> None:
+@_format_options
+def cache_list_cmd(cache_dir, fmt, as_json) -> None:
     """One line per cached model: key, model, task, profile, steps, seed, device, size, when."""
-    from .cache import ModelCache, default_cache_dir
-    from .errors import printable
+    from .inventory import cache_lines, cache_table
 
-    cache = ModelCache(cache_dir or default_cache_dir())
-    entries = cache.entries()
-    click.echo(f"{cache.root}: {len(entries)} entries, {sum(e['bytes'] for e in entries) / 2**20:.1f} MiB")
-    for e in entries:
-        if not e["readable"]:
-            click.echo(f"  {printable(e['key'], 16):<16}  unreadable: {printable(e['problem'])} "
-                       f"({e['bytes'] / 2**20:.1f} MiB; 'genbench cache clear' removes it)")
-            continue
-        steps = "default" if e["steps"] is None else e["steps"]
-        click.echo(f"  {e['key'][:16]}  {e['model']:<20} {e['task']:<8} {e['profile']:<8} "
-                   f"steps={steps} seed={e['seed']} {e['device']} {e['bytes'] / 2**20:.1f} MiB {e['created_at']}")
+    table = cache_table(cache_dir)
+    if fmt == "json" or as_json:
+        return _echo_json(table)
+    for line in cache_lines(table):
+        click.echo(line)
 
 
 @cache_group.command("clear")
@@ -449,24 +483,28 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def _reproduce(models, all_models, tasks, profile, seed, device, steps, no_baselines, no_timing, text_file,
-               features="default", seeds=None) -> str:
-    """The command that reproduces this run, with every choice spelled out."""
-    parts = ["genbench", "run", *models] + (["--all"] if all_models else [])
-    for t in tasks:
+def _reproduce(options: dict) -> str:
+    """The command that reproduces a run with these (settings-completed) ``run()`` options, every choice that
+    decides its numbers spelled out, and the others (threads, jobs) where they were given."""
+    seeds = options.get("seeds")
+    parts = ["genbench", "run", *options.get("models", ())] + (["--all"] if options.get("all") else [])
+    for t in options.get("tasks", ()):
         parts += ["--task", t]
-    parts += ["--profile", profile]
-    parts += ["--seeds", ",".join(map(str, seeds))] if seeds and len(seeds) > 1 else ["--seed", str(seeds[0] if seeds else seed)]
-    parts += ["--device", device]
-    if steps is not None:
-        parts += ["--steps", str(steps)]
-    if text_file is not None:
-        parts += ["--text-file", str(text_file)]
-    if features != "default":
-        parts += ["--features", features]
-    if no_baselines:
+    parts += ["--profile", options.get("profile") or "default"]
+    parts += ["--seeds", ",".join(map(str, seeds))] if seeds and len(seeds) > 1 else \
+        ["--seed", str(seeds[0] if seeds else options.get("seed") or 0)]
+    parts += ["--device", options.get("device") or "auto"]
+    for flag, key in (("--steps", "steps"), ("--text-file", "text_file"), ("--threads", "threads"),
+                      ("--jobs", "jobs")):
+        if options.get(key) is not None:
+            parts += [flag, str(options[key])]
+    if options.get("train_threads", 1) != 1:
+        parts += ["--train-threads", str(options["train_threads"])]
+    if options.get("features", "default") != "default":
+        parts += ["--features", options["features"]]
+    if not options.get("baselines", True):
         parts.append("--no-baselines")
-    if no_timing:
+    if not options.get("timing", True):
         parts.append("--no-timing")
     return " ".join(shlex.quote(p) for p in parts)
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .perf import TimingPolicy
 from .perf.cores import usable_cores
+
+if TYPE_CHECKING:
+    from .settings import UserProfile
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,15 @@ class RunConfig:
     #: with this share of it replaced by noise (genbench.data.variants); 1.0 and 0.0 are the split itself
     train_fraction: float = 1.0
     train_corruption: float = 0.0
+    #: a profile defined in a settings file (genbench.settings), based on ``profile``: plugins train as for
+    #: ``profile`` (with its ``steps``, already in ``steps``); samples and timing are the user profile's
+    user_profile: "UserProfile | None" = None
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
+        if self.user_profile is not None and self.user_profile.based_on != self.profile:
+            raise ConfigError(f"Profile '{self.user_profile.name}' is based on {self.user_profile.based_on}, not "
+                              f"{self.profile}.")
         object.__setattr__(self, "seeds", tuple(self.seeds) or (self.seed,))
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"Invalid --seeds {','.join(map(str, self.seeds))}: each seed may appear once.")
@@ -160,10 +170,16 @@ class RunConfig:
                 "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None,
                 "cache": self.cache, "cache_dir": str(self.cache_dir) if self.cache_dir else None,
                 "max_memory": self.max_memory, "seeds": list(self.seeds),
-                "train_fraction": self.train_fraction, "train_corruption": self.train_corruption}
+                "train_fraction": self.train_fraction, "train_corruption": self.train_corruption,
+                "user_profile": self.user_profile.to_dict() if self.user_profile is not None else None}
 
     def training_variant(self):  # -> genbench.data.variants.TrainingVariant
         """The training-data variant these settings ask for (identity for an ordinary run)."""
         from .data.variants import TrainingVariant
 
         return TrainingVariant(self.train_fraction, self.train_corruption)
+
+    def profile_settings(self) -> Profile:
+        """The profile this run uses: the built-in ``profile``, or the user profile derived from it."""
+        base = get_profile(self.profile)
+        return base if self.user_profile is None else self.user_profile.derive(base)

@@ -23,7 +23,7 @@ def export_torch_module(
     *,
     input_names: Sequence[str],
     output_names: Sequence[str],
-    dynamic_axes: Mapping[str, Mapping[int, str]],
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
     opset: int = OPSET,
     exporter: str | None = None,
 ) -> Path:
@@ -31,7 +31,9 @@ def export_torch_module(
 
     ``dynamic_axes`` maps an input name to ``{axis: symbol}`` (e.g. ``{"z": {0: "batch"}}``); the same
     symbol on several inputs means one shared dimension, and output axes that follow a symbol are found
-    by running the module. Export from an example batch of at least 2: an axis of size 1 can be
+    by running the module. By default (``None``) axis 0 of every input is the shared ``"batch"`` axis
+    (``{name: {0: "batch"} for name in input_names}``), what every graph role needs; name the others
+    yourself (a ``logits`` graph's sequence axis: ``{"tokens": {0: "batch", 1: "seq"}}``). Export from an example batch of at least 2: an axis of size 1 can be
     specialised away. One file (no external data), a pinned opset.
 
     ``exporter``: ``"torchscript"`` (default; ``$GENBENCH_ONNX_EXPORTER`` overrides) or ``"dynamo"``
@@ -41,6 +43,8 @@ def export_torch_module(
     """
     import torch
 
+    if dynamic_axes is None:
+        dynamic_axes = {name: {0: "batch"} for name in input_names}
     unknown = set(dynamic_axes) - set(input_names)
     if unknown:
         raise ValueError(f"dynamic_axes names {sorted(unknown)} that are not in input_names {list(input_names)}")

@@ -2,7 +2,9 @@
 
 A plugin that fails to import, implements a hook that does not exist, raises while registering, or
 registers a malformed or duplicate spec is recorded in :attr:`PluginHost.failures`; every other
-plugin still works.
+plugin still works, and so does every other spec of that plugin (a malformed spec made inside a hook is
+refused when it is registered, not when it is made). What a plugin prints while it loads is kept in
+:attr:`PluginInfo.printed`, never written between genbench's own output (``genbench list --json`` stays JSON).
 
 Entry points are imported in a child process first (one for all of them, each import under a time limit,
 ``$GENBENCH_PLUGIN_TIMEOUT`` seconds, default 60, and a 4 GiB memory cap): a plugin whose import hangs,
@@ -12,6 +14,8 @@ stalls or kills ``genbench list`` or ``genbench run``. Only plugins that importe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import select
@@ -19,15 +23,16 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pluggy
 
 from . import hookspecs
 from .errors import one_line, printable
 from .registry import Registry, suggest
+from .types import deferred_spec_checks
 
 ENTRY_POINT_GROUP = "genbench"
 DISABLE_ENV = "GENBENCH_DISABLE_PLUGINS"
@@ -42,6 +47,8 @@ class PluginInfo:
     distribution: str
     version: str
     registered: tuple[str, ...] = ()
+    #: what the plugin wrote to stdout or stderr while it was imported and registered (up to PRINTED_CHARS)
+    printed: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class PluginHost:
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    #: what loaded but will not work as its author meant (e.g. a model naming a task nobody registers)
+    warnings: list[str] = field(default_factory=list)
 
 
 def disabled_from_env() -> set[str]:
@@ -124,6 +133,7 @@ def make_plugin_manager(
             host.disabled.append(name)
             continue
         _add_plugin(host, printable(name), printable(dist), printable(version), load)
+    host.warnings += host.registry.unknown_tasks()
     return host
 
 
@@ -235,7 +245,26 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+PRINTED_CHARS = 2000
+
+
+@contextlib.contextmanager
+def _captured(into: io.StringIO) -> Iterator[None]:
+    """What Python code writes to stdout and stderr while the block runs goes into ``into``."""
+    with contextlib.redirect_stdout(into), contextlib.redirect_stderr(into):
+        yield
+
+
 def _add_plugin(host: PluginHost, name: str, dist: str, version: str, load: Callable[[], Any]) -> None:
+    printed = io.StringIO()
+    with _captured(printed):
+        _load_plugin(host, name, dist, version, load)
+    text = printed.getvalue()
+    if text.strip() and host.plugins and host.plugins[-1].name == name:
+        host.plugins[-1] = replace(host.plugins[-1], printed=text[:PRINTED_CHARS])
+
+
+def _load_plugin(host: PluginHost, name: str, dist: str, version: str, load: Callable[[], Any]) -> None:
     def fail(phase: str, message: str) -> None:
         host.failures.append(PluginFailure(name, dist, phase, printable(message)))
 
@@ -289,7 +318,8 @@ def _add_plugin(host: PluginHost, name: str, dist: str, version: str, load: Call
                 registered.append(f"{table.kind}:{added.name}")
 
             try:
-                impl.function(register=register)
+                with deferred_spec_checks():  # one bad spec is refused by register(); the hook goes on
+                    impl.function(register=register)
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, KeyboardInterrupt):
                     raise

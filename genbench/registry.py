@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Generic, Iterator, TypeVar
 
 from .errors import PluginError, SpecError, UnknownNameError
-from .types import DatasetSpec, MetricSpec, ModelSpec, ReporterSpec
+from .types import TASK_KINDS, DatasetSpec, MetricSpec, ModelSpec, ReporterSpec, deferred_spec_checks
 
 S = TypeVar("S", ModelSpec, DatasetSpec, MetricSpec, ReporterSpec)
 
@@ -39,7 +39,8 @@ class Table(Generic[S]):
         # made, or a subclass that skips the checks, gets no further than this)
         # (genbench's own subclasses, such as the spec of an --onnx graph, keep their type and extra fields)
         cls = type(spec) if type(spec).__module__.split(".")[0] == "genbench" else self.spec_type
-        spec = cls(**{f.name: getattr(spec, f.name) for f in fields(cls)})
+        with deferred_spec_checks(False):  # a spec made while its hook ran was not checked yet
+            spec = cls(**{f.name: getattr(spec, f.name) for f in fields(cls)})
         if spec.name in self._specs:
             other = self._specs[spec.name].plugin
             raise SpecError(
@@ -93,6 +94,19 @@ class Registry:
 
     def dataset(self, name: str) -> DatasetSpec:
         return self.datasets.get(name)
+
+    def unknown_tasks(self) -> list[str]:
+        """One line per model that names a task no plugin registered (a typo, or a plugin not installed):
+        the model never runs there."""
+        kinds = {d.kind for d in self.datasets}
+        known = set(self.datasets.names())
+        lines = []
+        for m in self.models:
+            missing = [t for t in m.tasks if t not in TASK_KINDS and t not in known]
+            if missing:
+                lines.append(f"model '{m.name}' ({m.plugin}) names task(s) {', '.join(map(repr, missing))}, which no "
+                             f"plugin registers, so it never runs there.{suggest(missing[0], sorted(known | kinds))}")
+        return lines
 
 
 def load_object(path: str, owner: str = "") -> Any:

@@ -31,8 +31,9 @@ from .results import SCHEMA, write_run
 from .types import DatasetSpec, JobError, JobResult, ModelSpec, RunResult
 
 DEFAULT_OUT = Path("results") / "runs"
+#: headline metrics (genbench score's console line); a run's console line shows every metric, as the reports do
 HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "nll", "bpb", "ppl", "high-quality", "modes-covered",
-                    "reverse-kl", "knn-kl")  # said on the console; all are in the files
+                    "reverse-kl", "knn-kl")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class PlannedJob:
 
 def plan(host: PluginHost, models: Sequence[str] = (), all_models: bool = False, tasks: Sequence[str] = (),
          baselines: bool = True) -> list[PlannedJob]:
-    """Jobs = chosen models × the tasks they support. Unknown names raise with suggestions."""
+    """Jobs = chosen models × the tasks they support (a task of a kind the model names, or a task it names).
+    Unknown names raise with suggestions."""
     reg = host.registry
     if not models and not all_models:
         raise ConfigError("Name at least one model or pass --all (see 'genbench list').")
@@ -54,15 +56,15 @@ def plan(host: PluginHost, models: Sequence[str] = (), all_models: bool = False,
     task_specs = [reg.dataset(t) for t in dict.fromkeys(tasks)] if tasks else list(reg.datasets)
     jobs: list[PlannedJob] = []
     for task in task_specs:
-        here = [m for m in chosen if task.kind in m.tasks]
+        here = [m for m in chosen if m.supports(task)]
         if baselines and not all_models and any(m.family != "baseline" for m in here):
             # reference rows beside the named models, on the tasks they run on
-            here += [m for m in reg.models if m.family == "baseline" and task.kind in m.tasks and m not in here]
+            here += [m for m in reg.models if m.family == "baseline" and m.supports(task) and m not in here]
         for model in chosen + [m for m in here if m not in chosen]:
             if model in here:
                 jobs.append(PlannedJob(model, task))
             elif tasks and model.name in models:
-                jobs.append(PlannedJob(model, task, f"model supports {', '.join(model.tasks)} tasks; "
+                jobs.append(PlannedJob(model, task, f"model supports {model.describe_tasks()}; "
                                                     f"'{task.name}' is a {task.kind} task"))
     if not any(j.skip_reason is None for j in jobs):
         raise ConfigError("No job to run: none of the chosen models supports the chosen tasks (see 'genbench list').")
@@ -116,16 +118,16 @@ def _now() -> str:
 
 
 def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] = (),  # noqa: A002 - mirrors --all
-        profile: str = "default", out: str | Path = DEFAULT_OUT, seed: int = 0, seeds: Sequence[int] | None = None,
-        device: str = "auto", data_dir: str | Path | None = None, steps: int | None = None,
-        threads: int | None = None, baselines: bool = True, timing: bool = True,
+        profile: str | None = None, out: str | Path | None = None, seed: int | None = None,
+        seeds: Sequence[int] | None = None, device: str | None = None, data_dir: str | Path | None = None,
+        steps: int | None = None, threads: int | None = None, baselines: bool = True, timing: bool = True,
         text_file: str | Path | None = None, train_threads: int = 1, timeout: float | None = 3600.0,
         executor: str = "process", jobs: int | None = None, address: str | None = None,
         features: str = "default", inception_weights: str | Path | None = None, cache: bool = True,
         cache_dir: str | Path | None = None, max_memory: float | None = None,
         reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
-        resume: str | Path | None = None) -> RunResult:
+        resume: str | Path | None = None, settings: Any = True, progress: str | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
     Stage 1 builds and scores every job once per training seed (``seeds``, default ``[seed]``), up to
@@ -133,27 +135,48 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     Jobs that fail are recorded as ``failed`` and the run goes on; check ``result.failed``.
     Every option is checked before anything runs (:class:`~genbench.errors.ConfigError`, one line).
 
+    ``models``/``all``, ``tasks``, ``profile`` (``smoke``, ``default`` or a user-defined profile), ``seeds``,
+    ``device``, ``out`` and ``jobs`` not given (None, empty) come from the settings files
+    (:mod:`genbench.settings`: ``genbench.toml``, then ``pyproject.toml``'s ``[tool.genbench]``, in the working
+    directory; ``settings=False`` reads none, a path reads that directory or file), else from genbench's
+    defaults (``default``, seed 0, ``auto``, ``results/runs``, the usable cores).
+
+    ``progress``: ``"live"`` (one display for the whole run on stderr, redrawn in place; the result lines
+    ``echo`` would get are printed above it instead), ``"plain"`` (a line on stderr as each unit starts,
+    changes phase and ends), ``"off"`` (None: the default); see :mod:`genbench.ui` and
+    :func:`genbench.ui.choose_mode`. ``echo`` gets the result lines (each built seed, each timing).
+
     Ctrl-C (SIGINT) or SIGTERM stops the run: no unit starts after it, running ones are killed, every
     finished one is saved, and :class:`~genbench.errors.RunInterrupted` is raised; so does a full disk.
     ``resume=RUN_DIR`` finishes such a run (see :func:`resume_run`; the other arguments given must agree
-    with its stored configuration, except ``jobs``).
+    with its stored configuration, except ``jobs``; settings files are not read).
     """
     if resume is not None:
         given = {name: value for name, value in locals().items() if name in _RESUMABLE and _given(name, value)}
-        return resume_run(resume, options=given, reporters=reporters, host=host, echo=echo)
+        return resume_run(resume, options=given, reporters=reporters, host=host, echo=echo, progress=progress)
     from .cache import default_cache_dir
     from .runtime import choose_device
+    from .settings import Settings, load_settings
 
     echo = echo or (lambda s: None)
-    if seeds is not None and seed != 0 and tuple(seeds) != (seed,):
+    found = settings if isinstance(settings, Settings) else load_settings(settings)
+    options, used = found.run_options(dict(models=tuple(models), all=all, tasks=tuple(tasks), profile=profile,
+                                           seeds=seeds, seed=seed, device=device, out=out, jobs=jobs))
+    models, all, tasks = options["models"], options["all"], options["tasks"]  # noqa: A001
+    profile, seeds, device = options["profile"] or "default", options["seeds"], options["device"] or "auto"
+    out, jobs = options["out"] or DEFAULT_OUT, options["jobs"]
+    if seeds is not None and seed is not None and tuple(seeds) != (seed,):
         raise ConfigError(f"Give a seed or seeds, not both (seed={seed}, seeds={list(seeds)}).")
-    seed_list = tuple(seeds) if seeds else (seed,)
-    config = RunConfig(profile=profile, seed=seed_list[0], seeds=seed_list, device=device, steps=steps,
-                       data_dir=Path(data_dir) if data_dir else None, baselines=baselines, timing=timing,
-                       text_file=Path(text_file) if text_file else None, train_threads=train_threads,
+    seed_list = tuple(seeds) if seeds else (seed or 0,)
+    user_profile = found.profile(profile)
+    if user_profile is not None:
+        steps = steps if steps is not None else user_profile.steps
+    config = RunConfig(profile=user_profile.based_on if user_profile else profile, seed=seed_list[0], seeds=seed_list,
+                       device=device, steps=steps, data_dir=Path(data_dir) if data_dir else None, baselines=baselines,
+                       timing=timing, text_file=Path(text_file) if text_file else None, train_threads=train_threads,
                        timeout=timeout, executor=executor, address=address, features=features,
                        inception_weights=Path(inception_weights) if inception_weights else None,
-                       cache=cache, max_memory=max_memory,
+                       cache=cache, max_memory=max_memory, user_profile=user_profile,
                        # resolved here: job processes fork from a server that may predate this run's environment
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
                        **({"threads": threads} if threads is not None else {}),
@@ -163,6 +186,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     host = host or make_plugin_manager()
     for failure in host.failures:
         echo(f"warning: {failure}")
+    for warning in host.warnings:
+        echo(f"warning: {warning}")
     planned = plan(host, models, all, tasks, baselines)
     dev, device_note = choose_device(device)
     if device_note:
@@ -179,15 +204,34 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
             schema=SCHEMA, run_id=run_id, genbench_version=__version__, started_at=_now(), finished_at=None,
             command=command or "genbench.run(...)",
             config={**config.to_dict(), "device": dev, "requested_device": device, "device_note": device_note,
+                    "settings": found.record(used),
                     "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)}},
             environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
             plugin_failures=tuple(f.to_dict() for f in host.failures))
         write_run(result, run_dir)
         n = sum(j.skip_reason is None for j in planned)
         seeds_text = f" × {len(config.seeds)} seeds" if len(config.seeds) > 1 else ""
-        echo(f"run {run_id}: {n} jobs{seeds_text}, profile {profile}, device {dev}, "
-             f"{config.jobs} at a time (timing alone)")
-        return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo)
+        from_files = f"; from {', '.join(sorted({Path(p).name for p in used.values()}))}: {', '.join(used)}" \
+            if used else ""
+        header = (f"run {run_id}: {n} jobs{seeds_text}, profile {profile}, device {dev}, "
+                  f"{config.jobs} at a time (timing alone){from_files}")
+        try:
+            return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo, progress,
+                             header)
+        except DataUnavailableError:  # a task named but not on this machine: no run at all, not an empty one
+            if not _has_results(run_dir):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+
+def _has_results(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` holds any finished work."""
+    from .results import load_run
+
+    try:
+        return any(j.status != "pending" or j.seed_results for j in load_run(run_dir).jobs)
+    except Exception:  # noqa: BLE001 - unreadable: keep it, as it is
+        return True
 
 
 #: run() arguments that --resume takes from the stored configuration (``jobs`` alone may change)
@@ -206,7 +250,7 @@ def _given(name: str, value: Any) -> bool:
 
 def resume_run(run_dir: str | Path, *, options: Mapping[str, Any] | None = None,
                reporters: Iterable[str] | None = None, host: PluginHost | None = None,
-               echo: Callable[[str], None] | None = None) -> RunResult:
+               echo: Callable[[str], None] | None = None, progress: str | None = None) -> RunResult:
     """Finish the interrupted run in ``run_dir``: the same selection and settings (read from its ``run.json``),
     running only the work it has no result for (a job built but not timed is only timed).
 
@@ -235,6 +279,10 @@ def resume_run(run_dir: str | Path, *, options: Mapping[str, Any] | None = None,
         kwargs["seed"] = kwargs["seeds"][0]
         for key in ("data_dir", "text_file", "inception_weights", "cache_dir"):
             kwargs[key] = Path(kwargs[key]) if kwargs.get(key) else None
+        if kwargs.get("user_profile") is not None:
+            from .settings import UserProfile
+
+            kwargs["user_profile"] = UserProfile.from_dict(kwargs["user_profile"])
         if options.get("jobs") is not None:
             kwargs["jobs"] = options["jobs"]
         config = RunConfig(**kwargs)
@@ -245,10 +293,10 @@ def resume_run(run_dir: str | Path, *, options: Mapping[str, Any] | None = None,
         resumes = [*stored.get("resumed_at", []), _now()]
         result = replace(previous, finished_at=None, config={**stored, "resumed_at": resumes})
         finished = sum(j.status != "pending" for j in previous.jobs)
-        echo(f"resuming run {previous.run_id}: {finished} jobs done, "
-             f"{sum(j.status == 'pending' for j in previous.jobs)} part-done")
+        header = (f"resuming run {previous.run_id}: {finished} jobs done, "
+                  f"{sum(j.status == 'pending' for j in previous.jobs)} part-done")
         return _run_jobs(result, run_dir, planned, config, stored.get("device", "cpu"), host,
-                         bool(selection.get("tasks")), reporters, echo)
+                         bool(selection.get("tasks")), reporters, echo, progress, header)
 
 
 _FLAGS = {"models": "MODEL arguments", "all": "--all", "tasks": "--task", "profile": "--profile", "out": "--out",
@@ -395,14 +443,19 @@ class _Entry:
 
 def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config: RunConfig, dev: str,
               host: PluginHost, explicit_tasks: bool, reporters: Iterable[str] | None,
-              echo: Callable[[str], None]) -> RunResult:
+              echo: Callable[[str], None], progress: str | None = None, header: str = "") -> RunResult:
+    from .ui import RunDisplay, UnitHistory
+
     stop = _Stop()
     state = {"result": result, "done": 0}
     data_dir = run_dir / DATA_COPIES
+    display = RunDisplay(progress or "off", echo, f"genbench run {result.run_id}", config.jobs,
+                         UnitHistory(config.cache_dir if config.cache else None))
     try:
-        with _stop_on_signals(stop, inline=config.executor == "inline"):
+        with display, _stop_on_signals(stop, inline=config.executor == "inline"):
             try:
-                return _run_stages(state, run_dir, planned, config, dev, host, explicit_tasks, reporters, echo, stop)
+                return _run_stages(state, run_dir, planned, config, dev, host, explicit_tasks, reporters,
+                                   display.line, stop, display, header)
             except KeyboardInterrupt:
                 stop.set("SIGINT")
             except OutputError as exc:
@@ -431,9 +484,12 @@ def _no_space(error: JobError | None) -> bool:
 
 def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob], config: RunConfig, dev: str,
                 host: PluginHost, explicit_tasks: bool, reporters: Iterable[str] | None,
-                echo: Callable[[str], None], stop: _Stop) -> RunResult:
+                echo: Callable[[str], None], stop: _Stop, display: Any = None, header: str = "") -> RunResult:
     from .executors import BuildUnit, JobSpec, TimingUnit
+    from .ui import RunDisplay
 
+    display = display or RunDisplay("off", echo)
+    said: list[str] = []  # lines about tasks that cannot run, said after the header
     task_states: dict[str, Any] = {}
     result: RunResult = state["result"]
     previous = {(j.model, j.task, j.device): j for j in result.jobs}
@@ -455,6 +511,8 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
             continue
         head = dict(model=job.model.name, family=job.model.family, plugin=job.model.plugin,
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
+        if not job.skip_reason and job.task.name not in task_states:
+            display.note(f"loading task {job.task.name}")
         task_state = job.skip_reason or _task_state(task_states, job.task, config, explicit_tasks, run_dir, stop)
         if stop:
             break
@@ -464,7 +522,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
                                                                 seeds=config.seeds))
             save(key, jr)
             if str(task_state) not in told:  # a reason shared by several jobs is said once
-                echo(_job_line(jr))
+                said.append(_job_line(jr))
             told.add(str(task_state))
             continue
         spec = JobSpec(job.model, job.task, config, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
@@ -477,9 +535,18 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         entries[key] = entry
         save(key, entry.assemble(config.seeds))
 
+    display.note("")
+    for line in ([header] if header else []) + said:
+        echo(line)
+
     # Stage 1: build and score, every job × seed, in parallel up to config.jobs.
     units = [BuildUnit(e.spec, s, keep_state=e.needs_timing) for e in entries.values() for s in config.seeds
              if s not in e.results]
+    to_time = sum(e.needs_timing and (e.timing is None or e.timing.status != "done") for e in entries.values())
+    hits = _cached_models(config) if units else set()
+    for unit in units:
+        display.add(id(unit), unit.label, "build", _history_key(unit, config, "cached" if _cache_hit(unit, config, dev, hits)
+                                                                       else "trained"), len(units) + to_time)
 
     def on_built(unit: Any, seed_result: Any) -> None:
         if _no_space(seed_result.error):  # not the plugin's failure: the seed stays to do
@@ -490,11 +557,13 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         jr = entry.assemble(config.seeds)
         save(key, jr)
         state["done"] += 1
+        how = "cached" if (seed_result.cache or {}).get("status") == "hit" else "trained"
+        display.finished(id(unit), seed_result.status, _history_key(unit, config, how))
         echo(_unit_line(unit, seed_result, len(config.seeds)))
 
     stage_clock = time.perf_counter()
     if not stop:
-        _run_units(units, config, task_states, on_built, stop)
+        _run_units(units, config, task_states, on_built, stop, display)
     if stop:
         return _stopped(state, run_dir, stop, echo)
     stages = {"build_seconds": time.perf_counter() - stage_clock}
@@ -505,6 +574,9 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         ok = [entry.results[s] for s in config.seeds if s in entry.results and entry.results[s].status == "ok"]
         if entry.needs_timing and ok and len(entry.results) == len(config.seeds):
             timing_units.append(TimingUnit(entry.spec, ok[0].seed))
+    display.set_total(len(units) + len(timing_units))
+    for unit in timing_units:
+        display.add(id(unit), unit.label, "timing", _history_key(unit, config, "timing"))
     result = state["result"]
     stage_clock = time.perf_counter()
     if timing_units and dev == "cpu" and "matmul_gflops" not in result.environment:
@@ -520,9 +592,10 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         jr = entry.assemble(config.seeds)
         save(key, jr)
         state["done"] += 1
+        display.finished(id(unit), "ok" if timing.status == "done" else timing.status)
         echo(_timing_line(jr))
 
-    _run_units(timing_units, replace(config, jobs=1), task_states, on_timed, stop)
+    _run_units(timing_units, replace(config, jobs=1), task_states, on_timed, stop, display)
     if stop:
         return _stopped(state, run_dir, stop, echo)
     result = state["result"]
@@ -555,11 +628,15 @@ def _disk_full(what: str) -> OutputError:
 
 
 def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
-               on_result: Callable[[Any, Any], None], stop: _Stop) -> None:
+               on_result: Callable[[Any, Any], None], stop: _Stop, display: Any = None) -> None:
     """Run ``units`` with the configured executor, ``config.jobs`` at a time, handing each result over. Once
-    ``stop`` is set no unit starts, and running ones are stopped (they stay to do)."""
+    ``stop`` is set no unit starts, and running ones are stopped (they stay to do). ``display`` (a
+    :class:`genbench.ui.RunDisplay`) hears each unit start, and its phases and training steps."""
     if not units:
         return
+    from .ui import RunDisplay
+
+    display = display or RunDisplay("off", lambda s: None)
     if config.executor == "ray":
         from .executors.ray_executor import run_units
 
@@ -571,8 +648,11 @@ def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
             if stop:
                 return
             state = task_states.get(unit.job.task.name)
+            display.started(id(unit))
             with single_threaded_blas() if unit.kind == "build" else contextlib.nullcontext():  # as in a process
-                outcome = execute(unit, task_state=state if not isinstance(state, (str, JobError)) else None)
+                outcome = execute(unit, task_state=state if not isinstance(state, (str, JobError)) else None,
+                                  on_phase=lambda phase, key=id(unit): display.message(key, "phase", phase),
+                                  on_progress=lambda *step, key=id(unit): display.message(key, "progress", step))
             on_result(unit, outcome)
     else:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -587,7 +667,9 @@ def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
                 while queue or running:
                     while queue and len(running) < config.jobs and not stop:  # units start one by one, as slots free
                         unit = queue.pop(0)
-                        running[pool.submit(run_in_process, unit, config.timeout, stop.event)] = unit
+                        display.started(id(unit))
+                        tell = (lambda kind, message, key=id(unit): display.message(key, kind, message))
+                        running[pool.submit(run_in_process, unit, config.timeout, stop.event, tell)] = unit
                     if not running:
                         break
                     done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -602,6 +684,34 @@ def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
                 stop.set(str(exc) if isinstance(exc, OutputError) else
                          "SIGINT" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
                 raise
+
+
+def _history_key(unit: Any, config: RunConfig, how: str) -> str:
+    """What a unit's past timing is filed under (genbench.ui.UnitHistory): model, task, profile, device, and
+    how the unit goes (a build that trains or restores from the cache, or a timing)."""
+    from .comparability import profile_key
+
+    profile = config.user_profile.name if config.user_profile is not None else profile_key(config.profile,
+                                                                                             config.steps)
+    return "|".join((unit.job.model.name, unit.job.task.name, profile, unit.job.device, how))
+
+
+def _cached_models(config: RunConfig) -> set[tuple[Any, ...]]:
+    """(model, task, profile, steps, seed, device) of the model cache's entries: the builds likely to restore
+    rather than train (for the ETA only; the cache's own key decides)."""
+    if not config.cache or config.cache_dir is None:
+        return set()
+    from .cache import ModelCache
+
+    try:
+        return {(e["model"], e["task"], e["profile"], e["steps"], e["seed"], e["device"])
+                for e in ModelCache(config.cache_dir).entries() if e["readable"]}
+    except OSError:
+        return set()
+
+
+def _cache_hit(unit: Any, config: RunConfig, dev: str, hits: set[tuple[Any, ...]]) -> bool:
+    return (unit.job.model.name, unit.job.task.name, config.profile, config.steps, unit.seed, dev) in hits
 
 
 def _check_executor(config: RunConfig) -> None:
@@ -684,8 +794,19 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
 
 
 def _headline(quality: Any) -> str:
-    return ", ".join(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else "")
-                     for k, v in quality.items() if v.value is not None and k in HEADLINE_METRICS)
+    """Every metric of a job, in the order the reports show them, each beside its floor; a metric that could
+    not be computed says so (the reports show it as missing)."""
+    from .reports import METRIC_ORDER
+
+    rank = {m: i for i, m in enumerate(METRIC_ORDER)}
+    parts = []
+    for k in sorted(quality, key=lambda k: (rank.get(k, len(rank)), k)):
+        v = quality[k]
+        if v.value is None:
+            parts.append(f"{k} failed" if v.error else f"{k} –")
+            continue
+        parts.append(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else ""))
+    return ", ".join(parts)
 
 
 def _unit_line(unit: Any, r: Any, seeds: int) -> str:

@@ -4,6 +4,7 @@ that trains and exports, and its conformance test)."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from string import Template
 
@@ -39,3 +40,14 @@ def new_plugin(name: str, family: str = "gan", directory: str | Path = ".") -> P
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(Template((TEMPLATES / template).read_text()).substitute(values))
     return root
+
+
+def install_command(root: Path, name: str) -> str:
+    """The shell command that installs the package at ``root`` (editable, with its test extra) and checks it.
+
+    A bare relative name would make pip look the name up on the package index (``pip install genbench-x``
+    installs someone else's ``genbench-x``); ``./genbench-x`` is the folder."""
+    where = str(root)
+    if not root.is_absolute() and not where.startswith(("./", "../")):
+        where = f"./{where}"
+    return f"pip install -e {shlex.quote(where + '[test]')} && genbench check-plugin {shlex.quote(name)}"

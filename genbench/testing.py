@@ -28,17 +28,17 @@ kind checked.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .errors import GenbenchError, one_line
 
 TINY_STEPS = 3
 DETERMINISM_ATOL = 1e-6
+CHECK_SCHEMA = "genbench.check-plugin/1"  # genbench/schemas/check-plugin-1.schema.json
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,12 @@ def _task_for(spec: Any, host: Any, task: str | None) -> Any:
 
     reg = host.registry
     if task:
-        kind = reg.dataset(task).kind
-        if kind not in spec.tasks:
-            fits = [d.name for d in reg.datasets if d.kind in spec.tasks]
-            raise GenbenchError(f"model '{spec.name}' supports {', '.join(spec.tasks)} tasks and '{task}' is a {kind} "
-                                f"task; check it on one of: {', '.join(fits) or 'none registered'}.")
-    names = [task] if task else [d.name for d in reg.datasets if d.kind in spec.tasks]
+        dataset = reg.dataset(task)
+        if not spec.supports(dataset):
+            fits = [d.name for d in reg.datasets if spec.supports(d)]
+            raise GenbenchError(f"model '{spec.name}' supports {spec.describe_tasks()} and '{task}' is a "
+                                f"{dataset.kind} task; check it on one of: {', '.join(fits) or 'none registered'}.")
+    names = [task] if task else [d.name for d in reg.datasets if spec.supports(d)]
     last_error = None
     for name in names:
         ds = reg.dataset(name)
@@ -92,9 +92,54 @@ def _draw_as_a_run_does(bundle: Any, data: Any, seed: int) -> None:
     held_out_likelihood(bundle, data, "cpu", seed, BUILD_THREADS)
 
 
+#: the checks of one model, in the order they run; each needs the ones before it to pass
+MODEL_CHECKS = ("registration", "class", "task", "train/export", "onnx", "samples", "determinism", "cache")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check the kit ran: ``status`` is ``passed``, ``failed`` (``message``: what is wrong and what to
+    change) or ``skipped`` (``message``: why it did not run)."""
+
+    model: str
+    check: str
+    status: str
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "check": self.check, "status": self.status, "message": self.message}
+
+
+class _Checks:
+    """Records each check's outcome; after a failure the checks that need it are recorded as skipped."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.done: list[Check] = []
+
+    def passed(self, check: str, message: str | None = None) -> None:
+        self.done.append(Check(self.model, check, "passed", message))
+
+    def failed(self, check: str, message: str) -> list[Check]:
+        self.done.append(Check(self.model, check, "failed", message))
+        rest = MODEL_CHECKS[MODEL_CHECKS.index(check) + 1:] if check in MODEL_CHECKS else ()
+        self.done += [Check(self.model, c, "skipped", f"not run: check '{check}' failed") for c in rest]
+        return self.done
+
+
 def check_model(name: str, *, host: Any = None, task: str | None = None, steps: int = TINY_STEPS,
                 seed: int = 0) -> list[Problem]:
     """Every contract problem of model ``name`` (an empty list when it conforms)."""
+    return _problems(model_checks(name, host=host, task=task, steps=steps, seed=seed))
+
+
+def _problems(checks: list[Check]) -> list[Problem]:
+    return [Problem(c.model, c.check, c.message or "") for c in checks if c.status == "failed"]
+
+
+def model_checks(name: str, *, host: Any = None, task: str | None = None, steps: int = TINY_STEPS,
+                 seed: int = 0) -> list[Check]:
+    """Every check of model ``name`` (:data:`MODEL_CHECKS`, in order) with its outcome."""
     import numpy as np
 
     from .harness import draw_inputs, seed_everything
@@ -105,28 +150,29 @@ def check_model(name: str, *, host: Any = None, task: str | None = None, steps: 
     from .types import OnnxBundle, TrainConfig, TrainSummary
 
     host = _host(host)
-    problems: list[Problem] = []
-
-    def problem(check: str, message: str) -> list[Problem]:
-        problems.append(Problem(name, check, message))
-        return problems
-
+    checks = _Checks(name)
     try:
         spec = host.registry.model(name)
     except GenbenchError as exc:
-        return problem("registration", f"{exc} Register it with register(ModelSpec(...)) in a "
-                                       "genbench_register_models hook.")
+        return checks.failed("registration", f"{exc} Register it with register(ModelSpec(...)) in a "
+                                             "genbench_register_models hook.")
+    unknown = [w for w in host.registry.unknown_tasks() if w.startswith(f"model '{name}' ")]
+    if unknown:
+        return checks.failed("registration", unknown[0])
+    checks.passed("registration")
     try:
         cls = load_object(spec.cls, owner=f"model '{name}'")
     except GenbenchError as exc:
-        return problem("class", f"{exc}. Make ModelSpec.cls a 'package.module:Class' path that imports.")
+        return checks.failed("class", f"{exc}. Make ModelSpec.cls a 'package.module:Class' path that imports.")
     if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
-        return problem("class", f"{spec.cls} is not a subclass of genbench.GenerativeModel; subclass it.")
+        return checks.failed("class", f"{spec.cls} is not a subclass of genbench.GenerativeModel; subclass it.")
+    checks.passed("class")
     try:
         state = _task_for(spec, host, task)
     except GenbenchError as exc:
-        return problem("task", str(exc))
+        return checks.failed("task", str(exc))
     data = state.dataset
+    checks.passed("task", f"checked on task '{data.name}'")
 
     def train_and_export(directory: Path) -> tuple[Any, Any]:
         seed_everything(seed)
@@ -146,42 +192,53 @@ def check_model(name: str, *, host: Any = None, task: str | None = None, steps: 
         try:
             model, bundle = train_and_export(Path(tmp) / "a")
         except Exception as exc:  # noqa: BLE001
-            return problem("train/export", f"{type(exc).__name__}: {exc}")
+            return checks.failed("train/export", f"{type(exc).__name__}: {exc}")
+        checks.passed("train/export")
         try:
             validate_bundle(bundle, model.torch_module, data=data.test_x, seed=seed, dataset=data)
         except GenbenchError as exc:
-            return problem("onnx", f"{exc}")
+            return checks.failed("onnx", f"{exc}")
         except Exception as exc:  # noqa: BLE001
-            return problem("onnx", f"{type(exc).__name__}: {exc}")
+            return checks.failed("onnx", f"{type(exc).__name__}: {exc}")
+        checks.passed("onnx", f"graphs {', '.join(g.role for g in bundle.graphs)}")
         try:
             _draw_as_a_run_does(bundle, data, seed)
         except GenbenchError as exc:
-            return problem("samples", f"{exc} (drawn as a smoke run draws them; the run would fail the job)")
+            return checks.failed("samples", f"{exc} (drawn as a smoke run draws them; the run would fail the job)")
         except Exception as exc:  # noqa: BLE001
-            return problem("samples", f"{type(exc).__name__}: {exc}")
+            return checks.failed("samples", f"{type(exc).__name__}: {exc}")
+        checks.passed("samples")
         try:
             _, again = train_and_export(Path(tmp) / "b")
         except Exception as exc:  # noqa: BLE001
-            return problem("determinism", f"a second training raised {type(exc).__name__}: {exc}")
+            return checks.failed("determinism", f"a second training raised {type(exc).__name__}: {exc}")
+        differ = []
         for graph in bundle.graphs:
             feeds = draw_inputs(graph, 4, np.random.default_rng(seed), prepare_data(graph, data.test_x),
                                 {graph.inputs[0].shape[1]: 8} if graph.role == "logits" else None)
             outs = [make_session(b.directory / b.graph(graph.role).path).run(None, feeds) for b in (bundle, again)]
             diff = max(float(np.max(np.abs(x - y), initial=0.0)) for x, y in zip(*outs))
             if not diff <= DETERMINISM_ATOL:
-                problem("determinism", f"two trainings with seed {seed} give graph '{graph.role}' outputs that differ "
-                                       f"by {diff:.3g}; seed torch, numpy and any other random source from "
-                                       "config.seed in train().")
-        message = _cache_problem(cls, model, bundle, data, TrainConfig(seed=seed, device="cpu", profile="smoke",
-                                                                        steps=steps), seed)
-        if message:
-            problem("cache", message)
-    return problems
+                differ.append(f"two trainings with seed {seed} give graph '{graph.role}' outputs that differ by "
+                              f"{diff:.3g}")
+        if differ:
+            checks.failed("determinism", "; ".join(differ) + "; seed torch, numpy and any other random source from "
+                                                             "config.seed in train().")
+            return checks.done
+        checks.passed("determinism")
+        status, message = _cache_problem(cls, model, bundle, data, TrainConfig(seed=seed, device="cpu",
+                                                                                profile="smoke", steps=steps), seed)
+        if status == "failed":
+            checks.failed("cache", message or "")
+        else:
+            checks.done.append(Check(name, "cache", status, message))
+    return checks.done
 
 
-def _cache_problem(cls: Any, model: Any, bundle: Any, data: Any, config: Any, seed: int) -> str | None:
+def _cache_problem(cls: Any, model: Any, bundle: Any, data: Any, config: Any, seed: int) -> tuple[str, str | None]:
     """For a model that opts into the cache: its state survives torch.save / torch.load(weights_only=True),
-    and a fresh instance restored from it matches the graphs exported after training."""
+    and a fresh instance restored from it matches the graphs exported after training. Returns the check's
+    status (passed, failed, skipped) and message."""
     import io
 
     import torch
@@ -191,58 +248,79 @@ def _cache_problem(cls: Any, model: Any, bundle: Any, data: Any, config: Any, se
     try:
         state = model.state_dict()
     except Exception as exc:  # noqa: BLE001
-        return f"state_dict() raised {type(exc).__name__}: {exc}"
+        return "failed", f"state_dict() raised {type(exc).__name__}: {exc}"
     if state is None:
-        return None  # not cached: trained every run
+        return "skipped", "state_dict() returns None: the model is not cached (trained on every run)"
     buffer = io.BytesIO()
     try:
         torch.save(state, buffer)
         buffer.seek(0)
         state = torch.load(buffer, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001
-        return ("state_dict() holds objects that torch.load(weights_only=True) refuses; return only tensors, numbers, "
-                "strings and dicts, lists or tuples of them")
+        return "failed", ("state_dict() holds objects that torch.load(weights_only=True) refuses; return only tensors, "
+                          "numbers, strings and dicts, lists or tuples of them")
     try:
         restored = cls()
         restored.load_state_dict(state, data.training_data(), config)
         validate_bundle(bundle, restored.torch_module, data=data.test_x, seed=seed, dataset=data)
     except Exception as exc:  # noqa: BLE001
-        return (f"a model restored with load_state_dict(state_dict()) does not match the exported graphs "
-                f"({one_line(exc)}); build the networks as train() does, then load every tensor that state_dict() "
-                "returned")
-    return None
+        return "failed", (f"a model restored with load_state_dict(state_dict()) does not match the exported graphs "
+                          f"({one_line(exc)}); build the networks as train() does, then load every tensor that "
+                          "state_dict() returned")
+    return "passed", None
 
 
 def check_plugin(name: str, *, host: Any = None, **kwargs: Any) -> list[Problem]:
     """Problems of a plugin (by entry-point or distribution name) and of every model it registers; a model
     name checks that model alone."""
+    return _problems(plugin_checks(name, host=host, **kwargs))
+
+
+def plugin_checks(name: str, *, host: Any = None, **kwargs: Any) -> list[Check]:
+    """Every check :func:`check_plugin` runs, passed, failed or skipped, in order: the plugin's loading
+    (``plugin import``, ``plugin validate``, ``plugin register``), then each model's :data:`MODEL_CHECKS`."""
     host = _host(host)
-    problems = [Problem(f.plugin, f"plugin {f.phase}", f.message) for f in host.failures
-                if name in (f.plugin, f.distribution)]
+    failures = [f for f in host.failures if name in (f.plugin, f.distribution)]
+    checks = [Check(f.plugin, f"plugin {f.phase}", "failed", f.message) for f in failures]
     info = next((p for p in host.plugins if name in (p.name, p.distribution)), None)
-    if info is None and not problems:
+    if info is None and not failures:
         if name in host.registry.models:
-            return check_model(name, host=host, **kwargs)
+            return model_checks(name, host=host, **kwargs)
         known = sorted({p.name for p in host.plugins} | set(host.registry.models.names()))
         from .registry import suggest
 
-        return [Problem(name, "registration", f"No plugin or model '{name}' is installed.{suggest(name, known)} "
-                                              "Install the plugin (pip install ...) and check its entry point in the "
-                                              "group 'genbench'.")]
+        return [Check(name, "registration", "failed", f"No plugin or model '{name}' is installed."
+                                                      f"{suggest(name, known)} Install the plugin (pip install ...) "
+                                                      "and check its entry point in the group 'genbench'.")]
+    if info is not None and not failures:
+        checks.append(Check(info.name, "plugin load", "passed", f"{info.distribution} {info.version}"))
     models = [r.split(":", 1)[1] for r in (info.registered if info else ()) if r.startswith("model:")]
-    if info is not None and not models and not problems:
-        problems.append(Problem(name, "registration", "the plugin registers no model; call register(ModelSpec(...)) in "
-                                                      "a genbench_register_models hook."))
+    if info is not None and not models and not failures:
+        checks.append(Check(name, "registration", "failed", "the plugin registers no model; call "
+                                                            "register(ModelSpec(...)) in a genbench_register_models hook."))
     task = kwargs.get("task")
     if task and models:
-        kind = host.registry.dataset(task).kind
-        models = [m for m in models if kind in host.registry.model(m).tasks]  # the others cannot run on it
+        dataset = host.registry.dataset(task)
+        models = [m for m in models if host.registry.model(m).supports(dataset)]  # the others cannot run on it
         if not models:
-            problems.append(Problem(name, "task", f"none of the plugin's models supports {kind} tasks such as "
-                                                  f"'{task}'; check it without --task, or on a task of their kinds."))
+            checks.append(Check(name, "task", "failed", f"none of the plugin's models supports {dataset.kind} tasks "
+                                                        f"such as '{task}' (nor names that task); check it without "
+                                                        "--task, or on a task they run on."))
     for model in models:
-        problems += check_model(model, host=host, **kwargs)
-    return problems
+        checks += model_checks(model, host=host, **kwargs)
+    return checks
+
+
+def check_report(name: str, *, host: Any = None, task: str | None = None) -> dict[str, Any]:
+    """``genbench check-plugin NAME --format json``: every check run and its outcome, schema
+    ``genbench.check-plugin/1``."""
+    from . import __version__
+
+    checks = plugin_checks(name, host=host, task=task)
+    problems = _problems(checks)
+    return {"schema": CHECK_SCHEMA, "genbench_version": __version__, "target": name, "task": task,
+            "conforms": not problems, "checks": [c.to_dict() for c in checks],
+            "problems": [{"model": p.model, "check": p.check, "message": p.message} for p in problems]}
 
 
 def assert_conforms(name: str, **kwargs: Any) -> None:
@@ -251,7 +329,29 @@ def assert_conforms(name: str, **kwargs: Any) -> None:
     assert not problems, "genbench contract problems:\n" + "\n".join(f"  - {p}" for p in problems)
 
 
-@pytest.fixture
-def genbench_conformance():
-    """The pytest-plugin face of the kit: ``genbench_conformance("my-model")`` asserts conformance."""
-    return assert_conforms
+def _conformance_fixture() -> Any:
+    """The pytest-plugin face of the kit: the ``genbench_conformance`` fixture, whose value is
+    :func:`assert_conforms` (``genbench_conformance("my-model")`` asserts conformance).
+
+    pytest is imported only here: genbench does not depend on it. pytest loads this module through the
+    ``pytest11`` entry point with pytest already imported, so the fixture is defined at import then."""
+    import pytest
+
+    @pytest.fixture(name="genbench_conformance")
+    def genbench_conformance() -> Any:
+        return assert_conforms
+
+    return genbench_conformance
+
+
+if "pytest" in sys.modules:  # imported by pytest (its plugin entry point, or a test): offer the fixture
+    genbench_conformance = _conformance_fixture()
+
+
+def __getattr__(name: str) -> Any:
+    """``genbench.testing.genbench_conformance`` when pytest was not imported before this module."""
+    if name == "genbench_conformance":
+        fixture = _conformance_fixture()
+        globals()[name] = fixture
+        return fixture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,12 +5,14 @@ Each has ``to_dict``/``from_dict`` so that a ``run.json`` reads back into the sa
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import SpecError
 
@@ -82,13 +84,53 @@ def _tupled(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- registry specs
 
+#: True while a plugin's register hook runs: a malformed spec is then made without raising, and the
+#: registry refuses it when it is registered (the plugin's other specs still load)
+_DEFERRED = contextvars.ContextVar("genbench_deferred_spec_checks", default=False)
+
+
+@contextlib.contextmanager
+def deferred_spec_checks(deferred: bool = True) -> Iterator[None]:
+    """While the block runs, registry specs (``ModelSpec`` …) made with bad fields do not raise at once: the
+    registry checks each spec again when it is registered and records the one bad spec against its plugin,
+    so that a plugin whose hook makes one bad spec keeps its others. ``deferred=False`` checks at once."""
+    token = _DEFERRED.set(deferred)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
+def _checked(check: Any) -> Any:
+    """A spec's ``__post_init__`` that raises its :class:`SpecError` unless checks are deferred."""
+    def post_init(self: Any) -> None:
+        try:
+            check(self)
+        except SpecError:
+            if not _DEFERRED.get():
+                raise
+
+    post_init.__doc__ = check.__doc__
+    return post_init
+
+
+def _as_tuple(values: Any) -> tuple[Any, ...]:
+    """``tasks``/``kinds`` as a tuple (one string is one entry; something that is not a collection, none)."""
+    if isinstance(values, str):
+        return (values,)
+    try:
+        return tuple(values)
+    except TypeError:
+        return ()
+
 
 @dataclass(frozen=True)
 class ModelSpec(_Serializable):
     """A model a plugin offers.
 
     ``name`` is ``<arch>-<variant>`` (``[a-z0-9-]``); ``family`` is ``gan``, ``vae``, ``ar`` or any
-    other lower-case word; ``tasks`` are the task kinds it supports (``image``, ``text``, ``points``);
+    other lower-case word; ``tasks`` are what it runs on: task kinds (``image``, ``text``, ``points``: every
+    task of that kind) and task names (``ring8``: that task only), mixed as needed (``("image", "ring8")``);
     ``cls`` is a lazy ``"package.module:Class"`` path to a :class:`genbench.GenerativeModel`
     subclass, imported only when a job runs. ``plugin`` and ``plugin_version`` are filled in by
     the registry from the plugin's distribution.
@@ -102,17 +144,30 @@ class ModelSpec(_Serializable):
     plugin: str = ""
     plugin_version: str = ""
 
+    @_checked
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", _as_tuple(self.tasks))
         _check_name("model", self.name)
         _check_name("family", self.family)
-        object.__setattr__(self, "tasks", tuple(self.tasks) if not isinstance(self.tasks, str) else (self.tasks,))
-        if not self.tasks or any(t not in TASK_KINDS for t in self.tasks):
+        if not self.tasks or any(not isinstance(t, str) or not NAME_RE.match(t) for t in self.tasks):
             raise SpecError(
-                f"Model {self.name!r}: tasks {list(self.tasks)!r} must be a non-empty list drawn from {list(TASK_KINDS)}."
+                f"Model {self.name!r}: tasks {list(self.tasks)!r} must be a non-empty list of task kinds "
+                f"({', '.join(TASK_KINDS)}) or task names (such as 'ring8')."
             )
         if not isinstance(self.cls, str) or not CLASS_PATH_RE.match(self.cls):
             raise SpecError(f"Model {self.name!r}: cls {self.cls!r} must be a lazy path like 'package.module:Class'.")
         _check_one_line(f"Model {self.name!r}", "description", self.description)
+
+    def supports(self, task: "DatasetSpec") -> bool:
+        """Whether this model runs on ``task``: its kind or its name is among ``tasks``."""
+        return task.kind in self.tasks or task.name in self.tasks
+
+    def describe_tasks(self) -> str:
+        """What it runs on, in words: ``"image tasks"``, ``"ring8"``, ``"image tasks and ring8"``."""
+        kinds = [t for t in self.tasks if t in TASK_KINDS]
+        names = [t for t in self.tasks if t not in TASK_KINDS]
+        parts = ([f"{', '.join(kinds)} tasks"] if kinds else []) + ([", ".join(names)] if names else [])
+        return " and ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -130,6 +185,7 @@ class DatasetSpec(_Serializable):
     plugin: str = ""
     plugin_version: str = ""
 
+    @_checked
     def __post_init__(self) -> None:
         _check_name("task", self.name)
         if self.kind not in TASK_KINDS:
@@ -155,11 +211,12 @@ class MetricSpec(_Serializable):
     plugin: str = ""
     plugin_version: str = ""
 
+    @_checked
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name.replace("_", "-")):
             raise SpecError(f"Invalid metric name {self.name!r}: use lower-case letters, digits and single dashes or "
                             "underscores (for example 'class-kl').")
-        object.__setattr__(self, "kinds", tuple(self.kinds) if not isinstance(self.kinds, str) else (self.kinds,))
+        object.__setattr__(self, "kinds", _as_tuple(self.kinds))
         if not self.kinds or any(k not in TASK_KINDS for k in self.kinds):
             raise SpecError(f"Metric {self.name!r}: kinds must be drawn from {list(TASK_KINDS)}.")
         if not isinstance(self.factory, str) or not CLASS_PATH_RE.match(self.factory):
@@ -180,6 +237,7 @@ class ReporterSpec(_Serializable):
     plugin: str = ""
     plugin_version: str = ""
 
+    @_checked
     def __post_init__(self) -> None:
         _check_name("reporter", self.name)
         if not isinstance(self.writer, str) or not CLASS_PATH_RE.match(self.writer):

@@ -659,3 +659,23 @@ class SpawningModel(TinyModel):
 
 
 FAKES["tiny-spawns"] = "SpawningModel"
+
+
+# --------------------------------------------------------------------------- progress display
+
+
+class SteppingModel(TinyModel):
+    """Trains in $GENBENCH_TEST_STEPS steps (default 6) of 0.25 s each, reporting each step and a loss."""
+
+    def train(self, data, config, progress):
+        import os
+        import time
+
+        total = int(os.environ.get("GENBENCH_TEST_STEPS") or 6)
+        for step in range(1, total + 1):
+            time.sleep(0.25)
+            progress(step, total, {"loss": 1.0 / step})
+        return super().train(data, config, lambda *a: None)
+
+
+FAKES["tiny-stepping"] = "SteppingModel"

@@ -74,8 +74,10 @@ def test_explicit_mnist_without_files_says_where_to_put_them(tmp_path, monkeypat
     assert "train-images-idx3-ubyte" in r.output and "--data-dir" in r.output
 
 
-def test_invalid_option_values_are_rejected(tmp_path):
-    assert invoke("run", "--all", "--profile", "huge").exit_code == 2
+def test_invalid_option_values_are_rejected(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no settings file: 'huge' is no profile
+    r = invoke("run", "--all", "--profile", "huge")
+    assert r.exit_code == 1 and "Unknown profile 'huge'" in r.output and not list(tmp_path.iterdir())
     assert invoke("run", "--all", "--steps", "-1").exit_code == 1  # one line: "error: Invalid --steps -1: ..."
     assert invoke("run", "--all", "--device", "tpu").exit_code == 2
 
@@ -109,3 +111,24 @@ def test_python_dash_m_and_console_script_run(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.strip().startswith("error: Unknown model 'nope'")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_named_task_without_its_data_is_an_error_before_anything_is_written(fake_entry_points, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.delenv("GENBENCH_DATA", raising=False)
+    r = CliRunner().invoke(cli, ["run", "tiny-ok", "--task", "mnist", "--out", str(tmp_path), "--device", "cpu"])
+    assert r.exit_code == 1 and "jobs" not in r.stdout  # no "2 jobs" first
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]  # (and a progress line)
+    assert len(errors) == 1 and errors[0].startswith("error: MNIST files not found")
+    assert list(tmp_path.iterdir()) == []  # no run directory, no run.json without jobs
+
+
+def test_the_console_line_shows_every_metric_as_the_reports_do():
+    from genbench.runner import _headline
+    from genbench.types import MetricValue
+
+    quality = {"reverse-kl": MetricValue(0.5, "nats", False, floor=0.01), "nll": MetricValue(2.1, "nats", False),
+               "kid": MetricValue(None, "", False, error="ValueError: boom"), "fd": MetricValue(40.0, "", False, floor=2.0),
+               "coverage": MetricValue(0.7, "", True, floor=0.99)}
+    assert _headline(quality) == ("fd 40 (floor 2), kid failed, coverage 0.7 (floor 0.99), nll 2.1, "
+                                  "reverse-kl 0.5 (floor 0.01)")

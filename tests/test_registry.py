@@ -117,8 +117,10 @@ def test_duplicate_model_name_from_second_plugin():
         {"name": ""},
         {"name": "gan--mlp"},
         {"tasks": ()},
-        {"tasks": ("audio",)},
-        {"tasks": ("image", "video")},
+        {"tasks": ("Audio",)},  # neither a kind nor a task name
+        {"tasks": ("image", "video clips")},
+        {"tasks": ("image", 3)},
+        {"tasks": None},
         {"cls": "no_colon_here"},
         {"cls": "pkg.mod:"},
         {"cls": "pkg mod:Class"},

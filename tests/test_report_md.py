@@ -103,3 +103,21 @@ def test_results_csv_splits_by_key_and_no_cell_starts_a_formula():
     assert rows[2]["error"] == "'=cmd|' /C calc'!A0: +SUM(1)"
     assert rows[0]["fd [n scored 500]_unit"] == "squared distance in the digits-cnn feature space"
     assert json.loads(json.dumps(rows))  # plain strings, readable as they are
+
+
+def test_header_says_when_the_matmul_ceiling_was_not_measured():
+    md = markdown.render(run([job("gan-mlp", {"fd": mv(42.6)})]))  # a --no-timing run measures no ceiling
+    assert "- matmul ceiling: not measured" in md and "None threads" not in md and "– GFLOP/s" not in md
+    md = markdown.render(run([job("gan-mlp", {"fd": mv(42.6)})],
+                             environment={"matmul_gflops": {"ceiling": 123.45, "threads": 2}}))
+    assert "- matmul ceiling (float32 1024², 2 threads): 123.5 GFLOP/s" in md
+
+
+def test_results_csv_keeps_notes_out_of_the_error_column():
+    r = run([job("baseline-gaussian", {"fd": mv(170.0)}, reason="baselines are quality references; not timed"),
+             job("bad", {}, status="failed", error=JobError("train", "E", "boom")),
+             job("ar-pixel", {}, status="skipped", reason="declines 28x28 images on CPU")])
+    rows = list(csv.DictReader(io.StringIO(results_csv.render(r))))
+    assert [(r["status"], r["error"], r["note"]) for r in rows] == [
+        ("ok", "", "baselines are quality references; not timed"), ("failed", "train: boom", ""),
+        ("skipped", "", "declines 28x28 images on CPU")]

@@ -28,10 +28,10 @@ def test_timing_never_overlaps_any_other_work(fake_host, tmp_path, monkeypatch):
 
     intervals, lock, real = [], threading.Lock(), local.run_in_process
 
-    def recording(unit, timeout, stop=None):
+    def recording(unit, timeout, stop=None, on_message=None):
         t0 = time.monotonic()
         try:
-            return real(unit, timeout, stop)
+            return real(unit, timeout, stop, on_message)
         finally:
             with lock:
                 intervals.append((unit.kind, unit.job.model.name, t0, time.monotonic()))
@@ -93,8 +93,8 @@ def test_resume_of_a_run_whose_timing_is_pending_runs_only_the_timing(fake_host,
     job.update(status="pending", performance=[], timing={"status": "pending"})
     run_json.write_text(json.dumps(data))
     kinds, real = [], local.run_in_process
-    monkeypatch.setattr(local, "run_in_process", lambda unit, timeout, stop=None: (kinds.append(unit.kind),
-                                                                               real(unit, timeout, stop))[1])
+    monkeypatch.setattr(local, "run_in_process", lambda unit, timeout, stop=None, on_message=None: (
+        kinds.append(unit.kind), real(unit, timeout, stop, on_message))[1])
     resumed = genbench.run(resume=tmp_path / first.run_id, host=fake_host)
     assert kinds == ["timing"]
     (job,) = resumed.jobs

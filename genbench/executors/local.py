@@ -95,9 +95,10 @@ class _Outcome:
 
 
 def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: float | None,
-               stop: threading.Event | None) -> _Outcome:
+               stop: threading.Event | None, on_message: Callable[[str, Any], None] | None = None) -> _Outcome:
     """Run ``target(*args, conn)`` in a fresh process until it sends a result, crashes, dies, overruns
-    ``timeout`` seconds (counted from its first phase message) or ``stop`` is set (then :class:`UnitStopped`)."""
+    ``timeout`` seconds (counted from its first phase message) or ``stop`` is set (then :class:`UnitStopped`).
+    ``on_message`` hears its ``("phase", name)`` and ``("progress", (done, total, losses))`` messages."""
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=target, args=(*args, sender), name=name, daemon=True)
@@ -127,6 +128,9 @@ def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: flo
                 if phase == "start":
                     deadline = None if timeout is None else time.perf_counter() + timeout
                 phase = message
+                _tell(on_message, kind, message)
+            elif kind == "progress":
+                _tell(on_message, kind, message)
             elif kind == "result":
                 payload = message
                 break
@@ -147,6 +151,15 @@ def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: flo
     return _Outcome(payload, crash, phase, timed_out, proc.exitcode, proc.pid, time.perf_counter() - t0)
 
 
+def _tell(on_message: Callable[[str, Any], None] | None, kind: str, message: Any) -> None:
+    """Hand a unit's message to the display; a display that fails must not fail the unit."""
+    if on_message is not None:
+        try:
+            on_message(kind, message)
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def _kill(proc: Any) -> None:
     _kill_group(proc.pid)
     if proc.is_alive():
@@ -163,10 +176,12 @@ def _kill_group(pid: int | None) -> None:
         pass
 
 
-def run_in_process(unit: BuildUnit | TimingUnit, timeout: float | None, stop: threading.Event | None = None) -> Any:
+def run_in_process(unit: BuildUnit | TimingUnit, timeout: float | None, stop: threading.Event | None = None,
+                   on_message: Callable[[str, Any], None] | None = None) -> Any:
     """Run ``unit`` in a fresh process; a hang past ``timeout`` seconds or a dying process fails it. When ``stop``
-    is set the process is killed and :class:`UnitStopped` raised: the unit has no result, and stays to do."""
-    out = _supervise(_child, (unit,), f"genbench-{unit.kind}-{unit.job.model.name}", timeout, stop)
+    is set the process is killed and :class:`UnitStopped` raised: the unit has no result, and stays to do.
+    ``on_message(kind, payload)`` hears the unit's phases and training steps as they come (for the display)."""
+    out = _supervise(_child, (unit,), f"genbench-{unit.kind}-{unit.job.model.name}", timeout, stop, on_message)
     if out.payload is not None:
         return unit.result_from_dict(out.payload)
     config = unit.job.config

@@ -23,7 +23,6 @@ import onnx  # noqa: E402,F401
 import onnxruntime  # noqa: E402,F401
 import torch  # noqa: E402,F401
 
-from ..config import get_profile  # noqa: E402
 from ..errors import GenbenchError  # noqa: E402
 from ..registry import load_object  # noqa: E402
 from ..types import JobError  # noqa: E402
@@ -43,8 +42,9 @@ def head(job: JobSpec) -> dict[str, Any]:
 
 
 def execute(unit: BuildUnit | TimingUnit, on_phase: Callable[[str], None] | None = None,
-            task_state: Any = None) -> Any:
-    """Run one unit here and return its SeedResult or TimingResult; never raises for anything a job's code does."""
+            task_state: Any = None, on_progress: Callable[[int, int, dict], None] | None = None) -> Any:
+    """Run one unit here and return its SeedResult or TimingResult; never raises for anything a job's code does.
+    ``on_phase`` hears each phase as it starts, ``on_progress`` the training steps (for the run's display)."""
     from ..harness import build_and_score, time_model
     from ..ui import JobProgress
 
@@ -59,8 +59,8 @@ def execute(unit: BuildUnit | TimingUnit, on_phase: Callable[[str], None] | None
             if unit.kind == "build" else []
     except Exception as exc:  # noqa: BLE001
         return unit.failed(data_error(exc, job.config), time.perf_counter() - t0)
-    profile = get_profile(config.profile)
-    with JobProgress(job.label or unit.label) as progress:
+    profile = config.profile_settings()
+    with JobProgress(job.label or unit.label, sink=on_progress) as progress:
         if unit.kind == "build":
             from ..perf.cores import single_threaded
 
@@ -83,7 +83,8 @@ def child_main(unit: BuildUnit | TimingUnit, conn: Any) -> None:
         if unit.kind == "build":
             single_threaded_blas()
         before = set(threading.enumerate())
-        result = execute(unit, on_phase=lambda phase: conn.send(("phase", phase)))
+        result = execute(unit, on_phase=lambda phase: conn.send(("phase", phase)),
+                         on_progress=lambda done, total, losses: conn.send(("progress", (done, total, losses))))
         leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
         if leaked:
             names = ", ".join(sorted(t.name for t in leaked)[:5])

@@ -1,5 +1,8 @@
 """``results.csv``: one row per job, flat columns, readable by ``pandas.read_csv`` as it is.
 
+``error`` holds a failed job's ``phase: message`` only; ``note`` says why a job was skipped, or what a reader
+should know about an ok row (e.g. a baseline is not timed).
+
 A metric whose numbers differ in comparability key within a task (``bpd`` of binarised and of quantised
 pixels) gets one set of columns per key, named as in the leaderboard (``bpd [data variant binarized, ...]``).
 Per metric column: the value, its ``err`` and what that is (``err_kind``: se, spread or seed sd), the 95%
@@ -53,7 +56,7 @@ def render(run: RunResult) -> str:
     labels = _labels(run)
     metric_cols = list(dict.fromkeys(labels.values()))
     header = ["run_id", "genbench_version", "git_commit", "model", "family", "reference", "plugin", "plugin_version",
-              "task", "device", "status", "error", "seeds"]
+              "task", "device", "status", "error", "note", "seeds"]
     for label in metric_cols:
         header += [label] + [f"{label}_{f}" for f in METRIC_FIELDS]
     header += PERF_COLUMNS + ["train_seconds", "train_steps"]
@@ -66,7 +69,8 @@ def render(run: RunResult) -> str:
             "run_id": run.run_id, "genbench_version": run.genbench_version, "git_commit": commit, "model": j.model,
             "family": j.family, "reference": reference_kind(j), "plugin": j.plugin, "plugin_version": j.plugin_version,
             "task": j.task, "device": j.device, "status": j.status, "seeds": " ".join(map(str, j.seeds)),
-            "error": f"{j.error.phase}: {j.error.message}" if j.error else (j.reason or "")}
+            "error": f"{j.error.phase}: {j.error.message}" if j.error else "",
+            "note": j.reason or ""}  # why a job was skipped, or a note on an ok row (e.g. not timed)
         for m, mv in j.quality.items():
             label = labels[(j.task, m, column_group(mv, j.task))]
             for f, v in _metric_cells(m, mv, j.task).items():

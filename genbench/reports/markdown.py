@@ -29,7 +29,7 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
     lines = [
         f"# genbench run {md_text(run.run_id)}", "",
         f"- command: {md_code(run.command, in_table=False)}",
-        f"- profile: {md_text(config.get('profile'))}, seed {md_text(config.get('seed'))}, "
+        f"- profile: {_profile_text(config)}, seed {md_text(config.get('seed'))}, "
         f"device {md_text(config.get('device'))}, threads {md_text(config.get('threads'))}",
         f"- environment: {md_text(env.get('cpu'))} ({md_text(env.get('cpu_count'))} CPUs), GPUs: "
         f"{md_text(', '.join(text_of(g) for g in gpus) if isinstance(gpus, list) and gpus else 'none')}; "
@@ -37,8 +37,7 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
         f"{md_text(env.get('onnxruntime'))}, genbench {md_text(run.genbench_version)}, commit "
         f"{md_text(text_of(env.get('git_commit') or 'unknown')[:12])}",
         f"- started {md_text(run.started_at)}, finished {md_text(run.finished_at or 'not finished')}",
-        f"- matmul ceiling (float32 1024², {md_text(mapping(env.get('matmul_gflops')).get('threads'))} threads): "
-        f"{fmt_num(ceiling, '{:.1f}')} GFLOP/s", "",
+        _ceiling_line(mapping(env.get("matmul_gflops")), ceiling), "",
     ]
     for failure in run.plugin_failures:
         f = mapping(failure)
@@ -65,6 +64,26 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
     return "\n".join(lines)
+
+
+def _profile_text(config: dict) -> str:
+    """The profile, and for a user-defined one (a settings file's) what it changes of its base."""
+    user = mapping(config.get("user_profile"))
+    if not user:
+        return md_text(config.get("profile"))
+    changed = ", ".join(f"{k} {text_of(user.get(k))}" for k in ("samples", "steps", "batch_sizes", "timing")
+                        if user.get(k) not in (None, {}, []))
+    return (f"{md_text(user.get('name'))} (user profile based on {md_text(user.get('based_on'))}"
+            f"{': ' + md_text(changed) if changed else ''})")
+
+
+def _ceiling_line(measured: dict, ceiling: float | None) -> str:
+    """The machine's matmul ceiling, or that it was not measured (no timing stage, or not on a CPU)."""
+    if ceiling is None:
+        return "- matmul ceiling: not measured (it is measured when a run times models on the CPU)"
+    threads = number(measured.get("threads"))
+    return (f"- matmul ceiling (float32 1024²{f', {threads:g} threads' if threads is not None else ''}): "
+            f"{fmt_num(ceiling, '{:.1f}')} GFLOP/s")
 
 
 def _train_seconds(r: Row) -> str:

@@ -22,6 +22,12 @@ SCHEMAS = {
     "genbench.leaderboard/2": "leaderboard-2.schema.json",
     "genbench.compare/1": "compare-1.schema.json",
     "genbench.limits/1": "limits-1.schema.json",
+    "genbench.cache-manifest/1": "cache-manifest-1.schema.json",
+    # --format json of genbench list, plugins, cache list, check-plugin
+    "genbench.list/1": "list-1.schema.json",
+    "genbench.plugins/1": "plugins-1.schema.json",
+    "genbench.cache-list/1": "cache-list-1.schema.json",
+    "genbench.check-plugin/1": "check-plugin-1.schema.json",
 }
 
 

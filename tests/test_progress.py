@@ -1,0 +1,245 @@
+"""The run's progress display: one live block in a terminal (captured in a pseudo-terminal, --jobs 2), plain
+lines when piped, nothing with --quiet; the ETA from past timings; training steps from the unit processes."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from genbench.ui import JobProgress, RunDisplay, UnitHistory, choose_mode
+
+TESTS = Path(__file__).resolve().parent
+CSI = re.compile(r"\x1b\[(\??)(\d*)([A-Za-z])")
+
+
+def driver(tmp_path: Path, *args: str) -> Path:
+    """A script that runs ``genbench run ARGS`` with the test plugin as its only entry point."""
+    script = tmp_path / "drive.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from types import SimpleNamespace
+        sys.path.insert(0, {str(TESTS)!r})
+        import fakes
+        import genbench.plugins as plugins
+        from genbench.cli import main
+
+        ep = SimpleNamespace(name="fakes", dist=None, load=lambda: fakes.FakePlugin)
+        plugins.metadata.entry_points = lambda group: [ep] if group == "genbench" else []
+        if __name__ == "__main__":
+            main({["run", *args]!r})
+    """))
+    return script
+
+
+RUN = ("tiny-stepping", "tiny-ok", "--task", "digits", "--seeds", "0,1", "--profile", "smoke", "--device", "cpu",
+       "--no-baselines")
+
+
+def in_a_terminal(argv: list[str], cwd: Path, cols: int = 160, rows: int = 40, timeout: float = 300) -> tuple[str, int]:
+    """Run ``argv`` with stdin, stdout and stderr on one pseudo-terminal; everything written, and the exit code."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.chdir(cwd)
+        os.environ["TERM"] = "xterm"
+        os.execv(argv[0], argv)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace"), os.waitstatus_to_exitcode(status)
+
+
+def screen(stream: str) -> list[str]:
+    """What a terminal shows after ``stream``: enough of a VT100 for rich's live display (carriage return, new
+    line, erase line, cursor up; other escape sequences are dropped)."""
+    lines, row, col = [""], 0, 0
+    i = 0
+    while i < len(stream):
+        c = stream[i]
+        m = CSI.match(stream, i)
+        if m:
+            private, number, final = m.groups()
+            if not private and final == "K":
+                lines[row] = ""
+            elif not private and final == "A":
+                row = max(0, row - int(number or 1))
+                col = min(col, len(lines[row]))
+            i = m.end()
+            continue
+        if c == "\r":
+            col = 0
+        elif c == "\n":
+            row += 1
+            if row == len(lines):
+                lines.append("")
+            col = 0
+        elif c >= " ":
+            line = lines[row].ljust(col)
+            lines[row] = line[:col] + c + line[col + 1:]
+            col += 1
+        i += 1
+    return [ln.rstrip() for ln in lines if ln.strip()]
+
+
+def test_live_display_in_a_terminal_with_two_jobs_at_once(tmp_path):
+    stream, code = in_a_terminal([sys.executable, str(driver(tmp_path, *RUN, "--jobs", "2", "--out", "runs"))],
+                                 tmp_path)
+    assert code == 0, stream[-3000:]
+    frames = stream.split("\x1b[2K")
+    # one display: a header with units done of all, and a line per running unit, two at once with --jobs 2
+    assert any(re.search(r"\d/6 units done · 2 running", f) for f in frames), stream[-3000:]
+    two = [f for f in re.split(r"\d/6 units done", stream)[1:] if f.count("  [") >= 2]
+    assert any(re.search(r"\[\d/6\] tiny-stepping on digits \(seed \d\) · train \d/6 loss=", f) for f in two)
+    assert re.search(r"\[\d/6\] tiny-\w+ on digits[^·]* · (load|train|export|validate|sample|quality)", stream)
+    assert re.search(r"ETA ~\d+:\d\d", stream)  # once a unit of each kind is done, or from past timings
+    # what stays on the terminal: the result lines only, each on its own line, and no display
+    final = screen(stream)
+    assert not [ln for ln in final if "units done" in ln or ln.lstrip().startswith("[")], final
+    built = [ln for ln in final if ln.startswith("  built ")]
+    assert len(built) == 4 and all(re.fullmatch(r"  built   tiny-\w+ on digits \(seed [01]\): fd .*", ln) for ln in built)
+    assert sum(ln.startswith("  timed ") for ln in final) == 2
+    assert final[-1] == "2 ok, 0 failed, 0 skipped" and final[-2].startswith("results: ")
+    # the next run knows how long each unit took: its ETA is there from the start
+    history = json.loads(Path(os.environ["GENBENCH_CACHE_DIR"], "history.json").read_text())["seconds"]
+    assert {k.split("|")[0] for k in history} == {"tiny-stepping", "tiny-ok"}
+    assert any(k.endswith("|trained") for k in history) and any(k.endswith("|timing") for k in history)
+
+
+def test_plain_lines_when_piped(tmp_path):
+    proc = subprocess.run([sys.executable, str(driver(tmp_path, *RUN, "--jobs", "2", "--out", "runs"))],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "\x1b" not in proc.stdout + proc.stderr  # no escape sequences in a file or a pipe
+    out, err = proc.stdout.splitlines(), proc.stderr.splitlines()
+    assert sum(ln.startswith("  built ") for ln in out) == 4 and out[-1] == "2 ok, 0 failed, 0 skipped"
+    assert not [ln for ln in out if ln.startswith("[")]  # progress goes to stderr, results to stdout
+    # each unit: start, its phases as the unit's process announces them, and its end, numbered i of N
+    assert sorted(ln.split()[0] for ln in err if " start " in ln) == [f"[{i}/6]" for i in range(1, 7)]
+    for phase in ("load", "train", "export", "validate", "sample", "quality", "timing"):
+        assert any(re.match(rf"\[\d/6\] {phase} +tiny-", ln) for ln in err), phase
+    assert any(re.match(r"\[\d/6\] ok +tiny-stepping on digits \(seed \d\) in [\d.]+ s; \d/6 done, elapsed", ln)
+               for ln in err)
+
+
+def test_nothing_with_quiet(tmp_path):
+    proc = subprocess.run([sys.executable, str(driver(tmp_path, *RUN, "--executor", "inline", "--quiet", "--out",
+                                                      "runs"))], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", proc.stdout + proc.stderr
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")
+    assert json.loads(run_json.read_text())["finished_at"]
+
+
+def test_errors_still_show_with_quiet(tmp_path):
+    proc = subprocess.run([sys.executable, str(driver(tmp_path, "tiny-okk", "--quiet"))], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("error: Unknown model 'tiny-okk'. Did you mean 'tiny-ok'")
+
+
+# ------------------------------------------------------------------ the display's parts
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+class Tty(Stream):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_mode_follows_the_terminal(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm")
+    assert choose_mode(False, Tty(), Tty()) == "live"
+    assert choose_mode(False, Stream(), Tty()) == "plain"  # genbench run > file: the display would be torn
+    assert choose_mode(False, Tty(), Stream()) == "plain"
+    assert choose_mode(True, Tty(), Tty()) == "off"
+    monkeypatch.setenv("TERM", "dumb")
+    assert choose_mode(False, Tty(), Tty()) == "plain"
+
+
+def test_eta_from_past_timings_then_from_this_run(tmp_path):
+    history = UnitHistory(tmp_path)
+    history.record("a|digits|smoke|cpu|trained", 10.0)
+    history.record("a|digits|smoke|cpu|timing", 3.0)
+    again = UnitHistory(tmp_path)  # read back from history.json
+    assert again.get("a|digits|smoke|cpu|trained") == 10.0
+
+    display = RunDisplay("off", print, jobs=2, history=again)
+    for key in (1, 2):
+        display.add(key, f"a seed {key}", "build", "a|digits|smoke|cpu|trained", expected_total=3)
+    display.add(3, "a (timing)", "timing", "a|digits|smoke|cpu|timing")
+    # two builds of 10 s on two slots, then a 3 s timing
+    assert display.eta() == pytest.approx(13.0, abs=0.1)
+
+    fresh = RunDisplay("off", print, jobs=1, history=UnitHistory(tmp_path / "none"))
+    fresh.add(1, "b", "build", "b|...|trained", expected_total=3)
+    fresh.add(2, "b2", "build", "b|...|trained", expected_total=3)
+    assert fresh.eta() is None  # nothing known: said as unknown, not guessed
+    fresh.started(1)
+    fresh.finished(1, "ok")
+    # the other build counts as the mean of this run's builds; the timing unit not planned yet, as a build
+    assert fresh.eta() == pytest.approx(2 * fresh.units[1].seconds, abs=0.05)
+    assert (tmp_path / "none" / "history.json").is_file()
+
+
+def test_a_failed_unit_is_not_remembered_and_plain_lines_say_i_of_n(tmp_path):
+    stream = Stream()
+    display = RunDisplay("plain", print, history=UnitHistory(tmp_path), stream=stream)
+    display.add(7, "m on t", "build", "m|t|smoke|cpu|trained", expected_total=2)
+    display.started(7)
+    display.message(7, "phase", "train")
+    display.message(7, "progress", (3, 10, {"loss": 0.5}))
+    assert "  [1/2] m on t · train 3/10 loss=0.5 · 0:00" in display.status_lines()
+    display.finished(7, "failed")
+    assert not (tmp_path / "history.json").exists()
+    lines = stream.text.splitlines()
+    assert lines[0] == "[1/2] start   m on t" and lines[1].startswith("[1/2] train   m on t (0:00)")
+    assert lines[2].startswith("[1/2] failed  m on t in ")
+
+
+def test_job_progress_forwards_steps_at_a_bounded_rate_and_never_raises():
+    got = []
+    progress = JobProgress("x", sink=lambda *a: got.append(a), every=3600)
+    for step in range(1, 101):
+        progress(step, 100, {"loss\x1b[2J": step})
+    assert got == [(1, 100, {"loss\\x1b[2J": 1.0}), (100, 100, {"loss\\x1b[2J": 100.0})]  # first and last; escaped
+    progress(1, 2, {"loss": "not a number"})  # a plugin's odd call is ignored
+    JobProgress("y")(1, 2, {"loss": 1.0})  # no display: nothing happens
