@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import (BundleError, ConfigError, DataError, DataUnavailableError, GenbenchError, PluginError,
                      ResultsError, SpecError, TaskDeclined, UnknownNameError)
