@@ -27,7 +27,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..types import RunResult
 from . import mapping, neutralise_controls, number, read_contained, safe_perf_summary, text_of
@@ -92,7 +92,7 @@ table.sortable .l{text-align:left}
 td.rank{font-weight:600;color:var(--muted);width:3em}
 th.rank{width:3em}
 tr.ranked td.rank{color:var(--fg)}
-table.sortable td.model{white-space:normal;min-width:11em;max-width:19em}
+table.sortable td.model{white-space:normal;min-width:14em;max-width:20em}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:7px;background:var(--c);
 box-shadow:inset 0 0 0 1px rgba(0,0,0,.15);vertical-align:0}
 button.name{all:unset;cursor:pointer;font-weight:600;overflow-wrap:anywhere}
@@ -121,10 +121,12 @@ tr.ref-head td{border-top:2px solid var(--rule);font-size:11px;text-transform:up
 padding-top:8px;padding-bottom:4px;text-align:left}
 tr.floor td{border-top:1px dashed var(--rule);font-style:italic}
 table.sortable tr.detail td{white-space:normal;text-align:left;background:#fbfcfd;font-size:12.5px;color:var(--muted);padding:8px 14px 12px}
-tr.detail dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0}
+tr.detail dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0;max-width:min(1240px,calc(100vw - 96px));
+position:sticky;left:14px}
 tr.detail dt{color:var(--faint)}
 tr.detail dd{margin:0;color:var(--fg);overflow-wrap:anywhere}
 .table-wrap:not(.all) .sec{display:none}
+.table-wrap.all table.sortable{width:max-content;min-width:100%}
 .tools{display:flex;gap:14px;align-items:center;margin:6px 0 0;font-size:12px;color:var(--faint)}
 .tools button{font:inherit;color:var(--accent);background:none;border:1px solid var(--rule);border-radius:6px;padding:2px 10px;
 cursor:pointer}
@@ -413,15 +415,15 @@ def _table_section(table: Table, tid: str, colours: dict[str, tuple[str, str]]) 
                  "</button></th><th title='ONNX Runtime, generated samples per second at its best batch size'>"
                  "<button type='button'><span class='m'>samples / s ↑</span><span class='sub'>ORT, best batch</span>"
                  "</button></th></tr></thead><tbody class='ranked'>")
-    for r in table.rows:
+    for i, r in enumerate(table.rows):  # ranked rows come first, in rank order
         if r.reference is None:
-            parts.append(_row(table, r, hidden, colours, width))
+            parts.append(_row(table, r, hidden, colours, width, i))
     refs = [r for r in table.rows if r.reference is not None]
     floors = [floor_text(table, c, _num) for c in table.columns]
     parts.append("</tbody><tbody class='references'>"
                  f"<tr class='ref-head'><td></td><td class='l' colspan='{width - 1}'>references, not ranked</td></tr>")
     for r in refs:
-        parts.append(_row(table, r, hidden, colours, width))
+        parts.append(_row(table, r, hidden, colours, width, None))
     if any(f != "–" for f in floors):
         parts.append("<tr class='floor'><td class='rank'>ref</td><td class='l model'>real data at n (floor)</td>"
                      + "".join(f"<td class='num{' sec' if c in hidden else ''}'>{_e(f)}</td>"
@@ -471,7 +473,8 @@ def row_flags(r: Row) -> list[tuple[str, str]]:
     return out
 
 
-def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[str, str]], width: int) -> str:
+def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[str, str]], width: int,
+         position: int | None) -> str:
     j = r.job
     dark = colours.get(r.model, REFERENCE_COLOURS)[0]
     flags = row_flags(r)
@@ -482,7 +485,9 @@ def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[st
         name += (f"<span class='flag' title='{_e('; '.join(f'{label}: {flag}' for label, flag in flags))}'>⚑ "
                  f"{_e(', '.join(label for label, _ in flags))}</span>")
     rank = "ref" if r.reference else rank_text(r.rank)
-    cells = [f"<td class='rank' data-v='{'' if r.rank is None else r.rank[0]}'>{_e(rank)}</td>",
+    # sorting by rank: ties in rank (a shared range) keep the table's order, which is by value
+    order = f"{r.rank[0]}.{position:06d}" if r.rank is not None and position is not None else ""
+    cells = [f"<td class='rank' data-v='{order}'>{_e(rank)}</td>",
              f"<td class='l model' data-v='{_e(r.model)}'>{name}</td>"]
     for c in table.columns:
         cells.append(_metric_cell(table, c, r.cells.get(c.label), c in hidden))
@@ -498,7 +503,7 @@ def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[st
                  f"<span class='v'>{_num(ms, 3)}</span>{timing_note}</td>")
     cells.append(f"<td class='num' data-v='{'' if tput is None else json.dumps(tput)}'><span class='v'>"
                  f"{_compact(tput)}</span>"
-                 + (f"<span class='ci'>batch {_e(batch)}</span>" if tput is not None and batch else "") + "</td>")
+                 + (f" <span class='ci'>batch {_e(batch)}</span>" if tput is not None and batch else "") + "</td>")
     kind = "ref" if r.reference else "ranked"
     return (f"<tr class='{kind}'>" + "".join(cells) + "</tr>"
             f"<tr class='detail' hidden><td colspan='{width}'>{_details(r, p, flags)}</td></tr>")
@@ -513,14 +518,14 @@ def _metric_cell(table: Table, column: Column, cell: Cell | None, hidden: bool) 
         inner = "<span class='err'>error</span>" if value == "error" else "<span class='pm'>–</span>"
         return f"<td class='{cls}' data-v=''{title}>{inner}</td>"
     inner = f"<span class='v'>{value}</span>" + (f"<span class='pm'>{pm}</span>" if pm else "")
-    inner += f"<span class='t'>{_e(tag)}</span>" if tag else ""
+    inner += f" <span class='t'>{_e(tag)}</span>" if tag else ""
     ci = _ci(cell)  # type: ignore[arg-type]
     if ci is not None and _spread(cell)[0] == "seed sd":  # type: ignore[arg-type]
-        inner += f"<span class='ci'>[{_num(ci[0])}, {_num(ci[1])}]</span>"
+        inner += f" <span class='ci'>[{_num(ci[0])}, {_num(ci[1])}]</span>"
     span = table.floor(column)
     floor = number(cell.value.floor)  # type: ignore[union-attr]
     if floor is not None and span is not None and span[0] != span[1]:  # the floor row shows a range: say this row's
-        inner += f"<span class='fl'>floor {_num(floor)}</span>"
+        inner += f" <span class='fl'>floor {_num(floor)}</span>"
     return f"<td class='{cls}' data-v='{json.dumps(v)}'{title}>{inner}</td>"
 
 
@@ -531,18 +536,21 @@ def _details(r: Row, p: dict[str, Any], flags: list[tuple[str, str]]) -> str:
              ("measured with", f"genbench {r.provenance}"),
              ("run", ", ".join(text_of(s.run.run_id) for s in r.sources)),
              ("machine", environment(r.source.run))]
-    speed = []
-    for label, key, batch, fmt in (("ONNX Runtime p50 at batch 1", "ort_p50_ms_b1", None, "{} ms"),
-                                   ("p99", "ort_p99_ms_b1", None, "{} ms"),
-                                   ("torch eager p50 at batch 1", "torch_p50_ms_b1", None, "{} ms"),
-                                   ("ONNX Runtime best", "ort_best_throughput", "ort_best_batch", "{}/s"),
-                                   ("torch eager best", "torch_best_throughput", "torch_best_batch", "{}/s")):
-        if number(p[key]) is not None:
-            speed.append(f"{label} {fmt.format(_num(p[key], 3))}"
-                         + (f" (batch {text_of(p[batch])})" if batch and p[batch] is not None else ""))
-    if speed:
-        unit = "per generated sample" if p["unit"] == "samples/s" else text_of(p["unit"])
-        items.append(("speed", f"{unit}: " + "; ".join(speed)))
+    for runtime, prefix in (("ONNX Runtime", "ort"), ("torch eager", "torch")):
+        figures = ([f"p50 at batch 1 {_num(p[f'{prefix}_p50_ms_b1'], 3)} ms"]
+                   if number(p[f"{prefix}_p50_ms_b1"]) is not None else [])
+        if number(p.get(f"{prefix}_p99_ms_b1")) is not None:
+            figures.append(f"p99 {_num(p[f'{prefix}_p99_ms_b1'], 3)} ms")
+        if number(p[f"{prefix}_best_throughput"]) is not None:
+            figures.append(f"best {_num(round(p[f'{prefix}_best_throughput']))} samples/s at batch "
+                           f"{text_of(p[f'{prefix}_best_batch'])}")
+        if figures:
+            items.append((f"{runtime}, per generated sample", "; ".join(figures)))
+    ratios = [f"{p[k]:.2g}× {what}" for k, what in (("latency_speedup_b1", "faster at batch 1"),
+                                                    ("throughput_ratio_best", "the best throughput"))
+              if number(p.get(k)) is not None]
+    if ratios:
+        items.append(("ONNX Runtime vs torch", ", ".join(ratios)))
     if p["note"]:
         items.append(("timing", text_of(p["note"])))
     items += [(f"⚑ {label}", flag) for label, flag in flags]
