@@ -213,7 +213,8 @@ def test_text_from_results_files_stays_text(written, doc):
 def test_a_limits_study_is_a_section_of_the_page_and_of_the_markdown(doc, written):
     run_dir, study_dir, _ = written
     section = doc.one("section", "limits")
-    heads = [h.text for h in section.all("h4")]
+    assert section.one("h2").text == "Limits of gan-mlp on digits"
+    heads = [h.text for h in section.all("h3")]
     assert heads[:4] == ["What it shows", "Data quantity", "Data quality", "Compute"]
     quantity = section.all("table")[0]
     assert [th.text for th in quantity.all("th")] == ["training images", "gan-mlp fd ↓", "baseline-gaussian fd ↓",

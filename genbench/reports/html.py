@@ -142,7 +142,7 @@ svg.plot *{stroke-linejoin:round;stroke-linecap:butt}
 details.samples{margin:12px 0 0}
 details.samples summary{cursor:pointer;font-size:13px;color:var(--muted)}
 .gallery{display:flex;flex-wrap:wrap;gap:12px;margin-top:8px}
-.gallery img{width:168px;height:auto;border:1px solid var(--rule);border-radius:4px}
+.gallery img{width:150px;height:auto;border:1px solid var(--rule);border-radius:4px}
 .gallery img.px{image-rendering:pixelated}
 .gallery figcaption{text-align:center}
 section.limits table{border-collapse:collapse;margin:8px 0 12px;font-variant-numeric:tabular-nums;font-size:13px}
@@ -183,7 +183,7 @@ each(document.querySelectorAll('button.show-all'),function(b){b.addEventListener
 
 def _e(text: Any) -> str:
     """HTML text or attribute value: escaped, control characters shown as visible escapes."""
-    return html.escape(neutralise_controls(text), quote=True)
+    return html.escape(neutralise_controls(text, limit=None), quote=True)
 
 
 # --------------------------------------------------------------------------- numbers
@@ -565,7 +565,7 @@ def _samples(table: Table) -> str:
         data, _ = read_contained(r.source.directory, r.job.files.get("samples_png"))  # inside the run directory only
         if data is not None and data.startswith(b"\x89PNG\r\n\x1a\n"):
             src = "data:image/png;base64," + base64.b64encode(data).decode()
-            small = len(data) > 24 and int.from_bytes(data[16:20], "big") < 168  # IHDR width: keep pixels square
+            small = len(data) > 24 and int.from_bytes(data[16:20], "big") < 150  # IHDR width: keep pixels square
             figures.append(f"<figure><img{' class=px' if small else ''} alt='samples of {_e(r.model)}' src='{src}'>"
                            f"<figcaption>{_e(r.model)}</figcaption></figure>")
     if not figures:
@@ -624,7 +624,7 @@ def _plots(table: Table, tid: str, colours: dict[str, tuple[str, str]]) -> Itera
         draws.append((f"loss-{family}", lambda ax, family=family: _loss_curves(table, family, ax, colours)))
     with plt.style.context("default"):
         for name, draw in draws:
-            fig, ax = plt.subplots(figsize=(5.4, 3.5), dpi=100)
+            fig, ax = plt.subplots(figsize=(4.8, 3.2), dpi=100)
             try:
                 with warnings.catch_warnings(), np.errstate(all="ignore"):  # absurd values: no plot, no noise
                     warnings.simplefilter("ignore")
@@ -643,10 +643,10 @@ def _style(ax: Any) -> None:
         ax.spines[side].set_visible(False)
     for side in ("left", "bottom"):
         ax.spines[side].set_color("#8c959f")
-    ax.tick_params(colors="#57606a", labelsize=8)
+    ax.tick_params(colors="#57606a", labelsize=8.5)
     ax.xaxis.label.set(color="#24292f", fontsize=9)
     ax.yaxis.label.set(color="#24292f", fontsize=9)
-    ax.title.set(fontsize=10, color="#24292f")
+    ax.title.set(fontsize=10, color="#24292f", fontweight="semibold")
     ax.grid(True, color="#eaeef2", lw=0.8)
     ax.set_axisbelow(True)
 
@@ -694,7 +694,7 @@ def _quality_vs_speed(table: Table, ax: Any, colours: dict[str, tuple[str, str]]
             ax.scatter(pt, v, s=30, facecolors="white", edgecolors=dark, linewidths=1.2, zorder=3)
         ax.scatter(t, v, s=44, color=dark, marker="X" if flagged else "o", zorder=4,
                    edgecolors="#24292f" if i in front else "none", linewidths=1.2)
-        ax.annotate(_label(r.model + (" (timing flagged)" if flagged else "")), (t, v), fontsize=7, color="#24292f",
+        ax.annotate(_label(r.model + (" (timing flagged)" if flagged else "")), (t, v), fontsize=7.5, color="#24292f",
                     xytext=(5, 4), textcoords="offset points")
     fx = sorted((pts[i][1], pts[i][3]) for i in front)
     if len(fx) > 1:
@@ -705,7 +705,7 @@ def _quality_vs_speed(table: Table, ax: Any, colours: dict[str, tuple[str, str]]
     ax.legend(handles=[Line2D([], [], marker="o", ls="none", color="#57606a", label="ONNX Runtime"),
                        Line2D([], [], marker="o", ls="none", mfc="white", color="#57606a", label="torch eager"),
                        Line2D([], [], ls=":", color="#24292f", label="Pareto front (ORT)")],
-              fontsize=7, frameon=False, loc="best")
+              fontsize=7.5, frameon=False, loc="best")
     return (f"{col.label} against generated samples per second, one colour per model: ONNX Runtime filled, "
             "torch eager hollow; outlined points lie on the Pareto front")
 
@@ -734,7 +734,7 @@ def _cost_vs_batch(table: Table, ax: Any, colours: dict[str, tuple[str, str]]) -
     ax.set(xscale="log", yscale="log", xlabel="batch size (log)", ylabel="ms per generated sample (p50 / batch)",
            title=_label(f"{table.task}: cost per generated sample"))
     ax.xaxis.set_major_formatter(_plain_ticks())
-    ax.legend(handles=handles, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(handles=handles, fontsize=7.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return "milliseconds per generated sample against batch size: ONNX Runtime solid, torch eager dashed"
 
 
@@ -782,7 +782,7 @@ def _loss_curves(table: Table, family: str, ax: Any, colours: dict[str, tuple[st
                     for i, n in enumerate(names)]
     ax.set(xlabel="training step", ylabel="loss" if len(names) > 1 else _label(names[0]),
            title=_label(f"{table.task}: training losses, family {family}"))
-    ax.legend(handles=handles, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(handles=handles, fontsize=7.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return (f"training losses of the {family} family as logged by each plugin"
             + ("; long curves drawn at every k-th logged value" if thinned else ""))
 
@@ -803,19 +803,18 @@ def _limits_section(study: Any, sid: str) -> str:
             _style(ax)
         svgs[axis] = svg_of(fig, f"genbench-{sid}-{axis}", f"limits study: quality against {axis}")
     placeholders = {axis: f"genbench-limits-{axis}.svg" for axis in svgs}
-    md = render_limits_markdown(study, plots=placeholders, level=3)
+    md = render_limits_markdown(study, plots=placeholders, level=2)
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
     for axis, src in placeholders.items():
         body = re.sub(rf'(?:<p>)?<img src="{re.escape(src)}" alt="([^"]*)"\s*/?>(?:</p>)?',
                       lambda m, axis=axis: _figure(svgs[axis], html.unescape(m.group(1)), f"limits-{axis}"), body)
     blocks = []
-    for block in re.split(r"(?=<h4>)", body):  # one block per axis: its plot floats beside its table
+    for block in re.split(r"(?=<h3>)", body):  # one block per axis: its plot floats beside its table
         figure = re.search(r"<figure data-plot='limits-[a-z]+'>.*?</figure>", block, flags=re.S)
         if figure:
             block = figure.group(0) + block[:figure.start()] + block[figure.end():]
         blocks.append(f"<div class='axis'>{block}</div>")
-    return (f"<section class='limits' id='{sid}'><h2>Limits study: {_e(getattr(study, 'task', ''))}</h2>"
-            f"{''.join(blocks)}</section>")
+    return f"<section class='limits' id='{sid}'>{''.join(blocks)}</section>"
 
 
 __all__ = ["MAIN_COLUMNS", "main_columns", "model_colours", "render", "render_board", "row_flags", "svg_of"]
