@@ -294,7 +294,7 @@ def render_board(board: Board, limits: Sequence[Any] = ()) -> str:
              "likelihood variant and bound, profile, seeds) share a table or column; each table says which. "
              "Reference rows are shown apart and never ranked. Click a column to sort, a model for the run, commit, "
              "machine and command behind its row.</p>"]
-    nav = [f"<a href='#{_e(task_ids[task])}'>{_e(task)}</a>" for task in task_ids]
+    nav = [f"<a href='#{_e(task_ids[task])}-section'>{_e(task)}</a>" for task in task_ids]
     nav += [f"<a href='#{_e(i)}'>limits: {_e(getattr(s, 'task', ''))}</a>" for s, i in zip(limits, limit_ids)]
     if nav:
         parts.append("<nav class='toc'>" + "".join(nav) + "</nav>")
@@ -646,7 +646,7 @@ def _style(ax: Any) -> None:
     ax.tick_params(colors="#57606a", labelsize=8.5)
     ax.xaxis.label.set(color="#24292f", fontsize=9)
     ax.yaxis.label.set(color="#24292f", fontsize=9)
-    ax.title.set(fontsize=10, color="#24292f", fontweight="semibold")
+    ax.title.set(fontsize=10, color="#24292f", fontweight="bold")
     ax.grid(True, color="#eaeef2", lw=0.8)
     ax.set_axisbelow(True)
 
