@@ -331,22 +331,30 @@ def report_cmd(run_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of standard output.")
-def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output) -> None:
+@click.option("--limits", "limits_dirs", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="A 'genbench limits' study (its directory or limits.json) to add as a section; html and md "
+                   "(repeatable).")
+def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs) -> None:
     """Merge runs into tables per task: only numbers with the same comparability key are ranked together
     (a newer run replaces an older number only under the same key); references shown apart, unranked."""
+    from .errors import ConfigError
+    from .limits import load_limits
     from .reports.leaderboard import build_from_dirs, render
     from .results import atomic_write_text
 
-    board, runs = build_from_dirs(run_dirs, tuple(tasks))
     fmt = "json" if as_json else fmt
+    if limits_dirs and fmt not in ("html", "md"):
+        raise ConfigError(f"--limits adds a section to --format html or md, not {fmt}; drop it or change the format.")
+    studies = [load_limits(d) for d in limits_dirs]
+    board, runs = build_from_dirs(run_dirs, tuple(tasks))
     for warning in board.warnings:
         click.echo(warning, err=True)
     if fmt == "html":
         from .reports.html import render_board
 
-        text = render_board(board)
+        text = render_board(board, limits=studies)
     else:
-        text = render(runs, fmt, board=board)
+        text = render(runs, fmt, board=board, limits=studies)
     if output:
         atomic_write_text(output, text if text.endswith("\n") else text + "\n")
         click.echo(str(output))

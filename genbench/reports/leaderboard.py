@@ -23,7 +23,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, differing, freeze, key_of
 from ..types import JobResult, MetricValue, RunResult
@@ -421,12 +421,14 @@ def cell_text(cell: Cell | None, floor: bool = True) -> str:
     return text
 
 
-def floor_text(table: Table, column: Column) -> str:
+def floor_text(table: Table, column: Column, fmt: Callable[[Any], str] | None = None) -> str:
+    """The column's floor for the floor row (``fmt``: how a number is written), a range where rows' floors differ."""
+    fmt = fmt or _sig
     span = table.floor(column)
     if span is None:
         return "–"
     lo, hi = span
-    return _sig(lo) if _sig(lo) == _sig(hi) else f"{_sig(lo)} to {_sig(hi)}"
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
 
 
 def column_header(column: Column) -> str:
@@ -668,11 +670,18 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
     return buf.getvalue()
 
 
-def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board: Board | None = None) -> str:
-    """The merged leaderboard of ``runs`` as ``md``, ``csv`` or ``json`` (``html``: :mod:`genbench.reports.html`)."""
+def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board: Board | None = None,
+           limits: Sequence[Any] = ()) -> str:
+    """The merged leaderboard of ``runs`` as ``md``, ``csv`` or ``json`` (``html``: :mod:`genbench.reports.html`);
+    ``limits``: ``genbench limits`` studies appended as sections (``md`` only)."""
     board = board or build(runs, tasks)
     if fmt == "md":
-        return render_markdown(runs, tasks, board=board)
+        from .limits import render_limits_markdown
+
+        return render_markdown(runs, tasks, board=board) + "".join(
+            "\n\n" + render_limits_markdown(study, plots={}) for study in limits)
+    if limits:
+        raise ValueError(f"limits studies are shown in the md and html formats, not in {fmt!r}")
     if fmt == "json":
         return render_json(runs, tasks, board=board)
     if fmt == "csv":

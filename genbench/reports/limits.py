@@ -2,13 +2,14 @@
 
 Everything here reads a :class:`~genbench.limits.LimitsResult` (``limits.json``) only.
 :func:`render_limits_markdown` returns the section ``limits.md`` holds, for ``report.md`` or a leaderboard
-page to include; :func:`plot_limits` draws one PNG per axis.
+page to include (``genbench leaderboard --limits DIR``); :func:`limits_figures` draws one matplotlib figure per
+axis, which :func:`plot_limits` saves as PNG and the HTML leaderboard inlines as SVG.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from . import arrow, md_escape as _esc
 
@@ -49,9 +50,9 @@ def _x_label(result: Any, axis: str) -> str:
             "compute": "training FLOPs (estimate, log scale)"}[axis]
 
 
-def plot_limits(result: Any, directory: Path) -> dict[str, str]:
-    """One PNG per axis in ``directory`` (headline metric, mean and 95% t-interval over seeds, the
-    baseline dashed, the floor dotted); returns {axis: file name}."""
+def limits_figures(result: Any) -> Iterator[tuple[str, Any]]:
+    """(axis, matplotlib figure) for each axis with a point to draw: the headline metric, mean and 95%
+    t-interval over seeds, the baseline dashed, the floor dotted. The caller saves and closes each figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,11 +60,10 @@ def plot_limits(result: Any, directory: Path) -> dict[str, str]:
 
     metric = result.headline.get("metric")
     if not metric:
-        return {}
+        return
     floor = _floor(result, metric)
-    files: dict[str, str] = {}
     names = list(result.models) + ([result.baseline] if result.baseline else [])
-    for axis, filename in PLOTS.items():
+    for axis in PLOTS:
         fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
         drawn = False
         use_flops = axis == "compute" and all(p.flops for m in result.models for p in result.curve(axis, m))
@@ -102,9 +102,20 @@ def plot_limits(result: Any, directory: Path) -> dict[str, str]:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(Path(directory) / filename)
-        plt.close(fig)
-        files[axis] = filename
+        yield axis, fig
+
+
+def plot_limits(result: Any, directory: Path) -> dict[str, str]:
+    """One PNG per axis in ``directory`` (:func:`limits_figures`); returns {axis: file name}."""
+    import matplotlib.pyplot as plt
+
+    files: dict[str, str] = {}
+    for axis, fig in limits_figures(result):
+        try:
+            fig.savefig(Path(directory) / PLOTS[axis])
+        finally:
+            plt.close(fig)
+        files[axis] = PLOTS[axis]
     return files
 
 
@@ -176,7 +187,7 @@ def render_limits_markdown(result: Any, plots: Mapping[str, str] | None = None, 
         lines.append("")
     lines += [f"Each cell: mean ± half-width of the 95% Student-t interval over the {len(result.seeds)} seeds; the "
               f"scored n, held-out data and floor (real data's value at that n) are the same at every point. "
-              f"Runs behind every number: `runs/` beside this file.", ""]
+              f"Runs behind every number: `runs/` in the study's directory `{_esc(result.limits_id)}/`.", ""]
     return "\n".join(lines)
 
 
@@ -253,4 +264,4 @@ def write_limits_report(result: Any, directory: Path) -> dict[str, str]:
     return {**{f"plot_{axis}": name for axis, name in plots.items()}, "report": REPORT}
 
 
-__all__ = ["PLOTS", "REPORT", "plot_limits", "render_limits_markdown", "write_limits_report"]
+__all__ = ["PLOTS", "REPORT", "limits_figures", "plot_limits", "render_limits_markdown", "write_limits_report"]
