@@ -276,11 +276,13 @@ def test_a_fractions_interval_is_clipped_to_its_range_and_says_so():
     precision = mv(0.1, "precision", higher=True, seeds=3, per_seed=(0.0, 0.0, 0.3), seed_std=0.3,
                    ci95=(-0.676, 0.874))
     fd = mv(4.0, seeds=3, per_seed=(1.0, 4.0, 7.0), seed_std=3.0, ci95=(-3.5, 11.5))
-    r = run("a", "2026-01-01", [job("gan-mlp", {"precision": precision, "fd": fd})])
+    kid = mv(4.0, "kid", seeds=3, per_seed=(1.0, 4.0, 7.0), seed_std=3.0, ci95=(-3.5, 11.5))
+    r = run("a", "2026-01-01", [job("gan-mlp", {"precision": precision, "fd": fd, "kid": kid})])
     md = leaderboard.render([r], "md")
     assert "0.1 ± 0.3 (seed sd) \\[0, 0.874\\] (clipped to 0–1)" in md
-    assert "\\[-3.5, 11.5\\]" in md  # fd has no known range: its interval is shown as computed
-    assert "shown clipped to it, and says so (in precision)" in md
+    assert "4 ± 3 (seed sd) \\[0, 11.5\\] (clipped at 0) |" in md  # a squared distance is never negative
+    assert "4 ± 3 (seed sd) \\[-3.5, 11.5\\] |" in md  # KID's unbiased estimate can be: shown as computed
+    assert "shown clipped to it, and says so (in fd, precision)" in md
     cells = json.loads(leaderboard.render([r], "json"))["tables"][0]["rows"][0]["cells"]
     assert cells["precision"]["ci95"] == [-0.676, 0.874]  # the machine formats keep run.json's interval
 

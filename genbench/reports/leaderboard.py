@@ -53,9 +53,13 @@ SCALES = {
     "copy-rate-test": "fraction of samples, 0 to 1 (held-out data ≈ 0.05)",
     "tstr": "accuracy on the real test split, a fraction 0 to 1",
 }
-#: the range a built-in unitless metric's value cannot leave: a t-interval reaching past it is shown clipped
-RANGES = {m: (0.0, 1.0) for m in ("precision", "recall", "coverage", "high-quality", "copy-rate", "copy-rate-test",
-                                   "tstr")}
+#: the range a built-in metric's value cannot leave (None: unbounded): a t-interval past it is shown clipped
+RANGES: dict[str, tuple[float, float | None]] = {
+    **{m: (0.0, 1.0) for m in ("precision", "recall", "coverage", "high-quality", "copy-rate", "copy-rate-test",
+                               "tstr")},
+    **{m: (0.0, None) for m in ("fd", "density", "modes", "modes-covered", "class-kl", "reverse-kl")},
+    "classifier-score": (1.0, None),
+}
 Z95 = 1.959963984540054  # the two-sided 95% normal quantile, for value ± z · standard error
 
 
@@ -480,10 +484,10 @@ def floor_n(mv: MetricValue) -> Any:
 def clipped(metric: str, lo: Any, hi: Any) -> tuple[Any, Any, bool]:
     """A t-interval clipped to the range the metric's values cannot leave (:data:`RANGES`): a fraction's
     interval ends at 0 and 1. The third item says whether it was clipped."""
-    low, high = RANGES.get(metric, (None, None))
-    if low is None or number(lo) is None or number(hi) is None:
+    if metric not in RANGES or number(lo) is None or number(hi) is None:
         return lo, hi, False
-    a, b = max(lo, low), min(hi, high)
+    low, high = RANGES[metric]
+    a, b = max(lo, low), (hi if high is None else min(hi, high))
     return a, b, (a, b) != (lo, hi)
 
 
@@ -505,7 +509,8 @@ def cell_text(cell: Cell | None, floor: bool = True) -> str:
             lo, hi, cut = clipped(cell.metric, ci[0], ci[1])
             text += f" [{_sig(lo)}, {_sig(hi)}]"
             if cut:
-                text += " (clipped to {:g}–{:g})".format(*RANGES[cell.metric])
+                low, high = RANGES[cell.metric]
+                text += f" (clipped to {low:g}–{high:g})" if high is not None else f" (clipped at {low:g})"
     elif se is not None:
         text += f" ± {fmt_num(se, '{:.2g}')} (se)"
     elif std is not None:
