@@ -367,7 +367,8 @@ def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs) -> None:
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "gates", default=None, metavar="METRIC:LIMIT,...",
               help="Exit 1 when a metric regresses past its limit, e.g. 'fd:5%,latency_p50:10%'; exit 2 when the "
-                   "gate cannot be evaluated (unknown metric, a missing or non-finite value, a failed or missing model).")
+                   "gate cannot be evaluated (an empty or malformed gate, a metric named twice or unknown, a missing "
+                   "or non-finite value, a failed or missing model, no model judged).")
 @click.option("--allow-incomparable", is_flag=True,
               help="Skip, rather than refuse, gated metrics whose comparability keys differ between the runs.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
@@ -377,25 +378,31 @@ def compare_cmd(ctx, base, new, gates, allow_incomparable, fmt, as_json) -> None
     """Every metric of NEW against BASE, judged against its uncertainty; exit 1 on a gated regression,
     2 when a gate cannot be evaluated. Without --fail-on-regression, the [compare] table of genbench.toml
     (or pyproject.toml's [tool.genbench.compare]) sets the gate."""
-    from .reports.compare import GateError, compare, render, render_json
+    from .reports import term_safe
+    from .reports.compare import Comparison, GateError, compare, render, render_json
     from .settings import load_settings
 
     flag_given = ctx.get_parameter_source("allow_incomparable") != click.core.ParameterSource.DEFAULT
-    gates, allow_incomparable, notes = load_settings().compare_options(gates, allow_incomparable if flag_given
-                                                                       else None)
-    for note in notes:
-        click.echo(note, err=True)
     try:
+        gates, allow_incomparable, notes = load_settings().compare_options(gates, allow_incomparable if flag_given
+                                                                           else None)
+        for note in notes:
+            click.echo(note, err=True)
         result = compare(base, new, gates, allow_incomparable)
-    except GateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    except GenbenchError as exc:  # a bad settings file or gate, a run that will not load: one document for --json
+        if not (fmt == "json" or as_json or isinstance(exc, GateError)):
+            raise
+        failed = Comparison.failed(exc, gates)
+        if fmt == "json" or as_json:
+            click.echo(render_json(failed, gates))
+        click.echo(f"error: {term_safe(exc)}", err=True)
+        sys.exit(failed.exit_code)
     if fmt == "json" or as_json:
         click.echo(render_json(result, gates))
     else:
         click.echo(render(result.rows, result.warnings, result.failures, result.errors, result.notes))
     for error in result.errors:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {term_safe(error)}", err=True)
     sys.exit(result.exit_code)
 
 

@@ -139,6 +139,9 @@ def test_train_copy_is_flagged_and_held_out_samplers_are_not_on_points(tasks):
     # the floors are what held-out data gets: near 0 for C_T, near 5% for the rates
     assert abs(fresh["ct"].floor) < 2 and 0.02 < fresh["rate"].floor < 0.08 and 0.02 < fresh["test"].floor < 0.08
     assert fresh["ct"].params["cells"] == cell_count(len(d.test_x) // 2, 500)
+    # the floors are of half the test split, not of the 500 samples: each says its own size
+    assert {v.params["floor_n"] for v in fresh.values()} == {len(d.test_x) // 2} and fresh["rate"].n == 500
+    assert fresh["rate"].params["stderr_of"] == "500 samples (binomial)"
 
 
 def test_the_train_copy_baseline_job_is_flagged_in_an_ordinary_run(tmp_path):
@@ -201,6 +204,9 @@ def test_replayed_training_images_score_within_noise_of_the_real_data_figure(tas
         replay = d.train_x[real_subset(d.train_y, len(d.train_x), n)]
         mv = _score(state, replay, ("tstr", TrainOnSyntheticAccuracy()))["tstr"]
         assert mv.n == n and mv.params["test"] == len(d.test_y)
+        # its standard error is over the test images, not over the n samples, and says so
+        assert mv.params["stderr_of"] == f"{len(d.test_y)} real test images (binomial)"
+        assert mv.stderr == pytest.approx(binomial_stderr(mv.value, len(d.test_y)))
         assert abs(mv.value - mv.floor) < 2 * mv.stderr, (n, mv.value, mv.floor, mv.stderr)
     noise = np.random.default_rng(0).uniform(0, 1, (500, 1, 8, 8)).astype(np.float32)
     assert _score(state, noise, ("tstr", TrainOnSyntheticAccuracy()))["tstr"].value < 0.5

@@ -279,7 +279,8 @@ class DataCopyingCT(Metric):
             raise ValueError(f"no k-means cell holds more than {TAU_COUNT} of the {m} samples; C_T needs more samples")
         params: dict[str, Any] = {"cells": int(test.cells), "cells_used": int(test.used.sum()),
                                   "tau": f"{TAU_COUNT}/m", "held_out": len(pts["A"]), "threshold": CT_FLAG,
-                                  "space": "features" if extractor else "coordinates"}
+                                  "space": "features" if extractor else "coordinates",
+                                  "floor_n": len(pts["B"])}  # the floor's own size, not m: reports say so
         if test.value < CT_FLAG:
             params["flag"] = _ct_flag(test.value, _copy_rates(ctx, embed))
         return MetricValue(value=test.value, unit="z", higher_is_better=True, n=m, extractor=extractor,
@@ -330,7 +331,9 @@ class CopyRate(Metric):
         rate, n, reference = r[self.split], int(r["n"]), r[f"{self.split}_reference"]
         params: dict[str, Any] = {"quantile": COPY_QUANTILE, "threshold": r[f"{self.split}_threshold"],
                                   "against": f"{self.split} split", "other_split_rate": r[self.other],
-                                  "space": "features" if space[1] else "coordinates"}
+                                  "space": "features" if space[1] else "coordinates",
+                                  "stderr_of": f"{n} samples (binomial)",
+                                  "floor_n": int(r["reference_n"])}  # the floor's own size, not n: reports say so
         flag = copying_flag(rate, n, r[self.other], reference, int(r["reference_n"]), self.split, self.other)
         if flag:
             params["flag"] = flag

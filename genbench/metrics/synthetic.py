@@ -109,7 +109,8 @@ class TrainOnSyntheticAccuracy(Metric):
         return MetricValue(value=value, unit="", higher_is_better=True, n=n, extractor=ctx.extractor_id,
                            floor=ctx.cache[key], stderr=binomial_stderr(value, len(d.test_y)),
                            params={"classifier": CLASSIFIER, "labels": "argmax of the extractor's classifier head",
-                                   "test": len(d.test_y), "classes_in_samples": int(len(np.unique(labels)))},
+                                   "test": len(d.test_y), "classes_in_samples": int(len(np.unique(labels))),
+                                   "stderr_of": f"{len(d.test_y)} real test images (binomial)"},
                            note=f"accuracy on the {len(d.test_y)} real test images; floor = trained on {n} real "
                                 "training images with true labels; stderr binomial over the test images")
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, differing, freeze, key_of
+from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, freeze, key_of, unknown_fields
+from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, RunResult
 from . import (METRIC_ORDER, arrow, csv_cell, fmt_num, mapping, md_code, md_text, neutralise_controls, number,
                safe_perf_summary, text_of)
@@ -48,6 +49,16 @@ SCALES = {
     "density": "ratio, real data ≈ 1",
     "high-quality": "fraction of samples, 0 to 1",
     "classifier-score": "exp(nats), 1 to the number of classes",
+    "copy-rate": "fraction of samples, 0 to 1 (held-out data ≈ 0.05)",
+    "copy-rate-test": "fraction of samples, 0 to 1 (held-out data ≈ 0.05)",
+    "tstr": "accuracy on the real test split, a fraction 0 to 1",
+}
+#: the range a built-in metric's value cannot leave (None: unbounded): a t-interval past it is shown clipped
+RANGES: dict[str, tuple[float, float | None]] = {
+    **{m: (0.0, 1.0) for m in ("precision", "recall", "coverage", "high-quality", "copy-rate", "copy-rate-test",
+                               "tstr")},
+    **{m: (0.0, None) for m in ("fd", "density", "modes", "modes-covered", "class-kl", "reverse-kl")},
+    "classifier-score": (1.0, None),
 }
 Z95 = 1.959963984540054  # the two-sided 95% normal quantile, for value ± z · standard error
 
@@ -80,6 +91,7 @@ class Cell:
 
     value: MetricValue
     source: Source
+    metric: str = ""  # the metric's name: what range its interval cannot leave (RANGES)
 
 
 @dataclass
@@ -132,6 +144,9 @@ class Table:
     rows: list[Row] = field(default_factory=list)  # ranked rows in rank order, then the reference rows
     rank_by: Column | None = None
     runs: set[int] = field(default_factory=set)
+    #: the one run whose numbers this table holds because some of them record no comparability key (a
+    #: field that is not recorded equals nothing, so they are never ranked beside another run's); else None
+    unkeyed: Source | None = None
 
     def floor(self, column: Column) -> tuple[float, float] | None:
         """(lowest, highest) floor of ``column`` over its rows (equal when every row has the same), or None."""
@@ -175,14 +190,32 @@ def column_group(mv: MetricValue, task: str) -> tuple:
     return (freeze(key_of(mv, task)), text_of(mv.unit), bool(mv.higher_is_better))
 
 
+def _unkeyed(job: JobResult) -> bool:
+    """Whether a number of ``job`` does not record some comparability key field (a ``genbench.run/1`` file,
+    or a foreign one): such numbers cannot be shown to be comparable with another run's."""
+    return any(unknown_fields(key_of(mv, job.task)) for mv in _metrics(job).values())
+
+
 def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Sequence[Path | None] | None = None,
           include: Iterable[str] = ("ok",)) -> Board:
     """The tables of ``runs`` merged: per task, one table per job-wide key, one column per (metric, key);
-    under the same key the latest run (by ``started_at``, then by order given) wins."""
+    under the same key the latest run (by ``started_at``, then by order given) wins. A run given twice (same
+    ``run_id``) counts once. Numbers that do not record their whole key get a table of their run's own.
+    A task in ``tasks`` that no run holds is an error (:class:`GenbenchError`), naming the tasks they hold."""
     tasks = tuple(tasks)
     include = tuple(include)
     directories = list(directories) if directories is not None else [None] * len(runs)
-    sources = [Source(run, d, i) for i, (run, d) in enumerate(zip(runs, directories))]
+    held = sorted({text_of(j.task) for run in runs for j in run.jobs})
+    unknown = [t for t in dict.fromkeys(tasks) if t not in held]
+    if unknown:
+        raise GenbenchError(f"unknown task {', '.join(repr(neutralise_controls(t)) for t in unknown)}: the runs "
+                            f"hold {', '.join(neutralise_controls(t) for t in held) or 'no task'}; pass one of them "
+                            "to --task, or leave it out.")
+    unique: dict[str, tuple[RunResult, Path | None]] = {}
+    for run, d in zip(runs, directories):
+        unique.setdefault(text_of(run.run_id), (run, d))  # the same run given twice counts once
+    sources = [Source(run, d, i) for i, (run, d) in enumerate(unique.values())]
+    repeated = len(runs) - len(unique)
     ordered = sorted(sources, key=lambda s: (text_of(s.run.started_at, None), s.order))
     grouped: dict[str, dict[tuple, dict]] = {}
     for src in ordered:
@@ -190,7 +223,10 @@ def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Seq
             if job.status not in include or (tasks and job.task not in tasks):
                 continue
             tkey = _table_key(job, src.run)
-            table = grouped.setdefault(job.task, {}).setdefault(freeze(tkey), {"shared": tkey, "rows": {}})
+            unkeyed = src if _unkeyed(job) else None
+            group = freeze(tkey) + ((("run", src.order),) if unkeyed else ())
+            table = grouped.setdefault(job.task, {}).setdefault(group, {"shared": tkey, "rows": {},
+                                                                        "unkeyed": unkeyed})
             rows: dict = table["rows"]
             slot = rows.setdefault((job.model, job.device), {"latest": None, "cells": {}})
             slot["latest"] = (job, src)
@@ -199,9 +235,14 @@ def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Seq
     tables: list[Table] = []
     for task, by_key in grouped.items():
         task_tables = [_make_table(task, spec["shared"], spec["rows"]) for spec in by_key.values()]
+        for t, spec in zip(task_tables, by_key.values()):
+            t.unkeyed = spec["unkeyed"]
         _title(task_tables)
         tables += task_tables
-    return Board(sources=sources, tables=tables, warnings=_mixing_warnings(tables))
+    warnings = _mixing_warnings(tables) + _unkeyed_warnings(tables)
+    if repeated:
+        warnings.append(f"warning: {repeated} run(s) given more than once (the same run_id); each counted once")
+    return Board(sources=sources, tables=tables, warnings=warnings)
 
 
 def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) -> Table:
@@ -228,7 +269,7 @@ def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) 
         job, src = slot["latest"]
         row = Row(job=job, source=src, reference=reference_kind(job))
         for (metric, group), (mv, cell_src) in slot["cells"].items():
-            row.cells[columns[(metric, group)].label] = Cell(mv, cell_src)
+            row.cells[columns[(metric, group)].label] = Cell(mv, cell_src, metric)
         row.sources = sorted({c.source.order: c.source for c in row.cells.values()}.values(),
                              key=lambda s: s.order) or [src]
         table.runs |= {s.order for s in row.sources} | {src.order}
@@ -245,7 +286,7 @@ def column_labels(metric: str, groups: Sequence[tuple]) -> list[tuple[str, tuple
     split: list[str] = []
     for i, (ka, ua) in enumerate(keys):
         for kb, ub in keys[i + 1:]:
-            split += [f for f in differing(ka, kb) if f not in split]
+            split += [f for f in KEY_FIELDS if ka.get(f) != kb.get(f) and f not in split]  # within one table
             if ua != ub and "unit" not in split:
                 split.append("unit")
     fields = tuple(f for f in KEY_FIELDS if f in split)
@@ -290,7 +331,9 @@ def _spread(values: Sequence[tuple[MetricValue, Source]], key: Mapping[str, Any]
         return (f"± (seed sd) is the standard deviation over {text_of(key.get('seeds'))} training seeds, "
                 "[a, b] the 95% t-interval of their mean")
     if any(number(mv.stderr) is not None for mv in mvs):
-        return f"± (se) is the standard error of the mean over the n = {text_of(key.get('n'))} examples"
+        over = next((mapping(mv.params).get("stderr_of") for mv in mvs if mapping(mv.params).get("stderr_of")), None)
+        return (f"± (se) is the standard error over {text_of(over)}" if over else
+                f"± (se) is the standard error of the mean over the n = {text_of(key.get('n'))} examples")
     std_of = next((mv.std_of for mv in mvs if mv.std_of), None)
     if any(number(mv.std) is not None for mv in mvs):
         over = f"over {text_of(std_of)}" if std_of else "over repeats of the estimate"
@@ -349,9 +392,33 @@ def _rank(table: Table) -> None:
 def _title(tables: list[Table]) -> None:
     if len(tables) < 2:
         return
-    fields = [f for f in TABLE_FIELDS if len({freeze({f: t.shared.get(f)}) for t in tables}) > 1]
-    for t in tables:
+    keyed = [t for t in tables if t.unkeyed is None]
+    fields = [f for f in TABLE_FIELDS if len({freeze({f: t.shared.get(f)}) for t in keyed}) > 1]
+    for t in keyed:
         t.title = describe(t.shared, fields)
+    for t in tables:
+        if t.unkeyed is not None:
+            t.title = f"run {text_of(t.unkeyed.run.run_id)} alone: {_keyless(t.unkeyed)}"
+
+
+def _keyless(src: Source) -> str:
+    return f"its numbers record no full comparability key ({text_of(src.run.schema)})"
+
+
+def _unkeyed_warnings(tables: Sequence[Table]) -> list[str]:
+    """One line naming the runs whose numbers record no full key and were kept apart from other runs'."""
+    by_task: dict[str, list[Table]] = {}
+    for t in tables:
+        by_task.setdefault(t.task, []).append(t)
+    apart = [t for ts in by_task.values() if len(ts) > 1 for t in ts if t.unkeyed is not None]
+    if not apart:
+        return []
+    runs = ", ".join(dict.fromkeys(f"{text_of(t.unkeyed.run.run_id)} ({text_of(t.unkeyed.run.schema)})"
+                                   for t in apart if t.unkeyed is not None))
+    tasks = ", ".join(dict.fromkeys(t.task for t in apart))
+    return [neutralise_controls(f"warning: run(s) {runs} record no full comparability key (on {tasks}): a field "
+                                "not recorded equals nothing, so each such run's numbers are in a table of its "
+                                "own, never ranked beside another run's", limit=2000)]
 
 
 def _mixing_warnings(tables: Sequence[Table]) -> list[str]:
@@ -364,7 +431,7 @@ def _mixing_warnings(tables: Sequence[Table]) -> list[str]:
     for task, ts in by_task.items():
         for i, a in enumerate(ts):
             for b in ts[i + 1:]:
-                if not (a.runs & b.runs):
+                if not (a.runs & b.runs) and a.unkeyed is None and b.unkeyed is None:
                     diff = [f for f in TABLE_FIELDS if freeze({f: a.shared.get(f)}) != freeze({f: b.shared.get(f)})]
                     fields += diff
                     where.append(f"{task}: separate tables by {', '.join(FIELD_LABELS.get(f, f) for f in diff)}")
@@ -397,8 +464,36 @@ def _sig(v: Any) -> str:
     return fmt_num(v, "{:.4g}")
 
 
+def _cells(table: Table, column: Column) -> list[Cell]:
+    return [c for r in table.rows for c in [r.cells.get(column.label)] if c is not None]
+
+
+def _clipped(cell: Cell) -> bool:
+    ci = cell.value.ci95
+    return (number(cell.value.seed_std) is not None and isinstance(ci, (list, tuple)) and len(ci) == 2
+            and clipped(cell.metric, ci[0], ci[1])[2])
+
+
+def floor_n(mv: MetricValue) -> Any:
+    """How many real examples a floor was computed from where that is not the row's ``n`` (``params.floor_n``:
+    the memorisation metrics' held-out references are half the test split, whatever n is), else None."""
+    fn = mapping(mv.params).get("floor_n")
+    return fn if number(fn) is not None and fn != number(mv.n) else None
+
+
+def clipped(metric: str, lo: Any, hi: Any) -> tuple[Any, Any, bool]:
+    """A t-interval clipped to the range the metric's values cannot leave (:data:`RANGES`): a fraction's
+    interval ends at 0 and 1. The third item says whether it was clipped."""
+    if metric not in RANGES or number(lo) is None or number(hi) is None:
+        return lo, hi, False
+    low, high = RANGES[metric]
+    a, b = max(lo, low), (hi if high is None else min(hi, high))
+    return a, b, (a, b) != (lo, hi)
+
+
 def cell_text(cell: Cell | None, floor: bool = True) -> str:
-    """``42.6 ± 3.1 (seed sd) [38.2, 47.0] · floor 2.41``: the value, its spread labelled, and the floor."""
+    """``42.6 ± 3.1 (seed sd) [38.2, 47.0] · floor 2.41``: the value, its spread labelled, and the floor (with
+    its own n where that is not the row's)."""
     if cell is None:
         return "–"
     mv = cell.value
@@ -411,13 +506,19 @@ def cell_text(cell: Cell | None, floor: bool = True) -> str:
         text += f" ± {fmt_num(seed_std, '{:.2g}')} (seed sd)"
         ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
         if ci and number(ci[0]) is not None and number(ci[1]) is not None:
-            text += f" [{_sig(ci[0])}, {_sig(ci[1])}]"
+            lo, hi, cut = clipped(cell.metric, ci[0], ci[1])
+            text += f" [{_sig(lo)}, {_sig(hi)}]"
+            if cut:
+                low, high = RANGES[cell.metric]
+                text += f" (clipped to {low:g}–{high:g})" if high is not None else f" (clipped at {low:g})"
     elif se is not None:
         text += f" ± {fmt_num(se, '{:.2g}')} (se)"
     elif std is not None:
         text += f" ± {fmt_num(std, '{:.2g}')} (spread)"
     if floor and number(mv.floor) is not None:
         text += f" · floor {_sig(mv.floor)}"
+        if floor_n(mv) is not None:
+            text += f" (from {text_of(floor_n(mv))} held-out examples)"
     return text
 
 
@@ -428,11 +529,14 @@ def floor_text(table: Table, column: Column, fmt: Callable[[Any], str] | None = 
     if span is None:
         return "–"
     lo, hi = span
-    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
+    text = fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
+    own = sorted({text_of(floor_n(c.value)) for c in _cells(table, column) if floor_n(c.value) is not None})
+    return text + (f" (from {', '.join(own)} held-out examples, not n)" if own else "")
 
 
 def column_header(column: Column) -> str:
-    unit = f" ({text_of(column.unit)})" if column.unit else ""
+    unit = text_of(column.unit) if column.unit else ""
+    unit = f", {unit}" if "(" in unit else f" ({unit})" if unit else ""  # never parentheses inside parentheses
     return f"{column.label}{unit} {arrow(column.higher_is_better)} · n {text_of(column.n)}"
 
 
@@ -459,6 +563,14 @@ def table_notes(table: Table) -> list[str]:
     if floored:
         notes.append("floor: real data scored the same way at the column's n; for a metric where higher is "
                      f"better it is a ceiling (in {', '.join(floored)})")
+    own = [c.label for c in table.columns if any(floor_n(x.value) is not None for x in _cells(table, c))]
+    if own:
+        notes.append(f"except in {', '.join(own)}: there the floor is held-out real data of its own size (half the "
+                     "test split, given beside it), not n examples")
+    clips = [c.label for c in table.columns if any(_clipped(x) for x in _cells(table, c))]
+    if clips:
+        notes.append(f"a 95% t-interval that reaches past the metric's range is shown clipped to it, and says so (in "
+                     f"{', '.join(clips)}); run.json keeps the interval as computed")
     if table.rank_by is not None:
         notes.append(f"#: rank by {table.rank_by.label}; a range (2–3) where the models' intervals overlap "
                      "(the seeds' 95% t-interval, else value ± 1.96 se, else the value)")
@@ -551,15 +663,29 @@ def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
 # --------------------------------------------------------------------------- CSV and JSON
 
 
+def error_of(mv: MetricValue) -> tuple[str | None, float | None, str | None]:
+    """(kind, size, over what) of the one ± a cell shows: the seeds' sd, else the standard error, else the
+    spread; "over what" names that same one (``3 training seeds``, ``450 test images``, ``100 subsets of
+    1000``), so a row never pairs one kind with another's count."""
+    if number(mv.seed_std) is not None:
+        k = len(mv.per_seed) if isinstance(mv.per_seed, (list, tuple)) else None
+        return "seed sd", number(mv.seed_std), f"{k} training seeds" if k else "training seeds"
+    if number(mv.stderr) is not None:
+        over = mapping(mv.params).get("stderr_of")
+        return "se", number(mv.stderr), text_of(over) if over else f"{text_of(mv.n)} examples"
+    if number(mv.std) is not None:
+        return "spread", number(mv.std), text_of(mv.std_of) if mv.std_of else "repeats of the estimate"
+    return None, None, None
+
+
 def _cell_dict(cell: Cell | None) -> dict[str, Any]:
     if cell is None:
         return {"value": None}
     mv = cell.value
     ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
-    err_kind, err = ("seed sd", number(mv.seed_std)) if number(mv.seed_std) is not None else (
-        ("se", number(mv.stderr)) if number(mv.stderr) is not None else (
-            ("spread", number(mv.std)) if number(mv.std) is not None else (None, None)))
-    return {"value": number(mv.value), "err": err, "err_kind": err_kind,
+    err_kind, err, err_of = error_of(mv)
+    return {"value": number(mv.value), "err": err, "err_kind": err_kind, "err_of": err_of,
+            "floor_n": floor_n(mv),
             "stderr": number(mv.stderr), "std": number(mv.std),
             "std_of": None if mv.std_of is None else text_of(mv.std_of),
             "seed_std": number(mv.seed_std),
@@ -624,12 +750,13 @@ def render_json(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boa
     return json.dumps(to_dict(board or build(runs, tasks)), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-CSV_CELL_FIELDS = ("value", "err", "err_kind", "std_of", "ci95_low", "ci95_high", "floor", "n")
+CSV_CELL_FIELDS = ("value", "err", "err_kind", "err_of", "ci95_low", "ci95_high", "floor", "floor_n", "n")
 
 
 def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Board | None = None) -> str:
     """One row per table row (reference rows and the floor row included, marked in ``reference``); per
-    column label: value, err with err_kind (se, spread or seed sd), std_of, the 95% interval, floor, n, unit."""
+    column label: value, err with err_kind (se, spread or seed sd) and err_of (over what that one ± is), the 95%
+    interval, floor and floor_n (only where the floor is not at n), n, unit."""
     board = board or build(runs, tasks)
     labels = list(dict.fromkeys(c.label for t in board.tables for c in t.columns))
     header = ["task", "table", "rank", "rank_low", "rank_high", "reference", "model", "family", "plugin",
@@ -654,8 +781,9 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
             for label, cd in d["cells"].items():
                 ci = cd.get("ci95") or [None, None]
                 row.update({label: cd["value"], f"{label} err": cd.get("err"), f"{label} err_kind": cd.get("err_kind"),
-                            f"{label} std_of": cd.get("std_of"), f"{label} ci95_low": ci[0],
-                            f"{label} ci95_high": ci[1], f"{label} floor": cd.get("floor"), f"{label} n": cd.get("n"),
+                            f"{label} err_of": cd.get("err_of"), f"{label} ci95_low": ci[0],
+                            f"{label} ci95_high": ci[1], f"{label} floor": cd.get("floor"),
+                            f"{label} floor_n": cd.get("floor_n"), f"{label} n": cd.get("n"),
                             f"{label} unit": units[label]})
             w.writerow([csv_cell(row.get(h)) for h in header])
         floors = {c.label: t.floor(c) for c in t.columns}
@@ -689,7 +817,8 @@ def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board
     raise ValueError(f"unknown leaderboard format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-__all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text",
+__all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text", "clipped",
+           "error_of", "floor_n",
            "build_from_dirs", "interval", "markdown_table", "rank_ranges", "render", "render_csv", "render_json", "render_markdown",
            "to_dict"]
 
