@@ -452,13 +452,14 @@ def _reference_steps(reference: Any, model: str) -> tuple[int | None, str | None
 
 
 def _headline(reference: Any, models: list[str]) -> dict[str, Any]:
-    """The metric the statements and plots use: the task's first in the report order that the models report."""
+    """The metric the statements and plots use: the task's first in the report order that the models report
+    and that has a better direction (a two-sided metric such as copy-ct says nothing of "better")."""
     from .reports import order_metrics
 
     jobs = [j for j in reference.jobs if j.model in models and j.status == "ok"]
     for name in order_metrics(jobs):
         mv = jobs[0].quality.get(name)
-        if mv is not None and all(name in j.quality for j in jobs):
+        if mv is not None and isinstance(mv.higher_is_better, bool) and all(name in j.quality for j in jobs):
             return {"metric": name, "unit": mv.unit, "higher_is_better": mv.higher_is_better}
     return {}
 

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 from ..comparability import FIELD_LABELS, describe, differing, key_of
 from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, PerfRecord, RunResult
-from . import mapping, md_text, number, read_contained, safe_perf_summary, term_safe, text_of
+from . import (arrow, badness, direction, mapping, md_text, number, read_contained, safe_perf_summary, term_safe,
+               text_of)
 
 SCHEMA = "genbench.compare/1"
 ENV_KEYS = ("cpu", "cpu_count", "gpus", "torch", "onnxruntime", "python", "hostname")
@@ -79,7 +80,7 @@ class Row:
     device: str
     metric: str
     unit: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: two-sided, a move away from ``target`` is worse
     base: float | None
     new: float | None
     verdict: str  # improved, regressed, unchanged, within noise, not comparable, missing
@@ -87,6 +88,7 @@ class Row:
     differing: tuple[str, ...] = ()
     change: Change | None = None
     change_abs: Change | None = None  # speed: the difference in ms, for absolute limits
+    target: float | None = None  # the best value of a two-sided metric
 
     @property
     def delta(self) -> float | None:
@@ -141,13 +143,15 @@ def parse_gates(spec: str | None) -> dict[str, tuple[float, bool]]:
 # --------------------------------------------------------------------------- statistics
 
 
-def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool) -> Change:
+def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool | None) -> Change:
     """How much worse ``new`` is than ``base``, with a 95% interval from the seeds' spread (Welch), else the
-    standard errors (normal), else none (the interval is the point)."""
+    standard errors (normal), else none (the interval is the point). For a two-sided metric
+    (``higher_is_better`` None) worse is the growth of the distance to its target, and the interval is
+    that of the values' difference placed around it (exact away from the target, conservative near it)."""
     from scipy import stats
 
     a, b = float(number(base.value)), float(number(new.value))  # type: ignore[arg-type]
-    worse = (a - b) if higher_is_better else (b - a)
+    worse = badness(b, higher_is_better, direction(new)[1]) - badness(a, higher_is_better, direction(base)[1])
     ka, kb = _seeds(base), _seeds(new)
     sa, sb = number(base.seed_std), number(new.seed_std)
     # products, not powers: a float product overflows to inf (a wide interval), a power raises
@@ -277,7 +281,7 @@ def _quality_rows(a: JobResult, b: JobResult) -> list[Row]:
         ma, mb = a.quality.get(metric), b.quality.get(metric)
         first = mb or ma
         head = dict(model=b.model, task=b.task, device=b.device, metric=metric, unit=text_of(first.unit),
-                    higher_is_better=bool(first.higher_is_better),
+                    higher_is_better=direction(first)[0], target=direction(first)[1],
                     base=number(ma.value) if ma else None, new=number(mb.value) if mb else None)
         missing = _missing(ma, "BASE") or _missing(mb, "NEW")
         if missing:
@@ -285,7 +289,7 @@ def _quality_rows(a: JobResult, b: JobResult) -> list[Row]:
             continue
         ka, kb = key_of(ma, a.task), key_of(mb, b.task)
         diff = differing(ka, kb)
-        if ma.unit != mb.unit or ma.higher_is_better != mb.higher_is_better:
+        if ma.unit != mb.unit or direction(ma) != direction(mb):
             diff = diff + ["unit"]
         if diff:
             why = f"{describe(ka, [f for f in diff if f != 'unit'])} vs {describe(kb, [f for f in diff if f != 'unit'])}"
@@ -293,7 +297,7 @@ def _quality_rows(a: JobResult, b: JobResult) -> list[Row]:
                 why = (why if len(diff) > 1 else "") + f"{'; ' if len(diff) > 1 else ''}unit {ma.unit!r} vs {mb.unit!r}"
             rows.append(Row(**head, verdict="not comparable", why=why, differing=tuple(diff)))
             continue
-        change = quality_change(ma, mb, bool(first.higher_is_better))
+        change = quality_change(ma, mb, direction(first)[0])
         rows.append(Row(**head, verdict=_verdict(change), change=change))
     return rows
 
@@ -538,7 +542,7 @@ def render(rows: list[Row], warnings: list[str], failures: list[str], errors: Se
     lines += ["", "| model | task | metric | base | new | Δ | Δ% | change, 95% interval (from) | verdict |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {cell(r.model)} | {cell(r.task)} | {cell(r.metric)} {'↑' if r.higher_is_better else '↓'} "
+        lines.append(f"| {cell(r.model)} | {cell(r.task)} | {cell(r.metric)} {arrow(r.higher_is_better, r.target)} "
                      f"| {_fmt(r.base)} | {_fmt(r.new)} | {_fmt(r.delta, '{:+.4g}')} | {_fmt(r.delta_pct, '{:+.1f}%')} "
                      f"| {cell(_uncertainty(r))} | {cell(_verdict_text(r))} |")
     lines += ["", "Verdicts weigh each change against its uncertainty: seeds (Welch t-interval over training seeds), "
@@ -570,7 +574,7 @@ def to_dict(result: Comparison, gates_spec: str | None = None) -> dict[str, Any]
                 "command": r.command}
 
     rows = [{"model": r.model, "task": r.task, "device": r.device, "metric": r.metric, "unit": r.unit,
-             "higher_is_better": r.higher_is_better, "base": number(r.base), "new": number(r.new),
+             "higher_is_better": r.higher_is_better, "target": r.target, "base": number(r.base), "new": number(r.new),
              "delta": number(r.delta), "delta_pct": number(r.delta_pct), "verdict": r.verdict, "why": r.why,
              "differing": [FIELD_LABELS.get(f, f) for f in r.differing], "change": change(r.change),
              "change_abs": change(r.change_abs)} for r in result.rows]
