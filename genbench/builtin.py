@@ -62,7 +62,7 @@ def genbench_register_metrics(register):
     # under-fitting
     for name, factory, unit, higher, desc in (
         ("copy-ct", "DataCopyingCT", "z", None,
-         "Data-copying test C_T (Meehan et al. 2020): closer to 0 is better; < -3 copies training data, "
+         "Data-copying test C_T (Meehan et al. 2020): 0 = like held-out data, < -3 copies training data, "
          "> 0 under-fits"),
         ("copy-rate", "CopyRate", "fraction of samples", False,
          "Share of samples nearer a training example than 95% of held-out examples are (held-out: ~5%)"),
