@@ -273,36 +273,48 @@ def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file,
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
 @click.option("--text-file", type=click.Path(path_type=Path), default=None, help="Corpus for the text task.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Build-and-score work at once (default: the usable cores).")
+@click.option("--jobs", type=_WHOLE, default=None,
+              help="Build-and-score work at once (default: the usable cores); may change on --resume.")
 @click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
               default="process", show_default=True, help="Where each job runs (as for 'genbench run').")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
-              help="Seconds a job may run before its process is killed and the job fails.")
+@click.option("--timeout", type=_REAL, default=3600.0, show_default=True,
+              help="Seconds a job may run before its process is killed and the job fails (at most 7 days).")
 @click.option("--no-cache", is_flag=True, help="Train every model again: neither read nor write the model cache.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Finish the interrupted study in this directory with its own settings.")
+              help="Finish the interrupted study in this directory with its own settings (an option that "
+                   "contradicts them is refused; --jobs may change).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: print limits.json (schema genbench.limits/1) instead of the statements.")
 @click.option("--json", "as_json", is_flag=True, help="Alias of --format json.")
-def limits_cmd(models, task, profile, out, seeds, fractions, corruption, compute, device, data_dir, text_file, jobs,
-               isolation, timeout, no_cache, cache_dir, resume, fmt, as_json) -> None:
-    """How much and how clean data MODELS need, and what compute buys: one study on --task; exit 1 if a point failed."""
+@click.pass_context
+def limits_cmd(ctx, models, task, profile, out, seeds, fractions, corruption, compute, device, data_dir, text_file,
+               jobs, isolation, timeout, no_cache, cache_dir, resume, fmt, as_json) -> None:
+    """How much and how clean data MODELS need, and what compute buys: one study on --task; exit 1 if a point failed.
+
+    Ctrl-C (or SIGTERM) stops the study: the finished points are kept and --resume finishes the rest."""
     import json
 
-    from .errors import ConfigError
     from .limits import COMPUTE, CORRUPTION, QUANTITY, limits, parse_values
 
-    if resume is None and task is None:
-        raise ConfigError("Name the task to study with --task (see 'genbench list').")
     quiet = fmt == "json" or as_json
-    result = limits(models, task=task, profile=profile, out=out, seeds=parse_seeds(seeds), device=device,
-                    data_dir=data_dir, text_file=text_file, jobs=jobs, executor=isolation, timeout=timeout,
-                    cache=not no_cache, cache_dir=cache_dir, quantity=parse_values(fractions, "--fractions", QUANTITY),
-                    corruption=parse_values(corruption, "--corruption", CORRUPTION),
-                    compute=parse_values(compute, "--compute", COMPUTE), resume=resume,
+    options = dict(models=models, task=task, profile=profile, out=out, seeds=parse_seeds(seeds), device=device,
+                   data_dir=data_dir, text_file=text_file, jobs=jobs, executor=isolation, timeout=timeout,
+                   cache=not no_cache, cache_dir=cache_dir,
+                   quantity=parse_values(fractions, "--fractions", QUANTITY),
+                   corruption=parse_values(corruption, "--corruption", CORRUPTION),
+                   compute=parse_values(compute, "--compute", COMPUTE))
+    given = None
+    if resume is not None:  # what was typed, defaults or not: each must agree with the stored study
+        params = {"models": "models", "task": "task", "profile": "profile", "out": "out", "seeds": "seeds",
+                  "device": "device", "data_dir": "data_dir", "text_file": "text_file", "jobs": "jobs",
+                  "executor": "isolation", "timeout": "timeout", "cache": "no_cache", "cache_dir": "cache_dir",
+                  "quantity": "fractions", "corruption": "corruption", "compute": "compute"}
+        given = {name: options[name] for name, param in params.items()
+                 if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT)
+                 and not (name == "models" and not models)}
+    result = limits(**options, resume=resume, options=given,
                     command=" ".join(shlex.quote(a) for a in ["genbench", *sys.argv[1:]]) if sys.argv else None,
                     echo=(lambda s: None) if quiet else click.echo)
     if quiet:

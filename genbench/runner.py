@@ -475,7 +475,7 @@ def _stopped(state: dict[str, Any], run_dir: Path, stop: _Stop, echo: Callable[[
         message = f"Interrupted ({stop.reason}): {done}; {pending} jobs are pending; {resume}"
     else:
         message = f"{stop.reason} The run stopped: {done}; {pending} jobs are pending; make room, then {resume}"
-    raise RunInterrupted(message, result, run_dir)
+    raise RunInterrupted(message, result, run_dir, stop.reason)
 
 
 def _no_space(error: JobError | None) -> bool:

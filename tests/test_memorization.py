@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,7 +153,37 @@ def test_the_train_copy_baseline_job_is_flagged_in_an_ordinary_run(tmp_path):
     quality = run.jobs[0].quality
     assert "copies training data" in quality["copy-ct"].params["flag"]
     assert quality["copy-rate"].value == 1.0 and quality["copy-rate"].params["flag"]
+    assert quality["copy-ct"].params["copies"] == quality["copy-rate"].params["copies"] == "training"
     assert quality["copy-ct"].key["profile"] == "smoke" and quality["copy-ct"].floor is not None
+    assert (quality["copy-ct"].higher_is_better, quality["copy-ct"].target) == (None, 0.0)  # two-sided
+    report = (tmp_path / run.run_id / "report.md").read_text()
+    assert "`baseline-train-copy` (replayed training data) **⚠ copies training data**" in report
+    assert "copy-ct (z) →0" in report
+
+
+def test_scored_training_points_are_marked_as_copies_and_not_ranked_while_fresh_draws_are(tmp_path):
+    """The outside tester's case on a fast task: the training split handed to genbench score as samples."""
+    import json
+
+    from click.testing import CliRunner
+
+    from genbench.cli import cli
+    from genbench.data.points import load_ring8
+    from genbench.score_samples import score
+
+    d = load_ring8()
+    np.save(tmp_path / "train.npy", d.train_x[:2000])
+    np.save(tmp_path / "fresh.npy", ring8(2000, np.random.default_rng(7))[0])
+    dirs = []
+    for name in ("train", "fresh"):
+        result = score(tmp_path / f"{name}.npy", task="ring8", out=tmp_path / "runs", name=name, baselines=False)
+        dirs.append(str(tmp_path / "runs" / result.run_id))
+    report = (tmp_path / "runs" / Path(dirs[0]).name / "report.md").read_text()
+    assert "| – | `train` **⚠ copies training data** |" in report and "train: not ranked (–)" in report
+    out = CliRunner().invoke(cli, ["leaderboard", *dirs, "--json"])
+    rows = {r["model"]: r for t in json.loads(out.output)["tables"] for r in t["rows"]}
+    assert rows["train"]["rank"] is None and rows["train"]["not_ranked"] == "copies training data"
+    assert rows["train"]["flags"] and rows["fresh"]["flags"] == [] and rows["fresh"]["rank"] == "1"
 
 
 def test_digits_train_copy_is_flagged_and_test_images_in_a_graph_are_caught(tasks):

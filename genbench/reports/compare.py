@@ -33,7 +33,8 @@ from typing import Any, Sequence
 from ..comparability import FIELD_LABELS, describe, differing, key_of, unknown_fields
 from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, PerfRecord, RunResult
-from . import arrow, mapping, md_text, number, read_contained, safe_perf_summary, term_safe, text_of
+from . import (arrow, badness, direction, mapping, md_text, number, read_contained, safe_perf_summary, term_safe,
+               text_of)
 from .leaderboard import reference_kind, scale_of
 
 SCHEMA = "genbench.compare/1"
@@ -86,7 +87,7 @@ class Row:
     device: str
     metric: str
     unit: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: two-sided, a move away from ``target`` is worse
     base: float | None
     new: float | None
     verdict: str  # improved, regressed, unchanged, within noise, not comparable, missing
@@ -95,6 +96,7 @@ class Row:
     differing: tuple[str, ...] = ()
     change: Change | None = None
     change_abs: Change | None = None  # speed: the difference in ms, for absolute limits
+    target: float | None = None  # the best value of a two-sided metric
 
     @property
     def delta(self) -> float | None:
@@ -176,13 +178,15 @@ def parse_gates(spec: str | None) -> dict[str, tuple[float, bool]]:
 # --------------------------------------------------------------------------- statistics
 
 
-def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool) -> Change:
+def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool | None) -> Change:
     """How much worse ``new`` is than ``base``, with a 95% interval from the seeds' spread (Welch), else the
-    standard errors (normal), else none (the interval is the point)."""
+    standard errors (normal), else none (the interval is the point). For a two-sided metric
+    (``higher_is_better`` None) worse is the growth of the distance to its target, and the interval is
+    that of the values' difference placed around it (exact away from the target, conservative near it)."""
     from scipy import stats
 
     a, b = float(number(base.value)), float(number(new.value))  # type: ignore[arg-type]
-    worse = (a - b) if higher_is_better else (b - a)
+    worse = badness(b, higher_is_better, direction(new)[1]) - badness(a, higher_is_better, direction(base)[1])
     ka, kb = _seeds(base), _seeds(new)
     sa, sb = number(base.seed_std), number(new.seed_std)
     # products, not powers: a float product overflows to inf (a wide interval), a power raises
@@ -315,7 +319,7 @@ def _quality_rows(a: JobResult, b: JobResult, schemas: tuple[str, str] = ("", ""
         ma, mb = a.quality.get(metric), b.quality.get(metric)
         first = mb or ma
         head = dict(model=b.model, task=b.task, device=b.device, metric=metric, unit=text_of(first.unit),
-                    higher_is_better=bool(first.higher_is_better),
+                    higher_is_better=direction(first)[0], target=direction(first)[1],
                     base=number(ma.value) if ma else None, new=number(mb.value) if mb else None,
                     scale=scale_of(metric, first, key_of(first, b.task)))
         missing = _missing(ma, "BASE") or _missing(mb, "NEW")
@@ -324,13 +328,13 @@ def _quality_rows(a: JobResult, b: JobResult, schemas: tuple[str, str] = ("", ""
             continue
         ka, kb = key_of(ma, a.task), key_of(mb, b.task)
         diff = differing(ka, kb)
-        if ma.unit != mb.unit or ma.higher_is_better != mb.higher_is_better:
+        if ma.unit != mb.unit or direction(ma) != direction(mb):
             diff = diff + ["unit"]
         if diff:
             rows.append(Row(**head, verdict="not comparable", why=_incomparable(ma, mb, ka, kb, diff, schemas),
                             differing=tuple(diff)))
             continue
-        change = quality_change(ma, mb, bool(first.higher_is_better))
+        change = quality_change(ma, mb, direction(first)[0])
         rows.append(Row(**head, verdict=_verdict(change), change=change))
     return rows
 
@@ -634,7 +638,7 @@ def render(rows: list[Row], warnings: list[str], failures: list[str], errors: Se
     lines += ["", "| model | task | metric | base | new | Δ | Δ% | change, 95% interval (from) | verdict |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {md_text(r.model)} | {md_text(r.task)} | {md_text(r.metric)} {arrow(r.higher_is_better)} "
+        lines.append(f"| {md_text(r.model)} | {md_text(r.task)} | {md_text(r.metric)} {arrow(r.higher_is_better, r.target)} "
                      f"| {_fmt(r.base)} | {_fmt(r.new)} | {_fmt(r.delta, '{:+.4g}')} | {_fmt(r.delta_pct, '{:+.1f}%')} "
                      f"| {md_text(_uncertainty(r))} | {md_text(_verdict_text(r))} |")
     lines += ["", "Verdicts weigh each change against its uncertainty: seeds (Welch t-interval over training seeds), "
@@ -670,7 +674,7 @@ def to_dict(result: Comparison, gates_spec: str | None = None) -> dict[str, Any]
                 "command": r.command}
 
     rows = [{"model": r.model, "task": r.task, "device": r.device, "metric": r.metric, "unit": r.unit,
-             "scale": r.scale or r.unit or "no unit given", "higher_is_better": r.higher_is_better,
+             "scale": r.scale or r.unit or "no unit given", "higher_is_better": r.higher_is_better, "target": r.target,
              "base": number(r.base), "new": number(r.new),
              "delta": number(r.delta), "delta_pct": number(r.delta_pct), "verdict": r.verdict, "why": r.why,
              "differing": [FIELD_LABELS.get(f, f) for f in r.differing], "change": change(r.change),

@@ -481,6 +481,8 @@ def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[st
     name = (f"<span class='sw' style='--c:{dark}'></span><button type='button' class='name' aria-expanded='false'>"
             f"{_e(r.model)}</button>")
     name += f"<span class='kind'>{_e(r.reference)}</span>" if r.reference else f"<span class='fam'>{_e(j.family)}</span>"
+    if r.copies:
+        name += f"<span class='flag copies' title='{_e(r.not_ranked or r.copies)}'>⚠ {_e(r.copies)}</span>"
     if flags:
         name += (f"<span class='flag' title='{_e('; '.join(f'{label}: {flag}' for label, flag in flags))}'>⚑ "
                  f"{_e(', '.join(label for label, _ in flags))}</span>")

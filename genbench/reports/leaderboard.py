@@ -7,7 +7,9 @@ scored, likelihood data variant or bound) gets one **column** per key. Table tit
 name the fields that differ. A newer run replaces an older number only under the same key.
 
 Rows are models; baselines, replayed training data and real data at each column's n (the floor) are
-**reference rows**: shown apart, never ranked. A model's rank is a range when intervals overlap: from
+**reference rows**: shown apart, never ranked. A row a metric flags (``params["flag"]``: e.g. a model that
+copies its training data) carries its flags (``Row.flags``); a model that copies its training or test
+data (``params["copies"]``) is not ranked either: its rank is "–" and ``Row.not_ranked`` says why. A model's rank is a range when intervals overlap: from
 1 + the number of models whose interval lies wholly better, to the number of models whose interval does not
 lie wholly worse. The interval is the 95% t-interval over training seeds where there are several, else
 value ± 1.96 standard errors where the metric has one, else the value itself.
@@ -28,8 +30,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, freeze, key_of, unknown_fields
 from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, RunResult
-from . import (METRIC_ORDER, arrow, csv_cell, fmt_num, mapping, md_code, md_text, neutralise_controls, number,
-               safe_perf_summary, text_of)
+from . import (METRIC_ORDER, arrow, better_text, csv_cell, direction, fmt_num, mapping, md_code, md_text,
+               neutralise_controls, number, safe_perf_summary, text_of)
 
 FORMATS = ("md", "csv", "json", "html")
 SCHEMA = "genbench.leaderboard/2"
@@ -102,11 +104,12 @@ class Column:
     key: dict[str, Any]
     label: str
     split: tuple[str, ...]  # the key fields in which this column differs from the metric's other columns
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: two-sided, the closer to ``target`` the better; never ranked by
     unit: str
     scale: str  # what the numbers are, in words (unit, feature space)
     spread: str  # what "±" means in this column ("" when there is none)
     runs: set[int] = field(default_factory=set)  # Source.order of every run with a number here
+    target: float | None = None
 
     @property
     def n(self) -> Any:
@@ -123,6 +126,13 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)  # by column label
     rank: tuple[int, int] | None = None
     sources: list[Source] = field(default_factory=list)  # every run a number in this row came from
+    flags: list[str] = field(default_factory=list)  # "metric: what it flags", e.g. copying training data
+    copies: str | None = None  # "copies training data" (or test data) when its numbers say so
+
+    @property
+    def not_ranked(self) -> str | None:
+        """Why a model row is not ranked although it is no reference row (it copies), or None."""
+        return self.copies if self.reference is None else None
 
     @property
     def model(self) -> str:
@@ -141,7 +151,7 @@ class Table:
     shared: dict[str, Any]
     title: str = ""
     columns: list[Column] = field(default_factory=list)
-    rows: list[Row] = field(default_factory=list)  # ranked rows in rank order, then the reference rows
+    rows: list[Row] = field(default_factory=list)  # ranked rows in rank order, unranked copiers, references
     rank_by: Column | None = None
     runs: set[int] = field(default_factory=set)
     #: the one run whose numbers this table holds because some of them record no comparability key (a
@@ -187,7 +197,39 @@ def _table_key(job: JobResult, run: RunResult) -> dict[str, Any]:
 
 def column_group(mv: MetricValue, task: str) -> tuple:
     """What must be equal for two numbers of a metric to share a column: key, unit and direction."""
-    return (freeze(key_of(mv, task)), text_of(mv.unit), bool(mv.higher_is_better))
+    return (freeze(key_of(mv, task)), text_of(mv.unit), direction(mv))
+
+
+def copying(mv: MetricValue) -> str | None:
+    """The split (``"training"`` or ``"test"``) a metric value says the model copies, or None.
+
+    From ``params["copies"]`` (:mod:`genbench.metrics.memorization`); results written before that field
+    are read from the flag's text, which starts "copies <split> data" for a copying verdict (a C_T flag
+    with the caveat "concentrated samples rather than copies" is not one)."""
+    params = mv.params if isinstance(mv.params, Mapping) else {}
+    if "copies" in params:
+        return params["copies"] if params["copies"] in ("training", "test") else None
+    flag = params.get("flag")
+    if isinstance(flag, str) and "rather than copies" not in flag:
+        for start, split in (("copies training data", "training"), ("copies train data", "training"),
+                             ("copies test data", "test")):
+            if flag.startswith(start):
+                return split
+    return None
+
+
+def row_flags(cells: Mapping[str, Cell]) -> tuple[list[str], str | None]:
+    """(the row's flags, one "label: flag" per flagged number; why it is not ranked, or None): a model
+    whose numbers say it copies its training or test data is no competitor."""
+    flags, copied = [], []
+    for label, cell in cells.items():
+        params = cell.value.params if isinstance(cell.value.params, Mapping) else {}
+        if params.get("flag"):
+            flags.append(f"{label}: {text_of(params['flag'], 400)}")
+        split = copying(cell.value)
+        if split and split not in copied:
+            copied.append(split)
+    return flags, (f"copies {' and '.join(copied)} data" if copied else None)
 
 
 def _unkeyed(job: JobResult) -> bool:
@@ -260,8 +302,9 @@ def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) 
             while any(c.label == label for c in columns.values()):
                 label += "′"
             first = values[0][0]
+            hib, target = direction(first)
             columns[(metric, group)] = Column(metric=metric, key=key, label=label, split=fields,
-                                              higher_is_better=bool(first.higher_is_better), unit=unit,
+                                              higher_is_better=hib, target=target, unit=unit,
                                               scale=scale_of(metric, first, key), spread=_spread(values, key),
                                               runs={src.order for _, src in values})
     table.columns = list(columns.values())
@@ -272,6 +315,7 @@ def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) 
             row.cells[columns[(metric, group)].label] = Cell(mv, cell_src, metric)
         row.sources = sorted({c.source.order: c.source for c in row.cells.values()}.values(),
                              key=lambda s: s.order) or [src]
+        row.flags, row.copies = row_flags(row.cells)
         table.runs |= {s.order for s in row.sources} | {src.order}
         table.rows.append(row)
     _rank(table)
@@ -368,9 +412,10 @@ def rank_ranges(intervals: Sequence[tuple[float, float]], higher_is_better: bool
 
 
 def _rank(table: Table) -> None:
-    ranked = [r for r in table.rows if r.reference is None]
-    first_metric = table.columns[0].metric if table.columns else None
-    candidates = [c for c in table.columns if c.metric == first_metric]
+    ranked = [r for r in table.rows if r.reference is None and r.not_ranked is None]
+    directed = [c for c in table.columns if c.higher_is_better is not None]  # never by a two-sided metric
+    first_metric = directed[0].metric if directed else None
+    candidates = [c for c in directed if c.metric == first_metric]
     by = max(candidates, key=lambda c: sum(1 for r in ranked if c.label in r.cells
                                            and number(r.cells[c.label].value.value) is not None), default=None)
     table.rank_by = by
@@ -385,8 +430,9 @@ def _rank(table: Table) -> None:
         ivs = [interval(r.cells[by.label].value) for r in scored]
         for r, rank in zip(scored, rank_ranges(ivs, by.higher_is_better)):  # type: ignore[arg-type]
             r.rank = rank
+    unranked = sorted((r for r in table.rows if r.reference is None and r.not_ranked is not None), key=value)
     refs = sorted((r for r in table.rows if r.reference is not None), key=value)
-    table.rows = ranked + refs
+    table.rows = ranked + unranked + refs
 
 
 def _title(tables: list[Table]) -> None:
@@ -537,12 +583,13 @@ def floor_text(table: Table, column: Column, fmt: Callable[[Any], str] | None = 
 def column_header(column: Column) -> str:
     unit = text_of(column.unit) if column.unit else ""
     unit = f", {unit}" if "(" in unit else f" ({unit})" if unit else ""  # never parentheses inside parentheses
-    return f"{column.label}{unit} {arrow(column.higher_is_better)} · n {text_of(column.n)}"
+    return f"{column.label}{unit} {arrow(column.higher_is_better, column.target)} · n {text_of(column.n)}"
 
 
 def column_note(column: Column) -> str:
     """What a column's numbers are: scale, direction, n, and for a likelihood its data variant and bound."""
-    text = (f"{column.scale}; {'higher' if column.higher_is_better else 'lower'} is better; "
+    text = (f"{column.scale}; {better_text(column.higher_is_better, column.target)}"
+            f"{'' if column.higher_is_better is not None else ' (either side is worse; never ranked by)'}; "
             f"n = {text_of(column.n)} scored")
     variant, bound = column.key.get("variant"), column.key.get("bound")
     if variant not in (None, UNKNOWN) or bound not in (None, UNKNOWN):
@@ -559,10 +606,11 @@ def table_notes(table: Table) -> list[str]:
         if c.spread:
             spreads.setdefault(c.spread, []).append(c.label)
     notes += [f"{spread} (in {', '.join(labels)})" for spread, labels in spreads.items()]
-    floored = [c.label for c in table.columns if table.floor(c) is not None]
+    floored = [c for c in table.columns if table.floor(c) is not None]
     if floored:
-        notes.append("floor: real data scored the same way at the column's n; for a metric where higher is "
-                     f"better it is a ceiling (in {', '.join(floored)})")
+        ceilings = [c.label for c in floored if c.higher_is_better]
+        notes.append(f"floor: real data scored the same way at the column's n (in {', '.join(c.label for c in floored)})"
+                     + (f"; where higher is better it is a ceiling (in {', '.join(ceilings)})" if ceilings else ""))
     own = [c.label for c in table.columns if any(floor_n(x.value) is not None for x in _cells(table, c))]
     if own:
         notes.append(f"except in {', '.join(own)}: there the floor is held-out real data of its own size (half the "
@@ -575,7 +623,17 @@ def table_notes(table: Table) -> list[str]:
         notes.append(f"#: rank by {table.rank_by.label}; a range (2–3) where the models' intervals overlap "
                      "(the seeds' 95% t-interval, else value ± 1.96 se, else the value)")
     notes += [f"{r.model}: {label} has no value: {err}" for r, label, err in metric_errors(table)]
+    notes += [f"⚠ {r.model}: {flag}" for r in table.rows for flag in r.flags]
+    notes += [f"{r.model}: not ranked (–): it {r.not_ranked}, so it is no competitor" for r in table.rows
+              if r.not_ranked]
     return notes
+
+
+def model_mark(r: Row) -> str:
+    """What is shown beside a model's name: "⚠ copies training data", "⚠ flagged", or nothing."""
+    if r.copies:
+        return f"⚠ {r.copies}"
+    return "⚠ flagged (see notes)" if r.flags else ""
 
 
 def environment(run: RunResult) -> str:
@@ -613,16 +671,21 @@ def markdown_table(table: Table, extra: Sequence[tuple[str, Any]] = (), provenan
                       if r else ""]
         return "| " + " | ".join(cells) + " |"
 
+    def name(r: Row, reference: str = "") -> str:
+        mark = model_mark(r)
+        return md_code(r.model) + (f" ({md_text(reference)})" if reference else "") + (
+            f" **{md_text(mark)}**" if mark else "")
+
     for r in table.rows:
         if r.reference is None:
-            lines.append(row_cells(rank_text(r.rank), md_code(r.model), md_text(r.job.family),
+            lines.append(row_cells(rank_text(r.rank), name(r), md_text(r.job.family),
                                    [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
     refs = [r for r in table.rows if r.reference is not None]
     floors = [floor_text(table, c) for c in table.columns]
     if refs or any(f != "–" for f in floors):
         lines.append("| " + " | ".join(["", "**references, not ranked**"] + [""] * (len(head) - 2)) + " |")
         for r in refs:
-            lines.append(row_cells("ref", f"{md_code(r.model)} ({md_text(r.reference)})", md_text(r.job.family),
+            lines.append(row_cells("ref", name(r, r.reference), md_text(r.job.family),
                                    [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
         if any(f != "–" for f in floors):
             lines.append(row_cells("ref", "real data at n (floor)", "–", [md_text(f) for f in floors], None))
@@ -639,7 +702,8 @@ def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
              "",
              "Only numbers with the same comparability key (task and data, feature extractor, n, likelihood variant "
              "and bound, profile, seeds) share a table or column; headers name what differs. Reference rows "
-             "(baselines, replayed training data, real data at n) are not ranked. Every number is the value in "
+             "(baselines, replayed training data, real data at n) are not ranked, nor is a model marked "
+             "⚠ copies training (or test) data by its memorisation metrics. Every number is the value in "
              "run.json, never rescaled; each column's unit, scale and ± are given below its table.", ""]
     for w in board.warnings:
         lines += [f"> {md_text(w)}", ""]
@@ -712,7 +776,8 @@ def _row_dict(table: Table, r: Row) -> dict[str, Any]:
     p = safe_perf_summary(r.job)
     env = mapping(r.source.run.environment)
     return {"model": r.model, "family": r.job.family, "plugin": r.job.plugin, "plugin_version": r.job.plugin_version,
-            "device": r.job.device, "reference": r.reference,
+            "device": r.job.device, "reference": r.reference, "flags": list(r.flags), "copies": r.copies,
+            "not_ranked": r.not_ranked,
             "rank": None if r.rank is None else rank_text(r.rank),
             "rank_low": None if r.rank is None else r.rank[0], "rank_high": None if r.rank is None else r.rank[1],
             "cells": {c.label: _cell_dict(r.cells.get(c.label)) for c in table.columns},
@@ -736,7 +801,8 @@ def to_dict(board: Board) -> dict[str, Any]:
             "rank_by": None if t.rank_by is None else t.rank_by.label,
             "columns": [{"label": c.label, "metric": c.metric, "key": {f: c.key.get(f) for f in KEY_FIELDS},
                          "split": list(c.split), "unit": c.unit, "scale": c.scale,
-                         "higher_is_better": c.higher_is_better, "spread": c.spread, "n": c.n} for c in t.columns],
+                         "higher_is_better": c.higher_is_better, "target": c.target, "spread": c.spread,
+                         "n": c.n} for c in t.columns],
             "rows": [_row_dict(t, r) for r in t.rows],
             "floor": floor,
         })
@@ -759,8 +825,8 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
     interval, floor and floor_n (only where the floor is not at n), n, unit."""
     board = board or build(runs, tasks)
     labels = list(dict.fromkeys(c.label for t in board.tables for c in t.columns))
-    header = ["task", "table", "rank", "rank_low", "rank_high", "reference", "model", "family", "plugin",
-              "plugin_version", "device"]
+    header = ["task", "table", "rank", "rank_low", "rank_high", "reference", "not_ranked", "copies", "flags", "model",
+              "family", "plugin", "plugin_version", "device"]
     for label in labels:
         header += [label] + [f"{label} {f}" for f in CSV_CELL_FIELDS[1:]] + [f"{label} unit"]
     header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "timing_valid", "genbench_version",
@@ -777,7 +843,8 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
                                                      "ort_best_throughput", "torch_best_throughput", "timing_valid",
                                                      "genbench_version", "git_commit", "run_id", "environment",
                                                      "command")}
-            row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]))
+            row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]), not_ranked=d["not_ranked"],
+                       copies=d["copies"], flags="; ".join(d["flags"]))
             for label, cd in d["cells"].items():
                 ci = cd.get("ci95") or [None, None]
                 row.update({label: cd["value"], f"{label} err": cd.get("err"), f"{label} err_kind": cd.get("err_kind"),
@@ -818,7 +885,7 @@ def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board
 
 
 __all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text", "clipped",
-           "error_of", "floor_n",
+           "copying", "error_of", "floor_n", "model_mark", "row_flags",
            "build_from_dirs", "interval", "markdown_table", "rank_ranges", "render", "render_csv", "render_json", "render_markdown",
            "to_dict"]
 

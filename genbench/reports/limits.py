@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ..limits import plural, points_text
 from . import arrow, md_escape as _esc
 
 PLOTS = {"quantity": "limits-quantity.png", "quality": "limits-quality.png", "compute": "limits-compute.png"}
@@ -128,7 +129,7 @@ def render_limits_markdown(result: Any, plots: Mapping[str, str] | None = None, 
         plots = {axis: name for axis in PLOTS if (name := (result.files or {}).get(f"plot_{axis}"))}
     metric = result.headline.get("metric")
     lines = [f"{h} Limits of {', '.join(_esc(m) for m in result.models)} on `{_esc(result.task)}`", "",
-             f"Profile {_esc(result.profile)}, {len(result.seeds)} training seeds per point "
+             f"Profile {_esc(result.profile)}, {plural(len(result.seeds), 'training seed')} per point "
              f"({', '.join(map(str, result.seeds))}); every point is an ordinary genbench run without timing. "
              f"Study `{_esc(result.limits_id)}`, genbench {_esc(result.genbench_version)}, "
              f"{'finished ' + _esc(result.finished_at) if result.finished_at else 'not finished'}.", ""]
@@ -162,19 +163,20 @@ def render_limits_markdown(result: Any, plots: Mapping[str, str] | None = None, 
         lines += [f"{h}# Samples as data: augmentation gain", "",
                   "Accuracy on the real test split of a fixed classifier trained on k real training images "
                   "(class-balanced draws), alone and with the model's samples added (labelled by the task's "
-                  "extractor); ± is the standard error over classifier draws × training seeds.", "",
+                  "extractor); the gain is the difference of the two accuracies in percentage points (pp), ± its "
+                  "standard error over classifier draws × training seeds.", "",
                   "| model | k real | real only | real + samples | gain |", "|---|---|---|---|---|"]
         for row in result.augmentation:
-            se = row.get("gain_stderr")
             lines.append(f"| {_esc(row['model'])} | {row['k']} | {row['real_accuracy']:.1%} | "
-                         f"{row['augmented_accuracy']:.1%} (+{row['generated']:,}) | {row['gain']:+.1%}"
-                         + (f" ± {se:.1%}" if se is not None else "") + " |")
+                         f"{row['augmented_accuracy']:.1%} (+{row['generated']:,}) | "
+                         f"{points_text(row['gain'], row.get('gain_stderr'))} |")
         lines.append("")
     memo = [m for m in MEMORIZATION_METRICS if any(m in p.quality for p in result.points)]
     if memo:
         lines += [f"{h}# Memorisation and train-on-synthetic at the reference point", "",
                   "Value (held-out real data's value in brackets); a flag says why a model is marked.", "",
-                  "| model | " + " | ".join(_esc(m) for m in memo) + " | flags |", "|---|" + "---|" * (len(memo) + 1)]
+                  "| model | " + " | ".join(f"{_esc(m)} {_arrow_of(result, m)}" for m in memo) + " | flags |",
+                  "|---|" + "---|" * (len(memo) + 1)]
         for model in names:
             ref = next((p for p in result.curve("quantity", model) if p.x == 1.0), None)
             if ref is None:
@@ -185,10 +187,17 @@ def render_limits_markdown(result: Any, plots: Mapping[str, str] | None = None, 
                               if (_mv(ref, m).get("params") or {}).get("flag"))
             lines.append(f"| {_esc(model)} | " + " | ".join(cells) + f" | {flags or '–'} |")
         lines.append("")
-    lines += [f"Each cell: mean ± half-width of the 95% Student-t interval over the {len(result.seeds)} seeds; the "
+    lines += [f"Each cell: mean ± half-width of the 95% Student-t interval over the {plural(len(result.seeds), 'seed')}; the "
               f"scored n, held-out data and floor (real data's value at that n) are the same at every point. "
               f"Runs behind every number: `runs/` in the study's directory `{_esc(result.limits_id)}/`.", ""]
     return "\n".join(lines)
+
+
+def _arrow_of(result: Any, metric: str) -> str:
+    """The metric's direction as its values record it: ↑, ↓, or →0 (copy-ct: two-sided)."""
+    mv = next((p.quality[metric] for p in result.points if metric in p.quality), {})
+    hib = mv.get("higher_is_better")
+    return arrow(hib if isinstance(hib, bool) else None, mv.get("target"))
 
 
 def _num(v: float | None) -> str:
