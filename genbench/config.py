@@ -149,6 +149,9 @@ class RunConfig:
             raise ConfigError(f"Invalid --device {self.device!r}: use auto, cpu or cuda.")
         if self.executor not in ("process", "inline", "ray"):
             raise ConfigError(f"Invalid executor '{self.executor}': use process, inline or ray.")
+        if self.address is not None and self.executor != "ray":
+            raise ConfigError(f"--address {self.address!r} needs --executor ray (it names the Ray cluster to join); "
+                              f"drop it to run with --executor {self.executor}.")
         if self.features not in ("default", "inception"):
             raise ConfigError(f"Invalid --features '{self.features}': use default or inception.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
