@@ -125,29 +125,60 @@ def latency_stats(samples_s: np.ndarray, items_per_call: int, min_seconds: float
 
 
 class CpuMonitor:
-    """Background CPU use (cores busy outside this process) over an interval, from /proc/stat."""
+    """Background CPU use over an interval: the cores this process may run on (its affinity mask) that other
+    processes kept busy, from /proc/stat's per-CPU counters less this process's own CPU time.
+
+    The counters tick every 10 ms, so over a short interval one tick is a large share of a core: a reading
+    is clamped to [0, the cores counted] (never more cores than the machine lets this process use), and
+    :meth:`interval` gives the raw seconds so that readings of several intervals can be added up first
+    (:attr:`Measurement.background_cores`)."""
 
     def __init__(self) -> None:
-        self._start = self._read()
+        self.cores = self._cpus()
+        self._start = self._read(self.cores)
 
     @staticmethod
-    def _read() -> tuple[float, float, float] | None:
+    def _cpus() -> set[int] | None:
+        try:
+            return set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # macOS, Windows: every CPU
+            return None
+
+    @staticmethod
+    def _read(cpus: set[int] | None) -> tuple[float, float, float] | None:
+        busy = 0.0
         try:
             with open("/proc/stat") as f:
-                fields = [float(v) for v in f.readline().split()[1:]]
-        except OSError:
+                for line in f:
+                    name, *values = line.split()
+                    if not name.startswith("cpu"):
+                        break
+                    if name == "cpu" if cpus is None else (name[3:].isdigit() and int(name[3:]) in cpus):
+                        fields = [float(v) for v in values]
+                        busy += sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)  # less idle, iowait
+        except (OSError, ValueError, IndexError):
             return None
-        hz = os.sysconf("SC_CLK_TCK")
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
         t = os.times()
-        return (sum(fields) - idle) / hz, t.user + t.system, time.perf_counter()
+        return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system, time.perf_counter()
 
-    def background_cores(self) -> float | None:
-        end = self._read()
+    def interval(self) -> tuple[float, float] | None:
+        """(CPU seconds other processes used on the counted cores, wall seconds) since this monitor started."""
+        end = self._read(self.cores)
         if end is None or self._start is None:
             return None
         busy, own, wall = (e - s for e, s in zip(end, self._start))
-        return max(0.0, (busy - own) / wall) if wall > 0 else None
+        return (busy - own, wall) if wall > 0 else None
+
+    def background_cores(self) -> float | None:
+        """Cores other processes kept busy since this monitor started, on average, within [0, cores counted]."""
+        got = self.interval()
+        return None if got is None else clamp_cores(got[0] / got[1], self.cores)
+
+
+def clamp_cores(value: float, cpus: set[int] | None) -> float:
+    """A background reading within [0, the cores it counted]: tick-rounding can push a short reading past both."""
+    most = len(cpus) if cpus else (os.cpu_count() or 1)
+    return min(max(value, 0.0), float(most))
 
 
 @dataclass
@@ -158,7 +189,9 @@ class Measurement:
     (``stop_reason`` says so)."""
 
     samples: list[float] = field(default_factory=list)
-    background: list[float] = field(default_factory=list)
+    background: list[float] = field(default_factory=list)  # each round's background cores (clamped)
+    #: over every round: CPU seconds other processes used, wall seconds (their ratio: background_cores)
+    background_seconds: tuple[float, float] = (0.0, 0.0)
     first_call_s: float | None = None  # the cold first call, reported apart from the warm samples
     stop_reason: str | None = None
     error: str | None = None
@@ -166,6 +199,14 @@ class Measurement:
     @property
     def timed_seconds(self) -> float:
         return float(sum(self.samples))
+
+    @property
+    def background_cores(self) -> float | None:
+        """Cores other processes kept busy during the timed rounds, on average: their CPU seconds added up over
+        the rounds, then divided by the rounds' wall time (a longer interval than any one round, so the 10 ms
+        ticks weigh less), clamped to the cores this process may use."""
+        other, wall = self.background_seconds
+        return clamp_cores(other / wall, CpuMonitor._cpus()) if wall > 0 else None
 
 
 def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: TimingPolicy,
@@ -234,9 +275,10 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
                 m.error, m.stop_reason = one_line(exc), "error"
                 del live[name]
                 continue
-            bg = monitor.background_cores()
-            if bg is not None:
-                m.background.append(bg)
+            got = monitor.interval()
+            if got is not None:
+                m.background.append(clamp_cores(got[0] / got[1], monitor.cores))
+                m.background_seconds = (m.background_seconds[0] + got[0], m.background_seconds[1] + got[1])
         r += 1
         for name in list(live):
             m = out[name]
@@ -314,6 +356,6 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-__all__ = ["CONFIDENCE", "CpuMonitor", "MIN_THROUGHPUT_CALLS", "Measurement", "NOISY_BACKGROUND_CORES", "PERCENTILES",
+__all__ = ["CONFIDENCE", "CpuMonitor", "clamp_cores", "MIN_THROUGHPUT_CALLS", "Measurement", "NOISY_BACKGROUND_CORES", "PERCENTILES",
            "TAIL_SAMPLES", "TimingPolicy", "latency_stats", "measure_interleaved", "median_interval",
            "peak_rss_mb", "relative_half_width", "required_samples", "reset_peak_rss", "rss_mb"]
