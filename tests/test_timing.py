@@ -211,9 +211,23 @@ def test_a_callable_whose_one_call_is_over_the_cap_is_not_timed(monkeypatch):
     policy = TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.1, max_seconds=8.0, rounds=2, target_ci=None)
     out = measure_interleaved({"slow": clock.call(2.7), "fast": clock.call(1e-3), "ok": clock.call(2.6)}, policy)
     assert out["slow"].samples == [] and out["slow"].first_call_s == 2.7 and out["slow"].error is None
-    assert out["slow"].stop_reason == ("not timed: one call took 2.7 s; 3 calls, the fewest a figure needs, would "
-                                       "be over max_seconds (8 s)")
+    assert out["slow"].stop_reason == ("not timed: a warm call took 2.7 s; 3 calls, the fewest a figure needs, "
+                                       "would be over max_seconds (8 s)")
     assert len(out["fast"].samples) >= 20 and len(out["ok"].samples) >= 3  # 3 × 2.6 s fit in 8 s
+
+
+def test_a_slow_cold_first_call_does_not_keep_a_fast_callable_from_being_timed(monkeypatch):
+    """torch eager's first autoregressive sampling loop took 0.86 s (cold), its later ones 0.03 s: judged on the
+    cold call alone, it got no per-sample figure in a 0.3 s cap."""
+    import genbench.perf as perf
+
+    clock = FakeClock()
+    monkeypatch.setattr(perf.time, "perf_counter", clock)
+    costs = iter([0.86] + [0.03] * 1000)
+    policy = TimingPolicy(warmup=1, warmup_seconds=0.1, min_iterations=3, min_seconds=0.05, max_seconds=0.3, rounds=1,
+                          target_ci=None)
+    out = measure_interleaved({"torch": clock.call(lambda: next(costs))}, policy)["torch"]
+    assert out.first_call_s == 0.86 and out.stop_reason == "minimums" and out.samples == pytest.approx([0.03] * 3)
 
 
 
