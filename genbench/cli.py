@@ -105,6 +105,23 @@ class _Number(click.ParamType):
                 from None
 
 
+class _Choice(click.Choice):
+    """click.Choice (the same help text) whose bad value is a one-line error and exit status 1, like every other
+    bad option value, rather than a usage block and exit status 2."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            from .errors import ConfigError
+            from .reports import term_safe
+
+            flag = param.opts[0] if param is not None else "value"
+            choices = [str(c) for c in self.choices]
+            raise ConfigError(f"Invalid {flag} {term_safe(str(value)[:40])!r}: use {', '.join(choices[:-1])} or "
+                              f"{choices[-1]}.") from None
+
+
 _WHOLE, _REAL = _Number(int), _Number(float)
 #: run()'s keyword -> the run command's parameter (what --resume checks against the stored configuration)
 _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profile": "profile", "out": "out",
@@ -122,13 +139,13 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
 @click.option("--profile", default=None, metavar="NAME",
               help="smoke: a tiny CI budget; default: the published numbers (the default); or a profile defined in "
                    "genbench.toml / [tool.genbench] (docs/configuration.md).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(), default=None,
               help="Directory in which the run directory <run-id>/ is made (default: results/runs).")
 @click.option("--seed", type=_WHOLE, default=None, help="Training seed (one seed; default 0; see --seeds).")
 @click.option("--seeds", "seeds", default=None, metavar="S,S,...",
               help="Train and score every model once per seed, e.g. 0,1,2: quality as mean ± std with a 95% "
                    "t-interval; timing once per model.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto.")
+@click.option("--device", type=_Choice(["auto", "cpu", "cuda"]), default=None, help="Default: auto.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
 @click.option("--text-file", type=click.Path(path_type=Path), default=None,
@@ -146,10 +163,10 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               help="Finish the interrupted run in this directory: only the work it has no result for, with its "
                    "stored options (an option that contradicts them is refused; --jobs may change).")
-@click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
+@click.option("--executor", "--isolation", "isolation", type=_Choice(["process", "inline", "ray"]),
               default="process", show_default=True,
               help="process: each job in its own process (safe); inline: in this process (debugging); ray: Ray tasks.")
-@click.option("--features", type=click.Choice(["default", "inception"]), default="default", show_default=True,
+@click.option("--features", type=_Choice(["default", "inception"]), default="default", show_default=True,
               help="Image feature space: the shipped digit CNN, or Inception-v3 via torch-fidelity (FID).")
 @click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
               help="Path to pt_inception-2015-12-05-6726825d.pth (default: torch's hub cache).")
@@ -165,7 +182,7 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
 # bring your own graph (genbench.onnx_model): these options belong together
 @click.option("--onnx", "onnx_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Benchmark this exported ONNX graph (repeatable: one file per role) instead of a plugin's model.")
-@click.option("--role", "onnx_roles", multiple=True, type=click.Choice(["sample", "logits", "elbo"]),
+@click.option("--role", "onnx_roles", multiple=True, type=_Choice(["sample", "logits", "elbo"]),
               help="Role of each --onnx graph, in order (default: its genbench.role metadata).")
 @click.option("--meta", "onnx_meta", multiple=True, metavar="KEY=VALUE",
               help="A fact the --onnx graph does not say, e.g. inputs.z.source=normal (see docs/score.md).")
@@ -184,7 +201,15 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
     from .ui import choose_mode
 
     graphs: dict = {}
-    if onnx_files or onnx_roles or onnx_meta or onnx_name:
+    loose = [flag for flag, given in (("--role", onnx_roles), ("--meta", onnx_meta), ("--name", onnx_name)) if given]
+    if loose and not onnx_files:
+        from .errors import ConfigError
+
+        named = "/".join(loose)
+        raise ConfigError(f"{named} {'needs' if len(loose) == 1 else 'need'} --onnx FILE (they describe the graph "
+                          f"given with --onnx; see docs/score.md): add --onnx FILE, or drop {named} to run plugin "
+                          "models.")
+    if onnx_files:
         from .onnx_model import onnx_arguments, run_onnx as run  # noqa: F811 - the same run, from the graphs
 
         graphs = dict(onnx=onnx_files, roles=onnx_roles, meta=onnx_meta, name=onnx_name)
@@ -196,30 +221,56 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
                    inception_weights=inception_weights, cache=not no_cache, cache_dir=cache_dir, max_memory=max_memory)
     echo = (lambda line: None) if quiet else click.echo
     progress = choose_mode(quiet)
-    if resume is not None:
-        if graphs:
-            from .errors import ConfigError
+    try:
+        if resume is not None:
+            if graphs:
+                from .errors import ConfigError
 
-            raise ConfigError("--resume takes no --onnx: an --onnx run is run again from its graph.")
-        given = {name: options[name] for name, param in _RUN_PARAMS.items()
-                 if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT)}
-        result = resume_run(resume, options=given, echo=echo, progress=progress)
-    else:
-        from .settings import load_settings
-
-        settings = load_settings()
-        resolved, _ = settings.run_options(options)  # what run() will use: for the command that reproduces it
-        if graphs:  # the graph is the model: a settings file's models do not apply
-            command = _reproduce({**resolved, "models": models, "all": all_models}) + "".join(
-                f" {shlex.quote(a)}" for a in onnx_arguments(onnx_files, onnx_roles, onnx_meta, onnx_name))
+                raise ConfigError("--resume takes no --onnx: an --onnx run is run again from its graph.")
+            given = {name: options[name] for name, param in _RUN_PARAMS.items()
+                     if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT)}
+            result = resume_run(resume, options=given, echo=echo, progress=progress)
         else:
-            command = _reproduce(resolved)
-        result = run(**options, command=command, echo=echo, settings=settings, progress=progress, **graphs)
+            from .settings import load_settings
+
+            settings = load_settings()
+            resolved, _ = settings.run_options(options)  # what run() will use: for the command that reproduces it
+            if graphs:  # the graph is the model: a settings file's models do not apply
+                command = _reproduce({**resolved, "models": models, "all": all_models}) + "".join(
+                    f" {shlex.quote(a)}" for a in onnx_arguments(onnx_files, onnx_roles, onnx_meta, onnx_name))
+            else:
+                command = _reproduce(resolved)
+            result = run(**options, command=command, echo=echo, settings=settings, progress=progress, **graphs)
+    finally:  # the run is over: a late Ctrl-C must not turn genbench's exit into a traceback
+        _absorb_late_signals()
     ok = sum(j.status == "ok" for j in result.jobs)
     skipped = sum(j.status == "skipped" for j in result.jobs)
     echo(f"{ok} ok, {len(result.failed)} failed, {skipped} skipped")
+    if quiet:  # a failed job is an error: its line is printed even so
+        from .reports import neutralise_controls
+        from .runner import failure_lines
+
+        for line in failure_lines(result):
+            click.echo(neutralise_controls(line, limit=None), err=True)
     if result.failed:
         sys.exit(1)
+
+
+_PROGRAM = {"running": False}  # whether this process is the genbench program (main()), not a caller's CliRunner
+
+
+def _absorb_late_signals() -> None:
+    """In the genbench program, once a run is over: ignore SIGINT and SIGTERM while it prints and exits (a
+    Ctrl-C then would only turn the exit into a traceback from an exit handler)."""
+    import signal
+
+    if not _PROGRAM["running"]:
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass
 
 
 @cli.command("score")
@@ -510,32 +561,41 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+#: run() options that may change a run's numbers or whether a job fails, beyond the selection, profile, seeds and
+#: device (always spelled out), in the order the command that reproduces a run gives them: (flag, key, default)
+_REPRODUCED = (("--steps", "steps", None), ("--data-dir", "data_dir", None), ("--text-file", "text_file", None),
+               ("--features", "features", "default"), ("--inception-weights", "inception_weights", None),
+               ("--threads", "threads", None), ("--train-threads", "train_threads", 1), ("--jobs", "jobs", None),
+               ("--executor", "executor", "process"), ("--address", "address", None),
+               ("--timeout", "timeout", 3600.0), ("--max-memory", "max_memory", None))
+
+
 def _reproduce(options: dict) -> str:
-    """The command that reproduces a run with these (settings-completed) ``run()`` options, every choice that
-    decides its numbers spelled out, and the others (threads, jobs) where they were given."""
+    """The command that reproduces a run with these (settings-completed) ``run()`` options: the models (or
+    --all) and tasks, --profile, --seed or --seeds and --device always, then every other option that can change
+    its numbers or whether a job fails (:data:`_REPRODUCED`, --no-baselines, --no-timing, --no-cache) where it
+    is not genbench's default, in that fixed order. Left out: --out, --cache-dir and --quiet, which change
+    neither."""
     seeds = options.get("seeds")
-    parts = ["genbench", "run", *options.get("models", ())] + (["--all"] if options.get("all") else [])
-    for t in options.get("tasks", ()):
+    parts = ["genbench", "run", *dict.fromkeys(options.get("models", ()))] + (["--all"] if options.get("all") else [])
+    for t in dict.fromkeys(options.get("tasks", ())):
         parts += ["--task", t]
     parts += ["--profile", options.get("profile") or "default"]
     parts += ["--seeds", ",".join(map(str, seeds))] if seeds and len(seeds) > 1 else \
         ["--seed", str(seeds[0] if seeds else options.get("seed") or 0)]
     parts += ["--device", options.get("device") or "auto"]
-    for flag, key in (("--steps", "steps"), ("--text-file", "text_file"), ("--threads", "threads"),
-                      ("--jobs", "jobs")):
-        if options.get(key) is not None:
-            parts += [flag, str(options[key])]
-    if options.get("train_threads", 1) != 1:
-        parts += ["--train-threads", str(options["train_threads"])]
-    if options.get("features", "default") != "default":
-        parts += ["--features", options["features"]]
-    if not options.get("baselines", True):
-        parts.append("--no-baselines")
-    if not options.get("timing", True):
-        parts.append("--no-timing")
+    for flag, key, default in _REPRODUCED:
+        value = options.get(key, default)
+        if value is not None and value != default:
+            parts += [flag, (str(int(value)) if value.is_integer() else repr(value)) if isinstance(value, float)
+                      else str(value)]
+    for flag, key in (("--no-baselines", "baselines"), ("--no-timing", "timing"), ("--no-cache", "cache")):
+        if options.get(key, True) is False:
+            parts.append(flag)
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``genbench`` script and ``python -m genbench``."""
+    _PROGRAM["running"] = True
     cli.main(args=argv, prog_name="genbench")

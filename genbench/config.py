@@ -23,7 +23,9 @@ class Profile:
     its p99 can stand); ``generate_timing``: each generate measurement (a whole sample per row, which for
     an autoregressive model is one graph call per token); a generate batch is timed only when one call is
     estimated to take at most ``generate_call_budget_s`` (batch 1 always), a forward batch only when one
-    call is estimated (from the batch before) to take at most ``forward_call_budget_s``.
+    call is estimated (from the batch before) to take at most ``forward_call_budget_s``. A budget never
+    exceeds a third of its policy's ``max_seconds`` (:func:`genbench.timing.call_budget`): a call it lets in
+    always gets the three calls a figure needs; the built-in profiles keep ``max_seconds`` at three budgets.
     """
 
     name: str
@@ -44,7 +46,7 @@ PROFILES: dict[str, Profile] = {
                                   rounds=2, target_ci=None),
                      "CI check: tiny training budgets, short timings (their p99 and most throughputs are flagged "
                      "not valid)",
-                     TimingPolicy(warmup=1, warmup_seconds=0.1, min_iterations=2, min_seconds=0.05, max_seconds=0.2,
+                     TimingPolicy(warmup=1, warmup_seconds=0.1, min_iterations=3, min_seconds=0.05, max_seconds=0.3,
                                   rounds=1, target_ci=None),
                      latency_iterations=20, generate_call_budget_s=0.1, forward_call_budget_s=0.1),
     "default": Profile("default", 10_000, (1, 64, 1024),
@@ -149,6 +151,9 @@ class RunConfig:
             raise ConfigError(f"Invalid --device {self.device!r}: use auto, cpu or cuda.")
         if self.executor not in ("process", "inline", "ray"):
             raise ConfigError(f"Invalid executor '{self.executor}': use process, inline or ray.")
+        if self.address is not None and self.executor != "ray":
+            raise ConfigError(f"--address {self.address!r} needs --executor ray (it names the Ray cluster to join); "
+                              f"drop it to run with --executor {self.executor}.")
         if self.features not in ("default", "inception"):
             raise ConfigError(f"Invalid --features '{self.features}': use default or inception.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():

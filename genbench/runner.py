@@ -159,6 +159,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     from .settings import Settings, load_settings
 
     echo = echo or (lambda s: None)
+    if out is not None and not str(out).strip():
+        raise ConfigError("--out is empty: give the directory in which to make the run directory (default "
+                          f"{DEFAULT_OUT}).")
     found = settings if isinstance(settings, Settings) else load_settings(settings)
     options, used = found.run_options(dict(models=tuple(models), all=all, tasks=tuple(tasks), profile=profile,
                                            seeds=seeds, seed=seed, device=device, out=out, jobs=jobs))
@@ -181,7 +184,6 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
                        **({"threads": threads} if threads is not None else {}),
                        **({"jobs": jobs} if jobs is not None else {}))
-    out_dir = _output_dir(out)
     _check_executor(config)
     host = host or make_plugin_manager()
     for failure in host.failures:
@@ -190,6 +192,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         echo(f"warning: {warning}")
     planned = plan(host, models, all, tasks, baselines)
     dev, device_note = choose_device(device)
+    out_dir = _output_dir(out)  # made only once the plan holds: a refused run leaves no folder behind
     if device_note:
         echo(f"note: {device_note}")
 
@@ -272,6 +275,10 @@ def resume_run(run_dir: str | Path, *, options: Mapping[str, Any] | None = None,
         selection = stored.get("selection") or {}
         options = dict(options or {})
         _check_resume_options(options, stored, run_dir)
+        if previous.finished_at and not any(j.status == "pending" for j in previous.jobs):
+            echo(f"nothing to resume: run {previous.run_id} finished at {previous.finished_at}, every job has its "
+                 f"result ({run_dir / 'run.json'})")
+            return previous
         fields = {f.name for f in dataclasses.fields(RunConfig)}
         kwargs = {k: v for k, v in stored.items() if k in fields}
         kwargs["device"] = stored.get("requested_device", stored.get("device", "auto"))
@@ -305,10 +312,13 @@ _FLAGS = {"models": "MODEL arguments", "all": "--all", "tasks": "--task", "profi
           "train_threads": "--train-threads", "timeout": "--timeout", "executor": "--executor",
           "address": "--address", "features": "--features", "inception_weights": "--inception-weights",
           "cache": "--no-cache", "cache_dir": "--cache-dir", "max_memory": "--max-memory"}
+#: run() arguments that are on/off flags: the value the flag sets
+_SWITCHES = {"all": True, "baselines": False, "timing": False, "cache": False}
 
 
 def _check_resume_options(options: Mapping[str, Any], stored: Mapping[str, Any], run_dir: Path) -> None:
-    """Refuse resume options that contradict the stored configuration, all of them in one line."""
+    """Refuse resume options that contradict the stored configuration, all of them in one line, each written as
+    the flags a user types (``--all contradicts the stored run (started without --all)``)."""
     selection = stored.get("selection") or {}
     seeds = tuple(stored.get("seeds") or (stored.get("seed", 0),))
 
@@ -324,8 +334,8 @@ def _check_resume_options(options: Mapping[str, Any], stored: Mapping[str, Any],
         if name == "jobs" or name not in _FLAGS:
             continue
         kept = have[name] if name in have else stored.get(name)
-        if name in ("models", "tasks"):
-            agrees = list(dict.fromkeys(value or ())) == kept
+        if name in ("models", "tasks"):  # the same names, in any order, repeated or not
+            agrees = set(value or ()) == set(kept)
         elif name == "seed":
             agrees = (value,) == kept
         elif name == "seeds":
@@ -335,16 +345,45 @@ def _check_resume_options(options: Mapping[str, Any], stored: Mapping[str, Any],
         else:
             agrees = value == kept
         if not agrees:
-            shown = ",".join(map(str, kept)) if isinstance(kept, (list, tuple)) else kept
-            wrong.append(f"{_FLAGS[name]} {_show(value)} contradicts its stored {name.replace('_', '-')} {shown}")
+            wrong.append(f"{_as_typed(name, value)} {'contradict' if name == 'models' else 'contradicts'} the stored "
+                         f"run (started {_as_stored(name, kept)})")
     if wrong:
         raise ConfigError(f"--resume finishes the run in {run_dir} with the options it was started with: "
                           f"{'; '.join(wrong)}. Drop them (only --jobs may change), or start a new run.")
 
 
+def _as_typed(name: str, value: Any) -> str:
+    """A run() argument as the command line gives it: ``--no-timing``, ``--steps 5``, ``--task a --task b``."""
+    if name in _SWITCHES:
+        return _FLAGS[name]
+    if name == "models":
+        return "MODEL arguments " + (" ".join(dict.fromkeys(value or ())) or "(none)")
+    if name == "tasks":
+        return " ".join(f"--task {t}" for t in dict.fromkeys(value or ())) or "no --task"
+    return f"{_FLAGS[name]} {_show(value)}"
+
+
+def _as_stored(name: str, kept: Any) -> str:
+    """How the stored run was started, as to ``name``: ``without --all``, ``with --steps 10``."""
+    flag = _FLAGS[name]
+    if name in _SWITCHES:
+        return f"with {flag}" if kept == _SWITCHES[name] else f"without {flag}"
+    if name == "models":
+        return f"with {' '.join(kept)}" if kept else "with no MODEL argument"
+    if name == "tasks":
+        return f"with {' '.join(f'--task {t}' for t in kept)}" if kept else "without --task"
+    if kept is None or kept in ((), []):
+        return f"without {flag}"
+    if name in ("seed", "seeds"):  # stored as the list of seeds
+        return f"with --seeds {_show(kept)}" if len(kept) > 1 else f"with --seed {_show(kept)}"
+    return f"with {flag} {_show(kept)}"
+
+
 def _show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value)) or "(none)"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
@@ -401,18 +440,38 @@ class _Stop:
         return self.event.is_set()
 
 
+def _say(line: str) -> None:
+    """A line on stderr from a signal handler (``os.write``: a print could re-enter a write the signal
+    interrupted), the terminal's cursor shown again (the live display hides it)."""
+    try:
+        os.write(2, (("\x1b[?25h" if os.isatty(2) else "") + line + "\n").encode())
+    except OSError:
+        pass
+
+
 @contextmanager
-def _stop_on_signals(stop: _Stop, inline: bool) -> Iterator[None]:
+def _stop_on_signals(stop: _Stop, inline: bool, run_dir: Path) -> Iterator[None]:
     """While the block runs, SIGINT and SIGTERM ask the run to stop (the process executor's scheduler sees it
     within a fraction of a second); with the inline executor the unit runs in this thread, so the first
-    signal also raises KeyboardInterrupt where it is."""
+    signal also raises KeyboardInterrupt where it is. A second signal is absorbed (one line says the run is
+    stopping), a third ends genbench at once with exit status 1: what finished is on disk already."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    received = []
+
     def handler(signum: int, frame: Any) -> None:
         first = not stop
         stop.set(signal.Signals(signum).name)
+        received.append(signum)
+        if len(received) == 2:
+            _say("genbench is stopping: the running units are being killed and what finished is kept; a third "
+                 "Ctrl-C quits at once")
+        elif len(received) > 2:
+            _say(f"error: stopped at once ({signal.Signals(signum).name} again): every unit that finished is in "
+                 f"{run_dir / 'run.json'}; finish the run with: genbench run --resume {run_dir}")
+            os._exit(1)  # the job processes go with genbench (their forkserver kills them when it sees it gone)
         if inline and first:
             raise KeyboardInterrupt
 
@@ -451,18 +510,19 @@ def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], confi
     data_dir = run_dir / DATA_COPIES
     display = RunDisplay(progress or "off", echo, f"genbench run {result.run_id}", config.jobs,
                          UnitHistory(config.cache_dir if config.cache else None))
-    try:
-        with display, _stop_on_signals(stop, inline=config.executor == "inline"):
-            try:
-                return _run_stages(state, run_dir, planned, config, dev, host, explicit_tasks, reporters,
-                                   display.line, stop, display, header)
-            except KeyboardInterrupt:
-                stop.set("SIGINT")
-            except OutputError as exc:
-                stop.set(str(exc))
-        return _stopped(state, run_dir, stop, echo)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with _stop_on_signals(stop, config.executor == "inline", run_dir):  # until the end: cleaning up included
+        try:
+            with display:
+                try:
+                    return _run_stages(state, run_dir, planned, config, dev, host, explicit_tasks, reporters,
+                                       display.line, stop, display, header)
+                except KeyboardInterrupt:
+                    stop.set("SIGINT")
+                except OutputError as exc:
+                    stop.set(str(exc))
+            return _stopped(state, run_dir, stop, echo)
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _stopped(state: dict[str, Any], run_dir: Path, stop: _Stop, echo: Callable[[str], None]) -> RunResult:
@@ -494,7 +554,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     result: RunResult = state["result"]
     previous = {(j.model, j.task, j.device): j for j in result.jobs}
     jobs: dict[tuple[str, str, str], JobResult] = dict(previous)  # what run.json holds, in order
-    told: set[str] = set()
+    told: dict[str, list[JobResult]] = {}  # a reason shared by several jobs (a task's data): said once, naming them
     lock = threading.Lock()
     entries: dict[tuple[str, str, str], _Entry] = {}
 
@@ -513,7 +573,8 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
                     plugin_version=job.model.plugin_version, task=job.task.name, device=dev)
         if not job.skip_reason and job.task.name not in task_states:
             display.note(f"loading task {job.task.name}")
-        task_state = job.skip_reason or _task_state(task_states, job.task, config, explicit_tasks, run_dir, stop)
+        task_state = job.skip_reason or _task_state(task_states, job.task, config, explicit_tasks, run_dir, stop,
+                                                    said)
         if stop:
             break
         if isinstance(task_state, (str, JobError)):
@@ -521,9 +582,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
                   if isinstance(task_state, str) else JobResult(**head, status="failed", error=task_state,
                                                                 seeds=config.seeds))
             save(key, jr)
-            if str(task_state) not in told:  # a reason shared by several jobs is said once
-                said.append(_job_line(jr))
-            told.add(str(task_state))
+            told.setdefault(str(task_state), []).append(jr)
             continue
         spec = JobSpec(job.model, job.task, config, dev, run_dir / "jobs" / f"{job.model.name}__{job.task.name}__{dev}",
                        tuple(s for s in host.registry.metrics if job.task.kind in s.kinds),
@@ -536,6 +595,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         save(key, entry.assemble(config.seeds))
 
     display.note("")
+    said += [_job_line(jrs[0], [j.model for j in jrs]) for jrs in told.values()]
     for line in ([header] if header else []) + said:
         echo(line)
 
@@ -562,6 +622,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         how = "cached" if (seed_result.cache or {}).get("status") == "hit" else "trained"
         display.finished(id(unit), seed_result.status, _history_key(unit, config, how))
         echo(_unit_line(unit, seed_result, len(config.seeds)))
+        _echo_printed(echo, unit, seed_result.files, run_dir)
 
     stage_clock = time.perf_counter()
     if not stop:
@@ -596,6 +657,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         state["done"] += 1
         display.finished(id(unit), "ok" if timing.status == "done" else timing.status)
         echo(_timing_line(jr))
+        _echo_printed(echo, unit, timing.files, run_dir)
 
     _run_units(timing_units, replace(config, jobs=1), task_states, on_timed, stop, display)
     if stop:
@@ -619,6 +681,16 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     write_reports(result, run_dir, host, reporters, echo)
     echo(f"results: {run_dir / 'run.json'}")
     return result
+
+
+def _echo_printed(echo: Callable[[str], None], unit: Any, files: Mapping[str, str], run_dir: Path) -> None:
+    """What a unit's process printed stays in its files: say where, with its first line made harmless."""
+    if any(name.endswith(("stdout", "stderr")) for name in files):
+        from .executors.local import printed_note
+
+        note = printed_note(unit.label, files, run_dir)
+        if note:
+            echo(note)
 
 
 def _disk_full(what: str) -> OutputError:
@@ -768,7 +840,8 @@ def _add_stages(before: dict[str, float] | None, now: dict[str, float]) -> dict[
 DATA_COPIES = ".data"  # in the run directory while it runs: each task's arrays, memory-mapped by its jobs
 
 
-def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool, run_dir: Path, stop: _Stop):
+def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: bool, run_dir: Path, stop: _Stop,
+                notes: list[str] | None = None):
     """A task's data for its jobs, loaded once: the loaded state (inline executor), the directory of its saved
     arrays (process executor; None: each job loads it), or why its jobs cannot run (a skip reason, a JobError).
 
@@ -797,6 +870,8 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
         loaded = load_task_in_process(task, config, run_dir / DATA_COPIES / task.name, stop.event)
     except UnitStopped:
         return None
+    if loaded.printed and notes is not None:
+        notes.append(loaded.printed)
     if loaded.unavailable:
         message = loaded.error.message if loaded.error else "unavailable"
         if explicit:
@@ -845,20 +920,35 @@ def _timing_line(j: JobResult) -> str:
 
     p = perf_summary(j)
     ort, torch_ = p.get("ort_p50_ms_b1"), p.get("torch_p50_ms_b1")
-    speed = ", ".join(f"{name} p50 {v:.3g} ms @b1" for name, v in (("ORT", ort), ("torch", torch_)) if v is not None)
-    return f"  timed   {j.model} on {j.task}: {speed or 'no timing record'} ({(j.timing or {}).get('status')})"
+    speed = ", ".join(f"{name} p50 {v:.3g} ms/sample @b1" for name, v in (("ORT", ort), ("torch", torch_))
+                      if v is not None)
+    if not speed:  # no per-sample figure: say what there is instead
+        forward = sum(r.scenario == "forward" for r in j.performance)
+        speed = (f"no per-sample figure ({forward} forward-pass records, in report.md's details; the job's warnings "
+                 "say why)") if forward else "no timing record (the job's warnings say why)"
+    return f"  timed   {j.model} on {j.task}: {speed} ({(j.timing or {}).get('status')})"
 
 
-def _job_line(j: JobResult) -> str:
+def _job_line(j: JobResult, models: Sequence[str] = ()) -> str:
+    """One line for a finished job; ``models``: every job the line speaks for (a task's data that could not be
+    loaded fails all of its jobs, said once)."""
+    who = f"{', '.join(dict.fromkeys(models or (j.model,)))} on {j.task}"
     if j.status == "ok":
-        return f"  ok      {j.model} on {j.task}: {_headline(j.quality) or 'no quality metric'} ({j.seconds or 0:.1f} s)"
-    if j.status == "failed" and j.error and j.error.phase == "data":
-        return f"  FAILED  jobs on {j.task}: {j.error.message}"
+        return f"  ok      {who}: {_headline(j.quality) or 'no quality metric'} ({j.seconds or 0:.1f} s)"
     if j.status == "failed" and j.error:
-        return f"  FAILED  {j.model} on {j.task} in {j.error.phase}: {j.error.message}"
-    if j.reason and j.reason.startswith("data not available"):
-        return f"  skipped jobs on {j.task}: {j.reason}"
-    return f"  skipped {j.model} on {j.task}: {j.reason}"
+        return f"  FAILED  {who} in {j.error.phase}: {j.error.message}"
+    return f"  skipped {who}: {j.reason}"
+
+
+def failure_lines(result: RunResult) -> list[str]:
+    """One ``FAILED`` line per failed job (jobs failed by one reason, such as their task's data, share a line):
+    the errors ``genbench run --quiet`` still prints."""
+    groups: dict[tuple[str, str, str], list[JobResult]] = {}
+    for j in result.failed:
+        shared = j.error is not None and j.error.phase == "data"
+        key = (j.task, j.error.phase, j.error.message) if shared and j.error else (j.model, j.task, j.device)
+        groups.setdefault(key, []).append(j)
+    return [_job_line(jobs[0], [j.model for j in jobs]) for jobs in groups.values()]
 
 
 def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = None,
@@ -877,4 +967,4 @@ def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = No
     return written
 
 
-__all__ = ["PlannedJob", "plan", "resume_run", "run", "run_lock", "write_reports"]
+__all__ = ["PlannedJob", "failure_lines", "plan", "resume_run", "run", "run_lock", "write_reports"]

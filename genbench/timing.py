@@ -32,8 +32,8 @@ import numpy as np
 from .config import Profile, RunConfig
 from .errors import one_line
 from .model import GenerativeModel
-from .perf import (NOISY_BACKGROUND_CORES, Measurement, TimingPolicy, latency_stats, measure_interleaved, peak_rss_mb,
-                   reset_peak_rss)
+from .perf import (MIN_THROUGHPUT_CALLS, NOISY_BACKGROUND_CORES, Measurement, TimingPolicy, latency_stats,
+                   measure_interleaved, peak_rss_mb, reset_peak_rss)
 from .perf.flops import graph_flops
 from .runtime import (apply_math_mode, dominant_provider, draw_inputs, make_session, math_mode, prepare_data,
                       providers_used, tensorrt_options)
@@ -173,7 +173,7 @@ class _Recorder:
                                  f"{m.stop_reason}")
             return
         stats = latency_stats(np.asarray(m.samples), batch, policy.min_seconds)
-        bg = max(m.background) if m.background else None
+        bg = m.background_cores
         gflops = flops * stats["throughput_per_s"] / 1e9 if flops and scenario == "forward" else None
         device_time = None
         if device_ms:
@@ -228,7 +228,7 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
             sessions[graph.role] = (ort, trt, module, tdev)
             for i, batch in enumerate(profile.batch_sizes):
                 if i and _over_budget(rec, graph, "forward", profile.batch_sizes[i - 1], batch,
-                                      profile.forward_call_budget_s):
+                                      call_budget(profile.forward_call_budget_s, profile.timing)):
                     break  # larger batches cost more still
                 feeds = first if i == 0 else draw_inputs(graph, batch, np.random.default_rng(seed),
                                                          prepare_data(graph, data), extra)
@@ -262,7 +262,7 @@ def _over_budget(rec: _Recorder, graph: GraphSpec, scenario: str, prev: int, bat
     if estimate <= budget:
         return False
     rec.warnings.append(f"{scenario} of graph '{graph.role}' not timed at batch {batch} or larger: one call would "
-                        f"take ~{estimate:.2g} s, over the profile's {budget:g} s per call")
+                        f"take ~{estimate:.2g} s, over the profile's {budget:.3g} s per call")
     return True
 
 
@@ -271,6 +271,14 @@ def _policy_for(profile: Profile, batch: int) -> TimingPolicy:
     if batch == 1:
         return replace(profile.timing, min_iterations=max(profile.timing.min_iterations, profile.latency_iterations))
     return profile.timing
+
+
+def call_budget(budget: float, policy: TimingPolicy) -> float:
+    """The longest call a batch may be estimated to take and still be timed: the profile's budget, but never
+    more than ``max_seconds`` holds the fewest calls a figure needs (``MIN_THROUGHPUT_CALLS``), so that a batch
+    the budget lets in is never then refused for its first call (a smoke generate call of 0.07 s passed a
+    0.1 s budget, and 3 of them did not fit in 0.2 s)."""
+    return min(budget, policy.max_seconds / MIN_THROUGHPUT_CALLS)
 
 
 def _max(a: float | None, b: float | None) -> float | None:
@@ -430,11 +438,12 @@ def _time_autoregressive(graph: GraphSpec, generation: Generation, ort: _Session
         if r.graph == graph.role and r.scenario == "forward" and r.runtime in fns and r.latency_ms.get("p50"):
             forward[r.batch_size] = max(forward.get(r.batch_size, 0.0), r.latency_ms["p50"])
     policy = profile.generate_timing
+    budget = call_budget(profile.generate_call_budget_s, policy)
     skipped = []
     for batch in profile.batch_sizes:
         known = max((b for b in forward if b <= batch), default=None)  # untimed batches: scaled linearly
         estimate = forward[known] * batch / known * generation.steps / 1e3 if known else 0.0
-        if batch != 1 and estimate > profile.generate_call_budget_s:
+        if batch != 1 and estimate > budget:
             skipped.append(f"{batch} (~{estimate:.2g} s per call)")
             continue
         prompt = np.repeat(generation.prompt, batch, axis=0)
@@ -449,7 +458,7 @@ def _time_autoregressive(graph: GraphSpec, generation: Generation, ort: _Session
                     used=session.used if session else None, steps=generation.steps, note=generation.description)
     if skipped:
         rec.warnings.append(f"generate not timed at batch {', '.join(skipped)}: over the profile's "
-                            f"{profile.generate_call_budget_s:g} s per call; the best batch is the best of those timed")
+                            f"{budget:.3g} s per call; the best batch is the best of those timed")
 
 
 class GpuMemory:

@@ -195,11 +195,16 @@ class RunDisplay:
     # ---- what the run says
 
     def line(self, text: str) -> None:
-        """A result line (each built seed, each timing, warnings): above the live display, else ``echo``."""
+        """A result line (each built seed, each timing, warnings): above the live display, else ``echo``. It
+        carries text from plugins and results files (error messages): escape sequences and other control
+        characters are shown as visible escapes, never sent to the terminal, and rich markup is not read."""
+        from .reports import neutralise_controls
+
+        text = neutralise_controls(text, limit=None)
         if self._live is not None:
             from rich.text import Text
 
-            self._live.console.print(Text(text), soft_wrap=True)
+            self._live.console.print(Text(text), soft_wrap=True)  # a Text: "[bold]" stays as it is
         else:
             self._echo(text)
 
@@ -235,7 +240,7 @@ class RunDisplay:
             if unit is None:
                 return
             if kind == "phase":
-                unit.phase, unit.step = str(payload)[:20], None
+                unit.phase, unit.step = printable(payload, 20), None
             elif kind == "progress":
                 done, total, losses = payload
                 unit.step, unit.losses = (int(done), int(total)), dict(losses)

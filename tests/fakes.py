@@ -679,3 +679,80 @@ class SteppingModel(TinyModel):
 
 
 FAKES["tiny-stepping"] = "SteppingModel"
+
+
+# --------------------------------------------------------------------------- a plugin's output and the processes it leaves
+
+ESCAPES = "\x1b[2K\x1b[1A\x1b[31mFAKE: all good\x1b[0m [bold]styled[/bold]"
+
+
+class EscapingModel(TinyModel):
+    """Prints terminal escape sequences (clear the screen, go home) on stdout and stderr, through Python and
+    straight to the file descriptors, then raises an error whose message carries more of them."""
+
+    def train(self, data, config, progress):
+        import os
+        import sys
+
+        print("\x1b[2J\x1b[Hscreen cleared by the plugin", flush=True)
+        sys.stderr.write("\x1b[31mred from the plugin\n")
+        sys.stderr.flush()
+        os.write(1, b"\x1b[2Kstraight to fd 1\n")
+        os.write(2, b"\x1b[2Kstraight to fd 2\n")
+        raise ValueError(ESCAPES)
+
+
+class ChattyModel(TinyModel):
+    """Writes $GENBENCH_TEST_PRINT_MB MiB (default 3) to stdout while it trains, then trains fine."""
+
+    def train(self, data, config, progress):
+        import os
+
+        line = b"x" * 1023 + b"\n"
+        for _ in range(int(float(os.environ.get("GENBENCH_TEST_PRINT_MB") or 3) * 1024)):
+            os.write(1, line)
+        return super().train(data, config, progress)
+
+
+def start_escaping_sleeper(seconds: int) -> None:
+    """Start `sleep SECONDS` the way a daemon does: in a new session, from an intermediate process that exits at
+    once (a double fork), so the sleep leaves both the process group and the process tree of its starter."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "import subprocess, sys\n"
+                    "subprocess.Popen(['sleep', sys.argv[1]], start_new_session=True, stdout=sys.stdout)\n",
+                    str(seconds)], check=True)
+
+
+class SetsidHangingModel(TinyModel):
+    """Starts an escaping `sleep <steps>` (start_escaping_sleeper), then hangs: the job times out."""
+
+    def train(self, data, config, progress):
+        import time
+
+        start_escaping_sleeper(config.steps)
+        time.sleep(3600)
+
+
+class SetsidFinishingModel(TinyModel):
+    """Starts an escaping `sleep <steps>`, then trains fine: the job ends normally."""
+
+    def train(self, data, config, progress):
+        start_escaping_sleeper(config.steps)
+        return super().train(data, config, progress)
+
+
+class SetsidExitingModel(TinyModel):
+    """Starts an escaping `sleep <steps>`, then ends its own process with os._exit (nothing of genbench runs
+    after it in that process)."""
+
+    def train(self, data, config, progress):
+        import os
+
+        start_escaping_sleeper(config.steps)
+        os._exit(3)
+
+
+FAKES.update({"tiny-escapes": "EscapingModel", "tiny-chatty": "ChattyModel", "tiny-setsid-hangs": "SetsidHangingModel",
+              "tiny-setsid-ok": "SetsidFinishingModel", "tiny-setsid-exits": "SetsidExitingModel"})

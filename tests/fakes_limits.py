@@ -88,7 +88,7 @@ class DecliningModel(TinyPointsModel):
         raise genbench.TaskDeclined(f"tiny-decliner declines '{data.task}': it is a test model that runs nowhere")
 
 
-def die_at_once(conn) -> None:
+def die_at_once(*_: object) -> None:
     """A unit process that ends at once without a word, with exit code 255 (as when its forkserver is killed)."""
     import os
 

@@ -27,6 +27,15 @@ BAD_RUN_OPTIONS = [
     (["--seed", "3", "--seeds", "0,1"], "seed"),
     (["--out", "/proc/genbench-cannot-be-made"], "--out"),
     (["--data-dir", "/nonexistent-genbench-data"], "--data-dir"),
+    # choices: one line and exit 1 like every other bad value, not click's usage block and exit 2
+    (["--device", "gpu"], "--device 'gpu': use auto, cpu or cuda"),
+    (["--executor", "foo"], "--executor 'foo': use process, inline or ray"),
+    (["--features", "inceptionn"], "--features 'inceptionn': use default or inception"),
+    (["--out", ""], "--out is empty"),
+    (["--address", "ray://head:10001"], "--address 'ray://head:10001' needs --executor ray"),
+    (["--meta", "a=b"], "--meta needs --onnx FILE"),
+    (["--role", "sample", "--name", "x"], "--role/--name need --onnx FILE"),
+    (["--task", "digit"], "Unknown task 'digit'"),
 ]
 
 
@@ -37,6 +46,30 @@ def test_a_bad_run_option_is_one_line_and_nothing_runs(tmp_path, monkeypatch, op
     assert r.exit_code == 1, r.output
     assert r.output.count("\n") == 1 and r.output.startswith("error: ") and named in r.output, r.output
     assert "Traceback" not in r.output and not list(tmp_path.iterdir())  # no results directory was made
+
+
+@pytest.mark.parametrize("words, named", [(["gam-mlp"], "Unknown model 'gam-mlp'"),
+                                          (["baseline-gaussian", "--task", "digit"], "Unknown task 'digit'"),
+                                          (["baseline-gaussian", "--device", "cuda"], "no CUDA GPU")])
+def test_a_refused_plan_leaves_no_out_folder(tmp_path, monkeypatch, words, named):
+    """--out is made only once the models, tasks and device hold."""
+    from genbench import runtime
+    from genbench.errors import ConfigError
+
+    def no_gpu(device):
+        if device == "cuda":
+            raise ConfigError("Device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu.")
+        return "cpu", None
+
+    monkeypatch.setattr(runtime, "choose_device", no_gpu)  # as on a machine without a GPU
+    r = CliRunner().invoke(cli, ["run", *words, "--profile", "smoke", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and named in r.output, r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_choice_options_keep_their_choices_in_the_help():
+    r = CliRunner().invoke(cli, ["run", "--help"])
+    assert "[auto|cpu|cuda]" in r.output and "[process|inline|ray]" in r.output and "[default|inception]" in r.output
 
 
 def test_an_out_path_that_is_a_file_is_refused(tmp_path):
@@ -129,19 +162,51 @@ def small_run(fake_host, tmp_path):
 def test_resume_refuses_options_that_contradict_the_run(small_run):
     before = (small_run / "run.json").read_text()
     r = CliRunner().invoke(cli, ["run", "--resume", str(small_run), "--profile", "default", "--seed", "3",
-                                 "--task", "text", "--no-timing", "--timeout", "30"])
+                                 "--task", "text", "--no-timing", "--timeout", "30", "--all", "--steps", "5"])
     assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
-    for words in ("--profile default contradicts its stored profile smoke", "--seed 3 contradicts its stored seed 0",
-                  "--task text contradicts its stored tasks digits", "--timeout 30.0 contradicts",
-                  "only --jobs may change"):
+    # each written as the flags a user types, never as Python values ("--all True", "stored steps None")
+    for words in ("--profile default contradicts the stored run (started with --profile smoke)",
+                  "--seed 3 contradicts the stored run (started with --seed 0)",
+                  "--task text contradicts the stored run (started with --task digits)",
+                  "--timeout 30 contradicts the stored run (started with --timeout 3600)",
+                  "--all contradicts the stored run (started without --all)",
+                  "--steps 5 contradicts the stored run (started without --steps)", "only --jobs may change"):
         assert words in r.output, r.output
+    assert "True" not in r.output and "None" not in r.output and "False" not in r.output, r.output
     assert "--no-timing" not in r.output  # the run was made with timing=False: that agrees
-    with pytest.raises(ConfigError, match="--max-memory 2 contradicts its stored max-memory None"):
+    with pytest.raises(ConfigError, match=r"--max-memory 2 contradicts the stored run \(started without --max-memory\)"):
         genbench.run(resume=small_run, max_memory=2)
     assert (small_run / "run.json").read_text() == before
+
+
+def test_resume_names_a_switch_the_stored_run_was_started_with(fake_host, tmp_path):
+    run_dir = tmp_path / genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                                      baselines=False, device="cpu", timing=True, executor="inline",
+                                      steps=0).run_id
+    with pytest.raises(ConfigError) as info:
+        genbench.run(resume=run_dir, timing=False, cache=False)
+    assert "--no-timing contradicts the stored run (started without --no-timing)" in str(info.value)
+    assert "--no-cache contradicts the stored run (started without --no-cache)" in str(info.value)
 
 
 def test_resume_accepts_options_that_agree_and_jobs(small_run, fake_host):
     done = genbench.run(["tiny-ok"], resume=small_run, tasks=["digits"], profile="smoke", executor="process", jobs=1,
                         timing=False, baselines=False, device="cpu", host=fake_host)
-    assert done.jobs[0].status == "ok" and len(done.config["resumed_at"]) == 1
+    assert done.jobs[0].status == "ok"
+
+
+def test_resume_takes_the_same_models_in_any_order(fake_host, tmp_path):
+    result = genbench.run(["tiny-ok", "tiny-cached"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                          baselines=False, device="cpu", timing=False, executor="inline")
+    r = CliRunner().invoke(cli, ["run", "--resume", str(tmp_path / result.run_id), "tiny-cached", "tiny-ok", "tiny-ok"])
+    assert r.exit_code == 0 and "contradict" not in r.output, r.output
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_do_and_changes_nothing(small_run, fake_host):
+    before = (small_run / "run.json").read_text()
+    lines = []
+    done = genbench.run(resume=small_run, host=fake_host, echo=lines.append)
+    assert lines == [f"nothing to resume: run {done.run_id} finished at {done.finished_at}, every job has its result "
+                     f"({small_run / 'run.json'})"]
+    assert "resumed_at" not in done.config and done.jobs[0].status == "ok"
+    assert (small_run / "run.json").read_text() == before  # no resume recorded

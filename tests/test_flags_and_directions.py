@@ -175,6 +175,6 @@ def test_the_html_page_marks_the_copier_and_does_not_rank_it():
     row = re.search(r"<tr class='ranked'><td class='rank'[^>]*>([^<]*)</td><td class='l model' data-v='all-digits'>"
                     r"(.*?)</td>", page)
     assert row is not None and row.group(1) == "–"  # listed, but no rank
-    assert "⚠ copies training data" in row.group(2)
+    assert "<span class='copies'" in row.group(2) and "⚠ copies training data" in row.group(2)
     gan = re.search(r"<td class='rank'[^>]*>([^<]*)</td><td class='l model' data-v='gan-mlp'>", page)
     assert gan.group(1) == "2"

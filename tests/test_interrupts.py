@@ -214,3 +214,88 @@ def test_a_unit_that_dies_while_the_run_is_being_stopped_was_stopped_not_failed(
     threading.Timer(0.3, stop.set).start()  # the handler runs a moment after the unit is gone
     with pytest.raises(UnitStopped):
         _supervise(die_at_once, (), "genbench-test-die", 60, stop)
+
+
+def start_cli(tmp_path: Path, marks: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The genbench program (genbench.cli.main) with the fake plugins, in a session of its own."""
+    script = tmp_path / "cli.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        import genbench.runner
+        from fakes import FakePlugin
+        from genbench.plugins import make_plugin_manager
+        genbench.runner.make_plugin_manager = lambda: make_plugin_manager(extra_plugins=[("fakes", FakePlugin)],
+                                                                          entry_points=False)
+        from genbench.cli import main
+        if __name__ == "__main__":
+            main(sys.argv[1:])
+    """))
+    marks.mkdir()
+    env = {**os.environ, "GENBENCH_TEST_MARKS": str(marks), **(env or {})}
+    return subprocess.Popen([sys.executable, str(script), *args], env=env, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("when, signals", [("stopping", 2), ("stopping", 3), ("exiting", 2), ("exiting", 3)])
+def test_more_ctrl_c_while_stopping_never_gives_a_traceback_and_exits_1(tmp_path, when, signals):
+    """After the first Ctrl-C, more of them (while the run stops, or while genbench exits: its exit handlers
+    used to raise KeyboardInterrupt) are absorbed, or a third ends genbench at once: exit 1, never a traceback."""
+    marks = tmp_path / "marks"
+    proc = start_cli(tmp_path, marks, ["run", "tiny-sleepy", "tiny-ok", "--task", "digits", "--profile", "smoke",
+                                       "--no-baselines", "--no-timing", "--jobs", "2", "--no-cache", "--quiet",
+                                       "--out", str(tmp_path / "runs")], {"GENBENCH_TEST_SLEEP_TRAIN": "60"})
+    try:
+        wait_for(lambda: list(marks.glob("train-*")), 240, "the sleepy unit to train")
+        before = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        err = ""
+        if when == "exiting":  # again as soon as genbench says it stopped: it is on its way out
+            err = proc.stderr.readline()
+            assert err.startswith("error: Interrupted (SIGINT)"), err
+        for _ in range(signals - 1):
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.02)
+        out, rest = proc.communicate(timeout=60)
+        err += rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert "Traceback" not in err and "Exception ignored" not in err and "KeyboardInterrupt" not in err, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith(("error: Interrupted (SIGINT)", "error: stopped at once (SIGINT again)")), err
+    assert len(lines) <= 2, err  # the error, and perhaps the line that says genbench is stopping
+    wait_for(lambda: not any(running(p) for p in before), 15, "every process of the run to end")
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")
+    assert json.loads(run_json.read_text())["finished_at"] is None  # resumable
+
+
+def test_sigkill_of_genbench_takes_a_process_the_plugin_started_in_a_new_session(tmp_path):
+    """A double-forked, setsid process of a plugin is below the forkserver (a subreaper): when genbench is
+    SIGKILLed, the forkserver sees it gone and kills everything below it before it exits."""
+    import secrets
+
+    import psutil
+
+    seconds = 800_000 + secrets.randbelow(90_000)
+    marks = tmp_path / "marks"
+    proc = start_cli(tmp_path, marks, ["run", "tiny-setsid-hangs", "--task", "digits", "--profile", "smoke",
+                                       "--no-baselines", "--no-timing", "--no-cache", "--steps", str(seconds),
+                                       "--out", str(tmp_path / "runs")])
+
+    def sleepers() -> list:
+        return [p for p in psutil.process_iter(["cmdline", "status"])
+                if p.info["cmdline"] == ["sleep", str(seconds)] and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+    try:
+        (sleeper,) = wait_for(sleepers, 240, "the plugin's sleep to start")
+        assert sleeper.pid not in descendants(proc.pid) or os.getsid(sleeper.pid) != os.getsid(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        wait_for(lambda: not sleepers(), 15, "the plugin's sleep to end with genbench")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in sleepers():
+            p.kill()

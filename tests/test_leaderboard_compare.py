@@ -480,3 +480,29 @@ def test_plugin_supplied_text_is_escaped_in_markdown(tmp_path):
     assert "<script>" not in outside_code and "<script>" in md
     row = next(ln for ln in md.splitlines() if ln.startswith("| 1 |"))
     assert row.count(" | ") == next(ln for ln in md.splitlines() if ln.startswith("| #")).count(" | ")
+
+
+def test_the_leaderboard_names_its_speed_unit_and_marks_noisy_figures(tmp_path):
+    """Speed columns are per generated sample, and say so in every format; a noisy or invalid figure is marked."""
+    noisy = replace(job("gan-mlp", {"fd": mv(40.0, floor=1.0)}, latency=0.05).performance[0], noisy=True,
+                    background_cpu_cores=1.2)
+    r = run("r1", "2026-01-01T00:00:00", [replace(job("gan-mlp", {"fd": mv(40.0, floor=1.0)}), performance=(noisy,)),
+                                         job("vae-mlp", {"fd": mv(50.0, floor=1.0)}, latency=0.1),
+                                         job("baseline-gaussian", {"fd": mv(90.0, floor=1.0)}, latency=None)])
+    d = write(tmp_path, r)
+    md = invoke("leaderboard", d).stdout
+    header = next(line for line in md.splitlines() if line.startswith("| #"))
+    assert "ORT ms/sample @b1 ↓" in header and "ORT samples/s (best batch) ↑" in header
+    assert "ORT best /s" not in md and "ORT p50 ms @b1" not in md
+    rows = {line.split(" | ")[1]: line for line in md.splitlines() if line.startswith("| ")}
+    assert "| 0.050 (not valid, noisy) | 20,000 (not valid, noisy) |" in rows["`gan-mlp`"]
+    assert "| 0.100 | 10,000 |" in rows["`vae-mlp`"]
+    assert "per generated sample" in md.lower() or "one generated sample" in md
+    data = json.loads(invoke("leaderboard", d, "--format", "json").stdout)
+    validate(data, "genbench.leaderboard/2", "the leaderboard")
+    by_model = {row["model"]: row for row in data["tables"][0]["rows"]}
+    assert by_model["gan-mlp"]["speed_unit"] == "samples/s" and by_model["gan-mlp"]["timing_noisy"] is True
+    assert by_model["vae-mlp"]["timing_noisy"] is False and by_model["vae-mlp"]["timing_valid"] is True
+    assert by_model["baseline-gaussian"]["speed_unit"] is None and by_model["baseline-gaussian"]["timing_noisy"] is None
+    table = {row["model"]: row for row in csv_rows(invoke("leaderboard", d, "--format", "csv").stdout)}
+    assert table["gan-mlp"]["speed_unit"] == "samples/s" and table["gan-mlp"]["timing_noisy"] == "True"

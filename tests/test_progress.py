@@ -56,12 +56,14 @@ def in_a_terminal(argv: list[str], cwd: Path, cols: int = 160, rows: int = 40, t
         os.environ["TERM"] = "xterm"
         os.execv(argv[0], argv)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    chunks, deadline = [], time.monotonic() + timeout
+    chunks, deadline, status = [], time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
         if not ready:
-            if os.waitpid(pid, os.WNOHANG)[0]:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
                 break
+            status = None
             continue
         try:
             data = os.read(fd, 65536)
@@ -70,7 +72,8 @@ def in_a_terminal(argv: list[str], cwd: Path, cols: int = 160, rows: int = 40, t
         if not data:
             break
         chunks.append(data)
-    _, status = os.waitpid(pid, 0)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
     os.close(fd)
     return b"".join(chunks).decode("utf-8", "replace"), os.waitstatus_to_exitcode(status)
 
@@ -161,6 +164,39 @@ def test_errors_still_show_with_quiet(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("error: Unknown model 'tiny-okk'. Did you mean 'tiny-ok'")
+
+
+def test_a_failed_job_is_an_error_even_with_quiet(tmp_path):
+    proc = subprocess.run([sys.executable, str(driver(tmp_path, "tiny-raises", "tiny-ok", "--task", "digits",
+                                                      "--profile", "smoke", "--no-baselines", "--no-timing",
+                                                      "--quiet", "--out", "runs"))],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("  FAILED  tiny-raises on digits in train: "), proc.stderr
+
+
+def test_text_from_a_plugin_cannot_drive_the_terminal_under_the_live_display(tmp_path):
+    """A plugin's error message and prints carry escape sequences (erase the line, move up, paint a fake
+    verdict) and rich markup: the live display shows them as visible text; the prints stay in the job's files."""
+    stream, code = in_a_terminal([sys.executable, str(driver(tmp_path, "tiny-escapes", "tiny-ok", "--task", "digits",
+                                                             "--profile", "smoke", "--no-baselines", "--no-timing",
+                                                             "--out", "runs"))], tmp_path)
+    assert code == 1, stream[-3000:]
+    assert "\x1b[31m" not in stream and "\x1b[1A\x1b[31m" not in stream and "\x1b[2J" not in stream, stream[-3000:]
+    assert "screen cleared" not in stream and "straight to fd" not in stream  # the prints are in the files
+    final = screen(stream)
+    (failed,) = [ln for ln in final if ln.startswith("  FAILED  tiny-escapes")]
+    assert "\\x1b[2K\\x1b[1A\\x1b[31mFAKE: all good\\x1b[0m [bold]styled[/bold]" in failed, failed
+    (printed,) = [ln for ln in final if ln.startswith("  printed tiny-escapes")]
+    assert "stdout in jobs/tiny-escapes__digits__cpu/seed-0.stdout.txt" in printed, printed
+
+
+def test_the_display_neutralises_every_line_it_prints():
+    out = Stream()
+    with RunDisplay("plain", lambda line: out.write(line + "\n"), stream=Stream()) as display:
+        display.line("  FAILED  x on digits in train: ValueError: \x1b[2K\x1b[31mFAKE\x1b[0m\nsecond line")
+    assert out.text == "  FAILED  x on digits in train: ValueError: \\x1b[2K\\x1b[31mFAKE\\x1b[0m second line\n"
 
 
 # ------------------------------------------------------------------ the display's parts

@@ -121,3 +121,54 @@ def test_results_csv_keeps_notes_out_of_the_error_column():
     assert [(r["status"], r["error"], r["note"]) for r in rows] == [
         ("ok", "", "baselines are quality references; not timed"), ("failed", "train: boom", ""),
         ("skipped", "", "declines 28x28 images on CPU")]
+
+
+# --------------------------------------------------------------------------- speed: one unit per column
+
+
+def perf(runtime, batch, p50_ms, per_s, scenario="forward", graph="sample", noisy=False, valid=True, steps=None):
+    from genbench.types import PerfRecord
+
+    return PerfRecord(runtime, "CPUExecutionProvider", "cpu", batch, 2, 1000, 1.0, {"p50": p50_ms}, per_s, valid,
+                      noisy=noisy, graph=graph, scenario=scenario,
+                      unit="samples/s" if scenario == "generate" else "items/s", steps=steps,
+                      figure_validity={"p50": valid, "throughput": valid}, alone=True)
+
+
+def speed_run():
+    gan = (perf("onnxruntime", 1, 0.005, 200_000.0), perf("onnxruntime", 64, 0.3, 203_708.0),
+           perf("onnxruntime", 1, 0.005, 200_000.0, "generate", steps=1),
+           perf("onnxruntime", 64, 0.3, 203_708.0, "generate", steps=1))
+    ar = (perf("onnxruntime", 1, 1.0, 1_000.0, graph="logits"), perf("onnxruntime", 64, 66.0, 971.0, graph="logits"))
+    return run([job("gan-mlp", {"fd": mv(40.0)}, performance=gan, timing={"status": "done"}),
+                job("ar-pixel", {"fd": mv(20.0)}, performance=ar, timing={"status": "done"})],
+               environment={"cpu": "x", "cpu_count": 2, "stage_seconds": {"build_seconds": 10.0, "timing_seconds": 5.0}})
+
+
+def test_speed_per_sample_and_forward_passes_are_never_one_column():
+    """ar-pixel had only forward records (one logits pass: 971 items/s at batch 64): it must not stand beside
+    gan-mlp's 203,708 generated samples/s in one column."""
+    md = markdown.render(speed_run())
+    head, forward = md.split("### Speed per generated sample")[1].split("#### Details: forward passes")
+    assert "| ORT ms/sample @b1 ↓ |" in head and "| ORT samples/s (best batch) ↑ |" in head
+    assert "`gan-mlp` | one call of the sample graph | 0.005 |" in head and "203,708 (b64)" in head
+    assert "ar-pixel" not in head  # no per-sample figure: no row, rather than a forward pass passed off as one
+    assert "| ORT items/s (best batch) ↑ |" in forward and "samples/s" not in forward.split("\n\n")[1]
+    assert "| `ar-pixel` | `logits` | 1.000 | – | – | 1,000 (b1) |" in forward
+    assert "| `gan-mlp` | `sample` |" in forward
+    legend = md.strip().splitlines()[-1]
+    assert "too few samples for the p99" not in legend and "figure_validity" in legend and "(noisy)" in legend
+
+
+def test_a_run_that_timed_nothing_says_nothing_about_timing():
+    r = run([job("gan-mlp", {"fd": mv(40.0)}, timing={"status": "off", "reason": "timing switched off (--no-timing)"},
+                 phase_seconds={"train": 3.0})],
+            environment={"cpu": "x", "cpu_count": 2, "stage_seconds": {"build_seconds": 4.0, "timing_seconds": 0.0}})
+    md = markdown.render(r)
+    assert "build-and-score stage 4 s" in md
+    assert "timing stage" not in md and "Timings:" not in md and "Speed" not in md
+    from dataclasses import replace
+
+    timed = speed_run()
+    timed = markdown.render(replace(timed, jobs=tuple(replace(j, phase_seconds={"timing": 1.0}) for j in timed.jobs)))
+    assert "timing stage 5 s (one job at a time, alone" in timed and "Timings:" in timed

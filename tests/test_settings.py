@@ -241,7 +241,7 @@ def test_the_command_line_reads_the_files_and_reproduces_with_every_choice(tmp_p
     (run_json,) = (tmp_path / "runs").glob("*/run.json")
     data = json.loads(run_json.read_text())
     assert data["command"] == ("genbench run tiny-ok --task digits --profile quick --seed 0 --device cpu --threads 1 "
-                               "--jobs 1 --train-threads 2 --no-baselines --no-timing")
+                               "--train-threads 2 --jobs 1 --executor inline --no-baselines --no-timing")
     assert data["jobs"][0]["quality"]["fd"]["n"] == 40
 
 

@@ -344,3 +344,54 @@ def test_quality_is_the_same_whatever_the_number_of_parallel_jobs(tmp_path):
                          cache=False) for jobs in (2, 1)]
     values = [{(j.model, k): v.value for j in r.jobs for k, v in j.quality.items()} for r in runs]
     assert values[0] == values[1] and len(values[0]) >= 8
+
+
+def test_a_generate_call_the_budget_lets_in_always_gets_the_calls_a_figure_needs(tmp_path, monkeypatch):
+    """In smoke, ar-pixel's 0.07 s sample passed the 0.1 s call budget, yet 3 calls did not fit its 0.2 s cap, so
+    it got no per-sample figure at all. Each built-in profile now holds three budgets' worth of calls, and a
+    budget is never more than a third of its cap (a profile of the user's own)."""
+    import genbench.perf as perf
+    import genbench.timing as timing
+    from genbench.config import PROFILES
+    from genbench.perf import MIN_THROUGHPUT_CALLS
+    from genbench.timing import call_budget
+
+    from test_timing import FakeClock
+
+    for profile in PROFILES.values():
+        assert call_budget(profile.generate_call_budget_s, profile.generate_timing) == \
+            pytest.approx(profile.generate_call_budget_s)
+        assert call_budget(profile.forward_call_budget_s, profile.timing) == pytest.approx(profile.forward_call_budget_s)
+    assert call_budget(1.0, replace(QUICK, max_seconds=2.0)) == pytest.approx(2.0 / 3)
+    clock = FakeClock()
+    monkeypatch.setattr(perf.time, "perf_counter", clock)
+    cost = 0.07 / 16  # one 4×4 sample: 16 graph calls, 0.07 s in all
+    real_make_session = timing.make_session
+    monkeypatch.setattr(timing, "make_session", lambda *a, **k: _Clocked(real_make_session(*a, **k), clock, cost))
+    model = ConstantCostARModel()
+    records, _, warnings, _ = measure_performance(model.export_onnx(tmp_path / "bundle"),
+                                                  lambda role: _Clocked(model.torch_module(role), clock, cost),
+                                                  "cpu", get_profile("smoke"), 1, 0, _image_task())
+    for runtime in ("onnxruntime", "torch-eager"):
+        one = _find(records, "generate", runtime, 1)
+        assert one.latency_ms["p50"] == pytest.approx(70.0, rel=1e-6) and one.iterations >= MIN_THROUGHPUT_CALLS, one
+        assert one.figure_validity["throughput"], one
+    assert not [w for w in warnings if "not timed" in w and "generate at batch 1" in w], warnings
+
+
+def test_the_timed_line_says_what_there_is_when_there_is_no_per_sample_figure():
+    from genbench.runner import _timing_line
+
+    forward = PerfRecord("onnxruntime", "CPUExecutionProvider", "cpu", 1, 1, 100, 0.1, {"p50": 1.0}, 1000.0, True,
+                         graph="logits")
+    generate = replace(forward, scenario="generate", unit="samples/s", steps=64, latency_ms={"p50": 64.0},
+                       throughput_per_s=15.6)
+
+    def line(*records):
+        return _timing_line(JobResult(model="ar-pixel", family="ar", plugin="p", plugin_version="1", task="digits",
+                                      device="cpu", status="ok", performance=records, timing={"status": "done"}))
+
+    assert line(forward) == ("  timed   ar-pixel on digits: no per-sample figure (1 forward-pass records, in "
+                             "report.md's details; the job's warnings say why) (done)")
+    assert line(forward, generate) == "  timed   ar-pixel on digits: ORT p50 64 ms/sample @b1 (done)"
+    assert "no timing record" in line()

@@ -39,6 +39,18 @@ def test_hostile_task_loaders_fail_their_tasks_jobs_and_the_run_goes_on(data_hos
     assert not (tmp_path / result.run_id / ".data").exists()
 
 
+def test_a_task_whose_data_fails_names_the_jobs_it_fails_in_one_line(data_host, tmp_path):
+    lines = []
+    result = genbench.run(["tiny-ok", "tiny-cached"], tasks=["not-a-dataset"], profile="smoke", host=data_host,
+                          out=tmp_path, baselines=False, device="cpu", timing=False, echo=lines.append)
+    assert [j.status for j in result.jobs] == ["failed", "failed"]
+    (failed,) = [line for line in lines if "FAILED" in line]
+    assert failed.startswith("  FAILED  tiny-ok, tiny-cached on not-a-dataset in data: "), failed
+    from genbench.runner import failure_lines
+
+    assert failure_lines(result) == [failed]  # what --quiet prints
+
+
 def test_a_job_that_cannot_start_within_its_memory_limit_gets_a_hint(fake_host, tmp_path):
     job = genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host,
                        out=tmp_path, baselines=False, device="cpu", timing=False, max_memory=0.2).jobs[0]

@@ -211,7 +211,60 @@ def test_a_callable_whose_one_call_is_over_the_cap_is_not_timed(monkeypatch):
     policy = TimingPolicy(warmup=3, min_iterations=20, min_seconds=0.1, max_seconds=8.0, rounds=2, target_ci=None)
     out = measure_interleaved({"slow": clock.call(2.7), "fast": clock.call(1e-3), "ok": clock.call(2.6)}, policy)
     assert out["slow"].samples == [] and out["slow"].first_call_s == 2.7 and out["slow"].error is None
-    assert out["slow"].stop_reason == ("not timed: one call took 2.7 s; 3 calls, the fewest a figure needs, would "
-                                       "be over max_seconds (8 s)")
+    assert out["slow"].stop_reason == ("not timed: a warm call took 2.7 s; 3 calls, the fewest a figure needs, "
+                                       "would be over max_seconds (8 s)")
     assert len(out["fast"].samples) >= 20 and len(out["ok"].samples) >= 3  # 3 × 2.6 s fit in 8 s
 
+
+def test_a_slow_cold_first_call_does_not_keep_a_fast_callable_from_being_timed(monkeypatch):
+    """torch eager's first autoregressive sampling loop took 0.86 s (cold), its later ones 0.03 s: judged on the
+    cold call alone, it got no per-sample figure in a 0.3 s cap."""
+    import genbench.perf as perf
+
+    clock = FakeClock()
+    monkeypatch.setattr(perf.time, "perf_counter", clock)
+    costs = iter([0.86] + [0.03] * 1000)
+    policy = TimingPolicy(warmup=1, warmup_seconds=0.1, min_iterations=3, min_seconds=0.05, max_seconds=0.3, rounds=1,
+                          target_ci=None)
+    out = measure_interleaved({"torch": clock.call(lambda: next(costs))}, policy)["torch"]
+    assert out.first_call_s == 0.86 and out.stop_reason == "minimums" and out.samples == pytest.approx([0.03] * 3)
+
+
+
+def test_background_load_is_read_on_this_processs_cores_and_never_exceeds_them(tmp_path, monkeypatch):
+    """A record said 3.54 background cores on a 2-CPU machine: 10 ms ticks over rounds of a few ms. The reading
+    counts only the CPUs this process may run on, adds the rounds up before dividing, and stays within
+    [0, those cores]."""
+    import builtins
+    import os
+
+    from genbench import perf
+    from genbench.perf import CpuMonitor, Measurement, clamp_cores
+
+    assert clamp_cores(3.54, {0, 1}) == 2.0 and clamp_cores(-0.4, {0, 1}) == 0.0 and clamp_cores(0.7, {0, 1}) == 0.7
+    m = Measurement(background_seconds=(0.05, 0.01))  # 5 ticks of others' work over 10 ms of rounds
+    assert m.background_cores == min(5.0, len(os.sched_getaffinity(0)))
+    # /proc/stat of a 4-CPU machine where this process may run on CPUs 1 and 3 only: CPUs 0 and 2 are busy
+    stats = iter([
+        "cpu  400 0 0 400 0 0 0 0\ncpu0 100 0 0 100 0\ncpu1 100 0 0 100 0\ncpu2 100 0 0 100 0\ncpu3 100 0 0 100 0\n"
+        "intr 1\n",
+        "cpu  900 0 0 500 0 0 0 0\ncpu0 300 0 0 100 0\ncpu1 150 0 0 150 0\ncpu2 300 0 0 100 0\ncpu3 150 0 0 150 0\n"
+        "intr 1\n"])
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/stat":
+            target = tmp_path / "stat"
+            target.write_text(next(stats))
+            return real_open(target, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(perf.os, "sched_getaffinity", lambda pid: {1, 3})
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(perf.os, "times", lambda: os.times_result((0.0, 0.0, 0.0, 0.0, 0.0)))
+    clock = iter([0.0, 1.0])
+    monkeypatch.setattr(perf.time, "perf_counter", lambda: next(clock))
+    monitor = CpuMonitor()
+    assert monitor.cores == {1, 3}
+    # CPUs 1 and 3: 50 + 50 ticks busy = 1.0 s over 1 s: one core; the whole machine's 500 ticks would say 5
+    assert monitor.background_cores() == pytest.approx(1.0 * 100 / os.sysconf("SC_CLK_TCK"))

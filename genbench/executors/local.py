@@ -4,15 +4,22 @@ own process with a time limit.
 Every such process is forked from one pre-warmed server (``multiprocessing`` forkserver, torch and ONNX
 Runtime already imported), and on start it
 
-* leads its own process group: Ctrl-C in the terminal reaches genbench only, which decides what stops, and
-  a kill reaches whatever the plugin started too;
-* dies with genbench: the kernel kills it when the forkserver exits (``PR_SET_PDEATHSIG``), and a watchdog
-  thread kills its group when the pipe to genbench breaks (genbench killed, even by SIGKILL);
+* leads its own process group: Ctrl-C in the terminal reaches genbench only, which decides what stops;
+* is the subreaper of what its plugin starts (Linux, :mod:`genbench.executors.reaping`): a process that left
+  the group (``setsid``) or the tree (a double fork) is still found, and killed, when the unit ends, times
+  out or is stopped; what a unit's process that died abruptly left behind moves to the forkserver (a
+  subreaper too) and is killed when the unit is over;
+* writes its standard output and error (and so does everything it starts) to capped files in the job's
+  directory, never to genbench's terminal or pipe (:class:`UnitOutput`);
+* dies with genbench: the kernel kills it when the forkserver exits (``PR_SET_PDEATHSIG``; the forkserver
+  kills every process below it first), and a watchdog thread kills it and what it started when the pipe
+  to genbench breaks (genbench killed, even by SIGKILL);
 * caps its data memory at ``--max-memory``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -21,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
 from ..types import DatasetSpec, JobError
@@ -32,6 +39,10 @@ _START_LOCK = threading.Lock()
 STARTUP_LIMIT = 300.0
 POLL_SECONDS = 0.2  # how soon a stop request (Ctrl-C, SIGTERM) reaches a running unit
 STOP_GRACE = 1.0  # how long a unit that died without a result waits for a stop request that explains it
+#: the most of a unit's standard output, and of its standard error, kept on disk; the rest is dropped
+OUTPUT_CAP = 2**20
+_LIVE: set[int] = set()  # pids of the unit processes running now (the forkserver's other children are orphans)
+_LIVE_LOCK = threading.Lock()
 
 
 def _context() -> Any:
@@ -40,7 +51,7 @@ def _context() -> Any:
     if _CONTEXT is None:
         if sys.platform.startswith("linux"):
             _CONTEXT = multiprocessing.get_context("forkserver")
-            _CONTEXT.set_forkserver_preload(["genbench.executors.worker"])
+            _CONTEXT.set_forkserver_preload(["genbench.executors.worker", "genbench.executors._forkserver_init"])
         else:  # pragma: no cover - macOS/Windows
             _CONTEXT = multiprocessing.get_context("spawn")
     return _CONTEXT
@@ -82,6 +93,82 @@ def check_can_start() -> None:
     start_server()
 
 
+class UnitOutput:
+    """Where a unit's process writes its standard output and error: ``<stem>.stdout.txt`` and
+    ``<stem>.stderr.txt`` in ``directory``, each kept to :data:`OUTPUT_CAP` bytes (checked as the unit runs,
+    and cut to it when it ends); an empty one is removed. A plugin's prints, and its escape sequences, stay
+    there: genbench shows at most a neutralised line of them (:func:`printed_note`)."""
+
+    def __init__(self, directory: Path, stem: str, key: str = "") -> None:
+        self.paths = {name: Path(directory) / f"{stem}.{name}.txt" for name in ("stdout", "stderr")}
+        self.key = key  # the prefix of their ``files`` entries (``stdout``, or e.g. ``timing_stdout``)
+        self.cut: set[str] = set()
+
+    def prepare(self) -> tuple[str, str] | None:
+        """Create both files empty; their paths for the unit's process, or None if they cannot be made (it
+        then writes to /dev/null)."""
+        try:
+            for path in self.paths.values():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"")
+        except OSError:
+            return None
+        return str(self.paths["stdout"]), str(self.paths["stderr"])
+
+    def cap(self) -> None:
+        """Cut a file grown past the cap back to it (the process appends: it writes on at the new end)."""
+        for name, path in self.paths.items():
+            try:
+                if path.stat().st_size > OUTPUT_CAP:
+                    os.truncate(path, OUTPUT_CAP)
+                    self.cut.add(name)
+            except OSError:
+                pass
+
+    def settle(self, run_dir: Path) -> dict[str, str]:
+        """After the unit: cap the files, note a cut in them, remove empty ones; ``files`` entries (relative to
+        ``run_dir``) of those kept."""
+        self.cap()
+        files = {}
+        for name, path in self.paths.items():
+            try:
+                if path.stat().st_size == 0:
+                    path.unlink()
+                    continue
+                if name in self.cut:
+                    with open(path, "ab") as f:
+                        f.write(f"\n[genbench: cut at {OUTPUT_CAP:,} bytes]\n".encode())
+                files[self.key + name] = os.path.relpath(path, run_dir)
+            except OSError:
+                continue
+        return files
+
+
+def printed_note(who: str, files: Mapping[str, str], run_dir: Path) -> str | None:
+    """One line saying that ``who`` printed (``files``' ``stdout``/``stderr`` entries, relative to ``run_dir``),
+    where it is kept, and the first line printed, neutralised (no escape sequence reaches the terminal) and
+    cut; None if it printed nothing."""
+    from ..reports import contained_file, term_safe
+
+    kept = [name for name in files if name.endswith(("stdout", "stderr")) and files[name]]
+    if not kept:
+        return None
+    first = ""
+    for name in sorted(kept, key=lambda n: not n.endswith("stderr")):
+        path, _ = contained_file(run_dir, files[name], OUTPUT_CAP + 4096)  # only the run's own files are read
+        if path is None or first:
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096).decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        first = next((line.strip() for line in head.splitlines() if line.strip()), "")
+    where = " and ".join(f"{name} in {files[name]}" for name in kept)
+    shown = term_safe(first[:120] + ("…" if len(first) > 120 else ""))
+    return f"  printed {term_safe(who)}: kept, {term_safe(where)}" + (f"; first line: {shown}" if shown else "")
+
+
 @dataclass
 class _Outcome:
     """How a supervised process ended."""
@@ -93,18 +180,31 @@ class _Outcome:
     exitcode: int | None
     pid: int
     seconds: float
+    files: dict[str, str]  # its output files kept (UnitOutput.settle)
 
 
 def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: float | None,
-               stop: threading.Event | None, on_message: Callable[[str, Any], None] | None = None) -> _Outcome:
-    """Run ``target(*args, conn)`` in a fresh process until it sends a result, crashes, dies, overruns
-    ``timeout`` seconds (counted from its first phase message) or ``stop`` is set (then :class:`UnitStopped`).
-    ``on_message`` hears its ``("phase", name)`` and ``("progress", (done, total, losses))`` messages."""
+               stop: threading.Event | None, on_message: Callable[[str, Any], None] | None = None,
+               output: UnitOutput | None = None, run_dir: Path | None = None) -> _Outcome:
+    """Run ``target(*args, output_paths, conn)`` in a fresh process until it sends a result, crashes, dies,
+    overruns ``timeout`` seconds (counted from its first phase message) or ``stop`` is set (then
+    :class:`UnitStopped`). ``on_message`` hears its ``("phase", name)`` and ``("progress", (done, total,
+    losses))`` messages. Its standard output and error go to ``output``'s files (else /dev/null). Whatever
+    way it ends, every process it started ends with it."""
+    import psutil
+
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=target, args=(*args, sender), name=name, daemon=True)
+    paths = output.prepare() if output is not None else None
+    proc = ctx.Process(target=target, args=(*args, paths, sender), name=name, daemon=True)
     t0 = time.perf_counter()
-    proc.start()
+    with _LIVE_LOCK:  # no orphan sweep may take it for an orphan before it is known
+        proc.start()
+        _LIVE.add(proc.pid)
+    try:
+        handle = psutil.Process(proc.pid)  # pins the pid: a later kill never reaches a process that reused it
+    except psutil.Error:
+        handle = None
     sender.close()
     phase, payload, crash, timed_out, stopped = "start", None, None, False, False
     # The clock starts when the process says it is running: starting a process (the first one starts the
@@ -119,6 +219,8 @@ def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: flo
             if left is not None and left <= 0:
                 timed_out = True
                 break
+            if output is not None:
+                output.cap()
             if not receiver.poll(POLL_SECONDS if left is None else min(POLL_SECONDS, left)):
                 continue
             try:
@@ -140,21 +242,25 @@ def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: flo
                 break
     finally:
         if payload is None:
-            _kill(proc)
+            _end(proc, handle)
         proc.join(10)
         if proc.is_alive():  # it sent its result but would not end
-            _kill(proc)
+            _end(proc, handle)
             proc.join(10)
         _kill_group(proc.pid)  # whatever it started and left behind
+        with _LIVE_LOCK:
+            _LIVE.discard(proc.pid)
+        sweep_orphans()
         receiver.close()
     if payload is None and crash is None and not (stopped or timed_out) and stop is not None:
         # A signal sent to genbench's whole process group (Ctrl-C, `timeout`, `kill -TERM -PGID`) also ends the
         # forkserver, and so the unit (its exit code reads 255), before genbench's own handler sets ``stop``:
         # a unit that ended without a word while the run is being stopped was stopped, not failed.
         stopped = stop.wait(STOP_GRACE)
+    files = output.settle(run_dir) if output is not None and run_dir is not None else {}
     if stopped and payload is None:
         raise UnitStopped(name)
-    return _Outcome(payload, crash, phase, timed_out, proc.exitcode, proc.pid, time.perf_counter() - t0)
+    return _Outcome(payload, crash, phase, timed_out, proc.exitcode, proc.pid, time.perf_counter() - t0, files)
 
 
 def _tell(on_message: Callable[[str, Any], None] | None, kind: str, message: Any) -> None:
@@ -166,7 +272,13 @@ def _tell(on_message: Callable[[str, Any], None] | None, kind: str, message: Any
             pass
 
 
-def _kill(proc: Any) -> None:
+def _end(proc: Any, handle: Any) -> None:
+    """Kill a unit's process and every process below it: the descendants first, while the unit's process is
+    alive to adopt (as their subreaper) what a dying one leaves, then its group, then it."""
+    from .reaping import kill_descendants
+
+    if handle is not None and proc.is_alive():
+        kill_descendants(process=handle)
     _kill_group(proc.pid)
     if proc.is_alive():
         proc.kill()
@@ -182,14 +294,50 @@ def _kill_group(pid: int | None) -> None:
         pass
 
 
+def sweep_orphans() -> int:
+    """Kill the forkserver's children that are not running units, and everything below them: processes a
+    plugin started whose unit's process died before them (they moved to the forkserver, their subreaper).
+    How many processes were killed."""
+    if _CONTEXT is None or _CONTEXT.get_start_method() != "forkserver":
+        return 0
+    from multiprocessing import forkserver
+
+    import psutil
+
+    from .reaping import kill_descendants
+
+    server = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if server is None:
+        return 0
+    killed = 0
+    with _LIVE_LOCK:
+        try:
+            orphans = [c for c in psutil.Process(server).children() if c.pid not in _LIVE]
+        except psutil.Error:
+            return 0
+        for orphan in orphans:
+            killed += kill_descendants(process=orphan)
+            try:
+                if orphan.status() != psutil.STATUS_ZOMBIE:
+                    orphan.kill()
+                    killed += 1
+            except psutil.Error:
+                pass
+    return killed
+
+
 def run_in_process(unit: BuildUnit | TimingUnit, timeout: float | None, stop: threading.Event | None = None,
                    on_message: Callable[[str, Any], None] | None = None) -> Any:
     """Run ``unit`` in a fresh process; a hang past ``timeout`` seconds or a dying process fails it. When ``stop``
     is set the process is killed and :class:`UnitStopped` raised: the unit has no result, and stays to do.
     ``on_message(kind, payload)`` hears the unit's phases and training steps as they come (for the display)."""
-    out = _supervise(_child, (unit,), f"genbench-{unit.kind}-{unit.job.model.name}", timeout, stop, on_message)
+    output = UnitOutput(unit.job.job_dir, f"seed-{unit.seed}", "") if unit.kind == "build" else \
+        UnitOutput(unit.job.job_dir, "timing", "timing_")
+    out = _supervise(_child, (unit,), f"genbench-{unit.kind}-{unit.job.model.name}", timeout, stop, on_message,
+                     output, unit.job.run_dir)
     if out.payload is not None:
-        return unit.result_from_dict(out.payload)
+        result = unit.result_from_dict(out.payload)
+        return dataclasses.replace(result, files={**result.files, **out.files}) if out.files else result
     config = unit.job.config
     if out.timed_out and out.phase == "start":
         error = JobError(out.phase, "Timeout", f"the job's process did not start within {STARTUP_LIMIT:g} s; it was "
@@ -217,7 +365,7 @@ def run_in_process(unit: BuildUnit | TimingUnit, timeout: float | None, stop: th
         files = {"error": os.path.relpath(where / name, unit.job.run_dir)}
     except OSError:  # e.g. a full disk: the error is in run.json all the same
         files = {}
-    return unit.failed(error, out.seconds, files)
+    return unit.failed(error, out.seconds, {**out.files, **files})
 
 
 def _start_hint(out: _Outcome, config: Any) -> str:
@@ -261,21 +409,44 @@ def _evict_hung_restore(unit: BuildUnit | TimingUnit, out: _Outcome) -> str:
             "trains this model afresh.")
 
 
-def _child(unit: BuildUnit | TimingUnit, conn: Any) -> None:
-    detach(conn)
+def _child(unit: BuildUnit | TimingUnit, output: tuple[str, str] | None, conn: Any) -> None:
+    detach(conn, output)
     from .worker import child_main
 
     child_main(unit, conn)
 
 
-def detach(conn: Any) -> None:
-    """In a unit's process: lead a process group, leave Ctrl-C to genbench, and die with genbench."""
+def detach(conn: Any, output: tuple[str, str] | None = None) -> None:
+    """In a unit's process, before any plugin code: lead a process group, adopt what the plugin starts
+    (subreaper), leave Ctrl-C to genbench, die with genbench, and write standard output and error to the
+    ``output`` files (stdout, stderr; else /dev/null), never to genbench's terminal or pipe."""
+    from .reaping import become_subreaper
+
     try:
         os.setpgid(0, 0)
     except OSError:
         pass
+    become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _redirect_output(output)
     _die_with_parent(conn.fileno())
+
+
+def _redirect_output(output: tuple[str, str] | None) -> None:
+    """Point file descriptors 1 and 2 (inherited by every process started from here) at the unit's output
+    files, appending."""
+    for fd, path in zip((1, 2), output or (os.devnull, os.devnull)):
+        try:
+            target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError:
+            target = os.open(os.devnull, os.O_WRONLY)
+        stream = sys.stdout if fd == 1 else sys.stderr
+        try:
+            stream.flush()  # nothing written before belongs in the files
+        except (AttributeError, OSError, ValueError):
+            pass
+        os.dup2(target, fd)
+        os.close(target)
 
 
 def _die_with_parent(fd: int) -> None:
@@ -296,7 +467,10 @@ def _die_with_parent(fd: int) -> None:
         while True:
             for _, event in poller.poll():
                 if event & (select.POLLERR | select.POLLHUP):
-                    if os.getpgid(0) == os.getpid():  # this process leads its group: take what it started too
+                    from .reaping import kill_descendants
+
+                    kill_descendants()  # what it started, wherever it moved (this process is their subreaper)
+                    if os.getpgid(0) == os.getpid():  # this process leads its group
                         _kill_group(os.getpid())
                     os._exit(1)
                 if event & select.POLLNVAL:
@@ -316,6 +490,7 @@ class LoadedTask:
     directory: Path | None = None
     error: JobError | None = None
     unavailable: bool = False  # DataUnavailableError: the data's files are not on this machine
+    printed: str | None = None  # the loader printed: where it is kept (printed_note)
 
 
 def load_task_in_process(task: DatasetSpec, config: Any, directory: Path,
@@ -323,12 +498,17 @@ def load_task_in_process(task: DatasetSpec, config: Any, directory: Path,
     """Load ``task``'s data (and its feature extractor) in a child process under the jobs' limits (``--timeout``,
     ``--max-memory``) and save its arrays in ``directory``: a loader that hangs, crashes or inflates a file to
     gigabytes fails the task's jobs, never genbench."""
-    out = _supervise(_data_child, (task, config, str(directory)), f"genbench-data-{task.name}", config.timeout, stop)
+    run_dir = Path(directory).parent.parent  # directory: <run>/.data/<task>
+    out = _supervise(_data_child, (task, config, str(directory)), f"genbench-data-{task.name}", config.timeout, stop,
+                     output=UnitOutput(run_dir / "tasks", task.name), run_dir=run_dir)
+    _remove_if_empty(run_dir / "tasks")
+    printed = printed_note(f"loading task {task.name}", out.files, run_dir)
     if out.payload is not None:
         error = out.payload.get("error")
         if error is not None:
-            return LoadedTask(error=JobError.from_dict(error), unavailable=bool(out.payload.get("unavailable")))
-        return LoadedTask(directory=directory if out.payload.get("saved") else None)
+            return LoadedTask(error=JobError.from_dict(error), unavailable=bool(out.payload.get("unavailable")),
+                              printed=printed)
+        return LoadedTask(directory=directory if out.payload.get("saved") else None, printed=printed)
     who = f"loading task '{task.name}'"
     if out.timed_out:
         error = JobError("data", "Timeout", f"{who} took more than {config.timeout:g} s (--timeout); it was stopped")
@@ -337,11 +517,18 @@ def load_task_in_process(task: DatasetSpec, config: Any, directory: Path,
     else:
         error = JobError("data", "ProcessDied", f"the process {who} died ({_describe_exit(out.exitcode)})"
                                                 f"{_start_hint(out, config)}")
-    return LoadedTask(error=error)
+    return LoadedTask(error=error, printed=printed)
 
 
-def _data_child(task: DatasetSpec, config: Any, directory: str, conn: Any) -> None:
-    detach(conn)
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
+
+
+def _data_child(task: DatasetSpec, config: Any, directory: str, output: tuple[str, str] | None, conn: Any) -> None:
+    detach(conn, output)
     from .worker import data_child_main
 
     data_child_main(task, config, Path(directory), conn)

@@ -97,15 +97,25 @@ def child_main(unit: BuildUnit | TimingUnit, conn: Any) -> None:
 
 
 def _serve(conn: Any, work: Callable[[], Any]) -> None:
-    """Send ``("result", work())`` through ``conn``, or ``("crash", traceback)``; then end the process."""
+    """Send ``("result", work())`` through ``conn``, or ``("crash", traceback)``; then end the process. Every
+    process the unit started is killed first (this process is their subreaper: wherever they moved, they are
+    its descendants), so none outlives the unit, and none holds its output files open."""
     try:
-        conn.send(("result", work()))
+        message = ("result", work())
     except BaseException:  # noqa: BLE001 - report, then die
-        conn.send(("crash", traceback.format_exc()))
+        message = ("crash", traceback.format_exc())
+    try:
+        from .reaping import kill_descendants
+
+        kill_descendants()
+        conn.send(message)
     finally:
         conn.close()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
         os._exit(0)
 
 

@@ -102,7 +102,7 @@ button.name::after{content:" ▸";color:var(--faint);font-weight:400;font-size:1
 button.name[aria-expanded=true]::after{content:" ▾"}
 .fam,.kind{display:inline-block;font-size:11px;color:var(--muted);border:1px solid var(--rule);border-radius:999px;
 padding:0 7px;margin-left:6px;vertical-align:1px;white-space:nowrap}
-.flag{display:inline-block;font-size:11px;color:var(--flag);background:var(--flagbg);border:1px solid #ffcecb;
+.flag,.copies{display:inline-block;font-size:11px;color:var(--flag);background:var(--flagbg);border:1px solid #ffcecb;
 border-radius:999px;padding:0 7px;margin-left:6px;white-space:nowrap;cursor:help}
 td.num .v{font-weight:500}
 td.num .pm{color:var(--muted)}
@@ -482,7 +482,7 @@ def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[st
             f"{_e(r.model)}</button>")
     name += f"<span class='kind'>{_e(r.reference)}</span>" if r.reference else f"<span class='fam'>{_e(j.family)}</span>"
     if r.copies:
-        name += f"<span class='flag copies' title='{_e(r.not_ranked or r.copies)}'>⚠ {_e(r.copies)}</span>"
+        name += f"<span class='copies' title='{_e(r.not_ranked or r.copies)}'>⚠ {_e(r.copies)}</span>"
     if flags:
         name += (f"<span class='flag' title='{_e('; '.join(f'{label}: {flag}' for label, flag in flags))}'>⚑ "
                  f"{_e(', '.join(label for label, _ in flags))}</span>")

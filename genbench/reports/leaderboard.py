@@ -704,7 +704,11 @@ def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
              "and bound, profile, seeds) share a table or column; headers name what differs. Reference rows "
              "(baselines, replayed training data, real data at n) are not ranked, nor is a model marked "
              "⚠ copies training (or test) data by its memorisation metrics. Every number is the value in "
-             "run.json, never rescaled; each column's unit, scale and ± are given below its table.", ""]
+             "run.json, never rescaled; each column's unit, scale and ± are given below its table. Speed is the cost "
+             "of one generated sample through the exported graphs in ONNX Runtime (the same definition for every "
+             "family: an autoregressive model's whole sampling loop included): p50 ms per sample at batch 1, and "
+             "samples per second at the best batch; a figure marked (noisy) was measured while other processes kept "
+             "more than half a core busy, (not valid) lacks the calls or duration it needs.", ""]
     for w in board.warnings:
         lines += [f"> {md_text(w)}", ""]
     task = None
@@ -716,12 +720,22 @@ def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
             lines += [f"### {md_text(table.title)}", ""]
         lines += [f"All numbers in this table: {md_text(shared_text(table))}.", ""]
         lines += markdown_table(table, extra=(
-            ("ORT p50 ms @b1 ↓", lambda r: fmt_num(safe_perf_summary(r.job)["ort_p50_ms_b1"], "{:.3f}")),
-            ("ORT best /s ↑", lambda r: fmt_num(safe_perf_summary(r.job)["ort_best_throughput"], "{:,.0f}")),
+            ("ORT ms/sample @b1 ↓", lambda r: speed_cell(r.job, "ort_p50_ms_b1", "{:.3f}")),
+            ("ORT samples/s (best batch) ↑", lambda r: speed_cell(r.job, "ort_best_throughput", "{:,.0f}")),
             ("environment", lambda r: md_text(environment(r.source.run))),
             ("reproduce", lambda r: md_code(r.source.run.command)),
         ))
     return "\n".join(lines)
+
+
+def speed_cell(job: JobResult, key: str, fmt: str) -> str:
+    """A per-sample speed figure of ``job`` (:func:`safe_perf_summary`'s ``key``) for a Markdown cell, marked
+    ``(noisy)`` or ``(not valid)`` as its timing was; "–" when the job has no per-sample figure."""
+    p = safe_perf_summary(job)
+    if p["unit"] != "samples/s" or number(p[key]) is None:
+        return "–"
+    marks = (["not valid"] if p["valid"] is False else []) + (["noisy"] if p["noisy"] else [])
+    return fmt_num(p[key], fmt) + (f" ({', '.join(marks)})" if marks else "")
 
 
 # --------------------------------------------------------------------------- CSV and JSON
@@ -783,7 +797,9 @@ def _row_dict(table: Table, r: Row) -> dict[str, Any]:
             "cells": {c.label: _cell_dict(r.cells.get(c.label)) for c in table.columns},
             "ort_p50_ms_b1": number(p["ort_p50_ms_b1"]), "ort_best_throughput": number(p["ort_best_throughput"]),
             "torch_best_throughput": number(p["torch_best_throughput"]),
+            "speed_unit": p["unit"] if p["unit"] == "samples/s" else None,
             "timing_valid": p["valid"] if isinstance(p["valid"], bool) else None,
+            "timing_noisy": p["noisy"] if isinstance(p["noisy"], bool) else None,
             "genbench_version": r.source.version, "git_commit": text_of(env.get("git_commit") or UNKNOWN),
             "provenance": r.provenance, "run_id": text_of(r.source.run.run_id),
             "run_ids": [text_of(s.run.run_id) for s in r.sources],
@@ -829,8 +845,8 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
               "family", "plugin", "plugin_version", "device"]
     for label in labels:
         header += [label] + [f"{label} {f}" for f in CSV_CELL_FIELDS[1:]] + [f"{label} unit"]
-    header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "timing_valid", "genbench_version",
-               "git_commit", "run_id", "run_ids", "environment", "command"]
+    header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "speed_unit", "timing_valid",
+               "timing_noisy", "genbench_version", "git_commit", "run_id", "run_ids", "environment", "command"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow([csv_cell(h) for h in header])
@@ -840,9 +856,9 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
             d = _row_dict(t, r)
             row: dict[str, Any] = {k: d[k] for k in ("rank", "rank_low", "rank_high", "reference", "model", "family",
                                                      "plugin", "plugin_version", "device", "ort_p50_ms_b1",
-                                                     "ort_best_throughput", "torch_best_throughput", "timing_valid",
-                                                     "genbench_version", "git_commit", "run_id", "environment",
-                                                     "command")}
+                                                     "ort_best_throughput", "torch_best_throughput", "speed_unit",
+                                                     "timing_valid", "timing_noisy", "genbench_version", "git_commit",
+                                                     "run_id", "environment", "command")}
             row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]), not_ranked=d["not_ranked"],
                        copies=d["copies"], flags="; ".join(d["flags"]))
             for label, cd in d["cells"].items():

@@ -60,9 +60,8 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
             lines += _settings(table)
         lines += _unfinished(jobs) + _notes(jobs) + _speed_table(jobs, ceiling) + _grids(jobs, task, run_dir)
     lines += phases.section(run)
-    lines += ["Arrows give each column's better direction. Timings: ONNX Runtime and PyTorch eager interleaved in one "
-              "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
-              "'noisy' that other processes used the CPU during the timing.", ""]
+    lines += ["Arrows give each column's better direction." + (_TIMING_LEGEND if any(j.performance for j in run.jobs)
+                                                                  else ""), ""]
     return "\n".join(lines)
 
 
@@ -72,6 +71,13 @@ def _seeds_text(config: dict) -> str:
     if isinstance(seeds, list) and len(seeds) > 1:
         return f"seeds {md_text(', '.join(text_of(s) for s in seeds))}"
     return f"seed {md_text(config.get('seed'))}"
+
+
+_TIMING_LEGEND = (" Timings: ONNX Runtime and PyTorch eager interleaved in one process, one job at a time with nothing "
+                  "else of genbench running, warm-up excluded; each figure is judged on its own (run.json's "
+                  "figure_validity): 'timing valid: no' means a figure in the row (the p50 at batch 1, the best "
+                  "batch's throughput) lacks the calls or the duration it needs, and a p99 that lacks them is never "
+                  "shown; '(noisy)' means other processes kept more than half a core busy during the measurement.")
 
 
 def _profile_text(config: dict) -> str:
@@ -146,25 +152,55 @@ def _notes(jobs: list[JobResult]) -> list[str]:
 
 
 def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[str]:
-    rows = []
+    """Two tables: the cost of one generated sample (the headline: ms per sample at batch 1, samples/s at the best
+    batch; the same definition for every family), then each graph's forward passes (a detail, in items/s):
+    never one column holding both."""
+    head_rows, forward_rows = [], []
     for j in jobs:
-        for graph, scenario in dict.fromkeys((p.graph, p.scenario) for p in j.performance):
-            p = safe_perf_summary(j, graph, scenario)
-            valid = "yes" if p["valid"] else "no"
-            what = graph if scenario == "forward" else f"{graph}: sampling loop, {text_of(p['unit'])}"
-            ort_b, torch_b = number(p["ort_best_batch"]), number(p["torch_best_batch"])
-            rows.append([md_code(j.model), md_text(what), fmt_num(p["ort_p50_ms_b1"], "{:.3f}"),
-                         fmt_num(p["torch_p50_ms_b1"], "{:.3f}"), fmt_num(p.get("latency_speedup_b1"), "{:.2f}×"),
-                         fmt_num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{ort_b:.0f})" if ort_b else ""),
-                         fmt_num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{torch_b:.0f})" if torch_b else ""),
-                         fmt_num(p.get("throughput_ratio_best"), "{:.2f}×"), valid + (" (noisy)" if p["noisy"] else ""),
-                         _limit(j, graph, scenario, ceiling)])
-    if not rows:
-        return []
-    head = ["model", "graph", "ORT p50 ms @b1 ↓", "torch p50 ms @b1 ↓", "ORT/torch latency ↑", "ORT best /s ↑",
-            "torch best /s ↑", "ORT/torch throughput ↑", "timing valid", "GFLOP/s ORT / torch (of ceiling)"]
-    return ["### Speed (ONNX Runtime against PyTorch eager)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
-        ["| " + " | ".join(r) + " |" for r in rows] + [""]
+        p = safe_perf_summary(j)  # per generated sample, or nothing
+        if p["unit"] == "samples/s" and (number(p["ort_p50_ms_b1"]) is not None or number(p["torch_p50_ms_b1"])
+                                         is not None or number(p["ort_best_throughput"]) is not None
+                                         or number(p["torch_best_throughput"]) is not None):
+            head_rows.append([md_code(j.model), md_text(_how_made(j))] + _figures(p))
+        for graph in dict.fromkeys(r.graph for r in j.performance if r.scenario == "forward"):
+            f = safe_perf_summary(j, graph, "forward")
+            forward_rows.append([md_code(j.model), md_code(graph)] + _figures(f) + [_limit(j, graph, "forward",
+                                                                                          ceiling)])
+    lines = []
+    if head_rows:
+        head = ["model", "one sample is", "ORT ms/sample @b1 ↓", "torch ms/sample @b1 ↓", "ORT/torch latency ↑",
+                "ORT samples/s (best batch) ↑", "torch samples/s (best batch) ↑", "ORT/torch throughput ↑",
+                "timing valid"]
+        lines += ["### Speed per generated sample (ONNX Runtime against PyTorch eager)", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
+            ["| " + " | ".join(r) + " |" for r in head_rows] + [""]
+    if forward_rows:
+        head = ["model", "graph", "ORT ms/call @b1 ↓", "torch ms/call @b1 ↓", "ORT/torch latency ↑",
+                "ORT items/s (best batch) ↑", "torch items/s (best batch) ↑", "ORT/torch throughput ↑", "timing valid",
+                "GFLOP/s ORT / torch (of ceiling)"]
+        lines += ["#### Details: forward passes (one run of one graph per call; items/s, not samples)", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
+            ["| " + " | ".join(r) + " |" for r in forward_rows] + [""]
+    return lines
+
+
+def _how_made(j: JobResult) -> str:
+    """What one generated sample costs in graph calls (the generate records' ``steps``)."""
+    steps = next((number(r.steps) for r in j.performance if r.scenario == "generate" and number(r.steps)), None)
+    if steps is None:
+        return "one call of the sample graph"
+    return "one call of the sample graph" if steps == 1 else f"{steps:.0f} calls of the logits graph (sampling loop)"
+
+
+def _figures(p: dict) -> list[str]:
+    """Latency at batch 1, best throughput, their ratios and validity, as table cells."""
+    ort_b, torch_b = number(p["ort_best_batch"]), number(p["torch_best_batch"])
+    return [fmt_num(p["ort_p50_ms_b1"], "{:.3f}"), fmt_num(p["torch_p50_ms_b1"], "{:.3f}"),
+            fmt_num(p.get("latency_speedup_b1"), "{:.2f}×"),
+            fmt_num(p["ort_best_throughput"], "{:,.0f}") + (f" (b{ort_b:.0f})" if ort_b else ""),
+            fmt_num(p["torch_best_throughput"], "{:,.0f}") + (f" (b{torch_b:.0f})" if torch_b else ""),
+            fmt_num(p.get("throughput_ratio_best"), "{:.2f}×"),
+            ("–" if p["valid"] is None else "yes" if p["valid"] else "no") + (" (noisy)" if p["noisy"] else "")]
 
 
 def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> str:

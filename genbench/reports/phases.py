@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..types import RunResult
-from . import md_escape
+from . import mapping, md_escape
 
 #: the phases of a job in the order they run (build stage, then timing)
 PHASES = ("load", "restore", "train", "export", "validate", "sample", "likelihood", "quality", "timing")
@@ -42,7 +42,8 @@ def section(run: RunResult) -> list[str]:
     if stages.get("build_seconds") is not None:
         parts.append(f"build-and-score stage {stages['build_seconds']:.0f} s"
                      + (f" (up to {jobs} units at once)" if jobs else ""))
-    if stages.get("timing_seconds") is not None:
+    timed = any(j.performance or mapping(j.timing).get("status") in ("done", "failed") for j in run.jobs)
+    if stages.get("timing_seconds") is not None and timed:  # a run that timed nothing has no timing stage to tell
         parts.append(f"timing stage {stages['timing_seconds']:.0f} s (one job at a time, alone; the matmul "
                      "ceiling included)")
     if parts:
