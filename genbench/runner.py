@@ -156,6 +156,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         return resume_run(resume, options=given, reporters=reporters, host=host, echo=echo, progress=progress)
     from .cache import default_cache_dir
     from .runtime import choose_device
+    from .runtime.validate import max_graph_bytes
     from .settings import Settings, load_settings
 
     echo = echo or (lambda s: None)
@@ -182,6 +183,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                        **({"threads": threads} if threads is not None else {}),
                        **({"jobs": jobs} if jobs is not None else {}))
     out_dir = _output_dir(out)
+    max_graph_bytes()  # a bad $GENBENCH_MAX_GRAPH_MB is refused here, not in every job
     _check_executor(config)
     host = host or make_plugin_manager()
     for failure in host.failures:
