@@ -420,7 +420,17 @@ def run_onnx(models: Sequence[str] = (), *, onnx: Sequence[str | Path], roles: S
         raise ConfigError(f"The name '{spec.name}' is a registered model's; pick another with --name.")
     host.registry.models.add(spec, PLUGIN, f"sha256:{spec.sha256[0][:12]}")
     run_kwargs["cache"] = False  # nothing is trained; graphs are read from the files every time
-    return run([spec.name], tasks=tasks, host=host, **run_kwargs)
+    record = {**(run_kwargs.pop("record", None) or {}), "onnx": onnx_record(onnx, spec, flags, name)}
+    return run([spec.name], tasks=tasks, host=host, record=record, **run_kwargs)
+
+
+def onnx_record(files: Sequence[str | Path], spec: OnnxFileSpec, meta: Mapping[str, str],
+                name: str | None) -> dict[str, Any]:
+    """run.json's ``config.onnx``: each graph file as given, its sha256, role and the ``genbench.*`` metadata it
+    holds; the ``--meta`` flags; the ``--name``. With the graphs' files, what reproduces the run."""
+    graphs = [{"file": str(f), "sha256": digest, "role": graph.role, "metadata": read_metadata(f)}
+              for f, digest, graph in zip(files, spec.sha256, spec.graphs)]
+    return {"graphs": graphs, "meta": dict(meta), "name": name}
 
 
 def onnx_arguments(files: Sequence[str | Path], roles: Sequence[str], meta: Iterable[str], name: str | None) -> list[str]:
@@ -466,5 +476,5 @@ def _text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-__all__ = ["OnnxFileSpec", "SuppliedGraphs", "describe_graph", "graph_metadata", "onnx_arguments", "parse_meta",
-           "read_metadata", "run_onnx", "supplied_model", "write_metadata"]
+__all__ = ["OnnxFileSpec", "SuppliedGraphs", "describe_graph", "graph_metadata", "onnx_arguments", "onnx_record",
+           "parse_meta", "read_metadata", "run_onnx", "supplied_model", "write_metadata"]

@@ -127,7 +127,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         cache_dir: str | Path | None = None, max_memory: float | None = None,
         reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
-        resume: str | Path | None = None, settings: Any = True, progress: str | None = None) -> RunResult:
+        resume: str | Path | None = None, settings: Any = True, progress: str | None = None,
+        record: Mapping[str, Any] | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
     Stage 1 builds and scores every job once per training seed (``seeds``, default ``[seed]``), up to
@@ -150,6 +151,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     finished one is saved, and :class:`~genbench.errors.RunInterrupted` is raised; so does a full disk.
     ``resume=RUN_DIR`` finishes such a run (see :func:`resume_run`; the other arguments given must agree
     with its stored configuration, except ``jobs``; settings files are not read).
+
+    ``record``: more entries of run.json's ``config``, for what the run was given besides these options
+    (:func:`genbench.run_onnx` records its graphs as ``config.onnx``).
     """
     if resume is not None:
         given = {name: value for name, value in locals().items() if name in _RESUMABLE and _given(name, value)}
@@ -207,7 +211,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
             command=command or "genbench.run(...)",
             config={**config.to_dict(), "device": dev, "requested_device": device, "device_note": device_note,
                     "settings": found.record(used),
-                    "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)}},
+                    "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)},
+                    **dict(record or {})},
             environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
             plugin_failures=tuple(f.to_dict() for f in host.failures))
         write_run(result, run_dir)

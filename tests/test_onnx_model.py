@@ -166,6 +166,15 @@ def test_a_graph_given_by_flags_is_validated_sampled_scored_and_timed_in_onnx_ru
     graph = job.export["graphs"]["sample"]
     assert graph["parity_max_abs_diff"] is None and graph["parity"].startswith("not available")
     assert graph["checked_batch_sizes"] == [1, 3, 8]
+    # what the graph was and what it was driven with: enough to reproduce the run (load_run checked the schema)
+    import hashlib
+
+    assert run.config["onnx"] == {
+        "graphs": [{"file": str(g), "sha256": hashlib.sha256(g.read_bytes()).hexdigest(), "role": "sample",
+                    "metadata": {}}],
+        "meta": {"inputs.z.source": "normal", "outputs.x.low": "0", "outputs.x.high": "1"}, "name": "Linear Gen"}
+    assert graph["inputs"] == [{"name": "z", "shape": ["batch", Z], "dtype": "float32", "source": "normal"}]
+    assert graph["outputs"] == [{"name": "x", "shape": ["batch", 1, 8, 8], "dtype": "float32", "low": 0.0, "high": 1.0}]
     fd = job.quality["fd"]
     assert fd.n == 500 and fd.floor is not None and fd.value > fd.floor
     assert job.timing["status"] == "done" and job.timing["torch_module"].startswith("not available")
@@ -212,4 +221,8 @@ def test_a_logits_graph_needs_its_context_length_then_gets_bits_per_byte(tmp_pat
     bpb = job.quality["bpb"]
     assert 7.0 < bpb.value < 12.0  # a random table: near (or worse than) a uniform model's 8 bits per byte
     assert job.export["graphs"]["logits"]["parity"].startswith("not available")
+    logits = job.export["graphs"]["logits"]
+    assert logits["inputs"][0] == {"name": "tokens", "shape": ["batch", "seq"], "dtype": "int64", "source": "tokens",
+                                   "vocab": 256} and logits["attrs"] == {"context_length": 16}
+    assert r.config["onnx"]["graphs"][0]["metadata"] == {"role": "logits", "context_length": "16"}
     assert job.timing == {"status": "off", "reason": "timing switched off (--no-timing)"}

@@ -269,7 +269,7 @@ def test_the_results_schema_doc_names_every_config_field_and_every_shipped_schem
     config_table = doc.split("## `config`: every field")[1].split("\n## ")[0]
     write(tmp_path / "genbench.toml", '[profiles.q]\nbased_on = "smoke"\n')
     result = _run(fake_host, tmp_path, tmp_path, models=["tiny-ok"], tasks=["digits"], profile="q")
-    fields = set(result.config) | {"resumed_at", "samples"}  # after a --resume; in genbench score's runs
+    fields = set(result.config) | {"resumed_at", "samples", "onnx"}  # after a --resume; score's runs; run --onnx
     documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?(?:, `([a-z_]+)`)?", config_table, re.M))
     names = {n for row in documented for n in row if n}
     assert fields <= names, fields - names
