@@ -31,9 +31,6 @@ from .results import SCHEMA, write_run
 from .types import DatasetSpec, JobError, JobResult, ModelSpec, RunResult
 
 DEFAULT_OUT = Path("results") / "runs"
-#: headline metrics (genbench score's console line); a run's console line shows every metric, as the reports do
-HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "nll", "bpb", "ppl", "high-quality", "modes-covered",
-                    "reverse-kl", "knn-kl")
 
 
 @dataclass(frozen=True)
@@ -431,6 +428,16 @@ def _stop_on_signals(stop: _Stop, inline: bool) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextmanager
+def interrupt_on_signals() -> Iterator[_Stop]:
+    """While the block runs (in the main thread), SIGINT and SIGTERM raise KeyboardInterrupt where the code is,
+    and the object yielded says which (``.reason``): for work done in this process, with no unit to stop
+    (``genbench score``)."""
+    stop = _Stop()
+    with _stop_on_signals(stop, inline=True):
+        yield stop
+
+
 @dataclass
 class _Entry:
     """A job being run: its seeds' results so far and its timing."""
@@ -800,9 +807,9 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
     return cache[task.name]
 
 
-def _headline(quality: Any) -> str:
-    """Every metric of a job, in the order the reports show them, each beside its floor; a metric that could
-    not be computed says so (the reports show it as missing)."""
+def quality_summary(quality: Any) -> str:
+    """A job's quality on the console (``genbench run`` and ``genbench score``): every metric, in the order the
+    reports show them, each beside its floor; a metric that could not be computed says so."""
     from .reports import METRIC_ORDER
 
     rank = {m: i for i, m in enumerate(METRIC_ORDER)}
@@ -822,7 +829,7 @@ def _unit_line(unit: Any, r: Any, seeds: int) -> str:
     if r.status == "ok":
         cache = r.cache or {}
         note = f"; {cache.get('reason')}: evicted, trained again" if cache.get("status") == "rebuilt" else ""
-        return f"  built   {who}: {_headline(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s{note})"
+        return f"  built   {who}: {quality_summary(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s{note})"
     if r.status == "skipped":
         return f"  skipped {who}: {r.reason}"
     return f"  FAILED  {who} in {r.error.phase}: {r.error.message}" if r.error else f"  FAILED  {who}"
@@ -841,7 +848,8 @@ def _timing_line(j: JobResult) -> str:
 
 def _job_line(j: JobResult) -> str:
     if j.status == "ok":
-        return f"  ok      {j.model} on {j.task}: {_headline(j.quality) or 'no quality metric'} ({j.seconds or 0:.1f} s)"
+        summary = quality_summary(j.quality) or "no quality metric"
+        return f"  ok      {j.model} on {j.task}: {summary} ({j.seconds or 0:.1f} s)"
     if j.status == "failed" and j.error and j.error.phase == "data":
         return f"  FAILED  jobs on {j.task}: {j.error.message}"
     if j.status == "failed" and j.error:
@@ -867,4 +875,5 @@ def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = No
     return written
 
 
-__all__ = ["PlannedJob", "plan", "resume_run", "run", "run_lock", "write_reports"]
+__all__ = ["PlannedJob", "interrupt_on_signals", "plan", "quality_summary", "resume_run", "run", "run_lock",
+           "write_reports"]
