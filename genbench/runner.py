@@ -191,6 +191,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         echo(f"warning: {failure}")
     for warning in host.warnings:
         echo(f"warning: {warning}")
+    _check_names_from_files(host, models, tasks, used)
     planned = plan(host, models, all, tasks, baselines)
     dev, device_note = choose_device(device)
     if device_note:
@@ -217,8 +218,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         seeds_text = f" × {len(config.seeds)} seeds" if len(config.seeds) > 1 else ""
         from_files = f"; from {', '.join(sorted({Path(p).name for p in used.values()}))}: {', '.join(used)}" \
             if used else ""
-        header = (f"run {run_id}: {n} jobs{seeds_text}, profile {profile}, device {dev}, "
-                  f"{config.jobs} at a time (timing alone){from_files}")
+        at_once = min(config.jobs, n * len(config.seeds))  # never more at once than there is to build
+        header = (f"run {run_id}: {n} job{'s' if n != 1 else ''}{seeds_text}, profile {profile}, device {dev}, "
+                  f"{at_once} at a time (timing alone){from_files}")
         try:
             return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo, progress,
                              header)
@@ -226,6 +228,22 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
             if not _has_results(run_dir):
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+
+
+def _check_names_from_files(host: PluginHost, models: Sequence[str], tasks: Sequence[str],
+                            used: Mapping[str, str]) -> None:
+    """Model and task names a settings file gave: an unknown one is refused naming the file and its key."""
+    from .errors import UnknownNameError
+
+    for key, names, lookup in (("models", models, host.registry.model), ("tasks", tasks, host.registry.dataset)):
+        if key not in used:
+            continue
+        where = used[key] + (" [tool.genbench]" if Path(used[key]).name == "pyproject.toml" else "")
+        for name in names:
+            try:
+                lookup(name)
+            except UnknownNameError as exc:
+                raise ConfigError(f"{where}: {key} = {list(names)!r} is not allowed: {exc}") from None
 
 
 def _has_results(run_dir: Path) -> bool:
