@@ -52,7 +52,24 @@ def aggregate_metric(name: str, seeds: Sequence[SeedResult]) -> MetricValue:
     mean, std, ci = t_interval([float(v) for v in per_seed])
     return replace(first, value=mean, key=key, per_seed=per_seed, seed_std=std, ci95=ci,
                    floor=_mean_or_none([v.floor for v in values]), std=_mean_or_none([v.std for v in values]),
-                   stderr=_mean_or_none([v.stderr for v in values]), error=None)
+                   stderr=_mean_or_none([v.stderr for v in values]), error=None,
+                   params=_flagged_params(first.params, [(s.seed, v) for s, v in zip(seeds, values)]))
+
+
+def _flagged_params(params: Mapping[str, Any] | None, values: Sequence[tuple[int, MetricValue | None]]) -> Any:
+    """The first seed's params, with the flag (and what it says is copied) of every seed that raised one:
+    a model that copies in one seed of three copies, whichever seed came first."""
+    flagged = [(seed, v.params) for seed, v in values if v is not None and isinstance(v.params, Mapping)
+               and v.params.get("flag")]
+    if not flagged:
+        return params
+    seed, first_flagged = flagged[0]
+    out = dict(params or {})
+    out["flag"] = (str(first_flagged["flag"]) if len(flagged) == len(values) else
+                   f"seed {seed}: {first_flagged['flag']} (flagged in {len(flagged)} of {len(values)} seeds)")
+    out.pop("copies", None)
+    copied = [p["copies"] for _, p in flagged if p.get("copies")]
+    return {**out, "copies": copied[0]} if copied else out
 
 
 def aggregate_quality(seeds: Sequence[SeedResult]) -> dict[str, MetricValue]:

@@ -57,16 +57,22 @@ def genbench_register_metrics(register):
     register(MetricSpec("byte-ngram-jsd", ("text",), "genbench.metrics.text_ngrams:ByteNgramDivergence", "bits",
                         False, "Mean Jensen-Shannon divergence (orders 1-4) of the samples' byte n-grams from the "
                         "test split's; text given as samples (genbench score)"))
+    # the units and copy-ct's target as genbench.metrics.memorization/synthetic give them (not imported here:
+    # SciPy would load with every command); copy-ct is two-sided: 0 is held-out data, < -3 copying, > 0
+    # under-fitting
     for name, factory, unit, higher, desc in (
-        ("copy-ct", "DataCopyingCT", "z", True,
-         "Data-copying test C_T (Meehan et al. 2020): < -3 copies training data, 0 = like held-out data"),
-        ("copy-rate", "CopyRate", "", False,
+        ("copy-ct", "DataCopyingCT", "z", None,
+         "Data-copying test C_T (Meehan et al. 2020): 0 = like held-out data, < -3 copies training data, "
+         "> 0 under-fits"),
+        ("copy-rate", "CopyRate", "fraction of samples", False,
          "Share of samples nearer a training example than 95% of held-out examples are (held-out: ~5%)"),
-        ("copy-rate-test", "CopyRateAgainstTest", "", False,
+        ("copy-rate-test", "CopyRateAgainstTest", "fraction of samples", False,
          "Share of samples nearer a test example than 95% of training examples are: test data in the graph"),
     ):
-        register(MetricSpec(name, ("image", "points"), f"genbench.metrics.memorization:{factory}", unit, higher, desc))
-    register(MetricSpec("tstr", ("image",), "genbench.metrics.synthetic:TrainOnSyntheticAccuracy", "", True,
+        register(MetricSpec(name, ("image", "points"), f"genbench.metrics.memorization:{factory}", unit, higher, desc,
+                            target=0.0 if higher is None else None))
+    register(MetricSpec("tstr", ("image",), "genbench.metrics.synthetic:TrainOnSyntheticAccuracy", "fraction correct",
+                        True,
                         "Train on samples (labelled by the extractor), test on real: a fixed classifier's accuracy"))
 
 

@@ -274,36 +274,48 @@ def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file,
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
 @click.option("--text-file", type=click.Path(path_type=Path), default=None, help="Corpus for the text task.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Build-and-score work at once (default: the usable cores).")
+@click.option("--jobs", type=_WHOLE, default=None,
+              help="Build-and-score work at once (default: the usable cores); may change on --resume.")
 @click.option("--isolation", "--executor", "isolation", type=click.Choice(["process", "inline", "ray"]),
               default="process", show_default=True, help="Where each job runs (as for 'genbench run').")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
-              help="Seconds a job may run before its process is killed and the job fails.")
+@click.option("--timeout", type=_REAL, default=3600.0, show_default=True,
+              help="Seconds a job may run before its process is killed and the job fails (at most 7 days).")
 @click.option("--no-cache", is_flag=True, help="Train every model again: neither read nor write the model cache.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Finish the interrupted study in this directory with its own settings.")
+              help="Finish the interrupted study in this directory with its own settings (an option that "
+                   "contradicts them is refused; --jobs may change).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: print limits.json (schema genbench.limits/1) instead of the statements.")
 @click.option("--json", "as_json", is_flag=True, help="Alias of --format json.")
-def limits_cmd(models, task, profile, out, seeds, fractions, corruption, compute, device, data_dir, text_file, jobs,
-               isolation, timeout, no_cache, cache_dir, resume, fmt, as_json) -> None:
-    """How much and how clean data MODELS need, and what compute buys: one study on --task; exit 1 if a point failed."""
+@click.pass_context
+def limits_cmd(ctx, models, task, profile, out, seeds, fractions, corruption, compute, device, data_dir, text_file,
+               jobs, isolation, timeout, no_cache, cache_dir, resume, fmt, as_json) -> None:
+    """How much and how clean data MODELS need, and what compute buys: one study on --task; exit 1 if a point failed.
+
+    Ctrl-C (or SIGTERM) stops the study: the finished points are kept and --resume finishes the rest."""
     import json
 
-    from .errors import ConfigError
     from .limits import COMPUTE, CORRUPTION, QUANTITY, limits, parse_values
 
-    if resume is None and task is None:
-        raise ConfigError("Name the task to study with --task (see 'genbench list').")
     quiet = fmt == "json" or as_json
-    result = limits(models, task=task, profile=profile, out=out, seeds=parse_seeds(seeds), device=device,
-                    data_dir=data_dir, text_file=text_file, jobs=jobs, executor=isolation, timeout=timeout,
-                    cache=not no_cache, cache_dir=cache_dir, quantity=parse_values(fractions, "--fractions", QUANTITY),
-                    corruption=parse_values(corruption, "--corruption", CORRUPTION),
-                    compute=parse_values(compute, "--compute", COMPUTE), resume=resume,
+    options = dict(models=models, task=task, profile=profile, out=out, seeds=parse_seeds(seeds), device=device,
+                   data_dir=data_dir, text_file=text_file, jobs=jobs, executor=isolation, timeout=timeout,
+                   cache=not no_cache, cache_dir=cache_dir,
+                   quantity=parse_values(fractions, "--fractions", QUANTITY),
+                   corruption=parse_values(corruption, "--corruption", CORRUPTION),
+                   compute=parse_values(compute, "--compute", COMPUTE))
+    given = None
+    if resume is not None:  # what was typed, defaults or not: each must agree with the stored study
+        params = {"models": "models", "task": "task", "profile": "profile", "out": "out", "seeds": "seeds",
+                  "device": "device", "data_dir": "data_dir", "text_file": "text_file", "jobs": "jobs",
+                  "executor": "isolation", "timeout": "timeout", "cache": "no_cache", "cache_dir": "cache_dir",
+                  "quantity": "fractions", "corruption": "corruption", "compute": "compute"}
+        given = {name: options[name] for name, param in params.items()
+                 if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT)
+                 and not (name == "models" and not models)}
+    result = limits(**options, resume=resume, options=given,
                     command=" ".join(shlex.quote(a) for a in ["genbench", *sys.argv[1:]]) if sys.argv else None,
                     echo=(lambda s: None) if quiet else click.echo)
     if quiet:
@@ -332,22 +344,30 @@ def report_cmd(run_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of standard output.")
-def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output) -> None:
+@click.option("--limits", "limits_dirs", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="A 'genbench limits' study (its directory or limits.json) to add as a section; html and md "
+                   "(repeatable).")
+def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs) -> None:
     """Merge runs into tables per task: only numbers with the same comparability key are ranked together
     (a newer run replaces an older number only under the same key); references shown apart, unranked."""
+    from .errors import ConfigError
+    from .limits import load_limits
     from .reports.leaderboard import build_from_dirs, render
     from .results import atomic_write_text
 
-    board, runs = build_from_dirs(run_dirs, tuple(tasks))
     fmt = "json" if as_json else fmt
+    if limits_dirs and fmt not in ("html", "md"):
+        raise ConfigError(f"--limits adds a section to --format html or md, not {fmt}; drop it or change the format.")
+    studies = [load_limits(d) for d in limits_dirs]
+    board, runs = build_from_dirs(run_dirs, tuple(tasks))
     for warning in board.warnings:
         click.echo(warning, err=True)
     if fmt == "html":
         from .reports.html import render_board
 
-        text = render_board(board)
+        text = render_board(board, limits=studies)
     else:
-        text = render(runs, fmt, board=board)
+        text = render(runs, fmt, board=board, limits=studies)
     if output:
         atomic_write_text(output, text if text.endswith("\n") else text + "\n")
         click.echo(str(output))
@@ -360,7 +380,8 @@ def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output) -> None:
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "gates", default=None, metavar="METRIC:LIMIT,...",
               help="Exit 1 when a metric regresses past its limit, e.g. 'fd:5%,latency_p50:10%'; exit 2 when the "
-                   "gate cannot be evaluated (unknown metric, a missing or non-finite value, a failed or missing model).")
+                   "gate cannot be evaluated (an empty or malformed gate, a metric named twice or unknown, a missing "
+                   "or non-finite value, a failed or missing model, no model judged).")
 @click.option("--allow-incomparable", is_flag=True,
               help="Skip, rather than refuse, gated metrics whose comparability keys differ between the runs.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
@@ -370,25 +391,31 @@ def compare_cmd(ctx, base, new, gates, allow_incomparable, fmt, as_json) -> None
     """Every metric of NEW against BASE, judged against its uncertainty; exit 1 on a gated regression,
     2 when a gate cannot be evaluated. Without --fail-on-regression, the [compare] table of genbench.toml
     (or pyproject.toml's [tool.genbench.compare]) sets the gate."""
-    from .reports.compare import GateError, compare, render, render_json
+    from .reports import term_safe
+    from .reports.compare import Comparison, GateError, compare, render, render_json
     from .settings import load_settings
 
     flag_given = ctx.get_parameter_source("allow_incomparable") != click.core.ParameterSource.DEFAULT
-    gates, allow_incomparable, notes = load_settings().compare_options(gates, allow_incomparable if flag_given
-                                                                       else None)
-    for note in notes:
-        click.echo(note, err=True)
     try:
+        gates, allow_incomparable, notes = load_settings().compare_options(gates, allow_incomparable if flag_given
+                                                                           else None)
+        for note in notes:
+            click.echo(note, err=True)
         result = compare(base, new, gates, allow_incomparable)
-    except GateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    except GenbenchError as exc:  # a bad settings file or gate, a run that will not load: one document for --json
+        if not (fmt == "json" or as_json or isinstance(exc, GateError)):
+            raise
+        failed = Comparison.failed(exc, gates)
+        if fmt == "json" or as_json:
+            click.echo(render_json(failed, gates))
+        click.echo(f"error: {term_safe(exc)}", err=True)
+        sys.exit(failed.exit_code)
     if fmt == "json" or as_json:
         click.echo(render_json(result, gates))
     else:
         click.echo(render(result.rows, result.warnings, result.failures, result.errors, result.notes))
     for error in result.errors:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {term_safe(error)}", err=True)
     sys.exit(result.exit_code)
 
 

@@ -8,8 +8,9 @@ seeds averaged. Leaderboards and ``genbench compare`` rank or diff two numbers o
 is equal; otherwise they split them and name the fields that differ. The genbench version and commit
 are recorded beside each row, not keyed: a pull-request gate compares two commits by design.
 
-A ``genbench.run/1`` file predates keys: what it does not say is :data:`UNKNOWN`, which is equal only
-to itself, so old and new results land in separate tables unless they agree on everything known.
+A ``genbench.run/1`` file predates keys: what it does not say is :data:`UNKNOWN`, which is equal to
+nothing, not even another :data:`UNKNOWN` (two runs that do not say what they measured cannot be shown to
+have measured the same thing): such numbers are never ranked or diffed beside another run's.
 """
 
 from __future__ import annotations
@@ -50,9 +51,16 @@ def key_of(metric: Any, task: str | None = None) -> dict[str, Any]:
     return {f: key.get(f, UNKNOWN) for f in KEY_FIELDS}
 
 
+def unknown_fields(key: Mapping[str, Any]) -> list[str]:
+    """The key fields ``key`` does not record (:data:`UNKNOWN`)."""
+    return [f for f in KEY_FIELDS if key.get(f, UNKNOWN) == UNKNOWN]
+
+
 def differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The key fields in which ``a`` and ``b`` differ (empty: comparable)."""
-    return [f for f in KEY_FIELDS if a.get(f, UNKNOWN) != b.get(f, UNKNOWN)]
+    """The key fields in which ``a`` and ``b`` differ (empty: comparable); a field either does not record
+    differs, whatever the other says."""
+    return [f for f in KEY_FIELDS
+            if a.get(f, UNKNOWN) == UNKNOWN or b.get(f, UNKNOWN) == UNKNOWN or a.get(f) != b.get(f)]
 
 
 def freeze(key: Mapping[str, Any]) -> tuple:
@@ -87,4 +95,4 @@ def describe(key: Mapping[str, Any], fields: Iterable[str]) -> str:
 
 
 __all__ = ["FIELD_LABELS", "KEY_FIELDS", "UNKNOWN", "describe", "differing", "freeze", "key_of", "make_key",
-           "profile_key", "short"]
+           "profile_key", "short", "unknown_fields"]

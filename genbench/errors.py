@@ -66,12 +66,14 @@ class RunLockedError(GenbenchError):
 
 class RunInterrupted(GenbenchError):
     """A run stopped before its end (Ctrl-C, SIGTERM, a full disk): every unit that finished is in its
-    ``run.json`` and ``genbench run --resume RUN_DIR`` finishes it. ``result`` is the run as saved."""
+    ``run.json`` and ``genbench run --resume RUN_DIR`` finishes it. ``result`` is the run as saved; ``reason``
+    the signal's name (``SIGINT``, ``SIGTERM``) or what could not be written."""
 
-    def __init__(self, message: str, result: object = None, run_dir: object = None) -> None:
+    def __init__(self, message: str, result: object = None, run_dir: object = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.result = result
         self.run_dir = run_dir
+        self.reason = reason
 
 
 def one_line(exc: BaseException) -> str:

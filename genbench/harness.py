@@ -510,7 +510,7 @@ def score(task: TaskState, samples: np.ndarray | None, metrics: list[tuple[Metri
         except Exception as exc:  # noqa: BLE001 - one metric's failure is its own, never the job's
             errors[spec.name] = one_line(exc)
             value = MetricValue(value=None, unit=spec.unit, higher_is_better=spec.higher_is_better,
-                                error=one_line(exc))
+                                target=spec.target, error=one_line(exc))
         if value.value is not None and not (isinstance(value.value, (int, float)) and np.isfinite(value.value)):
             value = _replace(value, value=None, error=value.error or "the metric returned a non-finite value")
             errors.setdefault(spec.name, value.error)

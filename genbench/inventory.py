@@ -10,6 +10,7 @@ from typing import Any
 from . import __version__
 from .errors import printable
 from .plugins import PluginHost
+from .reports import better_text
 
 #: shipped in genbench/schemas/ (see genbench.schemas.SCHEMAS)
 LIST_SCHEMA = "genbench.list/1"
@@ -46,8 +47,8 @@ def listing_lines(host: PluginHost) -> list[str]:
     lines += [f"  {m.name:<22} {m.family:<9} tasks: {','.join(m.tasks):<12} {m.description} "
               f"[{m.plugin} {m.plugin_version}]" for m in reg.models]
     lines += ["tasks:"] + [f"  {d.name:<22} {d.kind:<9} {d.description}" for d in reg.datasets]
-    lines += ["metrics:"] + [f"  {s.name:<22} {'higher' if s.higher_is_better else 'lower'} is better; "
-                             f"{s.description}" for s in reg.metrics]
+    lines += ["metrics:"] + [f"  {s.name:<22} {better_text(s.higher_is_better, s.target)}; {s.description}"
+                             for s in reg.metrics]
     lines += ["reporters:"] + [f"  {r.name:<22} {r.description}" for r in reg.reporters]
     return lines
 

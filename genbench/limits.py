@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__
 from .config import RunConfig, get_profile
-from .errors import ConfigError, ResultsError
+from .errors import ConfigError, OutputError, ResultsError, RunInterrupted
 
 SCHEMA = "genbench.limits/1"
 DEFAULT_OUT = Path("results") / "limits"
@@ -42,6 +42,11 @@ DEFAULT_SEEDS = (0, 1, 2)
 QUANTITY = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 CORRUPTION = (0.0, 0.1, 0.3, 0.5)
 COMPUTE = (0.25, 0.5, 1.0, 2.0)
+#: the largest training budget a study may ask for, as a multiple of S (a typo such as 1e6 is refused)
+MAX_COMPUTE = 16.0
+#: the fewest training examples (images, points, blocks of text) a quantity point may keep: a fitted Gaussian
+#: (the baseline) needs two for a covariance, and a stratified subset needs one per class
+MIN_TRAIN_EXAMPLES = 2
 #: each task kind's trivial baseline, fitted at every point on the same data as the models
 BASELINES = {"image": "baseline-gaussian", "points": "baseline-gaussian", "text": "baseline-bigram"}
 #: training steps the FLOP counter runs (their difference gives the cost of one step, setup excluded)
@@ -196,37 +201,47 @@ def load_limits(path: str | Path) -> LimitsResult:
 # --------------------------------------------------------------------------- the study
 
 
-def limits(models: Sequence[str], *, task: str, profile: str = "default", out: str | Path = DEFAULT_OUT,
-           seeds: Sequence[int] = DEFAULT_SEEDS, device: str = "auto", jobs: int | None = None,
-           executor: str = "process", timeout: float | None = 3600.0, cache: bool = True,
+def limits(models: Sequence[str], *, task: str | None = None, profile: str = "default",
+           out: str | Path = DEFAULT_OUT, seeds: Sequence[int] = DEFAULT_SEEDS, device: str = "auto",
+           jobs: int | None = None, executor: str = "process", timeout: float | None = 3600.0, cache: bool = True,
            cache_dir: str | Path | None = None, data_dir: str | Path | None = None,
            text_file: str | Path | None = None, train_threads: int = 1,
            quantity: Sequence[float] = QUANTITY, corruption: Sequence[float] = CORRUPTION,
            compute: Sequence[float] = COMPUTE, host: Any = None, command: str | None = None,
-           echo: Callable[[str], None] | None = None, resume: str | Path | None = None) -> LimitsResult:
+           echo: Callable[[str], None] | None = None, resume: str | Path | None = None,
+           options: Mapping[str, Any] | None = None) -> LimitsResult:
     """Run the study and return the :class:`LimitsResult` also written to ``<out>/<limits-id>/limits.json``.
 
     ``quantity``, ``corruption`` and ``compute`` are the axes' values (1.0, 0.0 and 1.0, the reference,
-    are always included). ``resume=DIR`` finishes an interrupted study with its stored settings: finished
-    points are kept, part-done point runs are resumed, missing ones run.
-    """
-    from .cache import default_cache_dir
-    from .plugins import make_plugin_manager
-    from .runner import environment, new_run_id
-    from .runtime import resolve_device
+    are always included; a value given twice runs once). Everything is checked before anything is written:
+    a bad option, task data that cannot be loaded, or models that all decline the task is a
+    :class:`~genbench.errors.ConfigError` (or the data's own error) and leaves no study directory.
 
+    ``resume=DIR`` finishes an interrupted study with its stored settings: finished points are kept, a
+    point whose run was stopped is resumed, missing ones run; a finished study is left as it is. ``options``
+    are the arguments given with ``resume`` (default: those that differ from their defaults): one that
+    contradicts the stored study is refused, except ``jobs``.
+
+    Ctrl-C or SIGTERM stops the study: every finished point is kept, and
+    :class:`~genbench.errors.RunInterrupted` says to run ``genbench limits --resume DIR``.
+    """
     echo = echo or (lambda s: None)
-    host = host or make_plugin_manager()
+    host = host or make_host()
     if resume is not None:
-        previous = load_limits(resume)
-        directory = Path(resume) if Path(resume).is_dir() else Path(resume).parent
-        s = previous.settings
-        return _study(previous, directory, _config_from(s), host, echo, resume=True)
+        given = dict(options) if options is not None else _non_default(locals())
+        return _resume(resume, given, host, echo)
     if not models:
         raise ConfigError("Name at least one model to study (see 'genbench list').")
+    if not task:
+        raise ConfigError("Name the task to study with --task (see 'genbench list').")
+    from .cache import default_cache_dir
+    from .runner import _output_dir, environment, new_run_id
+    from .runtime import resolve_device
+
     get_profile(profile)
     reg = host.registry
     spec = reg.dataset(task)
+    _note_duplicates(models, "MODEL arguments", echo)
     chosen = [reg.model(m) for m in dict.fromkeys(models)]
     unfit = [m.name for m in chosen if spec.kind not in m.tasks]
     if unfit:
@@ -234,27 +249,35 @@ def limits(models: Sequence[str], *, task: str, profile: str = "default", out: s
     baseline = BASELINES.get(spec.kind)
     if baseline not in reg.models.names() or baseline in [m.name for m in chosen]:
         baseline = None  # not installed, or itself the model studied
-    axes = {"quantity": _axis(quantity, 1.0, lambda v: 0 < v <= 1, "--fractions", "in (0, 1]"),
-            "quality": _axis(corruption, 0.0, lambda v: 0 <= v < 1, "--corruption", "in [0, 1)"),
-            "compute": _axis(compute, 1.0, lambda v: v > 0, "--compute", "above 0")}
+    axes = {"quantity": _axis(quantity, 1.0, lambda v: 0 < v <= 1, "--fractions", "in (0, 1]", echo),
+            "quality": _axis(corruption, 0.0, lambda v: 0 <= v < 1, "--corruption", "in [0, 1)", echo),
+            "compute": _axis(compute, 1.0, lambda v: 0 < v <= MAX_COMPUTE, "--compute",
+                             f"above 0 and at most {MAX_COMPUTE:g} (× S, the reference steps)", echo)}
     seeds = tuple(seeds) or DEFAULT_SEEDS
     config = RunConfig(profile=profile, seed=seeds[0], seeds=seeds, device=device, timing=False, baselines=False,
                        data_dir=Path(data_dir) if data_dir else None, text_file=Path(text_file) if text_file else None,
                        train_threads=train_threads, timeout=timeout, executor=executor, cache=cache,
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
-                       **({"jobs": jobs} if jobs else {}))
+                       **({"jobs": jobs} if jobs is not None else {}))
     if executor == "process":
         from .executors.local import check_can_start
 
         check_can_start()
     dev = resolve_device(device)
-    limits_id = new_run_id()
-    directory = Path(out) / limits_id
-    directory.mkdir(parents=True, exist_ok=False)
     from .harness import load_task_state
 
     dataset = load_task_state(spec, config).dataset
     n_train = len(dataset.train_x)  # examples; bytes for text
+    _check_fractions(axes["quantity"], dataset, spec.kind)
+    _check_out(out)
+    flops = _probe_models(chosen, spec, config, dev, echo)
+    out_dir = _output_dir(out)  # nothing is made before this point
+    limits_id = new_run_id()
+    directory = out_dir / limits_id
+    try:
+        directory.mkdir(exist_ok=False)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the study directory {directory}: {exc.strerror or exc}.") from exc
     result = LimitsResult(
         schema=SCHEMA, limits_id=limits_id, genbench_version=__version__, started_at=_now(), finished_at=None,
         command=command or "genbench.limits(...)", task=task, task_kind=spec.kind, profile=profile, seeds=seeds,
@@ -264,10 +287,186 @@ def limits(models: Sequence[str], *, task: str, profile: str = "default", out: s
               "compute": {"values": axes["compute"], "reference_steps": {}}},
         settings={**config.to_dict(), "device": dev, "requested_device": device, "task": task,
                   "models": [m.name for m in chosen]},
-        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs})
+        environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
+        flops=flops, warnings=tuple(f"{m}: {f['declined']}" for m, f in flops.items() if f.get("declined")))
     write_limits(result, directory)
-    echo(f"limits {limits_id}: {', '.join(result.models)} on {task}, profile {profile}, {len(seeds)} seeds per point")
-    return _study(result, directory, config, host, echo)
+    echo(f"limits {limits_id}: {', '.join(result.models)} on {task}, profile {profile}, "
+         f"{plural(len(seeds), 'seed')} per point")
+    return _interruptible(result, directory, config, host, echo)
+
+
+def make_host() -> Any:
+    from .plugins import make_plugin_manager
+
+    return make_plugin_manager()
+
+
+def plural(n: int, word: str) -> str:
+    """``1 seed``, ``3 seeds``, ``1,347 training images``: a count and its noun, in the right number."""
+    head, _, tail = word.rpartition(" ")
+    noun = tail if n == 1 else (tail[:-1] + "ies" if tail.endswith("y") and tail[-2:-1] not in "aeiou" else tail + "s")
+    return f"{n:,} {head + ' ' if head else ''}{noun}"
+
+
+def _note_duplicates(values: Sequence[Any], option: str, echo: Callable[[str], None]) -> None:
+    twice = [v for v in dict.fromkeys(values) if list(values).count(v) > 1]
+    if twice:
+        echo(f"note: {option}: {', '.join(map(_show, twice))} given more than once; each runs once")
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _check_out(out: str | Path) -> None:
+    """A one-line error when ``--out`` cannot become a writable directory, checked without making anything."""
+    import os
+
+    path = Path(out).absolute()
+    for existing in (p for p in (path, *path.parents) if p.exists()):
+        if not existing.is_dir():
+            raise ConfigError(f"Cannot use --out {out}: {existing} is not a directory; give a directory you can "
+                              "write to.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"Cannot use --out {out}: {existing} is not writable; give a directory you can write to.")
+        return
+
+
+def _check_fractions(fractions: Sequence[float], dataset: Any, kind: str) -> None:
+    """Refuse a quantity point that keeps fewer examples than :data:`MIN_TRAIN_EXAMPLES` or than the classes."""
+    from .data.variants import TEXT_BLOCK
+
+    classes = len(np.unique(dataset.train_y)) if dataset.train_y is not None and kind != "text" else 0
+    need = max(MIN_TRAIN_EXAMPLES, classes)
+    n = -(-len(dataset.train_x) // TEXT_BLOCK) if kind == "text" else len(dataset.train_x)
+    what = f"blocks of {TEXT_BLOCK} bytes" if kind == "text" else "training examples"
+    for f in fractions:
+        kept = train_examples(n, "image", f)  # examples (blocks for text), round(f · N)
+        if kept < need:
+            why = (f"one per class ({classes} classes) for a stratified subset to hold every class, and two for "
+                   "the baseline's covariance") if classes >= MIN_TRAIN_EXAMPLES else "two for the baseline's covariance"
+            raise ConfigError(f"Invalid --fractions value {f:g}: it keeps {kept:,} of the {n:,} {what}, and a point "
+                              f"needs at least {need}: {why}. Use fractions of at least {need / n:.2g}.")
+
+
+def _probe_models(chosen: Sequence[Any], spec: Any, config: RunConfig, device: str,
+                  echo: Callable[[str], None]) -> dict[str, Any]:
+    """Each model's training-FLOP estimate (:func:`training_flops`), made before the study starts: its probe
+    trains for a few steps, which is also where a model declines a task. When every model declines, the
+    study is refused with their reasons (nothing to study); a model that declines among others is noted."""
+    flops = {}
+    for m in chosen:
+        echo(f"estimating training FLOPs of {m.name}")
+        flops[m.name] = training_flops(m, spec, config, device)
+    declined = {m: f["declined"] for m, f in flops.items() if f.get("declined")}
+    if declined and len(declined) == len(flops):
+        raise ConfigError(f"Nothing to study: {'; '.join(declined.values())}.")
+    for m, why in declined.items():
+        echo(f"note: {why}; its points are skipped")
+    return flops
+
+
+def _non_default(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """limits()'s arguments that were given a value other than their default (what a resume must agree with)."""
+    import inspect
+
+    params = inspect.signature(limits).parameters
+    return {name: arguments[name] for name in _RESUME_FLAGS
+            if arguments[name] != params[name].default and not (name in ("models", "task") and not arguments[name])}
+
+
+#: limits()'s arguments a resume takes from the stored study (``jobs`` alone may change), and their options
+_RESUME_FLAGS = {"models": "MODEL arguments", "task": "--task", "profile": "--profile", "out": "--out",
+                 "seeds": "--seeds", "device": "--device", "executor": "--isolation", "timeout": "--timeout",
+                 "cache": "--no-cache", "cache_dir": "--cache-dir", "data_dir": "--data-dir",
+                 "text_file": "--text-file", "train_threads": "--train-threads", "quantity": "--fractions",
+                 "corruption": "--corruption", "compute": "--compute", "jobs": "--jobs"}
+
+
+def _resume(resume: str | Path, given: Mapping[str, Any], host: Any, echo: Callable[[str], None]) -> LimitsResult:
+    previous = load_limits(resume)
+    directory = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+    _check_resume_options(previous, directory, given)
+    if previous.finished_at is not None:
+        echo(f"limits {previous.limits_id} finished at {previous.finished_at}: nothing to resume "
+             f"({directory / LIMITS_FILE})")
+        return previous
+    config = _config_from(previous.settings)
+    if given.get("jobs") is not None:
+        config = replace(config, jobs=given["jobs"])
+    echo(f"resuming limits {previous.limits_id}: {len(previous.runs)} point runs started")
+    return _interruptible(previous, directory, config, host, echo, resume=True)
+
+
+def _check_resume_options(previous: LimitsResult, directory: Path, given: Mapping[str, Any]) -> None:
+    """Refuse options that contradict the stored study, all of them in one line (only --jobs may change)."""
+    s = previous.settings
+
+    def same_path(a: Any, b: Any) -> bool:
+        return (not a and not b) or (bool(a) and bool(b) and Path(a).resolve() == Path(b).resolve())
+
+    def axis(name: str, reference: float) -> tuple[float, ...]:
+        return tuple(sorted({float(v) for v in given[name]} | {reference}))
+
+    stored: dict[str, Any] = {
+        "models": tuple(previous.models), "task": previous.task, "profile": previous.profile,
+        "out": directory.resolve().parent, "seeds": tuple(previous.seeds), "device": s.get("requested_device"),
+        "executor": s.get("executor"), "timeout": s.get("timeout"), "cache": s.get("cache"),
+        "cache_dir": s.get("cache_dir"), "data_dir": s.get("data_dir"), "text_file": s.get("text_file"),
+        "train_threads": s.get("train_threads"),
+        **{name: tuple(previous.axes.get(a, {}).get("values") or ()) for name, a in
+           (("quantity", "quantity"), ("corruption", "quality"), ("compute", "compute"))}}
+    wrong = []
+    for name, value in given.items():
+        if name == "jobs" or name not in stored:
+            continue
+        kept = stored[name]
+        if name in ("models", "seeds"):
+            agrees = tuple(dict.fromkeys(value)) == kept
+        elif name in ("quantity", "corruption", "compute"):
+            agrees = axis(name, 0.0 if name == "corruption" else 1.0) == tuple(float(v) for v in kept)
+        elif name in ("out", "cache_dir", "data_dir", "text_file"):
+            agrees = same_path(value, kept)
+        else:
+            agrees = value == kept
+        if not agrees:
+            shown = ",".join(map(_show, kept)) if isinstance(kept, (list, tuple)) else kept
+            given_text = ",".join(map(_show, value)) if isinstance(value, (list, tuple)) else value
+            wrong.append(f"{_RESUME_FLAGS[name]} {given_text} contradicts its stored "
+                         f"{_RESUME_FLAGS[name].lstrip('-').replace('MODEL arguments', 'models')} {shown}")
+    if wrong:
+        raise ConfigError(f"--resume finishes the study in {directory} with the settings it was started with: "
+                          f"{'; '.join(wrong)}. Drop them (only --jobs may change), or start a new study.")
+
+
+def _interruptible(result: LimitsResult, directory: Path, config: RunConfig, host: Any,
+                   echo: Callable[[str], None], resume: bool = False) -> LimitsResult:
+    """:func:`_study`, turning Ctrl-C, SIGTERM or a full disk at any stage into one line that says how to
+    finish the study (``genbench limits --resume DIR``), every finished point kept."""
+    import signal
+    import threading
+
+    where: dict[str, str] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        where.setdefault("reason", signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        return _study(result, directory, config, host, echo, resume=resume, where=where)
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        reason = getattr(exc, "reason", None) or where.get("reason") or "SIGINT"
+        point = f" during {where['stage']}" if where.get("stage") else ""
+        finish = f"finish the study with: genbench limits --resume {directory}"
+        kept = f"every finished point is kept in {directory / LIMITS_FILE}"
+        message = (f"Interrupted ({reason}){point}: {kept}; {finish}" if reason in ("SIGINT", "SIGTERM") else
+                   f"{reason} The study stopped{point}: {kept}; make room, then {finish}")
+        raise RunInterrupted(message, None, directory) from None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 _SUBSETS = ("nested (each inside the next larger) and stratified by label; drawn per training seed from the "
@@ -304,7 +503,8 @@ def parse_values(text: str | None, option: str, default: Sequence[float]) -> tup
 
 
 def _axis(values: Sequence[float], reference: float, ok: Callable[[float], bool], option: str,
-          allowed: str) -> list[float]:
+          allowed: str, echo: Callable[[str], None] = lambda s: None) -> list[float]:
+    _note_duplicates([float(v) for v in values], option, echo)
     vals = sorted({float(v) for v in values} | {reference})
     bad = [v for v in vals if not ok(v)]
     if bad:
@@ -327,8 +527,9 @@ def _now() -> str:
 
 
 def _study(result: LimitsResult, directory: Path, config: RunConfig, host: Any, echo: Callable[[str], None],
-           resume: bool = False) -> LimitsResult:
-    """Run every point not done yet, then the FLOP estimates, the augmentation gain, statements, plots."""
+           resume: bool = False, where: dict[str, str] | None = None) -> LimitsResult:
+    """Run every point not done yet, then the FLOP estimates (studies that have none), the augmentation gain,
+    statements, plots. ``where["stage"]`` says what is running (for the message of an interrupted study)."""
     from .results import load_run
 
     runs = dict(result.runs)
@@ -341,7 +542,10 @@ def _study(result: LimitsResult, directory: Path, config: RunConfig, host: Any, 
     task, models, baseline = result.task, list(result.models), result.baseline
     with_baseline = models + ([baseline] if baseline else [])
 
+    where = where if where is not None else {}
+
     def point(key: str, names: list[str], **variant: Any) -> Any:
+        where["stage"] = f"point {key}"
         if key in runs:
             run = load_run(directory / runs[key])
             if run.finished_at is not None and not any(j.status == "pending" for j in run.jobs):
@@ -349,14 +553,16 @@ def _study(result: LimitsResult, directory: Path, config: RunConfig, host: Any, 
             echo(f"point {key}: resuming {runs[key]}")
             from .runner import run as run_benchmark
 
-            return run_benchmark(resume=directory / runs[key], reporters=[], host=host, echo=_indent(echo))
+            return run_benchmark(resume=directory / runs[key], reporters=[], host=host, echo=_indent(echo),
+                                 jobs=config.jobs)
         echo(f"point {key}")
-        point_config = replace(config, **variant)
-        run = _run_point(point_config, names, task, directory / "runs", host, _indent(echo),
-                         f"{result.command}  # point {key}")
-        runs[key] = Path("runs", run.run_id).as_posix()
-        save(runs=dict(runs))
-        return run
+
+        def started(run_id: str) -> None:  # the point's run is the study's from its first file on: resumable
+            runs[key] = Path("runs", run_id).as_posix()
+            save(runs=dict(runs))
+
+        return _run_point(replace(config, **variant), names, task, directory / "runs", host, _indent(echo),
+                          f"{result.command}  # point {key}", started)
 
     reference = point("reference", with_baseline)
     axes = result.axes
@@ -378,15 +584,18 @@ def _study(result: LimitsResult, directory: Path, config: RunConfig, host: Any, 
     axes = {**axes, "compute": {**axes["compute"], "reference_steps": {m: s for m, (s, _) in steps_of.items()}}}
     save(axes=axes)
 
-    flops = dict(result.flops) if resume else {}
+    flops = dict(result.flops)
     for m in models:
-        if m not in flops and steps_of[m][0]:
+        if m not in flops and steps_of[m][0]:  # a study started before the estimate moved up front
+            where["stage"] = f"the training-FLOP estimate of {m}"
             echo(f"estimating training FLOPs of {m}")
             flops[m] = training_flops(host.registry.model(m), host.registry.dataset(task), config,
                                       result.device)
     headline = _headline(reference, models)
     points = _points(state["result"], reference, quantity, quality, compute, steps_of, flops)
+    warnings = list(dict.fromkeys([*result.warnings, *warnings]))
     save(points=tuple(points), flops=flops, headline=headline, warnings=tuple(warnings))
+    where["stage"] = "the augmentation gain"
     augmentation = list(result.augmentation) if resume and result.augmentation else \
         _augmentation(state["result"], reference, directory, host, echo)
     statements = make_statements(replace(state["result"], augmentation=tuple(augmentation)))
@@ -406,9 +615,11 @@ def _indent(echo: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def _run_point(config: RunConfig, models: list[str], task: str, out: Path, host: Any,
-               echo: Callable[[str], None], command: str) -> Any:
+               echo: Callable[[str], None], command: str, started: Callable[[str], None]) -> Any:
     """One point: an ordinary run of ``models`` on ``task`` with ``config`` (its training-data variant or
-    steps), through the runner's two stages (here only the first: timing is off).
+    steps), through the runner's two stages (here only the first: timing is off). ``started(run_id)`` is
+    called once the run's directory holds its ``run.json``, before any work: a study stopped during the
+    point then knows the run, and ``--resume`` finishes it instead of leaving it behind.
 
     ``genbench.run`` takes no training-data variant, so this builds the run as it does and hands it to the
     runner's scheduler; a ``train_fraction``/``train_corruption`` argument on ``run`` would let it call that.
@@ -431,6 +642,7 @@ def _run_point(config: RunConfig, models: list[str], task: str, out: Path, host:
         environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
         plugin_failures=tuple(f.to_dict() for f in host.failures))
     write_run(result, run_dir)
+    started(run_id)
     return _run_jobs(result, run_dir, planned, config, dev, host, True, [], echo)
 
 
@@ -452,13 +664,14 @@ def _reference_steps(reference: Any, model: str) -> tuple[int | None, str | None
 
 
 def _headline(reference: Any, models: list[str]) -> dict[str, Any]:
-    """The metric the statements and plots use: the task's first in the report order that the models report."""
+    """The metric the statements and plots use: the task's first in the report order that the models report
+    and that has a better direction (a two-sided metric such as copy-ct says nothing of "better")."""
     from .reports import order_metrics
 
     jobs = [j for j in reference.jobs if j.model in models and j.status == "ok"]
     for name in order_metrics(jobs):
         mv = jobs[0].quality.get(name)
-        if mv is not None and all(name in j.quality for j in jobs):
+        if mv is not None and isinstance(mv.higher_is_better, bool) and all(name in j.quality for j in jobs):
             return {"metric": name, "unit": mv.unit, "higher_is_better": mv.higher_is_better}
     return {}
 
@@ -507,8 +720,9 @@ def _points(result: LimitsResult, reference: Any, quantity: Mapping[float, Any],
 def training_flops(spec: Any, task: Any, config: RunConfig, device: str) -> dict[str, Any]:
     """An estimate of one training step's FLOPs: :data:`FLOPS_METHOD`. Runs the plugin's ``train`` in a
     process of its own (inline with the inline executor) with the job time limit; a failure is recorded in
-    the answer, never raised. ``task`` is the task's :class:`~genbench.types.DatasetSpec`."""
-    from .errors import one_line
+    the answer, never raised; a model that declines the task (:class:`~genbench.errors.TaskDeclined`) gets
+    ``declined``, its reason. ``task`` is the task's :class:`~genbench.types.DatasetSpec`."""
+    from .errors import TaskDeclined, one_line
 
     args = (spec, task, config, device)
     try:
@@ -519,6 +733,9 @@ def training_flops(spec: Any, task: Any, config: RunConfig, device: str) -> dict
                 counts = pool.apply_async(_count_training_flops, args).get(timeout=config.timeout or 3600.0)
         else:
             counts = _count_training_flops(*args)
+    except TaskDeclined as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else f"{spec.name} declines '{task.name}'"
+        return {"per_step": None, "method": FLOPS_METHOD, "error": f"declined: {why}", "declined": why}
     except Exception as exc:  # noqa: BLE001 - plugin code; an estimate it could not give is just missing
         return {"per_step": None, "method": FLOPS_METHOD, "error": one_line(exc) or type(exc).__name__}
     (s1, f1), (s2, f2) = min(counts.items()), max(counts.items())
@@ -624,6 +841,11 @@ def _fmt(mean: float, half: float | None) -> str:
     return f"{mean:.4g}" + (f" ± {plain(half)}" if half is not None else "")
 
 
+def points_text(gain: float, stderr: float | None = None) -> str:
+    """A difference of two accuracies in percentage points: ``+27.8 pp ± 1.4 pp`` (not "%": it is no ratio)."""
+    return f"{100 * gain:+.1f} pp" + (f" ± {100 * stderr:.1f} pp" if stderr is not None else "")
+
+
 def plain(x: float) -> str:
     """A spread to 2 significant digits below 100, to a whole number from 100 up (152, not 1.5e+02)."""
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.2g}"
@@ -695,6 +917,16 @@ def _change_text(before: Sequence[float], after: Sequence[float]) -> tuple[str, 
     return f"{fmt.format(d[0])} ({interval})", {"change": d[0], "low": d[1], "high": d[2], "relative": rel is not None}
 
 
+def _p_values(verdicts: Sequence[tuple[Any, Any, bool, float | None]], summary: str) -> str:
+    """"p < 0.05 passes; no size passes: p = 0.31 at 84, 0.12 at 168": the verdict and each size's p (or why a
+    size has none: with one seed, or no spread, a size passes when every seed's model is better)."""
+    parts = [f"{'–' if pv is None else f'{pv:.2g}'} at {p.train_examples:,}" for p, _, _, pv in verdicts]
+    none = any(pv is None for *_, pv in verdicts)
+    return (f"p < 0.05 passes; {summary}: p = {', '.join(parts)}"
+            + ("; – where no p can be computed (one seed, or no spread): passes when every seed is better"
+               if none else ""))
+
+
 def make_statements(result: LimitsResult) -> list[dict[str, Any]]:
     """Plain sentences, each with its uncertainty, from a study's points."""
     metric = result.headline.get("metric")
@@ -702,8 +934,8 @@ def make_statements(result: LimitsResult) -> list[dict[str, Any]]:
         return []
     hib = bool(result.headline.get("higher_is_better"))
     better = "higher" if hib else "lower"
-    unit_word = "training bytes" if result.task_kind == "text" else (
-        "training points" if result.task_kind == "points" else "training images")
+    unit_word = "training byte" if result.task_kind == "text" else (
+        "training point" if result.task_kind == "points" else "training image")
     seeds = len(result.seeds)
     out: list[dict[str, Any]] = []
 
@@ -757,17 +989,17 @@ def make_statements(result: LimitsResult) -> list[dict[str, Any]]:
             what = (f"Doubling {model}'s training steps from S = {s:,} to {p.steps:,}" if f == 2.0 else
                     f"Halving {model}'s training steps from S = {s:,} to {p.steps:,}" if f == 0.5 else
                     f"Training {model} for {f:g} × S = {p.steps:,} steps instead of S = {s:,}")
-            say("compute", model, f"{what}{flops} changes {metric} by {change[0]}{within}, over {seeds} seeds.",
+            say("compute", model, f"{what}{flops} changes {metric} by {change[0]}{within}, over {plural(seeds, 'seed')}.",
                 x=f, bound=bound, **c)
     for row in result.augmentation:
         if row.get("role") != "model" or row.get("gain_stderr") is None:
             continue
         say("augmentation", row["model"], f"Adding {row['model']}'s {row['generated']:,} labelled samples to "
-                                          f"{row['k']} real training images changes test accuracy from "
-                                          f"{row['real_accuracy']:.1%} "
-                                          f"to {row['augmented_accuracy']:.1%} ({row['gain']:+.1%} ± "
-                                          f"{row['gain_stderr']:.1%} standard error over {row['classifier_seeds']} "
-                                          f"classifier draws × {row['training_seeds']} training seeds).", x=row["k"])
+                                          f"{plural(row['k'], 'real training image')} changes test accuracy from "
+                                          f"{row['real_accuracy']:.1%} to {row['augmented_accuracy']:.1%} "
+                                          f"({points_text(row['gain'], row['gain_stderr'])} standard error over "
+                                          f"{plural(row['classifier_seeds'], 'classifier draw')} × "
+                                          f"{plural(row['training_seeds'], 'training seed')}).", x=row["k"])
     return out
 
 
@@ -781,8 +1013,9 @@ def _quantity_statements(result: LimitsResult, model: str, metric: str, hib: boo
     first, last = curve[0], curve[-1]
     out.append({"axis": "quantity", "model": model, "metric": metric, "x": first.x,
                 "text": f"{model}'s {metric} ({better} is better) goes from {_fmt(*_mean_ci(_values(first, metric)))} "
-                        f"with {first.train_examples:,} {unit_word} to {_fmt(*_mean_ci(_values(last, metric)))} with "
-                        f"{last.train_examples:,} (mean ± 95% t-interval over {seeds} seeds)."})
+                        f"with {plural(first.train_examples or 0, unit_word)} to "
+                        f"{_fmt(*_mean_ci(_values(last, metric)))} with {last.train_examples:,} "
+                        f"(mean ± 95% t-interval over {plural(seeds, 'seed')})."})
     if not base:
         return out
     verdicts = []
@@ -790,34 +1023,37 @@ def _quantity_statements(result: LimitsResult, model: str, metric: str, hib: boo
         b = base.get(p.x)
         if b is None or not _values(b, metric) or len(_values(b, metric)) != len(_values(p, metric)):
             return out
-        verdicts.append((p, b, paired_better(_values(p, metric), _values(b, metric), hib)[0]))
+        verdicts.append((p, b, *paired_better(_values(p, metric), _values(b, metric), hib)))
     # the smallest size from which the model beats the baseline at every larger size too
     needed = None
     for i in range(len(verdicts)):
-        if all(v for _, _, v in verdicts[i:]):
+        if all(v for _, _, v, _ in verdicts[i:]):
             needed = i
             break
-    test = f"one-sided paired t-test over {seeds} seeds, p < 0.05 at each size"
     bl = result.baseline
+    test = f"one-sided paired t-test of {model} better than {bl} over {plural(seeds, 'seed')} at each size"
     if needed is None:
-        text = (f"{model} does not beat {bl} on {metric} at any training-set size up to {last.train_examples:,} "
-                f"{unit_word} ({_fmt(*_mean_ci(_values(last, metric)))} vs "
-                f"{_fmt(*_mean_ci(_values(verdicts[-1][1], metric)))}; {test}).")
+        text = (f"{model} is not significantly better than {bl} on {metric} at any training-set size up to "
+                f"{plural(last.train_examples or 0, unit_word)} ({_fmt(*_mean_ci(_values(last, metric)))} vs "
+                f"{_fmt(*_mean_ci(_values(verdicts[-1][1], metric)))} at the largest; {test}: "
+                f"{_p_values(verdicts, 'no size passes')}).")
         n_needed = None
     elif needed == 0:
-        p, b, _ = verdicts[0]
-        text = (f"{model} beats {bl} on {metric} at every training-set size tried, down to {p.train_examples:,} "
-                f"{unit_word} ({_fmt(*_mean_ci(_values(p, metric)))} vs {_fmt(*_mean_ci(_values(b, metric)))}; "
-                f"{test}); this study does not show how few it needs.")
+        p, b, _, _ = verdicts[0]
+        text = (f"{model} beats {bl} on {metric} at every training-set size tried, down to "
+                f"{plural(p.train_examples or 0, unit_word)} ({_fmt(*_mean_ci(_values(p, metric)))} vs "
+                f"{_fmt(*_mean_ci(_values(b, metric)))}; {test}: {_p_values(verdicts, 'every size passes')}); "
+                f"this study does not show how few it needs.")
         n_needed = p.train_examples
     else:
-        p, b, _ = verdicts[needed]
-        prev, pb, _ = verdicts[needed - 1]
-        text = (f"{model} needs more than {prev.train_examples:,} and at most {p.train_examples:,} {unit_word} to "
-                f"beat {bl} on {metric}: {_fmt(*_mean_ci(_values(p, metric)))} vs "
-                f"{_fmt(*_mean_ci(_values(b, metric)))} at {p.train_examples:,}, "
-                f"{_fmt(*_mean_ci(_values(prev, metric)))} vs {_fmt(*_mean_ci(_values(pb, metric)))} at "
-                f"{prev.train_examples:,} ({test}).")
+        p, b, _, _ = verdicts[needed]
+        prev, pb, _, _ = verdicts[needed - 1]
+        text = (f"{model} needs more than {prev.train_examples:,} and at most "
+                f"{plural(p.train_examples or 0, unit_word)} to beat {bl} on {metric}: "
+                f"{_fmt(*_mean_ci(_values(p, metric)))} vs {_fmt(*_mean_ci(_values(b, metric)))} at "
+                f"{p.train_examples:,}, {_fmt(*_mean_ci(_values(prev, metric)))} vs "
+                f"{_fmt(*_mean_ci(_values(pb, metric)))} at {prev.train_examples:,} ({test}: "
+                f"{_p_values(verdicts, f'sizes from {p.train_examples:,} up pass')}).")
         n_needed = p.train_examples
     out.append({"axis": "quantity", "model": model, "metric": metric, "text": text, "needed": n_needed})
     return out

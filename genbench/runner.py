@@ -507,7 +507,7 @@ def _stopped(state: dict[str, Any], run_dir: Path, stop: _Stop, echo: Callable[[
         message = f"Interrupted ({stop.reason}): {done}; {pending} jobs are pending; {resume}"
     else:
         message = f"{stop.reason} The run stopped: {done}; {pending} jobs are pending; make room, then {resume}"
-    raise RunInterrupted(message, result, run_dir)
+    raise RunInterrupted(message, result, run_dir, stop.reason)
 
 
 def _no_space(error: JobError | None) -> bool:
@@ -576,9 +576,11 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
              if s not in e.results]
     to_time = sum(e.needs_timing and (e.timing is None or e.timing.status != "done") for e in entries.values())
     hits = _cached_models(config) if units else set()
+    how = {id(u): "cached" if _cache_hit(u, config, dev, hits) else "trained" for u in units}
+    # longest first (LPT): a long unit started last would run alone at the end while the other cores idle
+    units.sort(key=lambda u: -_expected_seconds(u, how[id(u)], display.history.get(_history_key(u, config, how[id(u)]))))
     for unit in units:
-        display.add(id(unit), unit.label, "build", _history_key(unit, config, "cached" if _cache_hit(unit, config, dev, hits)
-                                                                       else "trained"), len(units) + to_time)
+        display.add(id(unit), unit.label, "build", _history_key(unit, config, how[id(unit)]), len(units) + to_time)
 
     def on_built(unit: Any, seed_result: Any) -> None:
         if _no_space(seed_result.error):  # not the plugin's failure: the seed stays to do
@@ -716,6 +718,21 @@ def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
                 stop.set(str(exc) if isinstance(exc, OutputError) else
                          "SIGINT" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
                 raise
+
+
+#: before a unit has a past time (history.json), a rough guess of its seconds by model family: enough to start the
+#: autoregressive and VAE models before the GANs, and baselines last
+_COLD_GUESS = {"ar": 120.0, "vae": 60.0, "gan": 30.0, "baseline": 1.0, "samples": 1.0}
+
+
+def _expected_seconds(unit: Any, how: str, past: float | None) -> float:
+    """How long a build unit is expected to take, to start the longest first: its time last time on this
+    machine, else 1 s for a model the cache holds, else a guess by family (a third-party family: 60 s)."""
+    if past is not None:
+        return past
+    if how == "cached":
+        return 1.0
+    return _COLD_GUESS.get(unit.job.model.family, 60.0)
 
 
 def _history_key(unit: Any, config: RunConfig, how: str) -> str:

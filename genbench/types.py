@@ -201,16 +201,19 @@ class MetricSpec(_Serializable):
     """A quality metric for tasks of the given ``kinds``.
 
     ``factory`` is a lazy path to a callable returning a :class:`genbench.metrics.Metric`.
+    ``higher_is_better`` is None for a two-sided metric, one whose best value is ``target`` with worse on
+    both sides (e.g. a test statistic where 0 means "like held-out data"): such a metric is never ranked by.
     """
 
     name: str
     kinds: tuple[str, ...]
     factory: str
     unit: str
-    higher_is_better: bool
+    higher_is_better: bool | None
     description: str
     plugin: str = ""
     plugin_version: str = ""
+    target: float | None = None
 
     @_checked
     def __post_init__(self) -> None:
@@ -222,8 +225,14 @@ class MetricSpec(_Serializable):
             raise SpecError(f"Metric {self.name!r}: kinds must be drawn from {list(TASK_KINDS)}.")
         if not isinstance(self.factory, str) or not CLASS_PATH_RE.match(self.factory):
             raise SpecError(f"Metric {self.name!r}: factory {self.factory!r} must be a lazy path 'package.module:callable'.")
-        if not isinstance(self.higher_is_better, bool):
-            raise SpecError(f"Metric {self.name!r}: higher_is_better must be True or False.")
+        two_sided = self.higher_is_better is None
+        if not (isinstance(self.higher_is_better, bool) or two_sided):
+            raise SpecError(f"Metric {self.name!r}: higher_is_better must be True, False, or None with a target.")
+        target_ok = isinstance(self.target, (int, float)) and not isinstance(self.target, bool) \
+            and math.isfinite(self.target)
+        if two_sided != target_ok or (self.target is not None and not target_ok):
+            raise SpecError(f"Metric {self.name!r}: give a finite target exactly when higher_is_better is None "
+                            "(a two-sided metric: the closer to target, the better).")
         _check_one_line(f"Metric {self.name!r}", "unit", self.unit, empty=True)
         _check_one_line(f"Metric {self.name!r}", "description", self.description)
 
@@ -435,11 +444,18 @@ class MetricValue(_Serializable):
     over seeds, ``per_seed`` the value of each seed (in the order of ``JobResult.seeds``), ``seed_std``
     their standard deviation and ``ci95`` the 95% t-interval of the mean. ``error`` (with ``value`` None)
     says why the metric has no value for this job; the job's other metrics stand.
+
+    Direction: ``higher_is_better`` True or False; or None for a two-sided metric, whose best value is
+    ``target`` (the closer, the better; e.g. ``copy-ct``: 0 is held-out data, below it copying, above it
+    under-fitting). A two-sided metric is never ranked by, and a move away from ``target`` is a regression.
+    ``params["flag"]``, when present, is a warning about the row a report shows beside the model's name;
+    ``params["copies"]`` (``"training"`` or ``"test"``) says the model copies that split, which keeps it
+    out of the ranking (:mod:`genbench.metrics.memorization`).
     """
 
     value: float | None
     unit: str
-    higher_is_better: bool
+    higher_is_better: bool | None
     n: int | None = None
     extractor: str | None = None
     floor: float | None = None
@@ -453,6 +469,7 @@ class MetricValue(_Serializable):
     seed_std: float | None = None
     ci95: tuple[float, float] | None = None
     error: str | None = None
+    target: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """A tiny 2-D points model for the limits tests: it keeps K training points and draws around them.
 
+``tiny-decliner`` declines every task (:class:`genbench.TaskDeclined`) the moment it is trained, as a
+plugin does for a task it cannot afford (``ar-pixel`` on 28×28 images on CPU).
+
 ``train`` picks ``K = 16`` of the training points it is given (seeded) and runs ``steps`` (default 8)
 4×4 torch matmuls, so its training FLOPs are known: 2·4·4·4 = 128 per step. Its graph is written with
 onnx.helper (no exporter): x = C[floor(u·K)] + 0.05·z.
@@ -80,8 +83,21 @@ class TinyPointsModel(GenerativeModel):
         return TorchPoints(self.centres).eval()
 
 
+class DecliningModel(TinyPointsModel):
+    def train(self, data, config, progress):
+        raise genbench.TaskDeclined(f"tiny-decliner declines '{data.task}': it is a test model that runs nowhere")
+
+
+def die_at_once(conn) -> None:
+    """A unit process that ends at once without a word, with exit code 255 (as when its forkserver is killed)."""
+    import os
+
+    os._exit(255)
+
+
 class LimitsPlugin:
     @staticmethod
     @genbench.hookimpl
     def genbench_register_models(register):
         register(ModelSpec("tiny-points", "test", ("points",), "fakes_limits:TinyPointsModel", "test model tiny-points"))
+        register(ModelSpec("tiny-decliner", "test", ("points",), "fakes_limits:DecliningModel", "declines every task"))

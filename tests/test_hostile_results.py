@@ -254,9 +254,13 @@ def test_hostile_results_files_never_crash_leak_or_inject(workspace, pair):
             _markdown_is_inert(text)
     r = call("compare", a, b, "--fail-on-regression", "fd:5%,latency_p50:10%")
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", r.output)
-    r = call("compare", a, b, "--json")
-    assert r.exit_code in (0, 2)
-    validate(json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON")), "genbench.compare/1")
+    _markdown_is_inert(r.stdout)  # compare's output is Markdown: warnings and notes escaped too
+    for gated in ([], ["--fail-on-regression", "fd:5%,latency_p50:10%"]):  # a document on every exit path
+        r = call("compare", a, b, "--json", *gated)
+        assert r.exit_code in ((0, 2) if not gated else (0, 1, 2))
+        data = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+        validate(data, "genbench.compare/1")
+        assert data["exit_code"] == r.exit_code
     _check_outputs(texts, secret.read_bytes())
 
 

@@ -195,3 +195,22 @@ def test_ctrl_c_with_the_inline_executor_keeps_what_finished(fake_host, tmp_path
     jobs = [(j["model"], j["status"]) for j in json.loads(run_json.read_text())["jobs"]]
     assert jobs == [("tiny-ok", "ok"), ("tiny-self-interrupting", "pending"), ("tiny-cached", "pending")]
     assert signal.getsignal(signal.SIGINT) is not None and signal.getsignal(signal.SIGINT).__name__ != "handler"
+
+
+def test_a_unit_that_dies_while_the_run_is_being_stopped_was_stopped_not_failed():
+    """A signal to genbench's whole process group (as `timeout` sends SIGTERM) kills the forkserver, so the unit
+    ends (exit code 255) before genbench's own handler has run: it is stopped, not failed. Without a stop request
+    the same death is a failure."""
+    import threading
+
+    from fakes_limits import die_at_once
+
+    from genbench.executors import UnitStopped
+    from genbench.executors.local import _supervise
+
+    outcome = _supervise(die_at_once, (), "genbench-test-die", 60, threading.Event())  # (starts the forkserver)
+    assert outcome.payload is None and outcome.exitcode == 255
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()  # the handler runs a moment after the unit is gone
+    with pytest.raises(UnitStopped):
+        _supervise(die_at_once, (), "genbench-test-die", 60, stop)

@@ -294,7 +294,7 @@ def test_a_degraded_model_fails_the_gate_and_names_the_metric(tmp_path):
     b = write(tmp_path, fd_run("b", "2026-01-02", {"gan-mlp": 11.0, "vae-mlp": 19.0}))
     r = invoke("compare", a, b, "--fail-on-regression", "fd:5%")
     assert r.exit_code == 1
-    assert "FAIL: fd of gan-mlp on digits regressed: 10 -> 11 (+10.0%; limit 5%)" in r.output
+    assert "FAIL: fd of gan-mlp on digits regressed: 10 → 11 (+10.0%; limit 5%)" in r.output
     assert "vae-mlp" in r.output and "FAIL: fd of vae-mlp" not in r.output  # an improvement is not a failure
     assert invoke("compare", a, b, "--fail-on-regression", "fd:15%").exit_code == 0
     assert invoke("compare", a, b, "--fail-on-regression", "fd:0.5").exit_code == 1  # absolute limit
@@ -344,7 +344,9 @@ def test_compare_marks_every_mismatch_kind_not_comparable_and_its_gate_an_error(
     assert "is not comparable" in r.stderr and MISMATCHES[kind][3] in r.stderr and "--allow-incomparable" in r.stderr
     r = CliRunner().invoke(cli, ["compare", da, db, "--fail-on-regression", f"{metric}:5%", "--allow-incomparable"],
                            catch_exceptions=False)
-    assert r.exit_code == 0 and "not gated (--allow-incomparable)" in r.stdout
+    # every model skipped: a gate that judged nothing cannot pass
+    assert r.exit_code == 2 and r.stdout.count("not gated (--allow-incomparable)") == 2, r.output
+    assert f"cannot evaluate the gate on {metric}: no model was judged: 2 model(s) skipped as not comparable" in r.stderr
     data = json.loads(invoke("compare", da, db, "--json").stdout)
     validate(data, "genbench.compare/1")
     gan = next(x for x in data["rows"] if x["model"] == "gan-mlp" and x["metric"] == metric)
@@ -397,7 +399,7 @@ def test_slower_latency_is_a_regression_and_other_machines_are_warned_about(tmp_
     slow = job("gan-mlp", {"fd": mv(10.0, floor=1.0), "precision": mv(0.5, "precision", higher=True)}, latency=0.08)
     b = write(tmp_path, run("b", "2026-01-02", [slow], cpu="Intel Xeon"))
     r = invoke("compare", a, b, "--fail-on-regression", "latency_p50:10%")
-    assert r.exit_code == 1 and "latency_p50 of gan-mlp" in r.output and "(none)" in r.output
+    assert r.exit_code == 1 and "latency\\_p50 of gan-mlp" in r.output and "(none)" in r.output
     assert "warning: the runs differ in cpu: AMD EPYC vs Intel Xeon" in r.output
 
 
@@ -439,7 +441,7 @@ def test_latency_gate_end_to_end_reads_the_raw_latencies_inside_the_run(tmp_path
     r = invoke("compare", a, same, "--fail-on-regression", "latency_p50:5%")
     assert r.exit_code == 0 and "(bootstrap)" in r.output
     r = invoke("compare", a, slower, "--fail-on-regression", "latency_p50:5%")
-    assert r.exit_code == 1 and "FAIL: latency_p50 of gan-mlp on digits regressed" in r.output
+    assert r.exit_code == 1 and "FAIL: latency\\_p50 of gan-mlp on digits regressed" in r.output
     assert "95% interval ×1.0" in r.output
 
 
@@ -460,7 +462,7 @@ def test_terminal_escapes_from_a_results_file_never_reach_the_terminal(tmp_path)
     r = CliRunner().invoke(cli, ["compare", write(tmp_path, a), write(tmp_path, b), "--fail-on-regression", "fd:5%"],
                            catch_exceptions=False)
     assert r.exit_code == 1 and "\x1b" not in r.output and "\x07" not in r.output and "\r" not in r.output
-    assert "fd\\\\x1b" in r.output and "x\\x1b]0;pwned\\x07" in r.output  # shown, harmless
+    assert "fd\\\\x1b" in r.output and "x\\\\x1b\\]0;pwned\\\\x07" in r.output  # shown, harmless
 
 
 def test_gate_function_and_compare_runs_agree_with_the_cli(tmp_path):

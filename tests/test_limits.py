@@ -174,7 +174,8 @@ def test_smoke_study_writes_a_valid_limits_file_with_every_point(study):
     for name in ("limits.md", "limits-quantity.png", "limits-quality.png", "limits-compute.png"):
         assert (directory / name).stat().st_size > 100
     md = (directory / "limits.md").read_text()
-    assert "## Data quantity" in md and "2,500 (1/4)" in md and "copy-ct" in md
+    assert "## Data quantity" in md and "2,500 (1/4)" in md and "| copy-ct →0 | copy-rate ↓ |" in md
+    assert "2 training seeds per point" in md
 
 
 def test_zero_corruption_point_reproduces_an_ordinary_run_exactly(study, points_host, tmp_path):
@@ -274,3 +275,165 @@ def test_cli_smoke_study_of_the_real_gan_covers_every_point(tmp_path):
     assert data["flops"]["gan-mlp"]["per_step"] > 0 and data["finished_at"]
     assert all(p["status"] == "ok" for p in data["points"])
     assert load_limits(tmp_path / data["limits_id"]).to_dict() == data
+
+
+# --------------------------------------------------------------------------- a user's mistakes and interruptions
+
+
+SMALL = dict(task="ring8", profile="smoke", seeds=(0,), executor="inline", cache=False, quantity=(1 / 4,),
+             corruption=(), compute=())
+
+
+def test_bad_input_is_refused_before_anything_is_written(points_host, tmp_path):
+    out = tmp_path / "out"
+    cases = [(dict(quantity=(1e-9,)), "--fractions value 1e-09: it keeps 1 of the 10,000 training examples, and a point "
+                                      "needs at least 8: one per class"),
+             (dict(compute=(1e6,)), "--compute value 1e+06: use values above 0 and at most 16"),
+             (dict(out="/dev/null/x"), "Cannot use --out /dev/null/x: /dev/null is not a directory"),
+             (dict(models=["tiny-decliner"]), "Nothing to study: tiny-decliner declines 'ring8': it is a test model")]
+    for change, message in cases:
+        args = {**SMALL, "out": out, "host": points_host, "models": ["tiny-points"], **change}
+        with pytest.raises(ConfigError) as info:
+            limits(args.pop("models"), **args)
+        assert message in str(info.value) and "\n" not in str(info.value)
+        assert not out.exists()
+    from genbench.errors import DataUnavailableError
+
+    with pytest.raises(DataUnavailableError, match="MNIST files not found"):
+        limits(["baseline-gaussian"], **{**SMALL, "task": "mnist"}, data_dir=tmp_path, out=out, host=points_host)
+    assert not out.exists()
+
+
+def test_the_minimum_a_quantity_point_keeps_is_one_per_class():
+    from genbench.limits import _check_fractions
+
+    d = load_digits()  # 1,347 training images of 10 classes: 1/135 keeps 10, 1/140 keeps 10, 1/150 keeps 9
+    _check_fractions([10 / 1347], d, "image")
+    with pytest.raises(ConfigError, match="keeps 9 of the 1,347 training examples, and a point needs at least 10"):
+        _check_fractions([9 / 1347], d, "image")
+    text = load_text()
+    with pytest.raises(ConfigError, match="blocks of 256 bytes, and a point needs at least 2: two for the baseline"):
+        _check_fractions([1e-9], text, "text")
+
+
+def test_duplicates_run_once_with_a_note(points_host, tmp_path):
+    from genbench.limits import _axis
+
+    notes = []
+    assert _axis([1 / 16, 0.0625, 0.5], 1.0, lambda v: True, "--fractions", "", notes.append) == [0.0625, 0.5, 1.0]
+    assert notes == ["note: --fractions: 0.0625 given more than once; each runs once"]
+
+
+def test_an_interrupted_study_says_how_to_resume_it_and_resume_finishes_the_stopped_point(points_host, tmp_path,
+                                                                                          monkeypatch):
+    """Stopped while a point runs (the runner's RunInterrupted, as Ctrl-C or SIGTERM end it), then by SIGTERM
+    outside any run: each time one line that names 'genbench limits --resume', never 'genbench run --resume';
+    the stopped point's run is the study's and --resume finishes it instead of leaving it behind."""
+    import os
+    import signal
+    import time
+
+    import genbench.limits as lim
+    import genbench.runner as runner
+    from genbench.errors import RunInterrupted
+
+    real, calls = runner._run_jobs, []
+
+    def stop_the_second_point(result, run_dir, *args, **kwargs):
+        calls.append(run_dir)
+        if len(calls) == 2:
+            raise RunInterrupted("Interrupted (SIGTERM): …; finish the run with: genbench run --resume …", None,
+                                 run_dir, "SIGTERM")
+        return real(result, run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_run_jobs", stop_the_second_point)
+    with pytest.raises(RunInterrupted) as info:
+        limits(["tiny-points"], **SMALL, out=tmp_path, host=points_host)
+    (directory,) = tmp_path.iterdir()
+    assert str(info.value) == (f"Interrupted (SIGTERM) during point quantity-0.25: every finished point is kept in "
+                               f"{directory / 'limits.json'}; finish the study with: genbench limits --resume {directory}")
+    runs = json.loads((directory / "limits.json").read_text())["runs"]
+    assert {p.name for p in (directory / "runs").iterdir()} == {v.split("/")[1] for v in runs.values()}  # no orphan
+    monkeypatch.setattr(runner, "_run_jobs", real)
+
+    def sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+
+    monkeypatch.setattr(lim, "_augmentation", sigterm)
+    with pytest.raises(RunInterrupted, match=r"^Interrupted \(SIGTERM\) during the augmentation gain: .*--resume"):
+        limits([], resume=directory, host=points_host)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the study's handler is gone with it
+    monkeypatch.undo()
+
+    done = limits([], resume=directory, host=points_host, jobs=1)
+    assert done.finished_at and done.runs == runs and not done.failed
+    assert {p.name for p in (directory / "runs").iterdir()} == {v.split("/")[1] for v in runs.values()}
+    # a finished study is left as it is
+    before = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
+    messages = []
+    again = limits([], resume=directory, host=points_host, echo=messages.append)
+    assert again == done and {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == before
+    assert messages == [f"limits {done.limits_id} finished at {done.finished_at}: nothing to resume "
+                        f"({directory / 'limits.json'})"]
+
+
+def test_resume_refuses_options_that_contradict_the_stored_study(study, points_host):
+    result, tmp_path = study
+    directory = tmp_path / "limits" / result.limits_id
+    with pytest.raises(ConfigError) as info:
+        limits([], resume=directory, host=points_host, seeds=(5,), quantity=(0.5,), jobs=1)
+    assert ("--seeds 5 contradicts its stored seeds 0,1; --fractions 0.5 contradicts its stored fractions 0.25,1. "
+            "Drop them") in str(info.value)
+    assert "only --jobs may change" in str(info.value)
+    # the command line checks what was typed, even an option's default value (the API sees only non-defaults,
+    # unless given options=)
+    from click.testing import CliRunner
+
+    from genbench.cli import cli
+
+    out = CliRunner().invoke(cli, ["limits", "--resume", str(directory), "--profile", "default"])
+    assert out.exit_code == 1 and "--profile default contradicts its stored profile smoke" in out.output
+
+
+def test_cli_limits_checks_numbers_as_genbench_run_does():
+    from click.testing import CliRunner
+
+    from genbench.cli import cli
+
+    for option, value, message in (("--timeout", "0", "Invalid --timeout 0.0"), ("--timeout", "abc", "give a number"),
+                                   ("--timeout", "inf", "Invalid --timeout inf"), ("--jobs", "0", "Invalid --jobs 0"),
+                                   ("--jobs", "abc", "give a whole number"), ("--jobs", "100000", "from 1 to 1024")):
+        out = CliRunner().invoke(cli, ["limits", "gan-mlp", "--task", "ring8", option, value])
+        run = CliRunner().invoke(cli, ["run", "gan-mlp", "--task", "ring8", option, value])
+        assert (out.exit_code, run.exit_code) == (1, 1) and message in out.output and message in run.output, option
+        assert out.output.startswith("error: ") and len(out.output.strip().splitlines()) == 1
+
+
+def test_statements_say_what_the_test_found_with_its_p_values():
+    def point(x, model, values, n, axis="quantity"):
+        return {"axis": axis, "x": x, "model": model, "role": "baseline" if model == "b" else "model",
+                "status": "ok", "train_examples": n,
+                "quality": {"fd": {"value": float(np.mean(values)), "unit": "", "higher_is_better": False,
+                                   "per_seed": values}}}
+
+    pts = [point(0.5, "m", [50.0, 44.0], 1), point(0.5, "b", [40.0, 41.0], 1),
+           point(1.0, "m", [39.0, 42.0], 2), point(1.0, "b", [40.0, 40.5], 2)]
+    result = LimitsResult.from_dict({
+        "schema": "genbench.limits/1", "limits_id": "x", "genbench_version": "0", "started_at": "", "finished_at": None,
+        "command": "", "task": "ring8", "task_kind": "points", "profile": "smoke", "seeds": [0, 1], "device": "cpu",
+        "models": ["m"], "baseline": "b", "n_train": 2, "headline": {"metric": "fd", "higher_is_better": False},
+        "axes": {"quantity": {"values": [0.5, 1.0]}, "quality": {"values": [0.0]}, "compute": {"values": [1.0]}},
+        "settings": {}, "environment": {}, "runs": {}, "points": pts,
+        "augmentation": [{"model": "m", "role": "model", "k": 1, "generated": 500, "training_seeds": 1,
+                          "classifier_seeds": 1, "real_accuracy": 0.6, "augmented_accuracy": 0.3, "gain": -0.313,
+                          "gain_stderr": 0.014}]})
+    texts = [s["text"] for s in make_statements(result)]
+    p_big = paired_better([39.0, 42.0], [40.0, 40.5], False)[1]
+    p_small = paired_better([50.0, 44.0], [40.0, 41.0], False)[1]
+    assert texts[0].startswith("m's fd (lower is better) goes from 47 ± 38 with 1 training point to")
+    assert (f"m is not significantly better than b on fd at any training-set size up to 2 training points" in texts[1]
+            and "one-sided paired t-test of m better than b over 2 seeds at each size: p < 0.05 passes; no size "
+            f"passes: p = {p_small:.2g} at 1, {p_big:.2g} at 2)." in texts[1]), texts[1]
+    assert "p < 0.05 at each size" not in texts[1]
+    assert "from 60.0% to 30.0% (-31.3 pp ± 1.4 pp standard error over 1 classifier draw × 1 training seed)" in texts[2]

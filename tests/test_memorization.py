@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,6 +140,9 @@ def test_train_copy_is_flagged_and_held_out_samplers_are_not_on_points(tasks):
     # the floors are what held-out data gets: near 0 for C_T, near 5% for the rates
     assert abs(fresh["ct"].floor) < 2 and 0.02 < fresh["rate"].floor < 0.08 and 0.02 < fresh["test"].floor < 0.08
     assert fresh["ct"].params["cells"] == cell_count(len(d.test_x) // 2, 500)
+    # the floors are of half the test split, not of the 500 samples: each says its own size
+    assert {v.params["floor_n"] for v in fresh.values()} == {len(d.test_x) // 2} and fresh["rate"].n == 500
+    assert fresh["rate"].params["stderr_of"] == "500 samples (binomial)"
 
 
 def test_the_train_copy_baseline_job_is_flagged_in_an_ordinary_run(tmp_path):
@@ -149,7 +153,37 @@ def test_the_train_copy_baseline_job_is_flagged_in_an_ordinary_run(tmp_path):
     quality = run.jobs[0].quality
     assert "copies training data" in quality["copy-ct"].params["flag"]
     assert quality["copy-rate"].value == 1.0 and quality["copy-rate"].params["flag"]
+    assert quality["copy-ct"].params["copies"] == quality["copy-rate"].params["copies"] == "training"
     assert quality["copy-ct"].key["profile"] == "smoke" and quality["copy-ct"].floor is not None
+    assert (quality["copy-ct"].higher_is_better, quality["copy-ct"].target) == (None, 0.0)  # two-sided
+    report = (tmp_path / run.run_id / "report.md").read_text()
+    assert "`baseline-train-copy` (replayed training data) **⚠ copies training data**" in report
+    assert "copy-ct (z) →0" in report
+
+
+def test_scored_training_points_are_marked_as_copies_and_not_ranked_while_fresh_draws_are(tmp_path):
+    """The outside tester's case on a fast task: the training split handed to genbench score as samples."""
+    import json
+
+    from click.testing import CliRunner
+
+    from genbench.cli import cli
+    from genbench.data.points import load_ring8
+    from genbench.score_samples import score
+
+    d = load_ring8()
+    np.save(tmp_path / "train.npy", d.train_x[:2000])
+    np.save(tmp_path / "fresh.npy", ring8(2000, np.random.default_rng(7))[0])
+    dirs = []
+    for name in ("train", "fresh"):
+        result = score(tmp_path / f"{name}.npy", task="ring8", out=tmp_path / "runs", name=name, baselines=False)
+        dirs.append(str(tmp_path / "runs" / result.run_id))
+    report = (tmp_path / "runs" / Path(dirs[0]).name / "report.md").read_text()
+    assert "| – | `train` **⚠ copies training data** |" in report and "train: not ranked (–)" in report
+    out = CliRunner().invoke(cli, ["leaderboard", *dirs, "--json"])
+    rows = {r["model"]: r for t in json.loads(out.output)["tables"] for r in t["rows"]}
+    assert rows["train"]["rank"] is None and rows["train"]["not_ranked"] == "copies training data"
+    assert rows["train"]["flags"] and rows["fresh"]["flags"] == [] and rows["fresh"]["rank"] == "1"
 
 
 def test_digits_train_copy_is_flagged_and_test_images_in_a_graph_are_caught(tasks):
@@ -201,6 +235,9 @@ def test_replayed_training_images_score_within_noise_of_the_real_data_figure(tas
         replay = d.train_x[real_subset(d.train_y, len(d.train_x), n)]
         mv = _score(state, replay, ("tstr", TrainOnSyntheticAccuracy()))["tstr"]
         assert mv.n == n and mv.params["test"] == len(d.test_y)
+        # its standard error is over the test images, not over the n samples, and says so
+        assert mv.params["stderr_of"] == f"{len(d.test_y)} real test images (binomial)"
+        assert mv.stderr == pytest.approx(binomial_stderr(mv.value, len(d.test_y)))
         assert abs(mv.value - mv.floor) < 2 * mv.stderr, (n, mv.value, mv.floor, mv.stderr)
     noise = np.random.default_rng(0).uniform(0, 1, (500, 1, 8, 8)).astype(np.float32)
     assert _score(state, noise, ("tstr", TrainOnSyntheticAccuracy()))["tstr"].value < 0.5

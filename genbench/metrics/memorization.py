@@ -37,6 +37,9 @@ from ..types import MetricValue
 from . import Metric, QualityContext
 
 CT_FLAG = -3.0
+#: C_T is two-sided: 0 is held-out data, below it copying, above it under-fitting (closer to 0 is better)
+CT_TARGET, CT_UNIT = 0.0, "z"
+COPY_RATE_UNIT = "fraction of samples"
 #: generated mass a cell needs to enter C_T: more than TAU_COUNT / m (the paper's tau = 20 / m)
 TAU_COUNT = 20
 #: held-out and generated examples per k-means cell the rule for k aims at, and the bounds on k
@@ -199,7 +202,8 @@ def copying_flag(rate: float, n: int, other_rate: float, held_out_rate: float, r
     (close to every split alike) from reading as a copier."""
     if (rate >= COPY_RATIO * max(other_rate, held_out_rate) and two_proportion_z(rate, n, other_rate, n) > COPY_Z
             and two_proportion_z(rate, n, held_out_rate, reference) > COPY_Z):
-        return (f"copies {split} data ({rate:.0%} of samples closer to a {split} example than 95% of held-out "
+        word = {"train": "training"}.get(split, split)
+        return (f"copies {word} data ({rate:.0%} of samples closer to a {word} example than 95% of held-out "
                 f"examples are; {other_rate:.0%} for the {other} split, {held_out_rate:.0%} for held-out data)")
     return None
 
@@ -279,10 +283,15 @@ class DataCopyingCT(Metric):
             raise ValueError(f"no k-means cell holds more than {TAU_COUNT} of the {m} samples; C_T needs more samples")
         params: dict[str, Any] = {"cells": int(test.cells), "cells_used": int(test.used.sum()),
                                   "tau": f"{TAU_COUNT}/m", "held_out": len(pts["A"]), "threshold": CT_FLAG,
-                                  "space": "features" if extractor else "coordinates"}
+                                  "space": "features" if extractor else "coordinates",
+                                  "floor_n": len(pts["B"])}  # the floor's own size, not m: reports say so
         if test.value < CT_FLAG:
-            params["flag"] = _ct_flag(test.value, _copy_rates(ctx, embed))
-        return MetricValue(value=test.value, unit="z", higher_is_better=True, n=m, extractor=extractor,
+            rates = _copy_rates(ctx, embed)
+            params["flag"] = _ct_flag(test.value, rates)
+            if not _concentrated(rates):
+                params["copies"] = "training"
+        return MetricValue(value=test.value, unit=CT_UNIT, higher_is_better=None, target=CT_TARGET, n=m,
+                           extractor=extractor,
                            floor=float(reference), params=params,
                            note=f"0 = as far from training data as held-out data; < {CT_FLAG:g} copying, > 0 "
                                 f"under-fitting; floor = {len(pts['B'])} held-out test examples in the samples' place")
@@ -292,11 +301,17 @@ def _ct_flag(value: float, rates: dict[str, float]) -> str:
     """The C_T flag; it says so when the samples are as close to the test split as to the training split,
     which C_T alone cannot tell from copying (samples concentrated near dense regions also read as < 0)."""
     flag = f"copies training data (C_T = {value:.1f} < {CT_FLAG:g}: samples closer to it than held-out data are)"
-    n = int(rates["n"])
-    if two_proportion_z(rates["train"], n, rates["test"], n) <= COPY_Z:
+    if _concentrated(rates):
         flag += (f"; but as close to the test split (copy rate {rates['train']:.0%} against train, "
                  f"{rates['test']:.0%} against test): concentrated samples rather than copies")
     return flag
+
+
+def _concentrated(rates: dict[str, float]) -> bool:
+    """Whether samples are not significantly more often close to the training split than to the test split."""
+    n = int(rates["n"])
+    return two_proportion_z(rates["train"], n, rates["test"], n) <= COPY_Z
+
 
 
 def _copy_rates(ctx: QualityContext, embed) -> dict[str, float]:
@@ -330,12 +345,15 @@ class CopyRate(Metric):
         rate, n, reference = r[self.split], int(r["n"]), r[f"{self.split}_reference"]
         params: dict[str, Any] = {"quantile": COPY_QUANTILE, "threshold": r[f"{self.split}_threshold"],
                                   "against": f"{self.split} split", "other_split_rate": r[self.other],
-                                  "space": "features" if space[1] else "coordinates"}
+                                  "space": "features" if space[1] else "coordinates",
+                                  "stderr_of": f"{n} samples (binomial)",
+                                  "floor_n": int(r["reference_n"])}  # the floor's own size, not n: reports say so
         flag = copying_flag(rate, n, r[self.other], reference, int(r["reference_n"]), self.split, self.other)
+        held = "test" if self.split == "train" else "training"
         if flag:
             params["flag"] = flag
-        held = "test" if self.split == "train" else "training"
-        return MetricValue(value=rate, unit="", higher_is_better=False, n=n, extractor=space[1], floor=reference,
+            params["copies"] = "training" if self.split == "train" else "test"
+        return MetricValue(value=rate, unit=COPY_RATE_UNIT, higher_is_better=False, n=n, extractor=space[1], floor=reference,
                            stderr=math.sqrt(rate * (1 - rate) / n), params=params,
                            note=f"threshold = 5th percentile of {r['reference_n']} held-out {held} examples' "
                                 f"nearest-{self.split} distances; floor = {r['reference_n']} other held-out "
@@ -348,7 +366,7 @@ class CopyRateAgainstTest(CopyRate):
     split, other = "test", "train"
 
 
-__all__ = ["CT_FLAG", "CopyRate", "CopyingTest", "CopyRateAgainstTest", "DataCopyingCT", "assign_cells", "cell_count",
+__all__ = ["COPY_RATE_UNIT", "CT_FLAG", "CT_TARGET", "CT_UNIT", "CopyRate", "CopyingTest", "CopyRateAgainstTest", "DataCopyingCT", "assign_cells", "cell_count",
            "copy_rate", "copy_threshold", "copying_flag", "data_copying_test", "kmeans_cells", "mann_whitney_z",
            "nearest_distances", "single_threaded", "two_proportion_z"]
 

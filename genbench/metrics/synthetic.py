@@ -30,6 +30,7 @@ CLASSIFIER = "multinomial logistic regression (scikit-learn, lbfgs, C=1, max_ite
 REAL_SUBSET_SEED = 12345  # the real-data figure's training subset is fixed: the same for every model and run
 AUGMENTATION_KS = (10, 20, 50, 100)
 CLASSIFIER_SEEDS = 5
+TSTR_UNIT = "fraction correct"  # accuracy on the real test split, 0 to 1
 
 
 def _flat(x: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
@@ -106,10 +107,11 @@ class TrainOnSyntheticAccuracy(Metric):
         if key not in ctx.cache:
             idx = real_subset(d.train_y, len(d.train_x), n)
             ctx.cache[key] = classifier_accuracy(d.train_x[idx], d.train_y[idx], d.test_x, d.test_y, d.value_range)
-        return MetricValue(value=value, unit="", higher_is_better=True, n=n, extractor=ctx.extractor_id,
+        return MetricValue(value=value, unit=TSTR_UNIT, higher_is_better=True, n=n, extractor=ctx.extractor_id,
                            floor=ctx.cache[key], stderr=binomial_stderr(value, len(d.test_y)),
                            params={"classifier": CLASSIFIER, "labels": "argmax of the extractor's classifier head",
-                                   "test": len(d.test_y), "classes_in_samples": int(len(np.unique(labels)))},
+                                   "test": len(d.test_y), "classes_in_samples": int(len(np.unique(labels))),
+                                   "stderr_of": f"{len(d.test_y)} real test images (binomial)"},
                            note=f"accuracy on the {len(d.test_y)} real test images; floor = trained on {n} real "
                                 "training images with true labels; stderr binomial over the test images")
 

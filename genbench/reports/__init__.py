@@ -12,8 +12,36 @@ def md_escape(text: object) -> str:
     return md_text(text)
 
 
-def arrow(higher_is_better: bool) -> str:
+def arrow(higher_is_better: bool | None, target: float | None = None) -> str:
+    """↑, ↓, or →0 for a two-sided metric (``higher_is_better`` None) whose best value is ``target``."""
+    if higher_is_better is None:
+        return f"→{fmt_num(target, '{:g}')}" if number(target) is not None else "↕"
     return "↑" if higher_is_better else "↓"
+
+
+def better_text(higher_is_better: bool | None, target: float | None = None) -> str:
+    """"higher is better", "lower is better", or "closer to 0 is better" for a two-sided metric."""
+    if higher_is_better is None:
+        return (f"closer to {fmt_num(target, '{:g}')} is better" if number(target) is not None
+                else "no better direction")
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def direction(mv: Any) -> tuple[bool | None, float | None]:
+    """(higher_is_better, target) of a MetricValue read from a file: a bool, or None with the target of a
+    two-sided metric (None, None: no better direction known); anything else reads as None."""
+    hib = getattr(mv, "higher_is_better", None)
+    if isinstance(hib, bool):
+        return hib, None
+    return None, number(getattr(mv, "target", None))
+
+
+def badness(value: float, higher_is_better: bool | None, target: float | None = None) -> float:
+    """How bad ``value`` is on one scale where lower is better: −value, value, or the distance to the
+    target of a two-sided metric. The difference of two badnesses is how much worse one is (compare)."""
+    if higher_is_better is None:
+        return abs(value - target) if target is not None else float("nan")
+    return -value if higher_is_better else value
 
 
 #: the order metrics are shown in; the first one a task's jobs all report ranks its table

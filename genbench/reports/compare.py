@@ -2,7 +2,9 @@
 (``--fail-on-regression 'fd:5%,latency_p50:10%'``) that cannot pass by mistake.
 
 * Two quality numbers are compared only when their comparability keys are equal; otherwise the row says
-  "not comparable" and names the fields that differ, and a gate on it cannot be evaluated.
+  "not comparable" and names the fields that differ, and a gate on it cannot be evaluated. A key field a
+  run does not record (every field a ``genbench.run/1`` file predates) equals nothing: "BASE and NEW
+  record no comparability key (genbench.run/1)".
 * A change is judged against its uncertainty, not as a raw delta: the seeds' spread (Welch t-interval of the
   difference of the means) where both runs have several seeds, else the standard errors, else — for a
   single-seed number without one — the value itself (said so in the row). A gated metric fails when the 95%
@@ -10,9 +12,13 @@
 * Speed: from the raw latencies both runs keep (``files.latency_raw``), a percentile bootstrap of
   p50_new / p50_base (p99 for ``latency_p99``; for ``throughput`` the mean time per item at the best batch
   size, as the throughput itself is computed); flagged when the 95% interval lies wholly above 1 + limit.
-* A gate cannot be evaluated — exit 2, one line each, naming the valid choices — for an unknown metric, a
-  metric missing or non-finite in either run, a gated model that failed or disappeared in NEW, incomparable
-  keys (unless ``--allow-incomparable``), or a gate that matched nothing. Exit 1: a gated regression.
+* A gate cannot be evaluated — exit 2, one line each, naming the valid choices — for an empty or malformed
+  gate or one that names a metric twice, an unknown metric, a metric missing or non-finite in either run, a
+  gated model that failed or disappeared in NEW, incomparable keys (unless ``--allow-incomparable``), or a
+  gated metric that judged no model (none has it, or every one was skipped). Reference rows (baselines,
+  replayed training data) are not competitors: never gated, said in a note. Exit 1: a gated regression.
+* The Markdown output escapes every text from a results file for Markdown; ``--format json`` writes one
+  ``genbench.compare/1`` document on every exit path.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..comparability import FIELD_LABELS, describe, differing, key_of
+from ..comparability import FIELD_LABELS, describe, differing, key_of, unknown_fields
 from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, PerfRecord, RunResult
-from . import mapping, md_text, number, read_contained, safe_perf_summary, term_safe, text_of
+from . import (arrow, badness, direction, mapping, md_text, number, read_contained, safe_perf_summary, term_safe,
+               text_of)
+from .leaderboard import reference_kind, scale_of
 
 SCHEMA = "genbench.compare/1"
 ENV_KEYS = ("cpu", "cpu_count", "gpus", "torch", "onnxruntime", "python", "hostname")
@@ -79,14 +87,16 @@ class Row:
     device: str
     metric: str
     unit: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: two-sided, a move away from ``target`` is worse
     base: float | None
     new: float | None
     verdict: str  # improved, regressed, unchanged, within noise, not comparable, missing
-    why: str = ""  # for not comparable and missing: what differs, or what is absent
+    why: str = ""  # not comparable, missing: what differs or is absent; speed on point values: why no bootstrap
+    scale: str = ""  # the unit, or for a unitless built-in metric what the number is (leaderboard.scale_of)
     differing: tuple[str, ...] = ()
     change: Change | None = None
     change_abs: Change | None = None  # speed: the difference in ms, for absolute limits
+    target: float | None = None  # the best value of a two-sided metric
 
     @property
     def delta(self) -> float | None:
@@ -117,37 +127,66 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     base: RunResult | None = None
     new: RunResult | None = None
+    error: str | None = None  # why no comparison was made (a run that will not load, a malformed gate)
+    error_code: int = 1  # the exit status of ``error``: 2 where it leaves a gate unevaluated
 
     @property
     def exit_code(self) -> int:
+        if self.error:
+            return self.error_code
         return 2 if self.errors else (1 if self.failures else 0)
+
+    @classmethod
+    def failed(cls, exc: GenbenchError, gates_spec: str | None) -> "Comparison":
+        """No comparison, only the error that stopped it: a :class:`GateError` (a malformed gate, or a run
+        that will not load under a gate) exits 2 and is the gate's error; any other error exits 1."""
+        try:
+            limits = parse_gates(gates_spec)
+        except GateError:
+            limits = {}
+        gated = isinstance(exc, GateError)
+        return cls(rows=[], warnings=[], gates=limits, errors=[str(exc)] if gated else [], error=str(exc),
+                   error_code=2 if gated else 1)
 
 
 # --------------------------------------------------------------------------- gates
 
 
 def parse_gates(spec: str | None) -> dict[str, tuple[float, bool]]:
-    """``'fd:5%,latency_p50:0.2'`` → ``{"fd": (5.0, True), "latency_p50": (0.2, False)}`` (limit, is_percent)."""
+    """``'fd:5%,latency_p50:0.2'`` → ``{"fd": (5.0, True), "latency_p50": (0.2, False)}`` (limit, is_percent).
+
+    ``None`` is no gate. A gate that names no metric (``''``, ``','``) or one metric twice is malformed
+    (:class:`GateError`): it would gate nothing, or gate with a limit the user did not mean."""
     gates: dict[str, tuple[float, bool]] = {}
-    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+    if spec is None:
+        return gates
+    for part in filter(None, (p.strip() for p in spec.split(","))):
         m = re.fullmatch(r"([A-Za-z0-9_\-]+)\s*:\s*([0-9]*\.?[0-9]+)\s*(%?)", part)
         if not m:
             raise GateError(f"Invalid gate {term_safe(part)!r} in --fail-on-regression: write METRIC:LIMIT, e.g. "
                             "'fd:5%' (relative) or 'fd:0.5' (absolute).")
+        if m.group(1) in gates:
+            raise GateError(f"Invalid gate {term_safe(spec)!r} in --fail-on-regression: {m.group(1)!r} is named "
+                            "twice; give each metric one limit.")
         gates[m.group(1)] = (float(m.group(2)), m.group(3) == "%")
+    if not gates:
+        raise GateError(f"Invalid gate {term_safe(spec)!r} in --fail-on-regression: an empty gate gates nothing; "
+                        "name at least one METRIC:LIMIT, e.g. 'fd:5%', or leave the option out.")
     return gates
 
 
 # --------------------------------------------------------------------------- statistics
 
 
-def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool) -> Change:
+def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool | None) -> Change:
     """How much worse ``new`` is than ``base``, with a 95% interval from the seeds' spread (Welch), else the
-    standard errors (normal), else none (the interval is the point)."""
+    standard errors (normal), else none (the interval is the point). For a two-sided metric
+    (``higher_is_better`` None) worse is the growth of the distance to its target, and the interval is
+    that of the values' difference placed around it (exact away from the target, conservative near it)."""
     from scipy import stats
 
     a, b = float(number(base.value)), float(number(new.value))  # type: ignore[arg-type]
-    worse = (a - b) if higher_is_better else (b - a)
+    worse = badness(b, higher_is_better, direction(new)[1]) - badness(a, higher_is_better, direction(base)[1])
     ka, kb = _seeds(base), _seeds(new)
     sa, sb = number(base.seed_std), number(new.seed_std)
     # products, not powers: a float product overflows to inf (a wide interval), a power raises
@@ -221,23 +260,26 @@ def _row_quantile(rows: Any, q: float | None) -> Any:
     return part[:, lo] + (pos - lo) * (part[:, hi] - part[:, lo])
 
 
-def _raw_latencies(job: JobResult, run_dir: Path | None) -> dict[str, list[float]]:
+def _raw_latencies(job: JobResult, run_dir: Path | None) -> tuple[dict[str, list[float]], str]:
     """The job's raw per-call latencies, ``{"<graph>/<scenario>/<runtime>/b<batch>": [ms, ...]}``, read only
-    from inside the run directory; {} when absent, outside, oversized or malformed."""
-    data, _ = read_contained(run_dir, job.files.get("latency_raw"))
+    from inside the run directory, and why none were read (absent, outside, oversized or malformed)."""
+    rel = job.files.get("latency_raw")
+    if rel is None:
+        return {}, "records no raw latencies"
+    data, why = read_contained(run_dir, rel)
     if data is None:
-        return {}
+        return {}, f"raw latencies: {why}"
     try:
         raw = json.loads(data.decode("utf-8"), parse_constant=lambda c: None)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return {}
+        return {}, "raw latencies are not JSON"
     out = {}
     for k, v in mapping(raw).items():
         if isinstance(v, list):
             xs = [number(x) for x in v]
             if xs and all(x is not None and x > 0 for x in xs):
                 out[k] = [float(x) for x in xs]  # type: ignore[arg-type]
-    return out
+    return out, "" if out else "raw latencies hold no positive numbers"
 
 
 def _timed_record(job: JobResult, metric: PerfMetric) -> PerfRecord | None:
@@ -271,31 +313,53 @@ def _verdict(change: Change) -> str:
     return "within noise"
 
 
-def _quality_rows(a: JobResult, b: JobResult) -> list[Row]:
+def _quality_rows(a: JobResult, b: JobResult, schemas: tuple[str, str] = ("", "")) -> list[Row]:
     rows = []
     for metric in sorted(set(a.quality) | set(b.quality)):
         ma, mb = a.quality.get(metric), b.quality.get(metric)
         first = mb or ma
         head = dict(model=b.model, task=b.task, device=b.device, metric=metric, unit=text_of(first.unit),
-                    higher_is_better=bool(first.higher_is_better),
-                    base=number(ma.value) if ma else None, new=number(mb.value) if mb else None)
+                    higher_is_better=direction(first)[0], target=direction(first)[1],
+                    base=number(ma.value) if ma else None, new=number(mb.value) if mb else None,
+                    scale=scale_of(metric, first, key_of(first, b.task)))
         missing = _missing(ma, "BASE") or _missing(mb, "NEW")
         if missing:
             rows.append(Row(**head, verdict="missing", why=missing))
             continue
         ka, kb = key_of(ma, a.task), key_of(mb, b.task)
         diff = differing(ka, kb)
-        if ma.unit != mb.unit or ma.higher_is_better != mb.higher_is_better:
+        if ma.unit != mb.unit or direction(ma) != direction(mb):
             diff = diff + ["unit"]
         if diff:
-            why = f"{describe(ka, [f for f in diff if f != 'unit'])} vs {describe(kb, [f for f in diff if f != 'unit'])}"
-            if "unit" in diff:
-                why = (why if len(diff) > 1 else "") + f"{'; ' if len(diff) > 1 else ''}unit {ma.unit!r} vs {mb.unit!r}"
-            rows.append(Row(**head, verdict="not comparable", why=why, differing=tuple(diff)))
+            rows.append(Row(**head, verdict="not comparable", why=_incomparable(ma, mb, ka, kb, diff, schemas),
+                            differing=tuple(diff)))
             continue
-        change = quality_change(ma, mb, bool(first.higher_is_better))
+        change = quality_change(ma, mb, direction(first)[0])
         rows.append(Row(**head, verdict=_verdict(change), change=change))
     return rows
+
+
+def _incomparable(ma: MetricValue, mb: MetricValue, ka: dict, kb: dict, diff: list[str],
+                  schemas: tuple[str, str]) -> str:
+    """Why two numbers are not comparable: what a run's key does not record (a field it does not record
+    equals nothing), then the fields whose values differ, then the unit."""
+    parts = []
+    unrecorded = [(which, mv, unknown_fields(k), schema)
+                  for which, mv, k, schema in (("BASE", ma, ka, schemas[0]), ("NEW", mb, kb, schemas[1]))]
+    keyless = [which for which, mv, fields, _ in unrecorded if fields and not mv.key]
+    if keyless:
+        kinds = sorted({text_of(schema) for which, _, _, schema in unrecorded if which in keyless and schema})
+        parts.append(f"{' and '.join(keyless)} record{'s' if len(keyless) == 1 else ''} no comparability key"
+                     + (f" ({', '.join(kinds)})" if kinds else ""))
+    parts += [f"{which}'s comparability key does not record {', '.join(FIELD_LABELS.get(f, f) for f in fields)}"
+              for which, mv, fields, _ in unrecorded if fields and mv.key]
+    unknown = {f for _, _, fields, _ in unrecorded for f in fields}
+    known = [f for f in diff if f not in unknown and f != "unit"]
+    if known:
+        parts.append(f"{describe(ka, known)} vs {describe(kb, known)}")
+    if "unit" in diff:
+        parts.append(f"unit {ma.unit!r} vs {mb.unit!r}")
+    return "; ".join(parts)
 
 
 def _missing(mv: MetricValue | None, which: str) -> str:
@@ -315,15 +379,16 @@ def _perf_rows(a: JobResult, b: JobResult, dir_a: Path | None, dir_b: Path | Non
         if va is None and vb is None:
             continue
         head = dict(model=b.model, task=b.task, device=b.device, metric=name, unit=pm.unit,
-                    higher_is_better=pm.higher_is_better, base=va, new=vb)
+                    higher_is_better=pm.higher_is_better, base=va, new=vb, scale=pm.unit)
         if va is None or vb is None:
             rows.append(Row(**head, verdict="missing", why=f"no {name} in {'BASE' if va is None else 'NEW'}"))
             continue
-        if raw_a is None:
+        if raw_a is None or raw_b is None:
             raw_a, raw_b = _raw_latencies(a, dir_a), _raw_latencies(b, dir_b)
         ra, rb = _timed_record(a, pm), _timed_record(b, pm)
-        xs = raw_a.get(_record_key(ra)) if ra else None
-        ys = raw_b.get(_record_key(rb)) if rb else None
+        xs = raw_a[0].get(_record_key(ra)) if ra else None
+        ys = raw_b[0].get(_record_key(rb)) if rb else None
+        why = ""
         if xs and ys and len(xs) >= MIN_RAW_SAMPLES and len(ys) >= MIN_RAW_SAMPLES and va > 0 and vb > 0:
             batches = (ra.batch_size, rb.batch_size) if pm.per_item else (1, 1)  # type: ignore[union-attr]
             ratio, diff = bootstrap_ratio(xs, ys, pm.quantile, *batches)
@@ -332,10 +397,14 @@ def _perf_rows(a: JobResult, b: JobResult, dir_a: Path | None, dir_b: Path | Non
             slower = slow / fast if fast > 0 else math.inf
             ratio = Change(slower, slower, slower, "none", ratio=True)
             diff = None
+            reasons = [f"{which} {read_why or f'has fewer than {MIN_RAW_SAMPLES} raw latencies for this figure'}"
+                       for which, found, (_, read_why) in (("BASE", xs, raw_a), ("NEW", ys, raw_b))
+                       if read_why or not found or len(found) < MIN_RAW_SAMPLES]
+            why = "point values, no bootstrap" + (": " + "; ".join(reasons) if reasons else "")
         if pm.per_item or diff is None:  # an absolute limit is in the figure's own unit
             d = (va - vb) if pm.higher_is_better else (vb - va)
             diff = Change(d, d, d, "none")
-        rows.append(Row(**head, verdict=_verdict(ratio), change=ratio, change_abs=diff))
+        rows.append(Row(**head, verdict=_verdict(ratio), change=ratio, change_abs=diff, why=why))
     return rows
 
 
@@ -365,7 +434,7 @@ def compare_runs(base: RunResult, new: RunResult, base_dir: Path | None = None,
     for k, b in cur.items():
         a = old.get(k)
         if a is not None and a.status == "ok" and b.status == "ok":
-            rows += _quality_rows(a, b) + _perf_rows(a, b, base_dir, new_dir)
+            rows += _quality_rows(a, b, (base.schema, new.schema)) + _perf_rows(a, b, base_dir, new_dir)
     return rows
 
 
@@ -386,57 +455,85 @@ def gate(rows: list[Row], base: RunResult, new: RunResult, gates: dict[str, tupl
     for metric, (limit, pct) in gates.items():
         if metric in known:
             found = _gate_metric(metric, limit, pct, old, cur, by_key, allow_incomparable)
-            failures += found[0]
-            errors += found[1] or ([] if found[3] else
-                                   [f"cannot evaluate the gate on {metric}: no model has it in both runs"])
-            notes += found[2]
+            failures += found.failures
+            errors += found.errors or ([] if found.judged else [_nothing_gated(metric, found)])
+            notes += found.notes
     return failures, errors, notes
 
 
+@dataclass
+class _Gated:
+    """What the gate found for one metric: failures, errors, notes, and how many models it judged, skipped
+    as not comparable (``--allow-incomparable``) or skipped as references."""
+
+    failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    judged: int = 0
+    incomparable: int = 0
+    references: list[str] = field(default_factory=list)
+
+
+def _nothing_gated(metric: str, found: _Gated) -> str:
+    """The error of a gated metric that judged no model: a gate that evaluated nothing cannot pass."""
+    why = []
+    if found.incomparable:
+        why.append(f"{found.incomparable} model(s) skipped as not comparable under --allow-incomparable")
+    if found.references:
+        why.append(f"{len(found.references)} reference row(s) skipped, as references are never gated")
+    because = "; ".join(why) or "no model has it in both runs"
+    return f"cannot evaluate the gate on {metric}: no model was judged: {because}"
+
+
 def _gate_metric(metric: str, limit: float, pct: bool, old: dict, cur: dict, by_key: dict,
-                 allow_incomparable: bool) -> tuple[list[str], list[str], list[str], int]:
-    """(failures, errors, notes, how many models were judged or knowingly skipped) of one gated metric."""
-    failures: list[str] = []
-    errors: list[str] = []
-    notes: list[str] = []
-    judged = 0
+                 allow_incomparable: bool) -> _Gated:
+    """What gating one metric over every model ok in BASE found; reference rows (baselines, replayed
+    training data) are not competitors and are not gated."""
+    out = _Gated()
     for k, a in old.items():
         where = f"{term_safe(a.model)} on {term_safe(a.task)} ({term_safe(a.device)})"
         b = cur.get(k)
         in_new = b is not None and metric in b.quality
-        if a.status != "ok":
-            if in_new and b.status == "ok":
-                notes.append(f"{metric} of {where} not gated: no result in BASE ({a.status})")
-            continue
         has = metric in a.quality or (metric in PERF_METRICS and number(
             safe_perf_summary(a)[PERF_METRICS[metric].summary_key]) is not None)
+        if reference_kind(a) is not None or (b is not None and reference_kind(b) is not None):
+            if has or in_new:
+                out.references.append(where)
+            continue
+        if a.status != "ok":
+            if in_new and b.status == "ok":
+                out.notes.append(f"{metric} of {where} not gated: no result in BASE ({a.status})")
+            continue
         if not has and not in_new:
             continue
         cannot = f"cannot evaluate the gate on {metric}: {where}"
         if b is None:
-            errors.append(f"{cannot} is in BASE but missing from NEW")
+            out.errors.append(f"{cannot} is in BASE but missing from NEW")
             continue
         if b.status != "ok":
             reason = f"{b.error.phase}: {b.error.message}" if b.error else (b.reason or b.status)
-            errors.append(f"{cannot} {b.status} in NEW ({term_safe(text_of(reason, 200))})")
+            out.errors.append(f"{cannot} {b.status} in NEW ({term_safe(text_of(reason, 200))})")
             continue
         row = by_key.get((a.model, a.task, a.device, metric))
         if row is None or row.verdict == "missing":
-            errors.append(f"{cannot}: {term_safe(row.why if row is not None else 'not reported in NEW')}")
+            out.errors.append(f"{cannot}: {term_safe(row.why if row is not None else 'not reported in NEW')}")
             continue
         if row.verdict == "not comparable":
             msg = f"{metric} of {where} is not comparable ({term_safe(row.why)})"
             if allow_incomparable:
-                notes.append(msg + "; not gated (--allow-incomparable)")
-                judged += 1  # accounted for, as the user asked
+                out.notes.append(msg + "; not gated (--allow-incomparable)")
+                out.incomparable += 1
             else:
-                errors.append(f"cannot evaluate the gate: {msg}; pass --allow-incomparable to skip it")
+                out.errors.append(f"cannot evaluate the gate: {msg}; pass --allow-incomparable to skip it")
             continue
-        judged += 1
+        out.judged += 1
         failure = _gate_failure(row, limit, pct)
         if failure:
-            failures.append(failure)
-    return failures, errors, notes, judged
+            out.failures.append(failure)
+    if out.references:
+        out.notes.append(f"{metric} not gated for reference rows (baselines, replayed training data: not "
+                         f"competitors): {', '.join(out.references)}")
+    return out
 
 
 def _gate_failure(row: Row, limit: float, pct: bool) -> str | None:
@@ -459,7 +556,7 @@ def _gate_failure(row: Row, limit: float, pct: bool) -> str | None:
         change = (f"{'%+.1f%%' % row.delta_pct if row.delta_pct is not None else '%+.4g' % (row.delta or 0)}"
                   + (f", 95% interval of the worsening {ch.low:.4g} to {ch.high:.4g} ({ch.kind})"
                      if ch.kind != "none" else ""))
-    return (f"{row.metric} of {term_safe(row.model)} on {term_safe(row.task)} regressed: {row.base:.4g} -> "
+    return (f"{row.metric} of {term_safe(row.model)} on {term_safe(row.task)} regressed: {row.base:.4g} → "
             f"{row.new:.4g} ({change}; limit {limit:g}{'%' if pct else ''})")
 
 
@@ -520,33 +617,40 @@ def _uncertainty(r: Row) -> str:
 
 
 def _verdict_text(r: Row) -> str:
-    if r.verdict in ("not comparable", "missing"):
-        return f"{r.verdict}: {r.why}"
-    return r.verdict
+    return f"{r.verdict}: {r.why}" if r.why else r.verdict
+
+
+def units_legend(rows: Sequence[Row]) -> list[str]:
+    """One line per (metric, unit or scale) in ``rows``: what each metric's numbers are (KID is raw MMD² in
+    its feature space, not ×10³); "no unit given" where a metric records none and genbench knows no scale."""
+    seen = dict.fromkeys((r.metric, r.scale or r.unit or "no unit given") for r in rows)
+    return [f"{metric}: {scale}" for metric, scale in seen]
 
 
 def render(rows: list[Row], warnings: list[str], failures: list[str], errors: Sequence[str] = (),
            notes: Sequence[str] = ()) -> str:
-    """The comparison as a Markdown table for a terminal or a pull request: no control character or escape
-    sequence from a results file reaches the output. ``errors`` (gates that cannot be evaluated) are only
-    counted here: the command prints each on stderr."""
-    def cell(text: Any) -> str:
-        return md_text(term_safe(text))
-
-    lines = [f"warning: the runs differ in {term_safe(w)}; deltas may reflect the machine, not the model"
+    """The comparison as Markdown, for a terminal or a pull request: every text from a results file is
+    escaped for Markdown (no HTML, no table rows of its own) and no control character or escape sequence
+    reaches the output. ``errors`` (gates that cannot be evaluated) are only counted here: the command
+    prints each on stderr."""
+    lines = [md_text(f"warning: the runs differ in {w}; deltas may reflect the machine, not the model")
              for w in warnings]
     lines += ["", "| model | task | metric | base | new | Δ | Δ% | change, 95% interval (from) | verdict |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {cell(r.model)} | {cell(r.task)} | {cell(r.metric)} {'↑' if r.higher_is_better else '↓'} "
+        lines.append(f"| {md_text(r.model)} | {md_text(r.task)} | {md_text(r.metric)} {arrow(r.higher_is_better, r.target)} "
                      f"| {_fmt(r.base)} | {_fmt(r.new)} | {_fmt(r.delta, '{:+.4g}')} | {_fmt(r.delta_pct, '{:+.1f}%')} "
-                     f"| {cell(_uncertainty(r))} | {cell(_verdict_text(r))} |")
+                     f"| {md_text(_uncertainty(r))} | {md_text(_verdict_text(r))} |")
     lines += ["", "Verdicts weigh each change against its uncertainty: seeds (Welch t-interval over training seeds), "
               "se (standard errors), bootstrap (raw latencies resampled), none known (a single-seed number without "
               "a standard error: judged on its value). Speed changes are ratios NEW/BASE of time per call or item.",
               ""]
-    lines += [f"note: {term_safe(n)}" for n in notes]
-    lines += [f"FAIL: {term_safe(f)}" for f in failures]
+    legend = units_legend(rows)
+    if legend:
+        lines += ["Units (numbers are as stored in run.json, never rescaled):"]
+        lines += [f"- {md_text(line)}" for line in legend] + [""]
+    lines += [md_text(f"note: {n}") for n in notes]
+    lines += [md_text(f"FAIL: {f}") for f in failures]
     if errors:
         lines.append(f"the gate could not be evaluated ({len(errors)} error(s) on stderr): exit 2")
     elif not failures:
@@ -570,15 +674,17 @@ def to_dict(result: Comparison, gates_spec: str | None = None) -> dict[str, Any]
                 "command": r.command}
 
     rows = [{"model": r.model, "task": r.task, "device": r.device, "metric": r.metric, "unit": r.unit,
-             "higher_is_better": r.higher_is_better, "base": number(r.base), "new": number(r.new),
+             "scale": r.scale or r.unit or "no unit given", "higher_is_better": r.higher_is_better, "target": r.target,
+             "base": number(r.base), "new": number(r.new),
              "delta": number(r.delta), "delta_pct": number(r.delta_pct), "verdict": r.verdict, "why": r.why,
              "differing": [FIELD_LABELS.get(f, f) for f in r.differing], "change": change(r.change),
              "change_abs": change(r.change_abs)} for r in result.rows]
-    return {"schema": SCHEMA, "base": run(result.base), "new": run(result.new), "warnings": result.warnings,
-            "rows": rows,
+    outcome = ("error" if result.errors else "fail" if result.failures else "pass" if result.gates else "none")
+    return {"schema": SCHEMA, "base": run(result.base), "new": run(result.new), "error": result.error,
+            "warnings": result.warnings, "rows": rows,
             "gate": {"spec": gates_spec, "limits": {m: {"limit": v, "relative": pct} for m, (v, pct) in result.gates.items()},
                      "failures": result.failures, "errors": result.errors, "notes": result.notes,
-                     "result": "error" if result.errors else ("fail" if result.failures else "pass")},
+                     "result": outcome},
             "exit_code": result.exit_code}
 
 
@@ -588,4 +694,4 @@ def render_json(result: Comparison, gates_spec: str | None = None) -> str:
 
 __all__ = ["Change", "Comparison", "GateError", "PERF_METRICS", "Row", "SCHEMA", "bootstrap_ratio", "compare",
            "compare_runs", "environment_warnings", "gate", "job_changes", "parse_gates", "quality_change", "render", "render_json",
-           "to_dict"]
+           "to_dict", "units_legend"]

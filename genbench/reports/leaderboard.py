@@ -7,7 +7,9 @@ scored, likelihood data variant or bound) gets one **column** per key. Table tit
 name the fields that differ. A newer run replaces an older number only under the same key.
 
 Rows are models; baselines, replayed training data and real data at each column's n (the floor) are
-**reference rows**: shown apart, never ranked. A model's rank is a range when intervals overlap: from
+**reference rows**: shown apart, never ranked. A row a metric flags (``params["flag"]``: e.g. a model that
+copies its training data) carries its flags (``Row.flags``); a model that copies its training or test
+data (``params["copies"]``) is not ranked either: its rank is "–" and ``Row.not_ranked`` says why. A model's rank is a range when intervals overlap: from
 1 + the number of models whose interval lies wholly better, to the number of models whose interval does not
 lie wholly worse. The interval is the 95% t-interval over training seeds where there are several, else
 value ± 1.96 standard errors where the metric has one, else the value itself.
@@ -23,12 +25,13 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, differing, freeze, key_of
+from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, freeze, key_of, unknown_fields
+from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, RunResult
-from . import (METRIC_ORDER, arrow, csv_cell, fmt_num, mapping, md_code, md_text, neutralise_controls, number,
-               safe_perf_summary, text_of)
+from . import (METRIC_ORDER, arrow, better_text, csv_cell, direction, fmt_num, mapping, md_code, md_text,
+               neutralise_controls, number, safe_perf_summary, text_of)
 
 FORMATS = ("md", "csv", "json", "html")
 SCHEMA = "genbench.leaderboard/2"
@@ -48,6 +51,16 @@ SCALES = {
     "density": "ratio, real data ≈ 1",
     "high-quality": "fraction of samples, 0 to 1",
     "classifier-score": "exp(nats), 1 to the number of classes",
+    "copy-rate": "fraction of samples, 0 to 1 (held-out data ≈ 0.05)",
+    "copy-rate-test": "fraction of samples, 0 to 1 (held-out data ≈ 0.05)",
+    "tstr": "accuracy on the real test split, a fraction 0 to 1",
+}
+#: the range a built-in metric's value cannot leave (None: unbounded): a t-interval past it is shown clipped
+RANGES: dict[str, tuple[float, float | None]] = {
+    **{m: (0.0, 1.0) for m in ("precision", "recall", "coverage", "high-quality", "copy-rate", "copy-rate-test",
+                               "tstr")},
+    **{m: (0.0, None) for m in ("fd", "density", "modes", "modes-covered", "class-kl", "reverse-kl")},
+    "classifier-score": (1.0, None),
 }
 Z95 = 1.959963984540054  # the two-sided 95% normal quantile, for value ± z · standard error
 
@@ -80,6 +93,7 @@ class Cell:
 
     value: MetricValue
     source: Source
+    metric: str = ""  # the metric's name: what range its interval cannot leave (RANGES)
 
 
 @dataclass
@@ -90,11 +104,12 @@ class Column:
     key: dict[str, Any]
     label: str
     split: tuple[str, ...]  # the key fields in which this column differs from the metric's other columns
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: two-sided, the closer to ``target`` the better; never ranked by
     unit: str
     scale: str  # what the numbers are, in words (unit, feature space)
     spread: str  # what "±" means in this column ("" when there is none)
     runs: set[int] = field(default_factory=set)  # Source.order of every run with a number here
+    target: float | None = None
 
     @property
     def n(self) -> Any:
@@ -111,6 +126,13 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)  # by column label
     rank: tuple[int, int] | None = None
     sources: list[Source] = field(default_factory=list)  # every run a number in this row came from
+    flags: list[str] = field(default_factory=list)  # "metric: what it flags", e.g. copying training data
+    copies: str | None = None  # "copies training data" (or test data) when its numbers say so
+
+    @property
+    def not_ranked(self) -> str | None:
+        """Why a model row is not ranked although it is no reference row (it copies), or None."""
+        return self.copies if self.reference is None else None
 
     @property
     def model(self) -> str:
@@ -129,9 +151,12 @@ class Table:
     shared: dict[str, Any]
     title: str = ""
     columns: list[Column] = field(default_factory=list)
-    rows: list[Row] = field(default_factory=list)  # ranked rows in rank order, then the reference rows
+    rows: list[Row] = field(default_factory=list)  # ranked rows in rank order, unranked copiers, references
     rank_by: Column | None = None
     runs: set[int] = field(default_factory=set)
+    #: the one run whose numbers this table holds because some of them record no comparability key (a
+    #: field that is not recorded equals nothing, so they are never ranked beside another run's); else None
+    unkeyed: Source | None = None
 
     def floor(self, column: Column) -> tuple[float, float] | None:
         """(lowest, highest) floor of ``column`` over its rows (equal when every row has the same), or None."""
@@ -172,17 +197,67 @@ def _table_key(job: JobResult, run: RunResult) -> dict[str, Any]:
 
 def column_group(mv: MetricValue, task: str) -> tuple:
     """What must be equal for two numbers of a metric to share a column: key, unit and direction."""
-    return (freeze(key_of(mv, task)), text_of(mv.unit), bool(mv.higher_is_better))
+    return (freeze(key_of(mv, task)), text_of(mv.unit), direction(mv))
+
+
+def copying(mv: MetricValue) -> str | None:
+    """The split (``"training"`` or ``"test"``) a metric value says the model copies, or None.
+
+    From ``params["copies"]`` (:mod:`genbench.metrics.memorization`); results written before that field
+    are read from the flag's text, which starts "copies <split> data" for a copying verdict (a C_T flag
+    with the caveat "concentrated samples rather than copies" is not one)."""
+    params = mv.params if isinstance(mv.params, Mapping) else {}
+    if "copies" in params:
+        return params["copies"] if params["copies"] in ("training", "test") else None
+    flag = params.get("flag")
+    if isinstance(flag, str) and "rather than copies" not in flag:
+        for start, split in (("copies training data", "training"), ("copies train data", "training"),
+                             ("copies test data", "test")):
+            if flag.startswith(start):
+                return split
+    return None
+
+
+def row_flags(cells: Mapping[str, Cell]) -> tuple[list[str], str | None]:
+    """(the row's flags, one "label: flag" per flagged number; why it is not ranked, or None): a model
+    whose numbers say it copies its training or test data is no competitor."""
+    flags, copied = [], []
+    for label, cell in cells.items():
+        params = cell.value.params if isinstance(cell.value.params, Mapping) else {}
+        if params.get("flag"):
+            flags.append(f"{label}: {text_of(params['flag'], 400)}")
+        split = copying(cell.value)
+        if split and split not in copied:
+            copied.append(split)
+    return flags, (f"copies {' and '.join(copied)} data" if copied else None)
+
+
+def _unkeyed(job: JobResult) -> bool:
+    """Whether a number of ``job`` does not record some comparability key field (a ``genbench.run/1`` file,
+    or a foreign one): such numbers cannot be shown to be comparable with another run's."""
+    return any(unknown_fields(key_of(mv, job.task)) for mv in _metrics(job).values())
 
 
 def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Sequence[Path | None] | None = None,
           include: Iterable[str] = ("ok",)) -> Board:
     """The tables of ``runs`` merged: per task, one table per job-wide key, one column per (metric, key);
-    under the same key the latest run (by ``started_at``, then by order given) wins."""
+    under the same key the latest run (by ``started_at``, then by order given) wins. A run given twice (same
+    ``run_id``) counts once. Numbers that do not record their whole key get a table of their run's own.
+    A task in ``tasks`` that no run holds is an error (:class:`GenbenchError`), naming the tasks they hold."""
     tasks = tuple(tasks)
     include = tuple(include)
     directories = list(directories) if directories is not None else [None] * len(runs)
-    sources = [Source(run, d, i) for i, (run, d) in enumerate(zip(runs, directories))]
+    held = sorted({text_of(j.task) for run in runs for j in run.jobs})
+    unknown = [t for t in dict.fromkeys(tasks) if t not in held]
+    if unknown:
+        raise GenbenchError(f"unknown task {', '.join(repr(neutralise_controls(t)) for t in unknown)}: the runs "
+                            f"hold {', '.join(neutralise_controls(t) for t in held) or 'no task'}; pass one of them "
+                            "to --task, or leave it out.")
+    unique: dict[str, tuple[RunResult, Path | None]] = {}
+    for run, d in zip(runs, directories):
+        unique.setdefault(text_of(run.run_id), (run, d))  # the same run given twice counts once
+    sources = [Source(run, d, i) for i, (run, d) in enumerate(unique.values())]
+    repeated = len(runs) - len(unique)
     ordered = sorted(sources, key=lambda s: (text_of(s.run.started_at, None), s.order))
     grouped: dict[str, dict[tuple, dict]] = {}
     for src in ordered:
@@ -190,7 +265,10 @@ def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Seq
             if job.status not in include or (tasks and job.task not in tasks):
                 continue
             tkey = _table_key(job, src.run)
-            table = grouped.setdefault(job.task, {}).setdefault(freeze(tkey), {"shared": tkey, "rows": {}})
+            unkeyed = src if _unkeyed(job) else None
+            group = freeze(tkey) + ((("run", src.order),) if unkeyed else ())
+            table = grouped.setdefault(job.task, {}).setdefault(group, {"shared": tkey, "rows": {},
+                                                                        "unkeyed": unkeyed})
             rows: dict = table["rows"]
             slot = rows.setdefault((job.model, job.device), {"latest": None, "cells": {}})
             slot["latest"] = (job, src)
@@ -199,9 +277,14 @@ def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Seq
     tables: list[Table] = []
     for task, by_key in grouped.items():
         task_tables = [_make_table(task, spec["shared"], spec["rows"]) for spec in by_key.values()]
+        for t, spec in zip(task_tables, by_key.values()):
+            t.unkeyed = spec["unkeyed"]
         _title(task_tables)
         tables += task_tables
-    return Board(sources=sources, tables=tables, warnings=_mixing_warnings(tables))
+    warnings = _mixing_warnings(tables) + _unkeyed_warnings(tables)
+    if repeated:
+        warnings.append(f"warning: {repeated} run(s) given more than once (the same run_id); each counted once")
+    return Board(sources=sources, tables=tables, warnings=warnings)
 
 
 def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) -> Table:
@@ -219,8 +302,9 @@ def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) 
             while any(c.label == label for c in columns.values()):
                 label += "′"
             first = values[0][0]
+            hib, target = direction(first)
             columns[(metric, group)] = Column(metric=metric, key=key, label=label, split=fields,
-                                              higher_is_better=bool(first.higher_is_better), unit=unit,
+                                              higher_is_better=hib, target=target, unit=unit,
                                               scale=scale_of(metric, first, key), spread=_spread(values, key),
                                               runs={src.order for _, src in values})
     table.columns = list(columns.values())
@@ -228,9 +312,10 @@ def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) 
         job, src = slot["latest"]
         row = Row(job=job, source=src, reference=reference_kind(job))
         for (metric, group), (mv, cell_src) in slot["cells"].items():
-            row.cells[columns[(metric, group)].label] = Cell(mv, cell_src)
+            row.cells[columns[(metric, group)].label] = Cell(mv, cell_src, metric)
         row.sources = sorted({c.source.order: c.source for c in row.cells.values()}.values(),
                              key=lambda s: s.order) or [src]
+        row.flags, row.copies = row_flags(row.cells)
         table.runs |= {s.order for s in row.sources} | {src.order}
         table.rows.append(row)
     _rank(table)
@@ -245,7 +330,7 @@ def column_labels(metric: str, groups: Sequence[tuple]) -> list[tuple[str, tuple
     split: list[str] = []
     for i, (ka, ua) in enumerate(keys):
         for kb, ub in keys[i + 1:]:
-            split += [f for f in differing(ka, kb) if f not in split]
+            split += [f for f in KEY_FIELDS if ka.get(f) != kb.get(f) and f not in split]  # within one table
             if ua != ub and "unit" not in split:
                 split.append("unit")
     fields = tuple(f for f in KEY_FIELDS if f in split)
@@ -290,7 +375,9 @@ def _spread(values: Sequence[tuple[MetricValue, Source]], key: Mapping[str, Any]
         return (f"± (seed sd) is the standard deviation over {text_of(key.get('seeds'))} training seeds, "
                 "[a, b] the 95% t-interval of their mean")
     if any(number(mv.stderr) is not None for mv in mvs):
-        return f"± (se) is the standard error of the mean over the n = {text_of(key.get('n'))} examples"
+        over = next((mapping(mv.params).get("stderr_of") for mv in mvs if mapping(mv.params).get("stderr_of")), None)
+        return (f"± (se) is the standard error over {text_of(over)}" if over else
+                f"± (se) is the standard error of the mean over the n = {text_of(key.get('n'))} examples")
     std_of = next((mv.std_of for mv in mvs if mv.std_of), None)
     if any(number(mv.std) is not None for mv in mvs):
         over = f"over {text_of(std_of)}" if std_of else "over repeats of the estimate"
@@ -325,9 +412,10 @@ def rank_ranges(intervals: Sequence[tuple[float, float]], higher_is_better: bool
 
 
 def _rank(table: Table) -> None:
-    ranked = [r for r in table.rows if r.reference is None]
-    first_metric = table.columns[0].metric if table.columns else None
-    candidates = [c for c in table.columns if c.metric == first_metric]
+    ranked = [r for r in table.rows if r.reference is None and r.not_ranked is None]
+    directed = [c for c in table.columns if c.higher_is_better is not None]  # never by a two-sided metric
+    first_metric = directed[0].metric if directed else None
+    candidates = [c for c in directed if c.metric == first_metric]
     by = max(candidates, key=lambda c: sum(1 for r in ranked if c.label in r.cells
                                            and number(r.cells[c.label].value.value) is not None), default=None)
     table.rank_by = by
@@ -342,16 +430,41 @@ def _rank(table: Table) -> None:
         ivs = [interval(r.cells[by.label].value) for r in scored]
         for r, rank in zip(scored, rank_ranges(ivs, by.higher_is_better)):  # type: ignore[arg-type]
             r.rank = rank
+    unranked = sorted((r for r in table.rows if r.reference is None and r.not_ranked is not None), key=value)
     refs = sorted((r for r in table.rows if r.reference is not None), key=value)
-    table.rows = ranked + refs
+    table.rows = ranked + unranked + refs
 
 
 def _title(tables: list[Table]) -> None:
     if len(tables) < 2:
         return
-    fields = [f for f in TABLE_FIELDS if len({freeze({f: t.shared.get(f)}) for t in tables}) > 1]
-    for t in tables:
+    keyed = [t for t in tables if t.unkeyed is None]
+    fields = [f for f in TABLE_FIELDS if len({freeze({f: t.shared.get(f)}) for t in keyed}) > 1]
+    for t in keyed:
         t.title = describe(t.shared, fields)
+    for t in tables:
+        if t.unkeyed is not None:
+            t.title = f"run {text_of(t.unkeyed.run.run_id)} alone: {_keyless(t.unkeyed)}"
+
+
+def _keyless(src: Source) -> str:
+    return f"its numbers record no full comparability key ({text_of(src.run.schema)})"
+
+
+def _unkeyed_warnings(tables: Sequence[Table]) -> list[str]:
+    """One line naming the runs whose numbers record no full key and were kept apart from other runs'."""
+    by_task: dict[str, list[Table]] = {}
+    for t in tables:
+        by_task.setdefault(t.task, []).append(t)
+    apart = [t for ts in by_task.values() if len(ts) > 1 for t in ts if t.unkeyed is not None]
+    if not apart:
+        return []
+    runs = ", ".join(dict.fromkeys(f"{text_of(t.unkeyed.run.run_id)} ({text_of(t.unkeyed.run.schema)})"
+                                   for t in apart if t.unkeyed is not None))
+    tasks = ", ".join(dict.fromkeys(t.task for t in apart))
+    return [neutralise_controls(f"warning: run(s) {runs} record no full comparability key (on {tasks}): a field "
+                                "not recorded equals nothing, so each such run's numbers are in a table of its "
+                                "own, never ranked beside another run's", limit=2000)]
 
 
 def _mixing_warnings(tables: Sequence[Table]) -> list[str]:
@@ -364,7 +477,7 @@ def _mixing_warnings(tables: Sequence[Table]) -> list[str]:
     for task, ts in by_task.items():
         for i, a in enumerate(ts):
             for b in ts[i + 1:]:
-                if not (a.runs & b.runs):
+                if not (a.runs & b.runs) and a.unkeyed is None and b.unkeyed is None:
                     diff = [f for f in TABLE_FIELDS if freeze({f: a.shared.get(f)}) != freeze({f: b.shared.get(f)})]
                     fields += diff
                     where.append(f"{task}: separate tables by {', '.join(FIELD_LABELS.get(f, f) for f in diff)}")
@@ -397,8 +510,36 @@ def _sig(v: Any) -> str:
     return fmt_num(v, "{:.4g}")
 
 
+def _cells(table: Table, column: Column) -> list[Cell]:
+    return [c for r in table.rows for c in [r.cells.get(column.label)] if c is not None]
+
+
+def _clipped(cell: Cell) -> bool:
+    ci = cell.value.ci95
+    return (number(cell.value.seed_std) is not None and isinstance(ci, (list, tuple)) and len(ci) == 2
+            and clipped(cell.metric, ci[0], ci[1])[2])
+
+
+def floor_n(mv: MetricValue) -> Any:
+    """How many real examples a floor was computed from where that is not the row's ``n`` (``params.floor_n``:
+    the memorisation metrics' held-out references are half the test split, whatever n is), else None."""
+    fn = mapping(mv.params).get("floor_n")
+    return fn if number(fn) is not None and fn != number(mv.n) else None
+
+
+def clipped(metric: str, lo: Any, hi: Any) -> tuple[Any, Any, bool]:
+    """A t-interval clipped to the range the metric's values cannot leave (:data:`RANGES`): a fraction's
+    interval ends at 0 and 1. The third item says whether it was clipped."""
+    if metric not in RANGES or number(lo) is None or number(hi) is None:
+        return lo, hi, False
+    low, high = RANGES[metric]
+    a, b = max(lo, low), (hi if high is None else min(hi, high))
+    return a, b, (a, b) != (lo, hi)
+
+
 def cell_text(cell: Cell | None, floor: bool = True) -> str:
-    """``42.6 ± 3.1 (seed sd) [38.2, 47.0] · floor 2.41``: the value, its spread labelled, and the floor."""
+    """``42.6 ± 3.1 (seed sd) [38.2, 47.0] · floor 2.41``: the value, its spread labelled, and the floor (with
+    its own n where that is not the row's)."""
     if cell is None:
         return "–"
     mv = cell.value
@@ -411,32 +552,44 @@ def cell_text(cell: Cell | None, floor: bool = True) -> str:
         text += f" ± {fmt_num(seed_std, '{:.2g}')} (seed sd)"
         ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
         if ci and number(ci[0]) is not None and number(ci[1]) is not None:
-            text += f" [{_sig(ci[0])}, {_sig(ci[1])}]"
+            lo, hi, cut = clipped(cell.metric, ci[0], ci[1])
+            text += f" [{_sig(lo)}, {_sig(hi)}]"
+            if cut:
+                low, high = RANGES[cell.metric]
+                text += f" (clipped to {low:g}–{high:g})" if high is not None else f" (clipped at {low:g})"
     elif se is not None:
         text += f" ± {fmt_num(se, '{:.2g}')} (se)"
     elif std is not None:
         text += f" ± {fmt_num(std, '{:.2g}')} (spread)"
     if floor and number(mv.floor) is not None:
         text += f" · floor {_sig(mv.floor)}"
+        if floor_n(mv) is not None:
+            text += f" (from {text_of(floor_n(mv))} held-out examples)"
     return text
 
 
-def floor_text(table: Table, column: Column) -> str:
+def floor_text(table: Table, column: Column, fmt: Callable[[Any], str] | None = None) -> str:
+    """The column's floor for the floor row (``fmt``: how a number is written), a range where rows' floors differ."""
+    fmt = fmt or _sig
     span = table.floor(column)
     if span is None:
         return "–"
     lo, hi = span
-    return _sig(lo) if _sig(lo) == _sig(hi) else f"{_sig(lo)} to {_sig(hi)}"
+    text = fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
+    own = sorted({text_of(floor_n(c.value)) for c in _cells(table, column) if floor_n(c.value) is not None})
+    return text + (f" (from {', '.join(own)} held-out examples, not n)" if own else "")
 
 
 def column_header(column: Column) -> str:
-    unit = f" ({text_of(column.unit)})" if column.unit else ""
-    return f"{column.label}{unit} {arrow(column.higher_is_better)} · n {text_of(column.n)}"
+    unit = text_of(column.unit) if column.unit else ""
+    unit = f", {unit}" if "(" in unit else f" ({unit})" if unit else ""  # never parentheses inside parentheses
+    return f"{column.label}{unit} {arrow(column.higher_is_better, column.target)} · n {text_of(column.n)}"
 
 
 def column_note(column: Column) -> str:
     """What a column's numbers are: scale, direction, n, and for a likelihood its data variant and bound."""
-    text = (f"{column.scale}; {'higher' if column.higher_is_better else 'lower'} is better; "
+    text = (f"{column.scale}; {better_text(column.higher_is_better, column.target)}"
+            f"{'' if column.higher_is_better is not None else ' (either side is worse; never ranked by)'}; "
             f"n = {text_of(column.n)} scored")
     variant, bound = column.key.get("variant"), column.key.get("bound")
     if variant not in (None, UNKNOWN) or bound not in (None, UNKNOWN):
@@ -453,15 +606,34 @@ def table_notes(table: Table) -> list[str]:
         if c.spread:
             spreads.setdefault(c.spread, []).append(c.label)
     notes += [f"{spread} (in {', '.join(labels)})" for spread, labels in spreads.items()]
-    floored = [c.label for c in table.columns if table.floor(c) is not None]
+    floored = [c for c in table.columns if table.floor(c) is not None]
     if floored:
-        notes.append("floor: real data scored the same way at the column's n; for a metric where higher is "
-                     f"better it is a ceiling (in {', '.join(floored)})")
+        ceilings = [c.label for c in floored if c.higher_is_better]
+        notes.append(f"floor: real data scored the same way at the column's n (in {', '.join(c.label for c in floored)})"
+                     + (f"; where higher is better it is a ceiling (in {', '.join(ceilings)})" if ceilings else ""))
+    own = [c.label for c in table.columns if any(floor_n(x.value) is not None for x in _cells(table, c))]
+    if own:
+        notes.append(f"except in {', '.join(own)}: there the floor is held-out real data of its own size (half the "
+                     "test split, given beside it), not n examples")
+    clips = [c.label for c in table.columns if any(_clipped(x) for x in _cells(table, c))]
+    if clips:
+        notes.append(f"a 95% t-interval that reaches past the metric's range is shown clipped to it, and says so (in "
+                     f"{', '.join(clips)}); run.json keeps the interval as computed")
     if table.rank_by is not None:
         notes.append(f"#: rank by {table.rank_by.label}; a range (2–3) where the models' intervals overlap "
                      "(the seeds' 95% t-interval, else value ± 1.96 se, else the value)")
     notes += [f"{r.model}: {label} has no value: {err}" for r, label, err in metric_errors(table)]
+    notes += [f"⚠ {r.model}: {flag}" for r in table.rows for flag in r.flags]
+    notes += [f"{r.model}: not ranked (–): it {r.not_ranked}, so it is no competitor" for r in table.rows
+              if r.not_ranked]
     return notes
+
+
+def model_mark(r: Row) -> str:
+    """What is shown beside a model's name: "⚠ copies training data", "⚠ flagged", or nothing."""
+    if r.copies:
+        return f"⚠ {r.copies}"
+    return "⚠ flagged (see notes)" if r.flags else ""
 
 
 def environment(run: RunResult) -> str:
@@ -499,16 +671,21 @@ def markdown_table(table: Table, extra: Sequence[tuple[str, Any]] = (), provenan
                       if r else ""]
         return "| " + " | ".join(cells) + " |"
 
+    def name(r: Row, reference: str = "") -> str:
+        mark = model_mark(r)
+        return md_code(r.model) + (f" ({md_text(reference)})" if reference else "") + (
+            f" **{md_text(mark)}**" if mark else "")
+
     for r in table.rows:
         if r.reference is None:
-            lines.append(row_cells(rank_text(r.rank), md_code(r.model), md_text(r.job.family),
+            lines.append(row_cells(rank_text(r.rank), name(r), md_text(r.job.family),
                                    [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
     refs = [r for r in table.rows if r.reference is not None]
     floors = [floor_text(table, c) for c in table.columns]
     if refs or any(f != "–" for f in floors):
         lines.append("| " + " | ".join(["", "**references, not ranked**"] + [""] * (len(head) - 2)) + " |")
         for r in refs:
-            lines.append(row_cells("ref", f"{md_code(r.model)} ({md_text(r.reference)})", md_text(r.job.family),
+            lines.append(row_cells("ref", name(r, r.reference), md_text(r.job.family),
                                    [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
         if any(f != "–" for f in floors):
             lines.append(row_cells("ref", "real data at n (floor)", "–", [md_text(f) for f in floors], None))
@@ -525,7 +702,8 @@ def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
              "",
              "Only numbers with the same comparability key (task and data, feature extractor, n, likelihood variant "
              "and bound, profile, seeds) share a table or column; headers name what differs. Reference rows "
-             "(baselines, replayed training data, real data at n) are not ranked. Every number is the value in "
+             "(baselines, replayed training data, real data at n) are not ranked, nor is a model marked "
+             "⚠ copies training (or test) data by its memorisation metrics. Every number is the value in "
              "run.json, never rescaled; each column's unit, scale and ± are given below its table.", ""]
     for w in board.warnings:
         lines += [f"> {md_text(w)}", ""]
@@ -549,15 +727,29 @@ def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
 # --------------------------------------------------------------------------- CSV and JSON
 
 
+def error_of(mv: MetricValue) -> tuple[str | None, float | None, str | None]:
+    """(kind, size, over what) of the one ± a cell shows: the seeds' sd, else the standard error, else the
+    spread; "over what" names that same one (``3 training seeds``, ``450 test images``, ``100 subsets of
+    1000``), so a row never pairs one kind with another's count."""
+    if number(mv.seed_std) is not None:
+        k = len(mv.per_seed) if isinstance(mv.per_seed, (list, tuple)) else None
+        return "seed sd", number(mv.seed_std), f"{k} training seeds" if k else "training seeds"
+    if number(mv.stderr) is not None:
+        over = mapping(mv.params).get("stderr_of")
+        return "se", number(mv.stderr), text_of(over) if over else f"{text_of(mv.n)} examples"
+    if number(mv.std) is not None:
+        return "spread", number(mv.std), text_of(mv.std_of) if mv.std_of else "repeats of the estimate"
+    return None, None, None
+
+
 def _cell_dict(cell: Cell | None) -> dict[str, Any]:
     if cell is None:
         return {"value": None}
     mv = cell.value
     ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
-    err_kind, err = ("seed sd", number(mv.seed_std)) if number(mv.seed_std) is not None else (
-        ("se", number(mv.stderr)) if number(mv.stderr) is not None else (
-            ("spread", number(mv.std)) if number(mv.std) is not None else (None, None)))
-    return {"value": number(mv.value), "err": err, "err_kind": err_kind,
+    err_kind, err, err_of = error_of(mv)
+    return {"value": number(mv.value), "err": err, "err_kind": err_kind, "err_of": err_of,
+            "floor_n": floor_n(mv),
             "stderr": number(mv.stderr), "std": number(mv.std),
             "std_of": None if mv.std_of is None else text_of(mv.std_of),
             "seed_std": number(mv.seed_std),
@@ -584,7 +776,8 @@ def _row_dict(table: Table, r: Row) -> dict[str, Any]:
     p = safe_perf_summary(r.job)
     env = mapping(r.source.run.environment)
     return {"model": r.model, "family": r.job.family, "plugin": r.job.plugin, "plugin_version": r.job.plugin_version,
-            "device": r.job.device, "reference": r.reference,
+            "device": r.job.device, "reference": r.reference, "flags": list(r.flags), "copies": r.copies,
+            "not_ranked": r.not_ranked,
             "rank": None if r.rank is None else rank_text(r.rank),
             "rank_low": None if r.rank is None else r.rank[0], "rank_high": None if r.rank is None else r.rank[1],
             "cells": {c.label: _cell_dict(r.cells.get(c.label)) for c in table.columns},
@@ -608,7 +801,8 @@ def to_dict(board: Board) -> dict[str, Any]:
             "rank_by": None if t.rank_by is None else t.rank_by.label,
             "columns": [{"label": c.label, "metric": c.metric, "key": {f: c.key.get(f) for f in KEY_FIELDS},
                          "split": list(c.split), "unit": c.unit, "scale": c.scale,
-                         "higher_is_better": c.higher_is_better, "spread": c.spread, "n": c.n} for c in t.columns],
+                         "higher_is_better": c.higher_is_better, "target": c.target, "spread": c.spread,
+                         "n": c.n} for c in t.columns],
             "rows": [_row_dict(t, r) for r in t.rows],
             "floor": floor,
         })
@@ -622,16 +816,17 @@ def render_json(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boa
     return json.dumps(to_dict(board or build(runs, tasks)), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-CSV_CELL_FIELDS = ("value", "err", "err_kind", "std_of", "ci95_low", "ci95_high", "floor", "n")
+CSV_CELL_FIELDS = ("value", "err", "err_kind", "err_of", "ci95_low", "ci95_high", "floor", "floor_n", "n")
 
 
 def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Board | None = None) -> str:
     """One row per table row (reference rows and the floor row included, marked in ``reference``); per
-    column label: value, err with err_kind (se, spread or seed sd), std_of, the 95% interval, floor, n, unit."""
+    column label: value, err with err_kind (se, spread or seed sd) and err_of (over what that one ± is), the 95%
+    interval, floor and floor_n (only where the floor is not at n), n, unit."""
     board = board or build(runs, tasks)
     labels = list(dict.fromkeys(c.label for t in board.tables for c in t.columns))
-    header = ["task", "table", "rank", "rank_low", "rank_high", "reference", "model", "family", "plugin",
-              "plugin_version", "device"]
+    header = ["task", "table", "rank", "rank_low", "rank_high", "reference", "not_ranked", "copies", "flags", "model",
+              "family", "plugin", "plugin_version", "device"]
     for label in labels:
         header += [label] + [f"{label} {f}" for f in CSV_CELL_FIELDS[1:]] + [f"{label} unit"]
     header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "timing_valid", "genbench_version",
@@ -648,12 +843,14 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
                                                      "ort_best_throughput", "torch_best_throughput", "timing_valid",
                                                      "genbench_version", "git_commit", "run_id", "environment",
                                                      "command")}
-            row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]))
+            row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]), not_ranked=d["not_ranked"],
+                       copies=d["copies"], flags="; ".join(d["flags"]))
             for label, cd in d["cells"].items():
                 ci = cd.get("ci95") or [None, None]
                 row.update({label: cd["value"], f"{label} err": cd.get("err"), f"{label} err_kind": cd.get("err_kind"),
-                            f"{label} std_of": cd.get("std_of"), f"{label} ci95_low": ci[0],
-                            f"{label} ci95_high": ci[1], f"{label} floor": cd.get("floor"), f"{label} n": cd.get("n"),
+                            f"{label} err_of": cd.get("err_of"), f"{label} ci95_low": ci[0],
+                            f"{label} ci95_high": ci[1], f"{label} floor": cd.get("floor"),
+                            f"{label} floor_n": cd.get("floor_n"), f"{label} n": cd.get("n"),
                             f"{label} unit": units[label]})
             w.writerow([csv_cell(row.get(h)) for h in header])
         floors = {c.label: t.floor(c) for c in t.columns}
@@ -668,11 +865,18 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
     return buf.getvalue()
 
 
-def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board: Board | None = None) -> str:
-    """The merged leaderboard of ``runs`` as ``md``, ``csv`` or ``json`` (``html``: :mod:`genbench.reports.html`)."""
+def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board: Board | None = None,
+           limits: Sequence[Any] = ()) -> str:
+    """The merged leaderboard of ``runs`` as ``md``, ``csv`` or ``json`` (``html``: :mod:`genbench.reports.html`);
+    ``limits``: ``genbench limits`` studies appended as sections (``md`` only)."""
     board = board or build(runs, tasks)
     if fmt == "md":
-        return render_markdown(runs, tasks, board=board)
+        from .limits import render_limits_markdown
+
+        return render_markdown(runs, tasks, board=board) + "".join(
+            "\n\n" + render_limits_markdown(study, plots={}) for study in limits)
+    if limits:
+        raise ValueError(f"limits studies are shown in the md and html formats, not in {fmt!r}")
     if fmt == "json":
         return render_json(runs, tasks, board=board)
     if fmt == "csv":
@@ -680,7 +884,8 @@ def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board
     raise ValueError(f"unknown leaderboard format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-__all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text",
+__all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text", "clipped",
+           "copying", "error_of", "floor_n", "model_mark", "row_flags",
            "build_from_dirs", "interval", "markdown_table", "rank_ranges", "render", "render_csv", "render_json", "render_markdown",
            "to_dict"]
 

@@ -2,14 +2,16 @@
 
 Everything here reads a :class:`~genbench.limits.LimitsResult` (``limits.json``) only.
 :func:`render_limits_markdown` returns the section ``limits.md`` holds, for ``report.md`` or a leaderboard
-page to include; :func:`plot_limits` draws one PNG per axis.
+page to include (``genbench leaderboard --limits DIR``); :func:`limits_figures` draws one matplotlib figure per
+axis, which :func:`plot_limits` saves as PNG and the HTML leaderboard inlines as SVG.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
+from ..limits import plural, points_text
 from . import arrow, md_escape as _esc
 
 PLOTS = {"quantity": "limits-quantity.png", "quality": "limits-quality.png", "compute": "limits-compute.png"}
@@ -49,9 +51,9 @@ def _x_label(result: Any, axis: str) -> str:
             "compute": "training FLOPs (estimate, log scale)"}[axis]
 
 
-def plot_limits(result: Any, directory: Path) -> dict[str, str]:
-    """One PNG per axis in ``directory`` (headline metric, mean and 95% t-interval over seeds, the
-    baseline dashed, the floor dotted); returns {axis: file name}."""
+def limits_figures(result: Any) -> Iterator[tuple[str, Any]]:
+    """(axis, matplotlib figure) for each axis with a point to draw: the headline metric, mean and 95%
+    t-interval over seeds, the baseline dashed, the floor dotted. The caller saves and closes each figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,11 +61,10 @@ def plot_limits(result: Any, directory: Path) -> dict[str, str]:
 
     metric = result.headline.get("metric")
     if not metric:
-        return {}
+        return
     floor = _floor(result, metric)
-    files: dict[str, str] = {}
     names = list(result.models) + ([result.baseline] if result.baseline else [])
-    for axis, filename in PLOTS.items():
+    for axis in PLOTS:
         fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
         drawn = False
         use_flops = axis == "compute" and all(p.flops for m in result.models for p in result.curve(axis, m))
@@ -102,9 +103,20 @@ def plot_limits(result: Any, directory: Path) -> dict[str, str]:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(Path(directory) / filename)
-        plt.close(fig)
-        files[axis] = filename
+        yield axis, fig
+
+
+def plot_limits(result: Any, directory: Path) -> dict[str, str]:
+    """One PNG per axis in ``directory`` (:func:`limits_figures`); returns {axis: file name}."""
+    import matplotlib.pyplot as plt
+
+    files: dict[str, str] = {}
+    for axis, fig in limits_figures(result):
+        try:
+            fig.savefig(Path(directory) / PLOTS[axis])
+        finally:
+            plt.close(fig)
+        files[axis] = PLOTS[axis]
     return files
 
 
@@ -117,7 +129,7 @@ def render_limits_markdown(result: Any, plots: Mapping[str, str] | None = None, 
         plots = {axis: name for axis in PLOTS if (name := (result.files or {}).get(f"plot_{axis}"))}
     metric = result.headline.get("metric")
     lines = [f"{h} Limits of {', '.join(_esc(m) for m in result.models)} on `{_esc(result.task)}`", "",
-             f"Profile {_esc(result.profile)}, {len(result.seeds)} training seeds per point "
+             f"Profile {_esc(result.profile)}, {plural(len(result.seeds), 'training seed')} per point "
              f"({', '.join(map(str, result.seeds))}); every point is an ordinary genbench run without timing. "
              f"Study `{_esc(result.limits_id)}`, genbench {_esc(result.genbench_version)}, "
              f"{'finished ' + _esc(result.finished_at) if result.finished_at else 'not finished'}.", ""]
@@ -151,19 +163,20 @@ def render_limits_markdown(result: Any, plots: Mapping[str, str] | None = None, 
         lines += [f"{h}# Samples as data: augmentation gain", "",
                   "Accuracy on the real test split of a fixed classifier trained on k real training images "
                   "(class-balanced draws), alone and with the model's samples added (labelled by the task's "
-                  "extractor); ± is the standard error over classifier draws × training seeds.", "",
+                  "extractor); the gain is the difference of the two accuracies in percentage points (pp), ± its "
+                  "standard error over classifier draws × training seeds.", "",
                   "| model | k real | real only | real + samples | gain |", "|---|---|---|---|---|"]
         for row in result.augmentation:
-            se = row.get("gain_stderr")
             lines.append(f"| {_esc(row['model'])} | {row['k']} | {row['real_accuracy']:.1%} | "
-                         f"{row['augmented_accuracy']:.1%} (+{row['generated']:,}) | {row['gain']:+.1%}"
-                         + (f" ± {se:.1%}" if se is not None else "") + " |")
+                         f"{row['augmented_accuracy']:.1%} (+{row['generated']:,}) | "
+                         f"{points_text(row['gain'], row.get('gain_stderr'))} |")
         lines.append("")
     memo = [m for m in MEMORIZATION_METRICS if any(m in p.quality for p in result.points)]
     if memo:
         lines += [f"{h}# Memorisation and train-on-synthetic at the reference point", "",
                   "Value (held-out real data's value in brackets); a flag says why a model is marked.", "",
-                  "| model | " + " | ".join(_esc(m) for m in memo) + " | flags |", "|---|" + "---|" * (len(memo) + 1)]
+                  "| model | " + " | ".join(f"{_esc(m)} {_arrow_of(result, m)}" for m in memo) + " | flags |",
+                  "|---|" + "---|" * (len(memo) + 1)]
         for model in names:
             ref = next((p for p in result.curve("quantity", model) if p.x == 1.0), None)
             if ref is None:
@@ -174,10 +187,17 @@ def render_limits_markdown(result: Any, plots: Mapping[str, str] | None = None, 
                               if (_mv(ref, m).get("params") or {}).get("flag"))
             lines.append(f"| {_esc(model)} | " + " | ".join(cells) + f" | {flags or '–'} |")
         lines.append("")
-    lines += [f"Each cell: mean ± half-width of the 95% Student-t interval over the {len(result.seeds)} seeds; the "
+    lines += [f"Each cell: mean ± half-width of the 95% Student-t interval over the {plural(len(result.seeds), 'seed')}; the "
               f"scored n, held-out data and floor (real data's value at that n) are the same at every point. "
-              f"Runs behind every number: `runs/` beside this file.", ""]
+              f"Runs behind every number: `runs/` in the study's directory `{_esc(result.limits_id)}/`.", ""]
     return "\n".join(lines)
+
+
+def _arrow_of(result: Any, metric: str) -> str:
+    """The metric's direction as its values record it: ↑, ↓, or →0 (copy-ct: two-sided)."""
+    mv = next((p.quality[metric] for p in result.points if metric in p.quality), {})
+    hib = mv.get("higher_is_better")
+    return arrow(hib if isinstance(hib, bool) else None, mv.get("target"))
 
 
 def _num(v: float | None) -> str:
@@ -253,4 +273,4 @@ def write_limits_report(result: Any, directory: Path) -> dict[str, str]:
     return {**{f"plot_{axis}": name for axis, name in plots.items()}, "report": REPORT}
 
 
-__all__ = ["PLOTS", "REPORT", "plot_limits", "render_limits_markdown", "write_limits_report"]
+__all__ = ["PLOTS", "REPORT", "limits_figures", "plot_limits", "render_limits_markdown", "write_limits_report"]

@@ -29,7 +29,7 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
     lines = [
         f"# genbench run {md_text(run.run_id)}", "",
         f"- command: {md_code(run.command, in_table=False)}",
-        f"- profile: {_profile_text(config)}, seed {md_text(config.get('seed'))}, "
+        f"- profile: {_profile_text(config)}, {_seeds_text(config)}, "
         f"device {md_text(config.get('device'))}, threads {md_text(config.get('threads'))}",
         f"- environment: {md_text(env.get('cpu'))} ({md_text(env.get('cpu_count'))} CPUs), GPUs: "
         f"{md_text(', '.join(text_of(g) for g in gpus) if isinstance(gpus, list) and gpus else 'none')}; "
@@ -64,6 +64,14 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
               "process, warm-up excluded; 'valid: no' means too few samples for the p99 reported, "
               "'noisy' that other processes used the CPU during the timing.", ""]
     return "\n".join(lines)
+
+
+def _seeds_text(config: dict) -> str:
+    """``seed 0``, or ``seeds 0, 1, 2`` for a run trained once per seed (``--seeds``)."""
+    seeds = config.get("seeds")
+    if isinstance(seeds, list) and len(seeds) > 1:
+        return f"seeds {md_text(', '.join(text_of(s) for s in seeds))}"
+    return f"seed {md_text(config.get('seed'))}"
 
 
 def _profile_text(config: dict) -> str:
