@@ -198,7 +198,7 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
     With --onnx FILE --task T, an exported graph is benchmarked instead: no plugin, no training.
     Ctrl-C (or SIGTERM) stops the run: the finished work is kept and --resume finishes the rest."""
     from .runner import resume_run, run
-    from .ui import choose_mode
+    from .ui import choose_mode, console_echo
 
     graphs: dict = {}
     loose = [flag for flag, given in (("--role", onnx_roles), ("--meta", onnx_meta), ("--name", onnx_name)) if given]
@@ -219,7 +219,7 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
                    train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout,
                    executor=isolation, jobs=jobs, address=address, features=features,
                    inception_weights=inception_weights, cache=not no_cache, cache_dir=cache_dir, max_memory=max_memory)
-    echo = (lambda line: None) if quiet else click.echo
+    echo = console_echo(quiet)  # results on stdout, notes and warnings on stderr
     progress = choose_mode(quiet)
     try:
         if resume is not None:
@@ -294,13 +294,14 @@ def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file,
     """Score SAMPLES made elsewhere (.npy/.npz, a folder of PNGs, or a text file) on --task, beside the
     task's floors and baselines; exit 1 if a row failed."""
     from .score_samples import score
+    from .ui import console_echo
 
     words = ["genbench", "score", str(samples), "--task", task, "--seed", str(seed)]
     words += (["--name", name] if name else []) + (["--no-baselines"] if no_baselines else [])
     words += (["--text-file", str(text_file)] if text_file else []) + (["--features", features] if features != "default" else [])
     result = score(samples, task=task, out=out, name=name, baselines=not no_baselines, seed=seed, data_dir=data_dir,
                    text_file=text_file, features=features, inception_weights=inception_weights,
-                   command=" ".join(shlex.quote(w) for w in words), echo=click.echo)
+                   command=" ".join(shlex.quote(w) for w in words), echo=console_echo())
     if result.failed:
         sys.exit(1)
 

@@ -42,6 +42,10 @@ class BundleError(GenbenchError):
     """An exported ONNX bundle breaks the contract: checker, shapes, dtypes, finiteness, parity."""
 
 
+class MetricError(GenbenchError):
+    """Every quality metric of a job failed: the job has no number to stand on, so it fails."""
+
+
 class ResultsError(GenbenchError):
     """A results file is missing, corrupt, or of an unknown schema."""
 

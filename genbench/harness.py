@@ -23,14 +23,14 @@ import numpy as np
 from .comparability import make_key, profile_key
 from .config import Profile, RunConfig
 from .data import Dataset, TrainingData
-from .errors import DataError, GenbenchError, PluginError, TaskDeclined, one_line
+from .errors import DataError, GenbenchError, MetricError, PluginError, TaskDeclined, one_line
 from .metrics import QualityContext
 from .model import GenerativeModel, Progress
 from .perf import peak_rss_mb
 from .registry import load_object
 from .runtime import draw_inputs, make_session, point_values, prepare_data
 from .runtime.sampler import ort_logits_fn, sample_autoregressive
-from .runtime.validate import check_outputs, validate_bundle
+from .runtime.validate import check_outputs, check_samples_fit_task, validate_bundle
 from .types import (DatasetSpec, GraphSpec, JobError, MetricSpec, MetricValue, ModelSpec, OnnxBundle, SeedResult,
                     TimingResult, TrainConfig, TrainSummary)
 
@@ -124,6 +124,9 @@ def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile
         enter("quality")
         state["quality"], errors = score(task, samples, metrics, config.seed, likelihood, config)
         state["warnings"] += [f"metric '{name}' failed: {message}" for name, message in errors.items()]
+        nothing = every_metric_failed(state["quality"], errors)
+        if nothing:
+            raise MetricError(nothing)
         state["memory"]["peak_rss_mb"] = peak_rss_mb()
         enter("done")
     except BaseException as exc:  # noqa: BLE001 - untrusted plugin code; the run must go on
@@ -420,6 +423,7 @@ def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.nd
         outs = session.run([o.name for o in graph.outputs], feeds)
         check_outputs(graph.role, outs, graph.outputs, {"batch": b})
         chunks.append(outs[[o.name for o in graph.outputs].index(out_name)])
+        check_samples_fit_task(graph, chunks[-1], dataset)
     return np.concatenate(chunks).astype(np.float32)
 
 
@@ -516,6 +520,15 @@ def score(task: TaskState, samples: np.ndarray | None, metrics: list[tuple[Metri
                        params=value.params, profile=budget, seeds=1)
         out[spec.name] = _replace(value, key=key)
     return out, errors
+
+
+def every_metric_failed(quality: Mapping[str, MetricValue], errors: Mapping[str, str]) -> str | None:
+    """Why a job's quality stage gave nothing, when metrics ran, some raised, and none has a value: such a job
+    fails with the first metric's error rather than standing as ok with an empty row. None otherwise."""
+    if not errors or any(v.value is not None for v in quality.values()):
+        return None
+    name = next(iter(errors))
+    return f"every quality metric failed; the first, '{name}': {errors[name]}"
 
 
 def _replace(metric: MetricValue, **changes: Any) -> MetricValue:

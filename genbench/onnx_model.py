@@ -33,6 +33,7 @@ and every check of validation in the job's own process.
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,10 +167,14 @@ class _Facts:
         if value is None:
             return None
         try:
-            return kind(value)
+            number = kind(value)
         except ValueError:
             raise ConfigError(f"{self.file}: {key}={value!r} is not a {'whole number' if kind is int else 'number'}."
                               ) from None
+        if not math.isfinite(number):  # a NaN bound would switch the range check off
+            raise ConfigError(f"{self.file}: {key}={value!r} is not a finite number; give a finite one (an "
+                              "unbounded output on a points task: leave the key out).")
+        return number
 
 
 def describe_graph(path: str | Path, dataset: Any, role: str | None = None,
@@ -188,10 +193,13 @@ def describe_graph(path: str | Path, dataset: Any, role: str | None = None,
     if role not in ROLES:
         raise ConfigError(f"{path.name}: role {role!r} is not one of {', '.join(ROLES)}.")
     initializers = {i.name for i in proto.graph.initializer}
+    if role == "logits":
+        _check_looks_like_logits(path, [v for v in proto.graph.input if v.name not in initializers],
+                                 list(proto.graph.output))
     inputs = [_tensor(v, role, axis_names=("batch", "seq") if role == "logits" else ("batch",))
               for v in proto.graph.input if v.name not in initializers]
-    outputs = [_tensor(v, role, axis_names=("batch", "seq") if role == "logits" else ("batch",))
-               for v in proto.graph.output]
+    axis_names = ("batch", "seq") if role == "logits" else ("batch",)
+    outputs = [_tensor(v, role, axis_names) for v in _with_inferred_shapes(proto, len(axis_names))]
     attrs: dict[str, Any] = {}
     kind = dataset.kind
     if role == "logits":
@@ -219,6 +227,9 @@ def describe_graph(path: str | Path, dataset: Any, role: str | None = None,
                 if kind == "image" and (t["low"] is None or t["high"] is None):
                     facts.missing.append((f"the value range of output '{t['name']}'",
                                           f"--meta outputs.{t['name']}.low={lo:g} --meta outputs.{t['name']}.high={hi:g}"))
+                if t["low"] is not None and t["high"] is not None and t["low"] > t["high"]:
+                    raise ConfigError(f"{path.name}: outputs.{t['name']}.low={t['low']:g} is above "
+                                      f"outputs.{t['name']}.high={t['high']:g}; give low <= high.")
         if role == "elbo":
             attrs["data"] = facts.get("data", "how its data input is prepared", "continuous|binarized")
             attrs["bound"] = facts.get("bound", "what its output is", "exact|elbo|iwae")
@@ -241,17 +252,40 @@ def _graph_spec(path: Path, role: str, inputs: list[dict], outputs: list[dict], 
                           tuple(TensorSpec(**t) for t in outputs), {k: v for k, v in attrs.items() if v is not None})
     except SpecError as exc:
         raise ConfigError(f"{path.name}: {exc}") from None
-    try:
+    try:  # the role's contract and the task's shape, range and vocabulary: before anything is written
         check_role_contract(graph, dataset)
     except BundleError as exc:
         raise BundleError(f"{path.name}: {exc}") from None
-    if role == "sample" and dataset.kind == "image":
-        out, (lo, hi) = graph.outputs[0], dataset.value_range
-        if out.low is not None and out.high is not None and (out.low < lo or out.high > hi):
-            hint = " (a tanh output? end the graph with (x + 1) / 2)" if (out.low, out.high) == (-1.0, 1.0) else ""
-            raise BundleError(f"{path.name}: output '{out.name}' is declared in [{out.low:g}, {out.high:g}], outside "
-                              f"task '{dataset.name}'s value range [{lo:g}, {hi:g}]{hint}; rescale it in the graph.")
     return graph
+
+
+def _check_looks_like_logits(path: Path, inputs: list[Any], outputs: list[Any]) -> None:
+    """A graph given as ``logits`` takes one int64 tokens input [batch, seq] and returns [batch, seq, V]; say
+    so in words when it does not, before its axes are read as a logits graph's."""
+    def rank(v: Any) -> int | None:
+        tt = v.type.tensor_type
+        return len(tt.shape.dim) if tt.HasField("shape") else None
+
+    if len(inputs) == 1 and inputs[0].type.tensor_type.elem_type == 7 and rank(inputs[0]) == 2 \
+            and len(outputs) == 1 and rank(outputs[0]) == 3:  # 7: onnx.TensorProto.INT64
+        return
+    sample = all(v.type.tensor_type.elem_type != 7 for v in inputs)
+    raise BundleError(f"{path.name} is not a logits graph: a logits graph takes one int64 tokens input [batch, seq] "
+                      f"and returns logits [batch, seq, V]; this one takes {_values(inputs)} and returns "
+                      f"{_values(outputs)}" + (" (a sample graph? give --role sample)." if sample else "."))
+
+
+def _values(values: list[Any]) -> str:
+    """``z float32 [N, 16]``, ... for a message."""
+    from .runtime.validate import _ONNX_DTYPES
+
+    def one(v: Any) -> str:
+        tt = v.type.tensor_type
+        dims = [d.dim_param or str(d.dim_value) if (d.dim_param or d.HasField("dim_value")) else "?"
+                for d in tt.shape.dim] if tt.HasField("shape") else ["?"]
+        return f"{v.name} {_ONNX_DTYPES.get(tt.elem_type, f'onnx type {tt.elem_type}')} [{', '.join(dims)}]"
+
+    return ", ".join(one(v) for v in values) or "nothing"
 
 
 def _refuse(path: Path, role: str | None, facts: _Facts) -> None:
@@ -267,6 +301,29 @@ def _refuse(path: Path, role: str | None, facts: _Facts) -> None:
     graph = f"{path.name} ({role} graph)" if role else path.name
     raise ConfigError(f"{graph} does not say {what}: give {flags}, or store {keys} in the graph's metadata_props "
                       "(genbench.onnx_model.write_metadata; see docs/score.md).")
+
+
+def _with_inferred_shapes(proto: Any, leading: int) -> list[Any]:
+    """The graph's outputs, each axis after the ``leading`` (batch, seq) ones that the file leaves symbolic but
+    ONNX shape inference fixes given that value (exporters write e.g. ``Reshapex_dim_1`` for a reshape's 1):
+    what a task's shape is checked against before the run. Parsed, never run; as declared where inference fails."""
+    import onnx
+
+    try:
+        inferred = {v.name: v for v in onnx.shape_inference.infer_shapes(proto, strict_mode=False).graph.output}
+    except Exception:  # noqa: BLE001 - the job's own validation runs the graph and checks its shapes
+        return list(proto.graph.output)
+    merged = []
+    for value in proto.graph.output:
+        value, found = onnx.ValueInfoProto.FromString(value.SerializeToString()), inferred.get(value.name)
+        dims = value.type.tensor_type.shape.dim
+        known = found.type.tensor_type.shape.dim if found is not None else []
+        if len(known) == len(dims):
+            for axis, (d, k) in enumerate(zip(dims, known)):
+                if axis >= leading and not d.HasField("dim_value") and k.HasField("dim_value"):
+                    d.dim_value = k.dim_value
+        merged.append(value)
+    return merged
 
 
 def _tensor(value: Any, role: str, axis_names: Sequence[str]) -> dict[str, Any]:
@@ -299,7 +356,7 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
                    meta: Mapping[str, str] | None = None, name: str | None = None) -> OnnxFileSpec:
     """The :class:`OnnxFileSpec` of ``files`` (``roles[i]`` for ``files[i]``, else their metadata) on
     ``dataset``'s task; every flag in ``meta`` must be used by some graph."""
-    from .runtime.validate import max_graph_bytes
+    from .runtime.validate import check_roles_fit_task, max_graph_bytes
     from .score_samples import model_name
 
     if not files:
@@ -309,6 +366,8 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
                           "(in the same order), or none and store genbench.role in each graph.")
     paths = [Path(f) for f in files]
     for p in paths:
+        if p.is_dir():
+            raise ConfigError(f"--onnx {p} is a directory; give the .onnx file in it.")
         if not p.is_file():
             raise ConfigError(f"--onnx {p}: no such file.")
         size, cap = p.stat().st_size, max_graph_bytes()
@@ -327,6 +386,7 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
     if not {"sample", "logits"} & set(found):
         raise ConfigError("genbench draws the samples it scores from a 'sample' or 'logits' graph; give one "
                           f"(the graphs given are {', '.join(found)}).")
+    check_roles_fit_task(found, dataset)
     digests = tuple(_sha256(p) for p in paths)
     label = ", ".join(f"{p.name} ({g.role}, sha256 {d[:12]})" for p, g, d in zip(paths, graphs, digests))
     return OnnxFileSpec(name=model_name(name or paths[0].stem), family=FAMILY, tasks=(task_kind,),
@@ -360,7 +420,17 @@ def run_onnx(models: Sequence[str] = (), *, onnx: Sequence[str | Path], roles: S
         raise ConfigError(f"The name '{spec.name}' is a registered model's; pick another with --name.")
     host.registry.models.add(spec, PLUGIN, f"sha256:{spec.sha256[0][:12]}")
     run_kwargs["cache"] = False  # nothing is trained; graphs are read from the files every time
-    return run([spec.name], tasks=tasks, host=host, **run_kwargs)
+    record = {**(run_kwargs.pop("record", None) or {}), "onnx": onnx_record(onnx, spec, flags, name)}
+    return run([spec.name], tasks=tasks, host=host, record=record, **run_kwargs)
+
+
+def onnx_record(files: Sequence[str | Path], spec: OnnxFileSpec, meta: Mapping[str, str],
+                name: str | None) -> dict[str, Any]:
+    """run.json's ``config.onnx``: each graph file as given, its sha256, role and the ``genbench.*`` metadata it
+    holds; the ``--meta`` flags; the ``--name``. With the graphs' files, what reproduces the run."""
+    graphs = [{"file": str(f), "sha256": digest, "role": graph.role, "metadata": read_metadata(f)}
+              for f, digest, graph in zip(files, spec.sha256, spec.graphs)]
+    return {"graphs": graphs, "meta": dict(meta), "name": name}
 
 
 def onnx_arguments(files: Sequence[str | Path], roles: Sequence[str], meta: Iterable[str], name: str | None) -> list[str]:
@@ -406,5 +476,5 @@ def _text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-__all__ = ["OnnxFileSpec", "SuppliedGraphs", "describe_graph", "graph_metadata", "onnx_arguments", "parse_meta",
-           "read_metadata", "run_onnx", "supplied_model", "write_metadata"]
+__all__ = ["OnnxFileSpec", "SuppliedGraphs", "describe_graph", "graph_metadata", "onnx_arguments", "onnx_record",
+           "parse_meta", "read_metadata", "run_onnx", "supplied_model", "write_metadata"]

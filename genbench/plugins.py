@@ -182,10 +182,9 @@ def _probe_imports(values: Sequence[str]) -> list[str | None]:
     """Import entry points ``values`` in a child process, in order, each within ``$GENBENCH_PLUGIN_TIMEOUT``
     seconds; for each, None (it imported) or why it must not be imported here. A child whose import hangs or
     dies is replaced by a new one for the entry points after it."""
-    try:
-        timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_IMPORT_TIMEOUT)
-    except ValueError:
-        timeout = DEFAULT_IMPORT_TIMEOUT
+    from .settings import env_number
+
+    timeout = env_number(TIMEOUT_ENV, DEFAULT_IMPORT_TIMEOUT, "seconds", zero=True)
     if not values or not timeout > 0:
         return [None] * len(values)
     verdicts: list[str | None] = []

@@ -31,9 +31,6 @@ from .results import SCHEMA, write_run
 from .types import DatasetSpec, JobError, JobResult, ModelSpec, RunResult
 
 DEFAULT_OUT = Path("results") / "runs"
-#: headline metrics (genbench score's console line); a run's console line shows every metric, as the reports do
-HEADLINE_METRICS = ("fd", "precision", "recall", "bpd", "nll", "bpb", "ppl", "high-quality", "modes-covered",
-                    "reverse-kl", "knn-kl")
 
 
 @dataclass(frozen=True)
@@ -127,7 +124,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         cache_dir: str | Path | None = None, max_memory: float | None = None,
         reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
-        resume: str | Path | None = None, settings: Any = True, progress: str | None = None) -> RunResult:
+        resume: str | Path | None = None, settings: Any = True, progress: str | None = None,
+        record: Mapping[str, Any] | None = None) -> RunResult:
     """Run the benchmark and return the :class:`RunResult` also written to ``<out>/<run-id>/run.json``.
 
     Stage 1 builds and scores every job once per training seed (``seeds``, default ``[seed]``), up to
@@ -150,12 +148,16 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     finished one is saved, and :class:`~genbench.errors.RunInterrupted` is raised; so does a full disk.
     ``resume=RUN_DIR`` finishes such a run (see :func:`resume_run`; the other arguments given must agree
     with its stored configuration, except ``jobs``; settings files are not read).
+
+    ``record``: more entries of run.json's ``config``, for what the run was given besides these options
+    (:func:`genbench.run_onnx` records its graphs as ``config.onnx``).
     """
     if resume is not None:
         given = {name: value for name, value in locals().items() if name in _RESUMABLE and _given(name, value)}
         return resume_run(resume, options=given, reporters=reporters, host=host, echo=echo, progress=progress)
     from .cache import default_cache_dir
     from .runtime import choose_device
+    from .runtime.validate import max_graph_bytes
     from .settings import Settings, load_settings
 
     echo = echo or (lambda s: None)
@@ -184,12 +186,14 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
                        **({"threads": threads} if threads is not None else {}),
                        **({"jobs": jobs} if jobs is not None else {}))
+    max_graph_bytes()  # a bad $GENBENCH_MAX_GRAPH_MB is refused here, not in every job
     _check_executor(config)
     host = host or make_plugin_manager()
     for failure in host.failures:
         echo(f"warning: {failure}")
     for warning in host.warnings:
         echo(f"warning: {warning}")
+    _check_names_from_files(host, models, tasks, used)
     planned = plan(host, models, all, tasks, baselines)
     dev, device_note = choose_device(device)
     out_dir = _output_dir(out)  # made only once the plan holds: a refused run leaves no folder behind
@@ -208,7 +212,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
             command=command or "genbench.run(...)",
             config={**config.to_dict(), "device": dev, "requested_device": device, "device_note": device_note,
                     "settings": found.record(used),
-                    "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)}},
+                    "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)},
+                    **dict(record or {})},
             environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
             plugin_failures=tuple(f.to_dict() for f in host.failures))
         write_run(result, run_dir)
@@ -216,8 +221,9 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         seeds_text = f" × {len(config.seeds)} seeds" if len(config.seeds) > 1 else ""
         from_files = f"; from {', '.join(sorted({Path(p).name for p in used.values()}))}: {', '.join(used)}" \
             if used else ""
-        header = (f"run {run_id}: {n} jobs{seeds_text}, profile {profile}, device {dev}, "
-                  f"{config.jobs} at a time (timing alone){from_files}")
+        at_once = min(config.jobs, n * len(config.seeds))  # never more at once than there is to build
+        header = (f"run {run_id}: {n} job{'s' if n != 1 else ''}{seeds_text}, profile {profile}, device {dev}, "
+                  f"{at_once} at a time (timing alone){from_files}")
         try:
             return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo, progress,
                              header)
@@ -225,6 +231,22 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
             if not _has_results(run_dir):
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+
+
+def _check_names_from_files(host: PluginHost, models: Sequence[str], tasks: Sequence[str],
+                            used: Mapping[str, str]) -> None:
+    """Model and task names a settings file gave: an unknown one is refused naming the file and its key."""
+    from .errors import UnknownNameError
+
+    for key, names, lookup in (("models", models, host.registry.model), ("tasks", tasks, host.registry.dataset)):
+        if key not in used:
+            continue
+        where = used[key] + (" [tool.genbench]" if Path(used[key]).name == "pyproject.toml" else "")
+        for name in names:
+            try:
+                lookup(name)
+            except UnknownNameError as exc:
+                raise ConfigError(f"{where}: {key} = {list(names)!r} is not allowed: {exc}") from None
 
 
 def _has_results(run_dir: Path) -> bool:
@@ -450,7 +472,7 @@ def _say(line: str) -> None:
 
 
 @contextmanager
-def _stop_on_signals(stop: _Stop, inline: bool, run_dir: Path) -> Iterator[None]:
+def _stop_on_signals(stop: _Stop, inline: bool, run_dir: Path | None = None) -> Iterator[None]:
     """While the block runs, SIGINT and SIGTERM ask the run to stop (the process executor's scheduler sees it
     within a fraction of a second); with the inline executor the unit runs in this thread, so the first
     signal also raises KeyboardInterrupt where it is. A second signal is absorbed (one line says the run is
@@ -469,8 +491,9 @@ def _stop_on_signals(stop: _Stop, inline: bool, run_dir: Path) -> Iterator[None]
             _say("genbench is stopping: the running units are being killed and what finished is kept; a third "
                  "Ctrl-C quits at once")
         elif len(received) > 2:
-            _say(f"error: stopped at once ({signal.Signals(signum).name} again): every unit that finished is in "
-                 f"{run_dir / 'run.json'}; finish the run with: genbench run --resume {run_dir}")
+            _say(f"error: stopped at once ({signal.Signals(signum).name} again)" + (
+                f": every unit that finished is in {run_dir / 'run.json'}; finish the run with: genbench run "
+                f"--resume {run_dir}" if run_dir is not None else ""))
             os._exit(1)  # the job processes go with genbench (their forkserver kills them when it sees it gone)
         if inline and first:
             raise KeyboardInterrupt
@@ -481,6 +504,16 @@ def _stop_on_signals(stop: _Stop, inline: bool, run_dir: Path) -> Iterator[None]
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextmanager
+def interrupt_on_signals() -> Iterator[_Stop]:
+    """While the block runs (in the main thread), SIGINT and SIGTERM raise KeyboardInterrupt where the code is,
+    and the object yielded says which (``.reason``): for work done in this process, with no unit to stop
+    (``genbench score``)."""
+    stop = _Stop()
+    with _stop_on_signals(stop, inline=True):
+        yield stop
 
 
 @dataclass
@@ -885,9 +918,9 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
     return cache[task.name]
 
 
-def _headline(quality: Any) -> str:
-    """Every metric of a job, in the order the reports show them, each beside its floor; a metric that could
-    not be computed says so (the reports show it as missing)."""
+def quality_summary(quality: Any) -> str:
+    """A job's quality on the console (``genbench run`` and ``genbench score``): every metric, in the order the
+    reports show them, each beside its floor; a metric that could not be computed says so."""
     from .reports import METRIC_ORDER
 
     rank = {m: i for i, m in enumerate(METRIC_ORDER)}
@@ -907,7 +940,7 @@ def _unit_line(unit: Any, r: Any, seeds: int) -> str:
     if r.status == "ok":
         cache = r.cache or {}
         note = f"; {cache.get('reason')}: evicted, trained again" if cache.get("status") == "rebuilt" else ""
-        return f"  built   {who}: {_headline(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s{note})"
+        return f"  built   {who}: {quality_summary(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s{note})"
     if r.status == "skipped":
         return f"  skipped {who}: {r.reason}"
     return f"  FAILED  {who} in {r.error.phase}: {r.error.message}" if r.error else f"  FAILED  {who}"
@@ -934,7 +967,7 @@ def _job_line(j: JobResult, models: Sequence[str] = ()) -> str:
     loaded fails all of its jobs, said once)."""
     who = f"{', '.join(dict.fromkeys(models or (j.model,)))} on {j.task}"
     if j.status == "ok":
-        return f"  ok      {who}: {_headline(j.quality) or 'no quality metric'} ({j.seconds or 0:.1f} s)"
+        return f"  ok      {who}: {quality_summary(j.quality) or 'no quality metric'} ({j.seconds or 0:.1f} s)"
     if j.status == "failed" and j.error:
         return f"  FAILED  {who} in {j.error.phase}: {j.error.message}"
     return f"  skipped {who}: {j.reason}"
@@ -967,4 +1000,5 @@ def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = No
     return written
 
 
-__all__ = ["PlannedJob", "failure_lines", "plan", "resume_run", "run", "run_lock", "write_reports"]
+__all__ = ["PlannedJob", "failure_lines", "interrupt_on_signals", "plan", "quality_summary", "resume_run", "run",
+           "run_lock", "write_reports"]

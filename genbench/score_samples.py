@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,11 +45,37 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
           echo: Callable[[str], None] | None = None):
     """Score ``samples`` on ``task`` and write ``<out>/<run-id>/run.json``; return the :class:`RunResult`.
 
-    ``samples``: a numpy array, or a path (``.npy``, ``.npz``, a folder of PNGs; for ``text`` a text file
-    or ``bytes``). The row is named ``name`` (default: the file's name, else ``samples``). Every sample-based
-    metric of the task kind is computed by the code a run uses, with its floor at the number of samples
-    given; ``baselines`` adds the task's baseline rows at that number.
+    ``samples``: a numpy array, or a path (``.npy``, ``.npz``, a folder of PNGs; for ``text`` a text file,
+    or the text as ``bytes``; a ``str`` is always a path). The row is named ``name`` (default: the file's
+    name, else ``samples``). Every sample-based metric of the task kind is computed by the code a run uses,
+    with its floor at the number of samples given; ``baselines`` adds the task's baseline rows at that number.
+
+    Ctrl-C (SIGINT) or SIGTERM stops it: there is nothing to resume, so the run directory it was writing is
+    removed and :class:`~genbench.errors.RunInterrupted` is raised.
     """
+    from .errors import RunInterrupted
+    from .runner import interrupt_on_signals
+
+    made: list[Path] = []
+    stop = None
+    try:
+        with interrupt_on_signals() as stop:
+            return _score(samples, task=task, out=out, name=name, baselines=baselines, seed=seed, data_dir=data_dir,
+                          text_file=text_file, features=features, inception_weights=inception_weights, host=host,
+                          command=command, echo=echo, made=made)
+    except KeyboardInterrupt:
+        for run_dir in made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        removed = f"; its unfinished run directory {made[0]} was removed" if made else ""
+        why = getattr(stop, "reason", None) or "SIGINT"
+        raise RunInterrupted(f"Interrupted ({why}): genbench score keeps no partial run{removed}. Run it again.") \
+            from None
+
+
+def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baselines: bool, seed: int,
+           data_dir: str | Path | None, text_file: str | Path | None, features: str,
+           inception_weights: str | Path | None, host: Any, command: str | None,
+           echo: Callable[[str], None] | None, made: list[Path]):
     from . import __version__
     from .config import RunConfig, get_profile
     from .harness import load_task_state, score as score_arrays
@@ -56,10 +83,12 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
     from .registry import load_object
     from .results import SCHEMA, write_run
     from .runner import environment, new_run_id, write_reports
+    from .runtime.validate import max_graph_bytes
     from .types import RunResult
 
     echo = echo or (lambda s: None)
     t0 = time.perf_counter()
+    max_graph_bytes()  # a bad $GENBENCH_MAX_GRAPH_MB is refused here, not in each baseline's row
     host = host or make_plugin_manager()
     task_spec = host.registry.dataset(task)
     config = RunConfig(profile="default", seed=seed, device="cpu", data_dir=Path(data_dir) if data_dir else None,
@@ -77,6 +106,7 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
     run_id = new_run_id()
     run_dir = Path(out) / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
+    made.append(run_dir)
     n = int(array.size) if dataset.kind == "text" else len(array)
     provenance.update(n=n, sha256=hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest())
     result = RunResult(
@@ -101,11 +131,11 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
     seed_result = _seed_result(seed, quality, files, time.perf_counter() - t0,
                                warnings + [f"metric '{k}' failed: {v}" for k, v in errors.items()])
     if not any(v.value is not None for v in quality.values()):  # nothing was scored: the row failed
+        from .harness import every_metric_failed
         from .types import JobError
 
-        name, message = next(iter(errors.items()), ("", "no metric applies to these samples"))
-        seed_result = replace(seed_result, status="failed",
-                              error=JobError("quality", "MetricError", f"{name}: {message}" if name else message))
+        why = every_metric_failed(quality, errors) or "no metric applies to these samples"
+        seed_result = replace(seed_result, status="failed", error=JobError("quality", "MetricError", why))
     jobs.append(_assemble(row_name, FAMILY, "genbench", __version__, task, seed, seed_result, TIMING_OFF))
     result = replace(result, jobs=tuple(jobs))
     write_run(result, run_dir)
@@ -135,8 +165,8 @@ def load_samples(samples: Any, dataset: Any) -> tuple[np.ndarray, dict[str, Any]
         return _load_text(samples)
     if isinstance(samples, (str, Path)):
         path = Path(samples)
-        if not path.exists():
-            raise DataError(f"{path} does not exist: give an .npy or .npz array or a folder of PNG files.")
+        if not _exists(path):
+            raise DataError(f"{_shown(path)} does not exist: give an .npy or .npz array or a folder of PNG files.")
         if path.is_dir():
             if dataset.kind != "image":
                 raise DataError(f"{path} is a folder; task '{dataset.name}' takes an .npy or .npz array of "
@@ -195,12 +225,18 @@ def check_samples(x: np.ndarray, dataset: Any, where: str = "the samples") -> tu
     return x, mapped
 
 
+NEAR_MISS = 0.05  # values at most this share of the range outside it: rounding or overshoot, not another scale
+
+
 def _rescale_hint(bottom: float, top: float, lo: float, hi: float) -> str:
+    slack = NEAR_MISS * (hi - lo)
+    if bottom >= lo - slack and top <= hi + slack:
+        return f": slightly outside; clip them to the range (np.clip(x, {lo:g}, {hi:g}))"
     if (lo, hi) != (0.0, 1.0):
         return f": rescale the samples to [{lo:g}, {hi:g}]"
     if bottom >= -1 - RANGE_TOL and top <= 1 + RANGE_TOL:
         return ": a tanh output? rescale with (x + 1) / 2"
-    if bottom >= -RANGE_TOL and top <= 255 + RANGE_TOL:
+    if bottom >= -RANGE_TOL and 2 < top <= 255 + RANGE_TOL:
         return ": 0-255 pixel values? divide by 255, or pass them as uint8"
     return ": rescale the samples to [0, 1]"
 
@@ -215,6 +251,15 @@ def _read_array(path: Path) -> np.ndarray:
     if suffix not in (".npy", ".npz"):
         raise DataError(f"{path}: give an .npy or .npz array (or a folder of PNG files), not a {suffix or 'suffix-less'} "
                         "file.")
+    magic = {".npy": b"\x93NUMPY", ".npz": b"PK"}[suffix]  # an .npy header; an .npz is a zip file
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(magic))
+    except OSError as exc:
+        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if head != magic:
+        why, writer = ("no .npy header", "save") if suffix == ".npy" else ("not a zip archive", "savez")
+        raise DataError(f"{path} is not a valid {suffix} file ({why}); write it with np.{writer}.")
     try:
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
@@ -272,12 +317,13 @@ def _load_text(samples: Any) -> tuple[np.ndarray, dict[str, Any]]:
         raw, fmt, where, name = bytes(samples), "bytes", "the text", None
     elif isinstance(samples, np.ndarray) and samples.dtype == np.uint8:
         raw, fmt, where, name = samples.tobytes(), "array", "the array", None
-    elif isinstance(samples, str) and not Path(samples).exists() and ("\n" in samples or len(samples) > 255):
-        raw, fmt, where, name = samples.encode("utf-8"), "str", "the text", None
     elif isinstance(samples, (str, Path)):
         path = Path(samples)
-        if not path.is_file():
-            raise DataError(f"{path} is not a file: the text task scores one file of generated text (UTF-8).")
+        if not _exists(path) or not path.is_file():
+            if isinstance(samples, str) and not _exists(path):  # text itself, or a mistyped path: a str is a path
+                raise ConfigError(f"{_shown(path)} is not a file: a str is read as a path; to score text held in a "
+                                  "str, pass its bytes (text.encode('utf-8')).")
+            raise DataError(f"{_shown(path)} is not a file: the text task scores one file of generated text (UTF-8).")
         if path.suffix.lower() in (".npy", ".npz", ".png"):
             raise DataError(f"{path}: the text task scores a file of generated text (UTF-8 bytes), not {path.suffix}.")
         try:
@@ -292,6 +338,19 @@ def _load_text(samples: Any) -> tuple[np.ndarray, dict[str, Any]]:
     x = np.frombuffer(raw, dtype=np.uint8)[None].copy()
     return x, {"path": where if fmt == "text" else None, "format": fmt, "dtype": "bytes", "name": name,
                "mapped": None, "supplied": len(raw)}
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False for what cannot be a path here (too long, a NUL byte)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _shown(path: Path) -> str:
+    text = str(path)
+    return repr(text[:60] + "...") if len(text) > 63 or "\n" in text else text
 
 
 def _cap(x: np.ndarray, dataset: Any) -> tuple[np.ndarray, list[str]]:
@@ -400,14 +459,11 @@ def _save_samples(x: np.ndarray, job_dir: Path, dataset: Any, run_dir: Path) -> 
 
 
 def _line(j: Any) -> str:
-    from .runner import HEADLINE_METRICS
+    from .runner import quality_summary
 
     if j.status != "ok":
         return f"  FAILED  {j.model} in {j.error.phase}: {j.error.message}" if j.error else f"  FAILED  {j.model}"
-    shown = [k for k in j.quality if k in (*HEADLINE_METRICS, "byte-ngram-jsd")]
-    parts = [f"{k} {j.quality[k].value:.4g}" + (f" (floor {j.quality[k].floor:.4g})" if j.quality[k].floor is not None
-                                                  else "") for k in shown if j.quality[k].value is not None]
-    return f"  scored  {j.model}: {', '.join(parts) or 'no quality metric'}"
+    return f"  scored  {j.model}: {quality_summary(j.quality) or 'no quality metric'}"
 
 
 def _now() -> str:

@@ -365,6 +365,26 @@ class Settings:
         return {"files": [f.to_dict() for f in self.files], "used": dict(used or {})}
 
 
+def env_number(name: str, default: float, what: str, zero: bool = False) -> float:
+    """The number in environment variable ``name`` (``default`` when unset or empty): finite and above 0 (or
+    0 too with ``zero``); anything else is a one-line :class:`ConfigError` naming the variable and ``what``
+    it holds (e.g. ``"a size in MiB"``)."""
+    import os
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        shown = repr(raw) if len(raw) <= 40 else repr(raw[:37] + "...")
+        raise ConfigError(f"${name}={shown} is not allowed: give {what}, {'0 or more' if zero else 'above 0'} "
+                          "(or unset it).")
+    return value
+
+
 def load_settings(where: str | Path | bool | None = True) -> Settings:
     """The settings files for a run: ``genbench.toml`` and ``pyproject.toml`` (its ``[tool.genbench]``) in the
     working directory (``True``/``None``) or in the directory ``where``; ``where`` may also name one such file;
@@ -386,4 +406,4 @@ def load_settings(where: str | Path | bool | None = True) -> Settings:
 
 
 __all__ = ["BUILT_IN_PROFILES", "PYPROJECT", "RUN_KEYS", "SETTINGS_FILE", "Settings", "SettingsFile", "UserProfile",
-           "load_settings", "read_file"]
+           "env_number", "load_settings", "read_file"]

@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import dataclasses
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,7 +265,8 @@ class TensorSpec(_Serializable):
     ``shape`` holds ints for fixed axes and strings for symbolic ones (``"batch"``, ``"seq"``).
     For inputs, ``source`` says where the harness draws values from: ``normal`` (standard normal),
     ``uniform`` ([0, 1)), ``tokens`` (integers in ``[0, vocab)``), ``data`` (the task's test split).
-    For outputs, ``low``/``high`` bound the values (``None`` = unbounded); the harness checks them.
+    For outputs, ``low``/``high`` bound the values (``None`` = unbounded): finite numbers (stored as floats)
+    with ``low <= high``, refused otherwise; the harness checks them.
     """
 
     name: str
@@ -288,6 +290,17 @@ class TensorSpec(_Serializable):
             raise SpecError(f"TensorSpec {self.name!r}: source {self.source!r} must be one of {list(INPUT_SOURCES)}.")
         if self.source == "tokens" and not self.vocab:
             raise SpecError(f"TensorSpec {self.name!r}: source 'tokens' needs vocab (the number of token values).")
+        # a NaN bound would switch the range check off (every comparison with NaN is false): refuse it
+        for bound in ("low", "high"):
+            value = getattr(self, bound)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not math.isfinite(value)):
+                raise SpecError(f"TensorSpec {self.name!r}: {bound} {value!r} must be a finite number, or None for "
+                                "no bound.")
+            if value is not None:
+                object.__setattr__(self, bound, float(value))  # numpy scalars too: results files hold plain floats
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise SpecError(f"TensorSpec {self.name!r}: low {self.low!r} is above high {self.high!r}.")
 
     def concrete_shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         """The shape with every symbolic axis replaced by ``sizes[name]``."""

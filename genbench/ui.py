@@ -53,6 +53,24 @@ def choose_mode(quiet: bool = False, stdout: TextIO | None = None, stderr: TextI
     return "live" if tty(stdout) and tty(stderr) and os.environ.get("TERM") != "dumb" else "plain"
 
 
+def console_echo(quiet: bool = False) -> Callable[[str], None]:
+    """How the command line prints a run's lines: results on stdout; notes and warnings (lines that start with
+    ``note:`` or ``warning:``) on stderr, so that stdout piped elsewhere holds the results alone. With
+    ``quiet``, nothing."""
+    if quiet:
+        return lambda line: None
+
+    def echo(line: str) -> None:
+        side = line.lstrip().startswith(("note:", "warning:"))
+        try:
+            (sys.stderr if side else sys.stdout).write(line + "\n")
+            (sys.stderr if side else sys.stdout).flush()
+        except (OSError, ValueError):  # a closed pipe: the run goes on, its results are in run.json
+            pass
+
+    return echo
+
+
 class JobProgress:
     """Context manager giving the ``progress(completed, total, losses)`` callback handed to ``train``.
 
@@ -294,8 +312,15 @@ class RunDisplay:
         return build + sum(left["timing"])
 
     def _eta_text(self) -> str:
+        with self._lock:
+            left = self.total - sum(u.seconds is not None for u in self.units.values())
         eta = self.eta() if self.total else None
-        return "unknown" if eta is None else f"~{_clock(eta)}"
+        if eta is None:
+            return "unknown"
+        if left <= 0:
+            return "0:00"
+        # work is left, and a unit may run past its past time: never "0:00" until every unit is done
+        return "finishing" if eta < 1 else f"~{_clock(eta)}"
 
     # ---- rendering
 
@@ -318,8 +343,11 @@ class RunDisplay:
         with self._lock:
             done = sum(u.seconds is not None for u in self.units.values())
             running = [u for u in self.units.values() if u.started is not None and u.seconds is None]
-            head = (f"{done}/{self.total} units done · {len(running)} running · elapsed "
-                    f"{_clock(time.monotonic() - self.started_at)} · ETA {self._eta_text()} · {self.title}")
+            elapsed = _clock(time.monotonic() - self.started_at)
+            if not self.total:  # no unit planned yet: say what the run is doing (e.g. loading a task's data)
+                return [f"{self.note_text or 'starting'} · elapsed {elapsed} · {self.title}"]
+            head = (f"{done}/{self.total} units done · {len(running)} running · elapsed {elapsed} · "
+                    f"ETA {self._eta_text()} · {self.title}")
             lines = [head] + ([f"  {self.note_text}"] if self.note_text and not running else [])
             for u in sorted(running, key=lambda u: u.number or 0):
                 what = "finishing" if u.phase == "done" else u.phase  # its result is on its way
@@ -335,4 +363,4 @@ class RunDisplay:
         return Text("\n".join(self.status_lines()), no_wrap=True, overflow="ellipsis")
 
 
-__all__ = ["HISTORY_FILE", "JobProgress", "MODES", "RunDisplay", "UnitHistory", "choose_mode"]
+__all__ = ["HISTORY_FILE", "JobProgress", "MODES", "RunDisplay", "UnitHistory", "choose_mode", "console_echo"]

@@ -20,21 +20,25 @@ def _weights(seed: int = 0) -> np.ndarray:
 
 
 class TinyTorch(torch.nn.Module):
-    def __init__(self, w: np.ndarray, flat: bool = False):
+    def __init__(self, w: np.ndarray, flat: bool = False, scale: float = 1.0):
         super().__init__()
         self.w = torch.nn.Parameter(torch.from_numpy(w.copy()), requires_grad=False)
-        self.flat = flat
+        self.flat, self.scale = flat, scale
 
     def forward(self, z):
-        x = torch.sigmoid(z @ self.w)
+        x = torch.sigmoid(z @ self.w) * self.scale
         return x if self.flat else x.reshape(-1, 1, 8, 8)
 
 
 def write_graph(path: Path, w: np.ndarray, *, reshape: bool = True, nan: bool = False, batch: int | str = "batch",
-                opset: int = 20) -> None:
+                opset: int = 20, scale: float = 1.0) -> None:
     nodes = [helper.make_node("MatMul", ["z", "W"], ["h"]), helper.make_node("Sigmoid", ["h"], ["s"])]
     inits = [numpy_helper.from_array(w, "W")]
     last = "s"
+    if scale != 1.0:  # values in [0, scale]
+        inits.append(numpy_helper.from_array(np.array(scale, np.float32), "SCALE"))
+        nodes.append(helper.make_node("Mul", [last, "SCALE"], ["s_scaled"]))
+        last = "s_scaled"
     if nan:
         inits.append(numpy_helper.from_array(np.array([np.nan], np.float32), "NAN"))
         nodes.append(helper.make_node("Mul", [last, "NAN"], ["s_nan"]))
@@ -59,6 +63,7 @@ class TinyModel(GenerativeModel):
     graph_kwargs: dict = {}
     torch_offset = 0.0
     declared_out = ("batch", 1, 8, 8)
+    declared_range: tuple = (0.0, 1.0)
 
     def train(self, data, config, progress):
         self.w = _weights(config.seed)
@@ -70,10 +75,11 @@ class TinyModel(GenerativeModel):
         directory.mkdir(parents=True, exist_ok=True)
         write_graph(directory / "g.onnx", self.w, **self.graph_kwargs)
         return OnnxBundle(directory, (GraphSpec("sample", "g.onnx", (TensorSpec("z", ("batch", Z), source="normal"),),
-                                                (TensorSpec("x", self.declared_out, low=0.0, high=1.0),)),))
+                                                (TensorSpec("x", self.declared_out, low=self.declared_range[0],
+                                                            high=self.declared_range[1]),)),))
 
     def torch_module(self, role):
-        return TinyTorch(self.w + self.torch_offset).eval()
+        return TinyTorch(self.w + self.torch_offset, scale=self.graph_kwargs.get("scale", 1.0)).eval()
 
 
 class WrongShapeModel(TinyModel):
@@ -90,6 +96,23 @@ class ParityModel(TinyModel):
 
 class FixedBatchModel(TinyModel):
     graph_kwargs = {"batch": 4}  # exporter fixed the batch axis
+
+
+class NaNRangeModel(TinyModel):
+    declared_range = (float("nan"), float("nan"))  # a NaN bound would switch the range check off
+
+
+class WideRangeModel(TinyModel):
+    declared_range = (-1.0, 1.0)  # a tanh range on a [0, 1] task
+
+
+class UnboundedModel(TinyModel):
+    declared_range = (None, None)
+    graph_kwargs = {"scale": 3.0}  # values in [0, 3]: outside digits' [0, 1], and nothing declared to catch it
+
+
+class ColourModel(TinyModel):
+    declared_out = ("batch", 3, 8, 8)  # three channels on a greyscale task
 
 
 class RaisingTrainModel(TinyModel):
@@ -141,7 +164,8 @@ FAKES = {
     "tiny-parity": "ParityModel", "tiny-fixed-batch": "FixedBatchModel", "tiny-raises": "RaisingTrainModel",
     "tiny-not-a-model": "NotAModel", "tiny-cached": "CachedModel", "tiny-wrong-restore": "WrongRestoreModel",
     "tiny-raising-restore": "RaisingRestoreModel", "tiny-raising-state": "RaisingStateModel",
-    "tiny-pickled-state": "PickledStateModel",
+    "tiny-pickled-state": "PickledStateModel", "tiny-nan-range": "NaNRangeModel", "tiny-wide-range": "WideRangeModel",
+    "tiny-unbounded": "UnboundedModel", "tiny-colour": "ColourModel",
 }
 
 

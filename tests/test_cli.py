@@ -127,13 +127,13 @@ def test_a_named_task_without_its_data_is_an_error_before_anything_is_written(fa
 
 
 def test_the_console_line_shows_every_metric_as_the_reports_do():
-    from genbench.runner import _headline
+    from genbench.runner import quality_summary
     from genbench.types import MetricValue
 
     quality = {"reverse-kl": MetricValue(0.5, "nats", False, floor=0.01), "nll": MetricValue(2.1, "nats", False),
                "kid": MetricValue(None, "", False, error="ValueError: boom"), "fd": MetricValue(40.0, "", False, floor=2.0),
                "coverage": MetricValue(0.7, "", True, floor=0.99)}
-    assert _headline(quality) == ("fd 40 (floor 2), kid failed, coverage 0.7 (floor 0.99), nll 2.1, "
+    assert quality_summary(quality) == ("fd 40 (floor 2), kid failed, coverage 0.7 (floor 0.99), nll 2.1, "
                                   "reverse-kl 0.5 (floor 0.01)")
 
 
@@ -170,3 +170,21 @@ def test_the_reproduce_command_spells_out_every_option_that_changes_a_result_or_
         "genbench run gan-mlp --profile default --seed 0 --device auto"
     assert "--executor ray --address ray://head:10001" in _reproduce({"all": True, "executor": "ray",
                                                                       "address": "ray://head:10001"})
+
+
+def test_python_m_genbench_schemas_has_help_and_one_line_errors():
+    import subprocess
+    import sys
+
+    def schemas(*args):
+        return subprocess.run([sys.executable, "-m", "genbench.schemas", *args], capture_output=True, text=True,
+                              timeout=60)
+
+    r = schemas("--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m genbench.schemas") and not r.stderr
+    r = schemas("genbench.nope/1")
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith("error: No shipped schema named 'genbench.nope/1'; known: ")
+    r = schemas()
+    assert r.returncode == 0 and "genbench.run/2" in r.stdout.splitlines()
+    assert json.loads(schemas("genbench.run/2").stdout)["title"].startswith("genbench run.json")

@@ -22,19 +22,19 @@ def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-def sample_graph(path, low=0.0, high=1.0, batch="N", data_input=False):
+def sample_graph(path, low=0.0, high=1.0, batch="N", data_input=False, channels=1):
     """z [N, 16] → x [N, 1, 8, 8] = low + (high - low) · sigmoid(z W): a linear 'generator' on digits."""
     from onnx import TensorProto, helper, numpy_helper, save
 
-    w = np.random.default_rng(0).standard_normal((Z, 64)).astype(np.float32)
+    w = np.random.default_rng(0).standard_normal((Z, 64 * channels)).astype(np.float32)
     nodes = [helper.make_node("MatMul", ["z", "W"], ["h"]), helper.make_node("Sigmoid", ["h"], ["s"]),
              helper.make_node("Mul", ["s", "scale"], ["m"]), helper.make_node("Add", ["m", "low"], ["f"]),
              helper.make_node("Reshape", ["f", "shape"], ["x"])]
     inits = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array(high - low, np.float32), "scale"),
              numpy_helper.from_array(np.array(low, np.float32), "low"),
-             numpy_helper.from_array(np.array([-1, 1, 8, 8], np.int64), "shape")]
+             numpy_helper.from_array(np.array([-1, channels, 8, 8], np.int64), "shape")]
     graph = helper.make_graph(nodes, "gen", [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, Z])],
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])], inits)
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, 8, 8])], inits)
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
     return path
 
@@ -104,6 +104,56 @@ def test_a_tanh_range_and_a_fixed_batch_axis_are_refused_with_their_fix(tmp_path
                                                            "--task", "digits"))
 
 
+@pytest.mark.parametrize("low, high, words", [
+    ("nan", "nan", "outputs.x.low='nan' is not a finite number"),  # NaN would switch the range check off
+    ("0", "inf", "outputs.x.high='inf' is not a finite number"),
+    ("1", "0", "outputs.x.low=1 is above outputs.x.high=0; give low <= high"),
+])
+def test_a_range_that_is_not_finite_or_inverted_is_refused_before_anything_is_written(tmp_path, builtins_only, low,
+                                                                                      high, words):
+    g = sample_graph(tmp_path / "gen.onnx", low=-2.0, high=2.0)  # its outputs leave digits' [0, 1]
+    line = one_error_line(invoke("run", "--onnx", g, "--role", "sample", "--task", "digits", "--out", tmp_path / "runs",
+                                 "--meta", "inputs.z.source=normal", "--meta", f"outputs.x.low={low}", "--meta",
+                                 f"outputs.x.high={high}"))
+    assert words in line and line.startswith("error: gen.onnx: ")
+    write_metadata(g, {"role": "sample", "inputs.z.source": "normal", "outputs.x.low": low, "outputs.x.high": high})
+    assert words in one_error_line(invoke("run", "--onnx", g, "--task", "digits", "--out", tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_graph_that_does_not_fit_the_task_or_its_role_is_refused_before_the_run(tmp_path, builtins_only):
+    rgb = sample_graph(tmp_path / "rgb.onnx", channels=3)
+    line = one_error_line(invoke("run", "--onnx", rgb, "--role", "sample", "--task", "digits", *FACTS,
+                                 "--out", tmp_path / "runs"))
+    assert "rgb.onnx: Graph 'sample' output 'x' is declared [batch, 3, 8, 8]; task 'digits' takes samples " \
+           "[batch, 1, 8, 8]" in line
+    g = sample_graph(tmp_path / "gen.onnx")
+    line = one_error_line(invoke("run", "--onnx", g, "--role", "sample", "--task", "ring8", "--meta",
+                                 "inputs.z.source=normal", "--out", tmp_path / "runs"))
+    assert "is declared [batch, 1, 8, 8]; task 'ring8' takes samples [batch, 2]" in line
+    line = one_error_line(invoke("run", "--onnx", g, "--role", "sample", "--task", "text", "--meta",
+                                 "inputs.z.source=normal", "--out", tmp_path / "runs"))
+    assert "Task 'text' is a text task, sampled and scored through a 'logits' graph" in line
+    line = one_error_line(invoke("run", "--onnx", g, "--role", "logits", "--task", "digits", "--out", tmp_path / "runs"))
+    assert "gen.onnx is not a logits graph: a logits graph takes one int64 tokens input [batch, seq]" in line
+    assert "this one takes z float32 [N, 16] and returns x float32 [N, 1, 8, 8] (a sample graph? give --role sample)" \
+        in line
+    line = one_error_line(invoke("run", "--onnx", tmp_path, "--role", "sample", "--task", "digits"))
+    assert f"--onnx {tmp_path} is a directory; give the .onnx file in it." in line
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan"])
+def test_a_bad_graph_size_cap_in_the_environment_is_one_line_naming_the_variable(tmp_path, builtins_only, monkeypatch,
+                                                                                 value):
+    g = sample_graph(tmp_path / "gen.onnx")
+    monkeypatch.setenv("GENBENCH_MAX_GRAPH_MB", value)
+    line = one_error_line(invoke("run", "--onnx", g, "--role", "sample", "--task", "digits", *FACTS))
+    assert line == f"error: $GENBENCH_MAX_GRAPH_MB={value!r} is not allowed: give a size in MiB, above 0 (or unset it)."
+    line = one_error_line(invoke("run", "baseline-gaussian", "--task", "digits", "--out", tmp_path / "runs"))
+    assert "$GENBENCH_MAX_GRAPH_MB" in line and not (tmp_path / "runs").exists()  # a plugin's: before any job
+
+
 def test_a_graph_given_by_flags_is_validated_sampled_scored_and_timed_in_onnx_runtime_only(tmp_path, builtins_only):
     g = sample_graph(tmp_path / "gen.onnx")
     r = invoke("run", "--onnx", g, "--role", "sample", *FACTS, "--task", "digits", "--profile", "smoke",
@@ -116,6 +166,15 @@ def test_a_graph_given_by_flags_is_validated_sampled_scored_and_timed_in_onnx_ru
     graph = job.export["graphs"]["sample"]
     assert graph["parity_max_abs_diff"] is None and graph["parity"].startswith("not available")
     assert graph["checked_batch_sizes"] == [1, 3, 8]
+    # what the graph was and what it was driven with: enough to reproduce the run (load_run checked the schema)
+    import hashlib
+
+    assert run.config["onnx"] == {
+        "graphs": [{"file": str(g), "sha256": hashlib.sha256(g.read_bytes()).hexdigest(), "role": "sample",
+                    "metadata": {}}],
+        "meta": {"inputs.z.source": "normal", "outputs.x.low": "0", "outputs.x.high": "1"}, "name": "Linear Gen"}
+    assert graph["inputs"] == [{"name": "z", "shape": ["batch", Z], "dtype": "float32", "source": "normal"}]
+    assert graph["outputs"] == [{"name": "x", "shape": ["batch", 1, 8, 8], "dtype": "float32", "low": 0.0, "high": 1.0}]
     fd = job.quality["fd"]
     assert fd.n == 500 and fd.floor is not None and fd.value > fd.floor
     assert job.timing["status"] == "done" and job.timing["torch_module"].startswith("not available")
@@ -162,4 +221,8 @@ def test_a_logits_graph_needs_its_context_length_then_gets_bits_per_byte(tmp_pat
     bpb = job.quality["bpb"]
     assert 7.0 < bpb.value < 12.0  # a random table: near (or worse than) a uniform model's 8 bits per byte
     assert job.export["graphs"]["logits"]["parity"].startswith("not available")
+    logits = job.export["graphs"]["logits"]
+    assert logits["inputs"][0] == {"name": "tokens", "shape": ["batch", "seq"], "dtype": "int64", "source": "tokens",
+                                   "vocab": 256} and logits["attrs"] == {"context_length": 16}
+    assert r.config["onnx"]["graphs"][0]["metadata"] == {"role": "logits", "context_length": "16"}
     assert job.timing == {"status": "off", "reason": "timing switched off (--no-timing)"}

@@ -170,3 +170,15 @@ def test_the_built_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert {m["name"] for m in listing["models"]} == {"baseline-gaussian", "baseline-train-copy", "baseline-unigram",
                                                       "baseline-bigram"}  # no plugin is installed there
     assert {"digits", "text", "ring8", "grid25"} <= {t["name"] for t in listing["tasks"]}
+
+
+def test_the_readme_names_every_runtime_dependency():
+    """README's 'genbench itself needs ...' sentence lists what pip will install: each runtime dependency."""
+    import re
+
+    from packaging.requirements import Requirement
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    (sentence,) = re.findall(r"genbench itself needs (.*?)\)\.", readme)
+    for requirement in _pyproject()["project"]["dependencies"]:
+        assert Requirement(requirement).name in sentence, requirement

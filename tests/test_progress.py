@@ -279,3 +279,61 @@ def test_job_progress_forwards_steps_at_a_bounded_rate_and_never_raises():
     assert got == [(1, 100, {"loss\\x1b[2J": 1.0}), (100, 100, {"loss\\x1b[2J": 100.0})]  # first and last; escaped
     progress(1, 2, {"loss": "not a number"})  # a plugin's odd call is ignored
     JobProgress("y")(1, 2, {"loss": 1.0})  # no display: nothing happens
+
+
+def test_before_any_unit_the_display_says_what_the_run_does_and_never_shows_an_eta_of_zero_with_work_left(tmp_path):
+    display = RunDisplay("off", print, title="genbench run R", history=UnitHistory(tmp_path))
+    assert display.status_lines() == ["starting · elapsed 0:00 · genbench run R"]
+    display.note("loading task digits")
+    assert display.status_lines() == ["loading task digits · elapsed 0:00 · genbench run R"]  # not "0/0 units done"
+
+    history = UnitHistory(tmp_path)
+    history.record("m|t|smoke|cpu|trained", 0.2)  # last time it took 0.2 s: the estimate is used up at once
+    history.record("m|t|smoke|cpu|timing", 0.0)
+    stream = Stream()
+    display = RunDisplay("plain", print, history=history, stream=stream)
+    display.add(1, "m on t", "build", "m|t|smoke|cpu|trained", expected_total=2)
+    display.add(2, "m on t (timing)", "timing", "m|t|smoke|cpu|timing")
+    display.started(1)
+    time.sleep(0.3)  # past its estimate, still running
+    assert display.eta() == pytest.approx(0.0, abs=1e-9) and "ETA finishing" in display.status_lines()[0]
+    display.finished(1, "ok")
+    assert stream.text.splitlines()[-1].endswith("1/2 done, elapsed 0:00, ETA finishing")  # the timing unit is left
+    display.started(2)
+    display.finished(2, "ok")
+    assert stream.text.splitlines()[-1].endswith("2/2 done, elapsed 0:00, ETA 0:00")  # only when all is done
+
+
+def test_results_go_to_stdout_and_notes_and_warnings_to_stderr(capsys):
+    from genbench.ui import console_echo
+
+    echo = console_echo()
+    for line in ("run R: 1 job", "note: --device auto fell back to CPU", "  note: scored the first 1,347",
+                 "warning: plugin 'x' failed", "  built   m on t: fd 3"):
+        echo(line)
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["run R: 1 job", "  built   m on t: fd 3"]
+    assert err.splitlines() == ["note: --device auto fell back to CPU", "  note: scored the first 1,347",
+                                "warning: plugin 'x' failed"]
+    console_echo(quiet=True)("note: hidden")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_the_header_counts_one_job_in_the_singular_and_no_more_at_once_than_there_is(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import fakes
+    from click.testing import CliRunner
+
+    import genbench.plugins as plugins
+    import genbench.runtime as runtime
+    from genbench.cli import cli
+
+    ep = SimpleNamespace(name="fakes", dist=None, load=lambda: fakes.FakePlugin)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep] if group == "genbench" else [])
+    monkeypatch.setattr(runtime, "choose_device", lambda device: ("cpu", "--device auto fell back to CPU: no GPU here"))
+    r = CliRunner().invoke(cli, ["run", "tiny-ok", "--task", "digits", "--jobs", "4", "--no-baselines", "--no-timing",
+                                 "--executor", "inline", "--profile", "smoke", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert re.search(r"^run \S+: 1 job, profile smoke, device cpu, 1 at a time \(timing alone\)$", r.stdout, re.M)
+    assert "note: --device auto fell back to CPU: no GPU here" in r.stderr and "note:" not in r.stdout

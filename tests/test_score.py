@@ -2,6 +2,11 @@
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -139,6 +144,11 @@ def test_a_png_folder_is_read_as_greyscale_images_of_the_task(digits, tmp_path, 
     assert "scored  pngs: fd" in r.output and "(floor" in r.output
     run = genbench.load_run(next((tmp_path / "runs").iterdir()))
     assert run.command.startswith("genbench score") and run.jobs[0].quality["fd"].n == 60
+    # the console line shows every metric the row has, as a run's does (not three of thirteen)
+    (line,) = [line for line in r.stdout.splitlines() if line.startswith("  scored  pngs: ")]
+    assert len(run.jobs[0].quality) >= 10
+    for name, metric in run.jobs[0].quality.items():
+        assert f" {name} {metric.value:.4g}" in line or f" {name} failed" in line, (name, line)
 
 
 # --------------------------------------------------------------------------- text
@@ -189,6 +199,16 @@ def _bad_inputs(tmp_path, digits):
     cases["missing.npy"] = (None, "does not exist")
     (tmp_path / "samples.txt").write_text("hello")
     cases["samples.txt"] = (None, "give an .npy or .npz array")
+    (tmp_path / "text.npy").write_text("hello")  # not pickled data: not an .npy file at all
+    cases["text.npy"] = (None, "text.npy is not a valid .npy file (no .npy header); write it with np.save.")
+    (tmp_path / "text.npz").write_text("hello")
+    cases["text.npz"] = (None, "text.npz is not a valid .npz file (not a zip archive); write it with np.savez.")
+    # just outside [0, 1] (rounding, an overshoot): clip, not the 0-255 hint; real 0-255 floats: divide by 255
+    np.save(tmp_path / "overshoot.npy", np.clip(x, 0.001, 1.0) + 0.001)
+    cases["overshoot.npy"] = (None, "outside task 'digits's range [0, 1]: slightly outside; clip them to the range "
+                                    "(np.clip(x, 0, 1))")
+    np.save(tmp_path / "bytes.npy", x * 255)
+    cases["bytes.npy"] = (None, "0-255 pixel values? divide by 255")
     return {name: words for name, (_, words) in cases.items()}
 
 
@@ -215,6 +235,19 @@ def test_short_text_and_a_colour_png_are_refused(digits, tmp_path, builtins_only
     plt.imsave(folder / "0.png", digits.test_x[0, 0])  # viridis: a colour image
     r = invoke("score", folder, "--task", "digits", "--out", tmp_path)
     assert r.exit_code == 1 and "is a colour image" in r.output and "cmap='gray'" in r.output
+
+
+def test_a_str_is_a_path_and_text_in_a_str_is_refused_saying_pass_bytes(tmp_path):
+    from genbench.errors import ConfigError, DataError
+
+    for text in ("some generated text", "some generated text " * 50, "line one\nline two"):
+        with pytest.raises(ValueError, match=r"is not a file: a str is read as a path; to score text held in a str, "
+                                             r"pass its bytes \(text.encode\('utf-8'\)\)") as caught:
+            genbench.score(text, task="text", out=tmp_path, host=host())
+        assert isinstance(caught.value, ConfigError) and "\n" not in str(caught.value)
+    with pytest.raises(DataError, match="does not exist"):  # an image task: no OSError either
+        genbench.score("x" * 5000 + ".npy", task="digits", out=tmp_path, host=host())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_more_samples_than_the_training_split_are_capped_and_said(digits, tmp_path):
@@ -244,3 +277,41 @@ def test_a_row_whose_every_metric_fails_is_failed_with_exit_1(digits, tmp_path, 
     assert r.exit_code == 1 and "FAILED  x in quality:" in r.output and "extractor weights missing" in r.output
     run = genbench.load_run(next((tmp_path / "runs").iterdir()))
     assert run.jobs[0].status == "failed" and run.jobs[0].error.phase == "quality"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_score_says_so_in_one_line_and_leaves_no_half_written_run(digits, tmp_path, signum):
+    """Ctrl-C or SIGTERM while the samples are scored: exit 1, one line, and no run directory whose run.json has
+    no rows and no finished_at (score has nothing to resume)."""
+    np.save(tmp_path / "x.npy", digits.test_x[:60])
+    script = tmp_path / "score.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        import genbench.harness as harness
+        from genbench.cli import main
+
+        def held(*args, **kwargs):  # the metrics take a while: the signal comes while they run
+            print("scoring", flush=True)
+            time.sleep(60)
+
+        harness.score = held
+        main(["score", {str(tmp_path / "x.npy")!r}, "--task", "digits", "--out", {str(tmp_path / "runs")!r}])
+    """))
+    env = {**os.environ, "GENBENCH_DISABLE_PLUGINS": "gan,vae,autoregressive,example"}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        assert proc.stdout.readline().strip().endswith("with baselines")  # the run directory is made
+        assert proc.stdout.readline().strip() == "scoring"
+        assert len(list((tmp_path / "runs").iterdir())) == 1
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    name = signal.Signals(signum).name
+    assert proc.returncode == 1, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: Interrupted ({name}): genbench score keeps no partial run; "
+                                                   "its unfinished run directory "), err
+    assert lines[0].endswith(" was removed. Run it again.") and "Aborted" not in err
+    assert list((tmp_path / "runs").iterdir()) == []

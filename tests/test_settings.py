@@ -196,6 +196,53 @@ def test_a_mistake_is_one_line_naming_the_file_the_key_and_what_is_allowed(tmp_p
         assert w in message, message
 
 
+@pytest.mark.parametrize("file, text, words", [
+    ("genbench.toml", 'models = ["tiny-ol"]\n', "models = ['tiny-ol'] is not allowed: Unknown model 'tiny-ol'. "
+                                                  "Did you mean 'tiny-ok'"),
+    ("genbench.toml", 'models = ["tiny-ok"]\ntasks = ["digitz"]\n', "tasks = ['digitz'] is not allowed: Unknown task "
+                                                                   "'digitz'. Did you mean 'digits'?"),
+    ("pyproject.toml", '[tool.genbench]\nmodels = ["tiny-ok", "tiny-okk"]\n',
+     "pyproject.toml [tool.genbench]: models = ['tiny-ok', 'tiny-okk'] is not allowed: Unknown model 'tiny-okk'"),
+])
+def test_an_unknown_name_in_a_file_is_one_line_naming_the_file_and_the_key(fake_host, tmp_path, file, text, words):
+    path = write(tmp_path / file, text)
+    with pytest.raises(ConfigError) as caught:
+        genbench.run(host=fake_host, settings=tmp_path, out=tmp_path / "runs", device="cpu")
+    message = str(caught.value)
+    assert message.startswith(str(path)) and words in message and "\n" not in message, message
+    assert not (tmp_path / "runs").exists()  # checked before anything is made, the --out folder included
+    with pytest.raises(genbench.errors.UnknownNameError, match="^Unknown model 'gam-mlp'"):  # a flag's: as before
+        genbench.run(["gam-mlp"], host=fake_host, settings=False, out=tmp_path / "runs")
+
+
+@pytest.mark.parametrize("value, zero, words", [
+    ("abc", False, "$GENBENCH_X='abc' is not allowed: give seconds, above 0 (or unset it)."),
+    ("-1", True, "$GENBENCH_X='-1' is not allowed: give seconds, 0 or more (or unset it)."),
+    ("nan", True, "$GENBENCH_X='nan' is not allowed"),
+    ("inf", True, "$GENBENCH_X='inf' is not allowed"),
+    ("0", False, "$GENBENCH_X='0' is not allowed: give seconds, above 0"),
+])
+def test_a_numeric_environment_variable_is_checked_and_named(monkeypatch, value, zero, words):
+    from genbench.settings import env_number
+
+    monkeypatch.setenv("GENBENCH_X", value)
+    with pytest.raises(ConfigError) as caught:
+        env_number("GENBENCH_X", 60.0, "seconds", zero=zero)
+    assert str(caught.value) == words or str(caught.value).startswith(words)
+    for good, want in (("2.5", 2.5), (" 0 ", 0.0), ("", 60.0)):
+        monkeypatch.setenv("GENBENCH_X", good)
+        assert env_number("GENBENCH_X", 60.0, "seconds", zero=True) == want
+    monkeypatch.delenv("GENBENCH_X")
+    assert env_number("GENBENCH_X", 60.0, "seconds") == 60.0
+
+
+def test_a_bad_plugin_timeout_is_one_line_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("GENBENCH_PLUGIN_TIMEOUT", "abc")
+    r = CliRunner().invoke(cli, ["list"])
+    assert r.exit_code == 1 and r.output.strip() == ("error: $GENBENCH_PLUGIN_TIMEOUT='abc' is not allowed: give "
+                                                     "seconds, 0 or more (or unset it).")
+
+
 def test_a_mistake_in_pyproject_names_its_table(tmp_path):
     write(tmp_path / "pyproject.toml", "[tool.genbench]\nprofile = 1\n")
     with pytest.raises(ConfigError, match=r"pyproject.toml \[tool.genbench\]: profile = 1 is not allowed"):
@@ -269,7 +316,7 @@ def test_the_results_schema_doc_names_every_config_field_and_every_shipped_schem
     config_table = doc.split("## `config`: every field")[1].split("\n## ")[0]
     write(tmp_path / "genbench.toml", '[profiles.q]\nbased_on = "smoke"\n')
     result = _run(fake_host, tmp_path, tmp_path, models=["tiny-ok"], tasks=["digits"], profile="q")
-    fields = set(result.config) | {"resumed_at", "samples"}  # after a --resume; in genbench score's runs
+    fields = set(result.config) | {"resumed_at", "samples", "onnx"}  # after a --resume; score's runs; run --onnx
     documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?(?:, `([a-z_]+)`)?", config_table, re.M))
     names = {n for row in documented for n in row if n}
     assert fields <= names, fields - names

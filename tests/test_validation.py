@@ -88,3 +88,54 @@ def test_checker_rejects_a_corrupt_graph(tmp_path):
                               (genbench.TensorSpec("x", ("batch", 64)),))
     with pytest.raises(BundleError, match="onnx.checker"):
         check_graph_file(path, spec)
+
+
+@pytest.mark.parametrize("model, phase, words", [
+    ("tiny-nan-range", "export", ["TensorSpec 'x': low nan must be a finite number"]),
+    ("tiny-wide-range", "validate", ["declared in [-1, 1], outside task 'digits's value range [0, 1]",
+                                     "(a tanh output?"]),
+    ("tiny-colour", "validate", ["declared [batch, 3, 8, 8]; task 'digits' takes samples [batch, 1, 8, 8]"]),
+    ("tiny-unbounded", "validate", ["has values in [", "outside task 'digits's value range [0, 1]"]),
+])
+def test_a_plugin_graph_whose_range_or_shape_does_not_fit_the_task_fails_its_own_job(fake_host, tmp_path, model,
+                                                                                     phase, words):
+    """The range check a NaN bound switched off, a range wider than the task's, a shape that is not the task's, and
+    values outside the task's range that nothing declared: each fails the plugin's job before a number is made."""
+    result = genbench.run([model, "tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                          baselines=False, device="cpu", timing=False)
+    job = _job(result, model)
+    assert (job.status, job.error.phase) == ("failed", phase), job.error
+    for w in words:
+        assert w in job.error.message, job.error.message
+    assert job.quality == {} and _job(result, "tiny-ok").status == "ok"
+
+
+def test_tensor_ranges_are_finite_ordered_plain_floats():
+    import numpy as np
+
+    from genbench.errors import SpecError
+
+    for low, high in ((float("nan"), 1.0), (0.0, float("inf")), (True, 1.0), ("0", 1.0), (1.0, 0.0)):
+        with pytest.raises(SpecError, match="finite number|is above high"):
+            genbench.TensorSpec("x", ("batch", 2), low=low, high=high)
+    spec = genbench.TensorSpec("x", ("batch", 2), low=np.float32(0), high=1)
+    assert (spec.low, spec.high) == (0.0, 1.0) and type(spec.low) is float and type(spec.high) is float
+    assert genbench.TensorSpec("x", ("batch", 2)).low is None  # None: no bound
+
+
+def test_a_plugin_job_whose_every_metric_fails_is_failed_with_the_first_error(fake_host, tmp_path, monkeypatch):
+    import genbench.harness as harness
+    from genbench.types import MetricValue
+
+    def nothing(task, samples, metrics, seed, likelihood, config):
+        return ({"fd": MetricValue(None, "", False, error="RuntimeError: extractor weights missing"),
+                 "kid": MetricValue(None, "", False, error="ValueError: shapes differ")},
+                {"fd": "RuntimeError: extractor weights missing", "kid": "ValueError: shapes differ"})
+
+    monkeypatch.setattr(harness, "score", nothing)
+    result = genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                          baselines=False, device="cpu", timing=False, executor="inline")
+    (job,) = result.jobs
+    assert (job.status, job.error.phase, job.error.type) == ("failed", "quality", "MetricError")
+    assert job.error.message == "every quality metric failed; the first, 'fd': RuntimeError: extractor weights missing"
+    assert job.seed_results[0].quality["fd"].error and result.failed  # the metrics' own errors are kept

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -17,10 +17,12 @@ MAX_GRAPH_ENV = "GENBENCH_MAX_GRAPH_MB"
 
 
 def max_graph_bytes() -> int:
-    import os
+    """The cap on a graph file's size: ``$GENBENCH_MAX_GRAPH_MB`` MiB (a number above 0), else 1 GiB."""
+    from ..settings import env_number
 
-    value = os.environ.get(MAX_GRAPH_ENV)
-    return int(float(value) * 2**20) if value else MAX_GRAPH_BYTES
+    return int(env_number(MAX_GRAPH_ENV, MAX_GRAPH_BYTES / 2**20, "a size in MiB") * 2**20)
+
+
 CHECK_BATCH_SIZES = (1, 3, 8)  # three sizes: exporters can silently fix a symbolic axis
 PARITY_BATCH = 8
 PARITY_ATOL = 1e-4
@@ -114,6 +116,8 @@ def check_role_contract(graph: GraphSpec, dataset: Any = None) -> None:
             raise BundleError(f"Graph 'sample' input {leaked[0]!r} has source 'data': a sample graph must not take "
                               "the test split (its samples would be scored against the data they came from); "
                               "draw its inputs from 'normal', 'uniform' or 'tokens'.")
+        if dataset is not None and dataset.kind in ("image", "points"):
+            _check_sample_fits(graph, dataset)
     if graph.role == "logits":
         _check_logits_contract(graph, dataset)
     if graph.role == "elbo":
@@ -126,6 +130,54 @@ def check_role_contract(graph: GraphSpec, dataset: Any = None) -> None:
         k = graph.attrs.get("importance_samples", 1)
         if not isinstance(k, int) or k < 1:
             raise BundleError(f"Graph 'elbo': attrs['importance_samples'] must be a positive int, got {k!r}.")
+
+
+def _check_sample_fits(graph: GraphSpec, dataset: Any) -> None:
+    """A sample graph draws the task's examples: its first output has the task's shape (an axis left symbolic is
+    checked on the real outputs, :func:`check_samples_fit_task`), and on image tasks its declared value range lies
+    inside the task's (what the metrics and feature extractors take)."""
+    out, want = graph.outputs[0], tuple(dataset.shape)
+    if len(out.shape) != len(want) + 1 or any(isinstance(d, int) and d != w for d, w in zip(out.shape[1:], want)):
+        raise BundleError(f"Graph 'sample' output '{out.name}' is declared {_shape(out.shape)}; task "
+                          f"'{dataset.name}' takes samples {_shape(('batch', *want))}.")
+    lo, hi = dataset.value_range
+    if dataset.kind == "image" and ((out.low is not None and out.low < lo) or (out.high is not None and out.high > hi)):
+        declared = f"[{_bound(out.low)}, {_bound(out.high)}]"
+        hint = " (a tanh output? end the graph with (x + 1) / 2)" if (out.low, out.high) == (-1.0, 1.0) else ""
+        raise BundleError(f"Graph 'sample' output '{out.name}' is declared in {declared}, outside task "
+                          f"'{dataset.name}'s value range [{lo:g}, {hi:g}]{hint}; rescale it in the graph.")
+
+
+def _bound(value: float | None) -> str:
+    return "unbounded" if value is None else f"{value:g}"
+
+
+def check_samples_fit_task(graph: GraphSpec, samples: np.ndarray, dataset: Any) -> None:
+    """What a sample graph returned is the task's: its shape (image and points tasks), and on image tasks values
+    in the task's range, declared or not (a graph with no declared range is still never scored on values the
+    task cannot hold)."""
+    if dataset is None or dataset.kind not in ("image", "points"):
+        return
+    name, want = graph.outputs[0].name, tuple(dataset.shape)
+    if tuple(samples.shape[1:]) != want:
+        raise BundleError(f"Graph '{graph.role}' output '{name}' has shape {_shape(samples.shape)}; task "
+                          f"'{dataset.name}' takes samples {_shape(('batch', *want))}.")
+    lo, hi = dataset.value_range
+    if dataset.kind != "image" or not samples.size:
+        return
+    bottom, top = float(samples.min()), float(samples.max())
+    if bottom < lo - RANGE_TOL or top > hi + RANGE_TOL:
+        raise BundleError(f"Graph '{graph.role}' output '{name}' has values in [{bottom:.4g}, {top:.4g}], outside "
+                          f"task '{dataset.name}'s value range [{lo:g}, {hi:g}]; rescale it in the graph (and "
+                          "declare low/high).")
+
+
+def check_roles_fit_task(roles: Sequence[str], dataset: Any) -> None:
+    """The graphs a task is scored through are there: text is sampled and scored by a ``logits`` graph."""
+    if dataset is not None and dataset.kind == "text" and "logits" not in roles:
+        raise BundleError(f"Task '{dataset.name}' is a text task, sampled and scored through a 'logits' graph "
+                          f"(int64 tokens [batch, seq] -> logits [batch, seq, {dataset.vocab}]); the graphs given are: "
+                          f"{', '.join(roles) or 'none'}.")
 
 
 def _check_logits_contract(graph: GraphSpec, dataset: Any) -> None:
@@ -210,6 +262,7 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | Non
     if not any(g.role in ("sample", "logits") for g in bundle.graphs):
         raise BundleError(f"The bundle has no 'sample' or 'logits' graph (it has {[g.role for g in bundle.graphs]}); "
                           "genbench draws the samples it scores from one of them.")
+    check_roles_fit_task([g.role for g in bundle.graphs], dataset)
     report: dict[str, dict[str, Any]] = {}
     for graph in bundle.graphs:
         check_role_contract(graph, dataset)
@@ -236,8 +289,10 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | Non
                 raise BundleError(f"Graph '{graph.role}' fails in ONNX Runtime at {where}: {_ort_message(exc)}") from exc
             check_outputs(graph.role, outs, graph.outputs, {"batch": b, **_sizes(graph, feeds)})
             check_role_values(graph, outs)
+            if graph.role == "sample":
+                check_samples_fit_task(graph, outs[0], dataset)
         parity_extra = checks[-1][1]
-        report[graph.role] = _graph_report(path, proto, checks, session)
+        report[graph.role] = _graph_report(path, proto, checks, session, graph)
         if torch_module is None:  # a graph supplied as a file (genbench run --onnx): nothing to check it against
             report[graph.role].update(parity_max_abs_diff=None, parity_tolerance=None, parity=PARITY_NOT_AVAILABLE)
             continue
@@ -267,10 +322,18 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | Non
 PARITY_NOT_AVAILABLE = "not available: no torch module (graph supplied as an ONNX file)"
 
 
-def _graph_report(path: Path, proto: Any, checks: list, session: Any) -> dict[str, Any]:
+def _graph_report(path: Path, proto: Any, checks: list, session: Any, graph: GraphSpec) -> dict[str, Any]:
+    """``export.graphs.<role>``: the file, and what the graph was driven with (each input's source, each
+    output's declared range, the role's attributes), as validated."""
+    def tensors(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in t.to_dict().items() if v is not None} for t in specs]
+
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None),
-            "checked_batch_sizes": [b for b, _ in checks], "providers": session.get_providers()}
+            "checked_batch_sizes": [b for b, _ in checks], "providers": session.get_providers(),
+            "inputs": tensors(graph.inputs), "outputs": tensors(graph.outputs),
+            "attrs": {str(k): v for k, v in graph.attrs.items()  # a plugin's own values: JSON scalars only
+                      if isinstance(v, (str, bool, int)) or (isinstance(v, float) and np.isfinite(v))}}
 
 
 def _ort_message(exc: Exception) -> str:
