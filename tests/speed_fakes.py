@@ -89,7 +89,7 @@ class HungryModel(TinyModel):
     """Allocates (and touches) HUNGRY_MB while training, then frees it; saves no state, so the timing stage
     trains it again, in its own process, before it times."""
 
-    hungry_mb = 300
+    hungry_mb = 600  # well above what the timing loops themselves add to the process (sessions, graphs: ~100 MiB)
 
     def train(self, data, config, progress):
         hog = np.ones(self.hungry_mb * 2**20 // 8)

@@ -160,8 +160,9 @@ def test_one_runtime_failing_loses_only_its_own_records(tmp_path):
 
 @pytest.mark.parametrize("executor", ["process", "inline"])
 def test_peak_rss_of_a_job_that_allocates_before_timing(tmp_path, executor):
-    """The model allocates 300 MiB while training, in the build stage and again in the timing stage (it saves
-    no state, so timing trains it again): the job's peak shows it, the timing loops' own peak does not."""
+    """The model allocates 600 MiB while training, in the build stage and again in the timing stage (it saves
+    no state, so timing trains it again): the job's peak shows it, the timing loops' own peak does not (they
+    add their sessions and graphs to the process's resident memory, some 100 MiB, so the margin is 400)."""
     from fakes import FakePlugin
 
     from genbench.plugins import make_plugin_manager
@@ -173,9 +174,9 @@ def test_peak_rss_of_a_job_that_allocates_before_timing(tmp_path, executor):
     assert job.status == "ok" and job.timing["torch_module"].startswith("trained again")
     mem = job.memory
     assert mem["peak_rss_timing_scope"] == "timing loops only (peak reset before them)"
-    assert mem["peak_rss_mb_build"] >= 300
-    assert mem["peak_rss_mb_timing_process"] >= mem["peak_rss_mb_timing"] + 250  # the retraining, before the loops
-    assert mem["peak_rss_mb"] >= mem["peak_rss_mb_timing"] + 250
+    assert mem["peak_rss_mb_build"] >= 600
+    assert mem["peak_rss_mb_timing_process"] >= mem["peak_rss_mb_timing"] + 400  # the retraining, before the loops
+    assert mem["peak_rss_mb"] >= mem["peak_rss_mb_timing"] + 400
     assert mem["peak_rss_mb"] == max(mem["peak_rss_mb_build"], mem["peak_rss_mb_timing_process"])
 
 
