@@ -265,7 +265,12 @@ def write_logits_graph(path: Path, vocab: int = 256, positions: int | None = Non
                   helper.make_node("Range", ["ZERO_I", "seq", "ONE_I"], ["idx"]),
                   helper.make_node("Gather", ["POS", "idx"], ["pos"], axis=0),
                   helper.make_node("Add", ["z", "pos"], ["logits"])]
-    graph = helper.make_graph(nodes, "uniform", [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"])],
+    save_logits_graph(path, "uniform", nodes, inits, vocab)
+
+
+def save_logits_graph(path, name: str, nodes: list, inits: list, vocab: int) -> None:
+    """A ``logits`` graph (int64 tokens [batch, seq] → float logits [batch, seq, vocab]) made of ``nodes``."""
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", vocab])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     model.ir_version = 10

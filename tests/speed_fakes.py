@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import genbench
-from fakes import TinyModel
+from fakes import TinyModel, save_logits_graph
 from genbench import GenerativeModel, GraphSpec, ModelSpec, OnnxBundle, TensorSpec, TrainSummary
 
 K = 192  # the heavy part of a call: two K×K matmuls, whatever the batch and sequence length
@@ -41,13 +40,7 @@ def write_constant_cost_logits(path: Path, vocab: int) -> None:
              helper.make_node("Unsqueeze", ["tf", "LAST"], ["tu"]),
              helper.make_node("Mul", ["tu", "ZEROS"], ["z"]),
              helper.make_node("Add", ["z", "r0"], ["logits"])]
-    graph = helper.make_graph(nodes, "constant-cost", [helper.make_tensor_value_info("tokens", TensorProto.INT64,
-                                                                                     ["batch", "seq"])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", vocab])],
-                              inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
-    model.ir_version = 10
-    onnx.save(model, str(path))
+    save_logits_graph(path, "constant-cost", nodes, inits, vocab)
 
 
 class ConstantCostLogits(torch.nn.Module):
