@@ -14,24 +14,26 @@ from .errors import (BundleError, ConfigError, DataError, DataUnavailableError, 
 from .export import export_torch_module
 from .hookspecs import hookimpl, hookspec
 from .model import GenerativeModel, Progress
-from .plugins import make_plugin_manager
 from .types import (DatasetSpec, GraphSpec, JobResult, MetricSpec, MetricValue, ModelSpec, OnnxBundle, PerfRecord,
                     ReporterSpec, RunResult, TensorSpec, TrainConfig, TrainSummary)
 
 
 if TYPE_CHECKING:  # the real functions and signatures, for type checkers and IDEs
-    from .onnx_model import run_onnx
+    from .onnx_command import run_onnx
+    from .plugins import make_plugin_manager
     from .results import load_run
     from .runner import run
     from .score_samples import score
 
 #: public functions defined in other modules, imported when first used (they import numpy, and runs import torch)
-_LAZY = {"run": "runner", "score": "score_samples", "run_onnx": "onnx_model", "load_run": "results"}
+_LAZY = {"run": "runner", "score": "score_samples", "run_onnx": "onnx_command", "load_run": "results",
+         "make_plugin_manager": "plugins"}
 
 
 def __getattr__(name: str) -> Any:
     """``genbench.run`` (:func:`genbench.runner.run`, what ``genbench run`` calls), ``genbench.score``
-    (:func:`genbench.score_samples.score`), ``genbench.run_onnx`` and ``genbench.load_run``: the functions
+    (:func:`genbench.score_samples.score`), ``genbench.run_onnx``, ``genbench.load_run`` and
+    ``genbench.make_plugin_manager``: the functions
     themselves, with their own signatures and docstrings, imported on first use."""
     if name in _LAZY:
         import importlib

@@ -2,8 +2,9 @@
 
 With several training seeds every quality metric becomes the mean over seeds, with the standard deviation
 across seeds and a 95% Student-t interval of the mean (``scipy.stats.t``); each seed's value is kept in
-``per_seed``. The comparability key records how many seeds were averaged, so a 3-seed mean never shares a
-ranked column with a single run.
+``per_seed``. The comparability key records how many seeds were averaged (``seeds``), so a 3-seed mean never
+shares a ranked column with a single run, and which (``seed_ids``). A mean over seeds has no sampling interval of
+its own: its t-interval over the seeds (``ci95``) holds each seed's sampling noise.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def aggregate_metric(name: str, seeds: Sequence[SeedResult]) -> MetricValue:
     values = [s.quality.get(name) for s in seeds]
     first = next(v for v in values if v is not None)
     per_seed = tuple(None if v is None else v.value for v in values)
-    key = {**(first.key or {}), "seeds": len(seeds)}
+    key = {**(first.key or {}), "seeds": len(seeds), "seed_ids": [int(s.seed) for s in seeds]}
     missing = [s.seed for s, v in zip(seeds, values) if v is None or v.value is None]
     if len(seeds) == 1:
         return replace(first, key=key, per_seed=per_seed)
@@ -48,11 +49,11 @@ def aggregate_metric(name: str, seeds: Sequence[SeedResult]) -> MetricValue:
                    if v is None or v.value is None}
         text = "; ".join(f"seed {seed}: {why}" for seed, why in reasons.items())
         return replace(first, value=None, key=key, per_seed=per_seed, error=f"no value for every seed ({text})",
-                       std=None, stderr=None)
+                       std=None, stderr=None, interval=None, interval_of=None)
     mean, std, ci = t_interval([float(v) for v in per_seed])
     return replace(first, value=mean, key=key, per_seed=per_seed, seed_std=std, ci95=ci,
                    floor=_mean_or_none([v.floor for v in values]), std=_mean_or_none([v.std for v in values]),
-                   stderr=_mean_or_none([v.stderr for v in values]), error=None,
+                   stderr=_mean_or_none([v.stderr for v in values]), error=None, interval=None, interval_of=None,
                    params=_flagged_params(first.params, [(s.seed, v) for s, v in zip(seeds, values)]))
 
 

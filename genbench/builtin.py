@@ -27,6 +27,10 @@ def genbench_register_datasets(register):
 def genbench_register_metrics(register):
     register(MetricSpec("fd", ("image",), "genbench.metrics.builtin:FrechetDistance", "", False,
                         "Frechet distance to the test split in the task's fixed feature space"))
+    register(MetricSpec("fd-inf", ("image",), "genbench.metrics.builtin:FrechetDistanceInfinity", "", False,
+                        "FD extrapolated to infinitely many samples (Chong & Forsyth 2020), beside FD"))
+    register(MetricSpec("fid", ("image",), "genbench.metrics.builtin:FrechetInceptionDistance", "", False,
+                        "FID: Frechet distance to the test split in the 2015 Inception's pool3 (--features inception)"))
     for name, factory, unit, higher, desc in (
         ("kid", "KernelInceptionDistance", "", False, "Kernel inception distance (unbiased MMD^2, cubic kernel) to the test split"),
         ("precision", "Precision", "", True, "Improved precision (k=3): samples inside the test split's manifold"),

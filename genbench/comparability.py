@@ -8,6 +8,11 @@ seeds averaged. Leaderboards and ``genbench compare`` rank or diff two numbers o
 is equal; otherwise they split them and name the fields that differ. The genbench version and commit
 are recorded beside each row, not keyed: a pull-request gate compares two commits by design.
 
+The key also records which seeds made a number (``seed_ids``, beside the count ``seeds``): not a field two
+numbers must share, since a mean over seeds 0–2 and one over seeds 3–5 estimate the same thing, but what
+``genbench leaderboard`` pools on (runs of one key that differ only in their seeds become one mean over the
+union) and what ``genbench compare`` checks (two single-seed runs with different seeds are refused).
+
 A ``genbench.run/1`` file predates keys: what it does not say is :data:`UNKNOWN`, which is equal to
 nothing, not even another :data:`UNKNOWN` (two runs that do not say what they measured cannot be shown to
 have measured the same thing): such numbers are never ranked or diffed beside another run's.
@@ -49,6 +54,14 @@ def key_of(metric: Any, task: str | None = None) -> dict[str, Any]:
                "n": getattr(metric, "n", None), "variant": params.get("variant", UNKNOWN),
                "bound": params.get("bound", UNKNOWN), "profile": UNKNOWN, "seeds": UNKNOWN}
     return {f: key.get(f, UNKNOWN) for f in KEY_FIELDS}
+
+
+def seed_ids(metric: Any) -> tuple[int, ...] | None:
+    """The training seeds that made ``metric`` (``key["seed_ids"]``), or None where the key does not record them."""
+    ids = (getattr(metric, "key", None) or {}).get("seed_ids")
+    if isinstance(ids, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return tuple(ids)
+    return None
 
 
 def unknown_fields(key: Mapping[str, Any]) -> list[str]:
@@ -95,4 +108,4 @@ def describe(key: Mapping[str, Any], fields: Iterable[str]) -> str:
 
 
 __all__ = ["FIELD_LABELS", "KEY_FIELDS", "UNKNOWN", "describe", "differing", "freeze", "key_of", "make_key",
-           "profile_key", "short", "unknown_fields"]
+           "profile_key", "seed_ids", "short", "unknown_fields"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .perf import TimingPolicy
@@ -71,6 +71,19 @@ MAX_STEPS = 10**9
 MAX_WORKERS = 1024
 MAX_TIMEOUT = 7 * 24 * 3600.0
 MAX_MEMORY_GIB = 2.0**20
+MAX_FID_N = 10**7
+#: the image feature spaces --features may name (genbench.features): the digit CNN, the 2015 Inception of FID
+FEATURE_SPACES = ("default", "inception")
+
+
+def parse_features(text: object) -> str:
+    """``--features``: one or more of :data:`FEATURE_SPACES`, comma-separated, each once; returned in canonical
+    order (``"default,inception"`` however it was written)."""
+    names = [t.strip() for t in str(text).split(",")] if isinstance(text, str) else []
+    if not names or any(n not in FEATURE_SPACES for n in names) or len(set(names)) != len(names):
+        raise ConfigError(f"Invalid --features {str(text)[:40]!r}: use default, inception or default,inception "
+                          "(each space once).")
+    return ",".join(n for n in FEATURE_SPACES if n in names)
 
 
 def _whole(flag: str, value: object, low: int, high: int, what: str = "") -> None:
@@ -98,6 +111,9 @@ class RunConfig:
     threads: int = field(default_factory=usable_cores)
     baselines: bool = True
     timing: bool = True
+    #: fresh timing processes per job (``--timing-repeats K``), interleaved across jobs: ``compare`` judges a
+    #: latency change on the spread of their per-process medians (``PerfRecord.process_p50_ms``)
+    timing_repeats: int = 1
     text_file: Path | None = None
     #: torch threads while a plugin trains. 1 by default: small models train as fast on one thread, and
     #: multi-threaded torch slows down many-fold when anything else shares a small machine.
@@ -108,13 +124,19 @@ class RunConfig:
     #: build-and-score work at once (process executor); timing always runs alone, one job at a time
     jobs: int = field(default_factory=usable_cores)
     address: str | None = None  # ray executor: the cluster to join (None: start a local instance)
-    features: str = "default"  # image feature space: the shipped digit CNN, or "inception" (torch-fidelity)
+    #: image feature spaces, comma-separated: "default" (the shipped digit CNN: fd and the other feature-space
+    #: metrics), "inception" (the 2015 Inception of FID: fid), or both ("default,inception")
+    features: str = "default"
     inception_weights: Path | None = None
+    #: generated samples FID scores against the reference split (None: every sample the job draws)
+    fid_n: int | None = None
     #: reuse trained models and their validated graphs across runs (see genbench.cache); where they live
     cache: bool = True
     cache_dir: Path | None = None  # None: $GENBENCH_CACHE_DIR, else ~/.cache/genbench
     #: GiB of memory (RLIMIT_DATA) each job's process may allocate; None: no limit
     max_memory: float | None = None
+    #: containment of build processes (plugin code): auto (bwrap where it can run), bwrap, or none
+    sandbox: str = "auto"
     #: training seeds: every model is built and scored once per seed; quality is their mean ± std
     seeds: tuple[int, ...] = ()
     #: what the plugin trains on (genbench limits): this share of the training split, nested and stratified,
@@ -154,8 +176,14 @@ class RunConfig:
         if self.address is not None and self.executor != "ray":
             raise ConfigError(f"--address {self.address!r} needs --executor ray (it names the Ray cluster to join); "
                               f"drop it to run with --executor {self.executor}.")
-        if self.features not in ("default", "inception"):
-            raise ConfigError(f"Invalid --features '{self.features}': use default or inception.")
+        if self.sandbox not in ("auto", "bwrap", "none"):
+            raise ConfigError(f"Invalid --sandbox {self.sandbox!r}: use auto, bwrap or none.")
+        object.__setattr__(self, "features", parse_features(self.features))
+        if self.fid_n is not None:
+            _whole("fid-n", self.fid_n, 2, MAX_FID_N, "at least 2 (a covariance needs two samples)")
+            if "inception" not in self.feature_spaces:
+                raise ConfigError(f"--fid-n {self.fid_n} sets the n of fid, which only the inception feature space "
+                                  "gives: add --features inception (or default,inception), or drop --fid-n.")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise ConfigError(f"--data-dir {self.data_dir} is not a directory.")
         if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
@@ -169,14 +197,20 @@ class RunConfig:
     def to_dict(self) -> dict:
         return {"profile": self.profile, "seed": self.seed, "device": self.device, "steps": self.steps,
                 "data_dir": str(self.data_dir) if self.data_dir else None, "threads": self.threads,
-                "baselines": self.baselines, "timing": self.timing,
+                "baselines": self.baselines, "timing": self.timing, "timing_repeats": self.timing_repeats,
                 "text_file": str(self.text_file) if self.text_file else None, "train_threads": self.train_threads,
                 "timeout": self.timeout, "executor": self.executor, "jobs": self.jobs, "address": self.address,
                 "features": self.features, "inception_weights": str(self.inception_weights) if self.inception_weights else None,
+                "fid_n": self.fid_n,
                 "cache": self.cache, "cache_dir": str(self.cache_dir) if self.cache_dir else None,
-                "max_memory": self.max_memory, "seeds": list(self.seeds),
+                "max_memory": self.max_memory, "sandbox": self.sandbox, "seeds": list(self.seeds),
                 "train_fraction": self.train_fraction, "train_corruption": self.train_corruption,
                 "user_profile": self.user_profile.to_dict() if self.user_profile is not None else None}
+
+    @property
+    def feature_spaces(self) -> tuple[str, ...]:
+        """The image feature spaces of this run, in canonical order (``("default",)``, ``("inception",)`` or both)."""
+        return tuple(self.features.split(","))
 
     def training_variant(self):  # -> genbench.data.variants.TrainingVariant
         """The training-data variant these settings ask for (identity for an ordinary run)."""

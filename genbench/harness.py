@@ -1,17 +1,17 @@
-"""One job's build-and-score stage for one seed: load → train (or restore) → export → validate → sample
-(ONNX) → quality. The timing stage is :mod:`genbench.timing`; it runs later, alone.
+"""The score stage of one seed, in a process where no plugin code runs: verify → validate → sample (ONNX)
+→ likelihood → quality, on what the build stage (:mod:`genbench.stages.build`) left in the unit directory.
+The timing stage is :mod:`genbench.timing`; it runs later, alone.
 
-Plugin code is untrusted: whatever it raises fails its own seed, with the phase it failed in, and never
-the run. Samples are drawn from the exported graph through ONNX Runtime, never from plugin Python, and
-the metrics get arrays: the harness runs every graph (samples, likelihoods, the feature extractor).
+Whatever the plugin's files hold fails its own seed, with the phase it failed in, and never the run.
+Samples are drawn from the exported graph through ONNX Runtime, never from plugin Python, and the metrics
+get arrays: the harness runs every graph (samples, likelihoods, the feature extractor). A metric a plugin
+registered runs in a process of its own (:mod:`genbench.stages.plugin_metrics`).
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import random
-import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -22,26 +22,30 @@ import numpy as np
 
 from .comparability import make_key, profile_key
 from .config import Profile, RunConfig
-from .data import Dataset, TrainingData
-from .errors import DataError, GenbenchError, MetricError, PluginError, TaskDeclined, one_line
+from .data import Dataset
+from .errors import BundleError, DataError, GenbenchError, MetricError, PluginError, one_line
 from .metrics import QualityContext
-from .model import GenerativeModel, Progress
+from .metrics.builtin import fid_references
+from .model import Progress
+from .onnx_model import OnnxFileSpec
 from .perf import peak_rss_mb
 from .registry import load_object
-from .runtime import draw_inputs, make_session, point_values, prepare_data
-from .runtime.sampler import ort_logits_fn, sample_autoregressive
-from .runtime.validate import check_outputs, check_samples_fit_task, validate_bundle
-from .types import (DatasetSpec, GraphSpec, JobError, MetricSpec, MetricValue, ModelSpec, OnnxBundle, SeedResult,
-                    TimingResult, TrainConfig, TrainSummary)
+from .runtime import roles
+from .runtime.diffusion import schedule_from_attrs
+from .runtime.roles import denoise
+from .runtime.roles.logits import check_text_fits, continuations
+from .runtime.validate import validate_bundle
+from .stages import GENBENCH, INLINE
+from .stages.common import out_of_memory, seed_everything, training_data
+from .types import DatasetSpec, JobError, MetricSpec, MetricValue, ModelSpec, OnnxBundle, SeedResult
 
-SAMPLE_BATCH = 500
-#: autoregressive samplers run one graph call per dimension; up to this many calls × samples a task gets
-#: the same n as every other model (all of today's tasks but 28×28 images), beyond it n is capped (stated)
-AR_SAMPLE_BUDGET = 2_000_000
+__all__ = ["build_and_score", "draw_samples", "load_bundle_specs", "load_task_state", "out_of_memory", "sample_count",
+           "save_sample_picture", "score", "score_built", "seed_everything", "training_data"]
+
 TEXT_SAMPLES, TEXT_PROMPT, TEXT_CONTINUATION = 4, 32, 200
-#: threads of every ONNX Runtime session in the build stage: jobs run side by side, and quality numbers
+#: threads of every ONNX Runtime session that draws or scores: jobs run side by side, and quality numbers
 #: must not depend on how many ran at once
-BUILD_THREADS = 1
+BUILD_THREADS = roles.base.DRAW_THREADS
 
 
 @dataclass
@@ -49,26 +53,61 @@ class TaskState:
     """What jobs on one task share: the data, its extractor and cached real-data features."""
 
     dataset: Dataset
-    extractor: Any  # genbench.features.FeatureExtractor | None
+    extractor: Any  # genbench.features.FeatureExtractor | None (the CNN space: --features default)
     cache: dict[str, Any]
+    #: genbench.features.inception.InceptionExtractor | None (--features inception: fid)
+    inception: Any = None
+
 
 
 def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str,
                     unit_dir: Path, run_dir: Path, metrics: list[tuple[MetricSpec, Any]], progress: Progress,
-                    on_phase: Callable[[str], None] | None = None, keep_state: bool = False) -> SeedResult:
-    """Build and score one seed (``config.seed``); every failure becomes ``status: failed`` with
-    ``error: {phase, type, message}``. ``keep_state`` saves the model's state for the timing stage."""
+                    on_phase: Callable[[str], None] | None = None, keep_state: bool = False,
+                    computed_by: str = INLINE) -> SeedResult:
+    """Both stages of one seed in this process (``--executor inline``, genbench's own baselines, ``genbench
+    score``): the build (plugin code), then the score. Numbers made this way say ``computed_by: inline`` where a
+    plugin's code ran beside them (they are never ranked); genbench's own baselines are ``genbench``'s."""
+    from .stages.build import build, clear_unit
+    from .stages.cached import cache_use, refused_after_validation, restore
+
+    clear_unit(unit_dir)
+    use = cache_use(spec, task.dataset, config, device)
+    built = restore(use, unit_dir, config)
+    if built is not None:
+        result = score_built(spec, task, config, profile, device, unit_dir, run_dir, metrics, built, use,
+                             on_phase=on_phase, computed_by=computed_by)
+        if not refused_after_validation(use, result):
+            return result
+        clear_unit(unit_dir)
+    built = build(spec, task.dataset, config, device, unit_dir, progress, on_phase)
+    return score_built(spec, task, config, profile, device, unit_dir, run_dir, metrics, built, use,
+                       on_phase=on_phase, computed_by=computed_by)
+
+
+def score_built(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str, unit_dir: Path,
+                run_dir: Path, metrics: list[tuple[MetricSpec, Any]], built: Mapping[str, Any], use: Any = None,
+                on_phase: Callable[[str], None] | None = None, computed_by: str = GENBENCH) -> SeedResult:
+    """The score stage of one seed, on what the build stage left in ``unit_dir`` (``built``: its summary):
+    verify, validate, sample (ONNX), likelihood, quality; store the validated model in the cache. Every
+    failure becomes ``status: failed`` with ``error: {phase, type, message}``."""
+    from .stages.cached import store
+
     t0 = time.perf_counter()
-    if unit_dir.exists():
-        shutil.rmtree(unit_dir)
-    unit_dir.mkdir(parents=True)
+    node = platform.node()
+    phase_seconds: dict[str, float] = dict(built.get("phase_seconds") or {})
+    cache_info = use.info if use is not None else None
+    if built.get("status") == "skipped":
+        return SeedResult(seed=config.seed, status="skipped", reason=str(built.get("reason") or "declined"),
+                          seconds=float(built.get("seconds") or 0.0), phase_seconds=phase_seconds, node=node)
+    if built.get("status") == "failed":
+        e = built.get("error") or {}
+        return SeedResult(seed=config.seed, status="failed", error=JobError(str(e.get("phase", "build")),
+                          str(e.get("type", "Error")), str(e.get("message", ""))),
+                          train=built.get("train"), files={"error": _rel(unit_dir / "error.txt", run_dir)},
+                          seconds=float(built.get("seconds") or 0.0), phase_seconds=phase_seconds, cache=cache_info,
+                          warnings=tuple(built.get("warnings") or ()), node=node)
     state: dict[str, Any] = {"memory": {}, "warnings": []}
-
-    def rel(path: str | Path) -> str:  # results name files relative to the run directory, so runs can move
-        return Path(os.path.relpath(path, run_dir)).as_posix()
-
-    phase, mark = "load", time.perf_counter()
-    phase_seconds: dict[str, float] = {}
+    phase, mark = "validate", time.perf_counter()
 
     def enter(name: str) -> None:
         nonlocal phase, mark
@@ -78,153 +117,191 @@ def build_and_score(spec: ModelSpec, task: TaskState, config: RunConfig, profile
         if on_phase is not None:
             on_phase(name)
 
+    if on_phase is not None:
+        on_phase("validate")
     try:
-        model = _instantiate(spec)
-        cache = _JobCache(spec, task, config, device) if config.cache else None
-        restored = cache.restore(model, unit_dir / "bundle", enter) if cache else None
-        if restored is not None:
-            model, bundle, state["train"], graphs = restored
-        else:
-            if cache is not None:
-                model = _instantiate(spec)  # a failed restore may have left the first instance half-loaded
-            enter("train")
-            state["train"] = None if _supplied(model) else _train(model, task.dataset, config, device, progress)
-            enter("export")
-            bundle = model.export_onnx(unit_dir / "bundle")
-            enter("validate")
-            graphs = _validate(bundle, model, task, config, device)
-            if cache is not None:
-                cache.store(model, bundle, state["train"])
-        if cache is not None:
-            state["cache"] = cache.info
-        _write_bundle_specs(bundle, unit_dir)
-        state["export"] = {"graphs": {role: {**g, "path": rel(g["path"]),
-                                             "parameters": _parameter_count(model.torch_module(role))}
-                                      for role, g in graphs.items()}}
-        if keep_state:
-            warning = _save_state(model, unit_dir)
-            if warning:
-                state["warnings"].append(warning)
+        from .stages.common import read_manifest
+
+        bundle, manifest = read_manifest(unit_dir)
+        state["train"] = manifest.get("train") if isinstance(manifest.get("train"), dict) else None
+        state["warnings"] += [str(w)[:300] for w in (manifest.get("warnings") or [])][:20]
+        state["warnings"] += [str(w)[:300] for w in (built.get("warnings") or [])][:5]  # said of the build process
+        with _restoring(use):  # a cached bundle that hangs or kills validation evicts its entry
+            graphs = validate_built(spec, bundle, manifest, task, config, device)
+        store(use, unit_dir, bundle, state["train"], state_problem=manifest.get("state_problem")
+              if isinstance(manifest.get("state_problem"), str) else None)
+        _write_bundle_specs(bundle, unit_dir, graphs)
+        state["export"] = {"graphs": {role: {**g, "path": _rel(g["path"], run_dir)} for role, g in graphs.items()}}
         seed_everything(config.seed)  # what follows draws the same numbers whether the model was trained or restored
         _check_text_fits(bundle, task.dataset)
         enter("sample")
         state["files"] = {}
         if task.dataset.kind == "text":
             samples = None
-            state["files"]["samples_txt"] = rel(_save_text_samples(bundle, task.dataset, device, config.seed,
-                                                                   unit_dir / "samples.txt"))
+            state["files"]["samples_txt"] = _rel(_save_text_samples(bundle, task.dataset, device, config.seed,
+                                                                    unit_dir / "samples.txt"), run_dir)
         else:
             samples = draw_samples(bundle, device, sample_count(task.dataset, profile), config.seed,
                                    task.dataset.test_x, task.dataset)
-            state["files"]["samples_png"] = rel(save_sample_picture(samples, unit_dir / "samples.png", task.dataset))
+            state["files"]["samples_png"] = _rel(save_sample_picture(samples, unit_dir / "samples.png", task.dataset),
+                                                 run_dir)
         enter("likelihood")
-        from .runtime.likelihood import held_out_likelihood
-
-        likelihood = held_out_likelihood(bundle, task.dataset, device, config.seed, BUILD_THREADS)
+        likelihood = roles.held_out_likelihood(bundle, task.dataset, device, config.seed, BUILD_THREADS)
         enter("quality")
-        state["quality"], errors = score(task, samples, metrics, config.seed, likelihood, config)
+        state["quality"], errors = score(task, samples, metrics, config.seed, likelihood, config, computed_by)
+        sampling = _diffusion_sampling(bundle, task, metrics, config.seed, config, device, len(samples),
+                                       unit_dir, run_dir) if samples is not None else None
+        if sampling is not None:
+            state["export"]["sampling"] = sampling
         state["warnings"] += [f"metric '{name}' failed: {message}" for name, message in errors.items()]
         nothing = every_metric_failed(state["quality"], errors)
         if nothing:
             raise MetricError(nothing)
-        state["memory"]["peak_rss_mb"] = peak_rss_mb()
+        built_peak = built.get("peak_rss_mb")  # the build process's, where it was another process
+        peaks = [x for x in (peak_rss_mb(), built_peak) if isinstance(x, (int, float)) and not isinstance(x, bool)]
+        state["memory"]["peak_rss_mb"] = max(peaks) if peaks else None
         enter("done")
-    except BaseException as exc:  # noqa: BLE001 - untrusted plugin code; the run must go on
+    except BaseException as exc:  # noqa: BLE001 - the plugin's files are untrusted; the run must go on
         if isinstance(exc, KeyboardInterrupt):
             raise
         failed_in = phase
         enter("done")
-        if isinstance(exc, TaskDeclined):  # the model said why it will not run this task: a skip, not a failure
-            return SeedResult(seed=config.seed, status="skipped", reason=str(exc).strip().splitlines()[0],
-                              seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, node=platform.node())
         (unit_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
         message = str(exc).strip().splitlines()[0] if isinstance(exc, GenbenchError) and str(exc).strip() else one_line(exc)
         if config.max_memory and out_of_memory(exc):
             message += f" (over the job's memory limit: --max-memory {config.max_memory:g} GiB)"
         return SeedResult(seed=config.seed, status="failed", error=JobError(failed_in, type(exc).__name__, message),
                           train=state.get("train"), export=state.get("export"), quality=state.get("quality", {}),
-                          files={"error": rel(unit_dir / "error.txt"), **state.get("files", {})},
-                          seconds=time.perf_counter() - t0, phase_seconds=phase_seconds, cache=state.get("cache"),
-                          memory={"peak_rss_mb": peak_rss_mb()}, warnings=tuple(state["warnings"]),
-                          node=platform.node())
+                          files={"error": _rel(unit_dir / "error.txt", run_dir), **state.get("files", {})},
+                          seconds=float(built.get("seconds") or 0.0) + time.perf_counter() - t0,
+                          phase_seconds=phase_seconds, cache=cache_info, memory={"peak_rss_mb": peak_rss_mb()},
+                          warnings=tuple(state["warnings"]), node=node, computed_by=computed_by)
     return SeedResult(seed=config.seed, status="ok", train=state["train"], export=state["export"],
-                      quality=state["quality"], files=state["files"], seconds=time.perf_counter() - t0,
-                      phase_seconds=phase_seconds, memory=state["memory"], cache=state.get("cache"),
-                      warnings=tuple(state["warnings"]), node=platform.node())
+                      quality=state["quality"], files=state["files"],
+                      seconds=float(built.get("seconds") or 0.0) + time.perf_counter() - t0,
+                      phase_seconds=phase_seconds, memory=state["memory"], cache=cache_info,
+                      warnings=tuple(state["warnings"]), node=node, computed_by=computed_by)
 
 
-def time_model(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Profile, device: str, unit_dir: Path,
-               job_dir: Path, run_dir: Path, progress: Progress,
-               on_phase: Callable[[str], None] | None = None) -> TimingResult:
-    """The timing stage of one job: the graphs the build stage validated in ``unit_dir``, timed alone."""
-    from .timing import rebuild_model, time_bundle, timing_failure
+def _restoring(use: Any) -> Any:
+    import contextlib
 
-    t0 = time.perf_counter()
-    phase = "restore"
-    if on_phase is not None:
-        on_phase(phase)
-    try:
-        bundle = load_bundle_specs(unit_dir)
-        model, origin = rebuild_model(spec, task.dataset, config, device, unit_dir, _instantiate,
-                                      lambda m: _train(m, task.dataset, config, device, progress))
-        warnings: list[str] = []
-        try:  # the torch module timed must be the one behind the graphs
-            _validate(bundle, model, task, config, device)
-            modules: Callable[[str], Any] = model.torch_module
-            if _supplied(model):
-                origin = "not available: the graphs were supplied as ONNX files, without a torch module"
-                warnings.append("torch eager not timed: not available for graphs supplied as ONNX files "
-                                "(ONNX Runtime only)")
-        except Exception as exc:  # noqa: BLE001 - ONNX Runtime is still timed
-            warnings.append(f"torch eager not timed: the rebuilt torch module no longer matches the graphs "
-                            f"({one_line(exc)})")
-            modules = lambda role: None  # noqa: E731
-        phase = "timing"
-        if on_phase is not None:
-            on_phase(phase)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        result = time_bundle(bundle, modules, device, profile, config.threads, config.seed, task.dataset, job_dir,
-                             run_dir)
-    except BaseException as exc:  # noqa: BLE001
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        return timing_failure(phase, exc, time.perf_counter() - t0)
-    from dataclasses import replace
+    if use is None or use.info.get("status") != "hit":
+        return contextlib.nullcontext()
+    from .cache import ModelCache
 
-    return replace(result, warnings=(*warnings, *result.warnings), seconds=time.perf_counter() - t0,
-                   info={"alone": True, "seed": config.seed, "torch_module": origin,
-                         "policy": {"forward": profile.timing.to_dict(), "generate": profile.generate_timing.to_dict(),
-                                    "latency_iterations": profile.latency_iterations,
-                                    "generate_call_budget_s": profile.generate_call_budget_s,
-                                    "forward_call_budget_s": profile.forward_call_budget_s}})
+    return ModelCache(use.root).restoring(use.key)
+
+
+def _rel(path: str | Path, run_dir: Path) -> str:
+    """Results name files relative to the run directory, so runs can move."""
+    return Path(os.path.relpath(path, run_dir)).as_posix()
+
+
+def validate_built(spec: ModelSpec, bundle: OnnxBundle, manifest: Mapping[str, Any], task: TaskState,
+                   config: RunConfig, device: str) -> dict[str, dict[str, Any]]:
+    """Validate a built bundle in this (genbench) process: every check of :func:`validate_bundle`, with parity
+    between ONNX Runtime, the exported program (loaded without the plugin's code) and the plugin module's saved
+    outputs on genbench's parity inputs. Returns the ``export`` graphs section (each graph's and program's sha256
+    included: the timing stage times exactly these files)."""
+    from .runtime.programs import load_parity, load_program, parameter_count, sha256_file
+    from .stages.common import contained, plain
+
+    capture = plain(manifest.get("capture")) or {}
+    programs: dict[str, Path] = {}
+    loaded: dict[str, Any] = {}
+    notes: dict[str, dict[str, Any]] = {}
+    is_supplied = isinstance(spec, OnnxFileSpec)
+    for graph in bundle.graphs:
+        entry = plain(capture.get(graph.role)) or {}
+        note: dict[str, Any] = {}
+        notes[graph.role] = note
+        if is_supplied:
+            continue
+        program = contained(bundle.directory, entry.get("program"))
+        if program is not None:
+            try:
+                loaded[graph.role] = load_program(program, device)
+                programs[graph.role] = program
+                note.update(torch_program=Path(os.path.relpath(program, bundle.directory)).as_posix(),
+                            torch_program_sha256=sha256_file(program), parameters=parameter_count(loaded[graph.role]))
+            except GenbenchError as exc:
+                note["torch_program"] = f"not usable: {exc}"
+        elif entry.get("skipped"):
+            note["torch_program"] = "not captured: this run does not time torch"
+        else:
+            note["torch_program"] = f"not captured: {str(entry.get('error') or 'no program was saved')[:300]}"
+        if contained(bundle.directory, entry.get("parity")) is None:
+            raise BundleError(str(entry.get("error") or f"no parity outputs were saved for graph '{graph.role}'"))
+
+    def saved(role: str, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray] | None:
+        if is_supplied:
+            return None
+        path = contained(bundle.directory, (plain(capture.get(role)) or {}).get("parity"))
+        return None if path is None else load_parity(path, feeds)
+
+    graphs = validate_bundle(bundle, None if is_supplied else (lambda role: loaded.get(role)), device=device,
+                             data=task.dataset.test_x, seed=config.seed, dataset=task.dataset,
+                             parity_data=task.dataset.train_x, saved_outputs=None if is_supplied else saved)
+    for role, note in notes.items():
+        graphs[role].update(note)
+        if not is_supplied and role not in programs and config.timing:
+            graphs[role]["torch_timing"] = "by the plugin's own process (computed_by: plugin; never ranked)"
+    return graphs
 
 
 BUNDLE_SPECS = "bundle.json"
 
 
-def _write_bundle_specs(bundle: OnnxBundle, unit_dir: Path) -> None:
-    """The validated bundle's specs beside it, so that the timing stage (another process, perhaps after a
-    ``--resume``) times exactly these graphs."""
+def _write_bundle_specs(bundle: OnnxBundle, unit_dir: Path, graphs: Mapping[str, Mapping[str, Any]]) -> None:
+    """The validated bundle's specs and sha256s beside it, written by the score process, so that the timing
+    stage (another process, perhaps after a ``--resume``) times exactly these graphs and programs."""
     import json
 
     d = bundle.to_dict()
     d["directory"] = os.path.relpath(bundle.directory.resolve(), unit_dir.resolve())
+    d["verified"] = {role: {k: g.get(k) for k in ("sha256", "torch_program", "torch_program_sha256")}
+                     for role, g in graphs.items()}
     (unit_dir / BUNDLE_SPECS).write_text(json.dumps(d))
 
 
 def load_bundle_specs(unit_dir: Path) -> OnnxBundle:
+    return load_verified_bundle(unit_dir)[0]
+
+
+def load_verified_bundle(unit_dir: Path, expected: Mapping[str, str] | None = None
+                         ) -> tuple[OnnxBundle, dict[str, Path]]:
+    """The bundle the score stage validated, every file checked against its recorded sha256 (``expected``:
+    ``{role: sha256}`` of the graphs as run.json recorded them, checked too); and the verified exported
+    programs by role. Raises :class:`BundleError` when a file changed since it was scored."""
     import json
 
+    from .runtime.programs import sha256_file
     from .runtime.validate import graph_path
 
     d = json.loads((unit_dir / BUNDLE_SPECS).read_text())
+    verified = d.pop("verified", None) or {}
     bundle = OnnxBundle.from_dict({**d, "directory": unit_dir / d["directory"]})
     root = unit_dir.resolve()
     if root != bundle.directory.resolve() and root not in bundle.directory.resolve().parents:
         raise PluginError(f"{unit_dir / BUNDLE_SPECS} names a bundle outside its job directory.")
+    programs: dict[str, Path] = {}
     for graph in bundle.graphs:
-        graph_path(bundle, graph)  # inside the bundle directory, and there
-    return bundle
+        path = graph_path(bundle, graph)  # inside the bundle directory, and there
+        want = {verified.get(graph.role, {}).get("sha256"), (expected or {}).get(graph.role)} - {None}
+        if want and {sha256_file(path)} != want:
+            raise BundleError(f"Graph '{graph.role}' ({graph.path}) is not the file that was scored: its sha256 "
+                              "changed after validation; run the job again.")
+        program = verified.get(graph.role, {}).get("torch_program")
+        digest = verified.get(graph.role, {}).get("torch_program_sha256")
+        if program and digest:
+            ppath = (bundle.directory / program).resolve()
+            if root in ppath.parents and ppath.is_file() and sha256_file(ppath) == digest:
+                programs[graph.role] = ppath
+            else:
+                raise BundleError(f"The exported program of graph '{graph.role}' is not the one that was scored "
+                                  "(missing, or its sha256 changed); run the job again.")
+    return bundle, programs
 
 
 def sample_count(dataset: Dataset, profile: Profile) -> int:
@@ -233,107 +310,13 @@ def sample_count(dataset: Dataset, profile: Profile) -> int:
     return min(len(dataset.train_x), profile.max_samples)
 
 
-def _save_state(model: GenerativeModel, unit_dir: Path) -> str | None:
-    from .timing import save_state
-
-    return save_state(model, unit_dir)
-
-
-def _validate(bundle: OnnxBundle, model: GenerativeModel, task: TaskState, config: RunConfig, device: str) -> dict:
-    return validate_bundle(bundle, None if _supplied(model) else model.torch_module, device=device, data=task.dataset.test_x, seed=config.seed,
-                           dataset=task.dataset)
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says an allocation failed (a MemoryError, or a native library's words for it)."""
-    text = str(exc).lower()
-    return isinstance(exc, MemoryError) or any(s in text for s in ("can't allocate memory", "cannot allocate memory",
-                                                                     "bad_alloc", "bad allocation", "out of memory",
-                                                                     "failed to map segment"))
-
-
-class _JobCache:
-    """The model cache as one job uses it; ``info`` becomes the result's ``cache`` field.
-
-    ``info["status"]``: ``hit`` (restored, not trained), ``stored`` (trained, then cached), ``rebuilt`` (an
-    entry was found but refused, with ``reason``; trained again and stored), ``unsupported`` (the model's
-    ``state_dict`` returns ``None``), or ``not-stored`` (with ``reason``: the cache could not be written).
-    """
-
-    def __init__(self, spec: ModelSpec, task: TaskState, config: RunConfig, device: str) -> None:
-        from .cache import ModelCache, cache_key, default_cache_dir
-
-        self.cache = ModelCache(config.cache_dir or default_cache_dir())
-        self.data = training_data(task.dataset, config)
-        self.train_config = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
-        self.key, self.fields = cache_key(spec, self.data, config, device)
-        self.config, self.device, self.task = config, device, task
-        self.info: dict[str, Any] = {"key": self.key[:16]}
-
-    def restore(self, model: GenerativeModel, directory: Path, enter: Callable[[str], None]) -> tuple | None:
-        """(model, bundle, train, validated graphs) from a sound entry; None to train (a bad entry is discarded)."""
-        from .cache import CacheCorrupt
-
-        try:
-            entry = self.cache.load(self.key)
-        except CacheCorrupt as exc:
-            return self._refuse(str(exc))
-        except OSError as exc:  # an unreadable cache is a miss, not a failed job
-            self.info.update(status="unreadable", reason=one_line(exc))
-            return None
-        except Exception as exc:  # noqa: BLE001 - a malformed entry, in a way load() did not foresee
-            return self._refuse(one_line(exc))
-        if entry is None:
-            return None
-        enter("restore")
-        try:
-            with self.cache.restoring(self.key):  # a restore that hangs or kills the process evicts the entry
-                if directory.exists():
-                    shutil.rmtree(directory)
-                shutil.copytree(entry.bundle.directory, directory)
-                bundle = OnnxBundle(directory, entry.bundle.graphs)
-                seed_everything(self.config.seed)
-                model.load_state_dict(entry.state, self.data, self.train_config)
-                enter("validate")  # the restored model must still match its graphs, as on the day they were stored
-                graphs = _validate(bundle, model, self.task, self.config, self.device)
-        except Exception as exc:  # noqa: BLE001 - plugin code and cached files: a failure means retrain
-            shutil.rmtree(directory, ignore_errors=True)
-            return self._refuse(f"restoring it failed: {one_line(exc)}")
-        self.info.update(status="hit", created_at=entry.created_at)
-        return model, bundle, {**entry.train, "cached": True}, graphs
-
-    def _refuse(self, reason: str) -> None:
-        self.cache.discard(self.key)
-        self.info.update(status="rebuilt", reason=f"cache entry {self.key[:16]} refused: {reason}")
-        return None
-
-    def store(self, model: GenerativeModel, bundle: OnnxBundle, train: Mapping[str, Any]) -> None:
-        try:
-            state = model.state_dict()
-            if state is None:
-                self.info.setdefault("status", "unsupported")
-                return
-            self.cache.store(self.key, self.fields, state, bundle, train)
-        except Exception as exc:  # noqa: BLE001 - a cache that cannot be written never fails the job
-            self.info.update(status="not-stored", reason=one_line(exc))
-            return
-        self.info.setdefault("status", "stored")
-
-
-def _parameter_count(module: Any) -> int | None:
-    try:
-        return int(sum(p.numel() for p in module.parameters()))
-    except Exception:  # noqa: BLE001 - a module without parameters() has no count
-        return None
-
-
 def load_task_state(task: DatasetSpec, config: RunConfig, saved: Path | None = None) -> TaskState:
     """Load a task's data (passing ``--text-file`` to loaders that take it) and its feature extractor; with
     ``saved``, memory-map the copy a data-loading process saved there instead of calling the loader."""
     import inspect
 
     from .data import load_saved_dataset
-    from .features import extractor_for
+    from .features import extractor_for, inception_for
 
     if saved is not None:
         dataset = load_saved_dataset(saved)
@@ -345,132 +328,40 @@ def load_task_state(task: DatasetSpec, config: RunConfig, saved: Path | None = N
         if not isinstance(dataset, Dataset):
             raise DataError(f"The loader of task '{task.name}' returned {type(dataset).__name__}, expected "
                             "genbench.data.Dataset.")
-    return TaskState(dataset, extractor_for(task.name, task.kind, config.features, config.inception_weights), {})
+    return TaskState(dataset, extractor_for(task.name, task.kind, config.features, config.inception_weights), {},
+                     inception_for(task.kind, config.features, config.inception_weights, config.cache_dir))
 
 
-def _instantiate(spec: ModelSpec) -> GenerativeModel:
-    cls = load_object(spec.cls, owner=f"model '{spec.name}'")
-    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
-        raise PluginError(f"Model '{spec.name}': {spec.cls} is not a subclass of genbench.GenerativeModel.")
-    from .onnx_model import OnnxFileSpec, SuppliedGraphs
-
-    return SuppliedGraphs(spec) if isinstance(spec, OnnxFileSpec) else cls()
-
-
-def _supplied(model: GenerativeModel) -> bool:
-    """Graphs a user brought as ONNX files (``genbench run --onnx``): no training, no torch module."""
-    from .onnx_model import SuppliedGraphs
-
-    return isinstance(model, SuppliedGraphs)
-
-
-def seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _train(model: GenerativeModel, dataset: Dataset, config: RunConfig, device: str, progress: Progress) -> dict:
-    import torch
-
-    seed_everything(config.seed)
-    tc = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.train_threads)
-    t0 = time.perf_counter()
-    try:
-        summary = model.train(training_data(dataset, config), tc, progress)
-    finally:
-        torch.set_num_threads(threads)
-    wall = time.perf_counter() - t0
-    if not isinstance(summary, TrainSummary):
-        raise PluginError(f"train() returned {type(summary).__name__}, expected genbench.TrainSummary.")
-    for name, values in summary.loss_history.items():
-        if len(values) and not np.all(np.isfinite(np.asarray(values, dtype=float))):
-            raise PluginError(f"Training diverged: loss '{name}' has non-finite values.")
-    variant = config.training_variant()
-    recorded = {} if variant.identity else {"data": variant.describe(dataset.training_data(), config.seed)}
-    return {**summary.to_dict(), "wall_seconds": wall, "threads": config.train_threads, **recorded}
-
-
-def training_data(dataset: Dataset, config: RunConfig) -> TrainingData:
-    """What the plugin trains on: the training split, or the variant ``genbench limits`` asked for
-    (a subset or corrupted examples, drawn from the training seed); the scored data never changes."""
-    return config.training_variant().apply(dataset.training_data(), config.seed)
+def warm_references(state: TaskState, config: RunConfig) -> None:
+    """The task's Inception references (the test split; the floor's training subset at the ``n`` fid will use,
+    ``--fid-n`` else the profile's sample count), computed once for the whole run in the task's data-loading
+    process, before any job: each job's process then reads them from disk and only runs its own samples through
+    the network. Nothing when the run has no Inception space."""
+    if getattr(state, "inception", None) is None:
+        return
+    n = config.fid_n or sample_count(state.dataset, config.profile_settings())
+    if n <= len(state.dataset.train_x):
+        fid_references(quality_context(state, None, config.seed, None, config, {}), n)
 
 
 def draw_samples(bundle: OnnxBundle, device: str, n: int, seed: int, data: np.ndarray | None = None,
                  dataset: Dataset | None = None) -> np.ndarray:
-    """``n`` images from the bundle's ``sample`` graph through ONNX Runtime, every batch checked; for a bundle
-    with only a ``logits`` graph, genbench's autoregressive sampler draws them pixel by pixel."""
-    if "sample" not in [g.role for g in bundle.graphs]:
-        dims = int(np.prod(dataset.shape)) if dataset is not None else 1
-        return _draw_autoregressive_images(bundle, device, min(n, max(1, AR_SAMPLE_BUDGET // dims)), seed, dataset)
-    graph = bundle.graph("sample")
-    if any(t.source == "data" for t in graph.inputs):  # validation refuses this too; never score test data
-        raise PluginError("Graph 'sample' takes an input with source 'data': a sample graph must not see the "
-                          "test split; draw its inputs from noise ('normal', 'uniform' or 'tokens').")
-    session = make_session(bundle.directory / graph.path, device, BUILD_THREADS)
-    rng = np.random.default_rng(seed)
-    out_name = graph.outputs[0].name
-    chunks = []
-    data = prepare_data(graph, data)
-    for start in range(0, n, SAMPLE_BATCH):
-        b = min(SAMPLE_BATCH, n - start)
-        feeds = draw_inputs(graph, b, rng, data)
-        outs = session.run([o.name for o in graph.outputs], feeds)
-        check_outputs(graph.role, outs, graph.outputs, {"batch": b})
-        chunks.append(outs[[o.name for o in graph.outputs].index(out_name)])
-        check_samples_fit_task(graph, chunks[-1], dataset)
-    return np.concatenate(chunks).astype(np.float32)
+    """Samples of the task from the bundle's generating graph through ONNX Runtime, every batch checked: a
+    ``sample`` graph's calls, or genbench's own loop over a ``denoise`` or ``logits`` graph
+    (:mod:`genbench.runtime.roles`); an autoregressive loop may draw fewer than ``n`` (stated)."""
+    return roles.draw_samples(bundle, device, n, seed, data, dataset)
 
 
 def _check_text_fits(bundle: OnnxBundle, dataset: Dataset) -> None:
-    if dataset.kind != "text" or "logits" not in [g.role for g in bundle.graphs]:
-        return
-    context = int(bundle.graph("logits").attrs["context_length"])
-    if len(dataset.test_x) < context + 1:
-        raise DataError(f"The held-out text has {len(dataset.test_x)} bytes, shorter than one context window of "
-                        f"this model ({context} + 1 bytes); give a longer --text-file.")
-
-
-def _logits_fn(bundle: OnnxBundle, device: str) -> tuple[GraphSpec, Callable[[np.ndarray], np.ndarray]]:
-    graph = bundle.graph("logits")
-    session = make_session(bundle.directory / graph.path, device, BUILD_THREADS)
-    return graph, ort_logits_fn(session, graph.inputs[0].name, graph.outputs[0].name)
-
-
-def _draw_autoregressive_images(bundle: OnnxBundle, device: str, n: int, seed: int, dataset: Dataset | None) -> np.ndarray:
-    if dataset is None:
-        raise ValueError("sampling images from a logits graph needs the task's dataset")
-    graph, fn = _logits_fn(bundle, device)
-    levels, bos = int(graph.attrs["levels"]), int(graph.attrs["bos"])
-    dims = int(np.prod(dataset.shape))
-    rng = np.random.default_rng(seed)
-    chunks = []
-    for start in range(0, n, SAMPLE_BATCH):
-        b = min(SAMPLE_BATCH, n - start)
-        seq = sample_autoregressive(fn, np.full((b, 1), bos, np.int64), dims, rng=rng, vocab=levels,
-                                    context_length=int(graph.attrs["context_length"]))
-        if dataset.kind == "points":
-            chunks.append(point_values(seq[:, 1:], levels, dataset.value_range, rng))
-        else:
-            chunks.append(seq[:, 1:].astype(np.float32) / (levels - 1))
-    return np.concatenate(chunks).reshape(n, *dataset.shape)
+    if dataset.kind == "text" and "logits" in [g.role for g in bundle.graphs]:
+        check_text_fits(bundle.graph("logits"), dataset)
 
 
 def _save_text_samples(bundle: OnnxBundle, dataset: Dataset, device: str, seed: int, path: Path) -> str:
     """A few continuations of held-out prompts (temperature 1, no top-k), for readers of the report."""
-    graph, fn = _logits_fn(bundle, device)
-    context = int(graph.attrs["context_length"])
-    stream = np.asarray(dataset.test_x, dtype=np.int64)
-    plen = min(TEXT_PROMPT, context, max(1, len(stream) // 2))
-    starts = np.linspace(0, max(0, len(stream) - plen - 1), TEXT_SAMPLES).astype(int)
-    prompts = np.stack([stream[s:s + plen] for s in starts])
-    out = sample_autoregressive(fn, prompts, TEXT_CONTINUATION, context_length=context,
-                                rng=np.random.default_rng(seed), vocab=dataset.vocab)
+    graph = bundle.graph("logits")
+    out, plen = continuations(roles.session_fn(bundle, graph, device), graph, dataset.test_x, TEXT_SAMPLES,
+                              TEXT_PROMPT, TEXT_CONTINUATION, seed, dataset.vocab)
     blocks = [f"--- sample {i + 1}: prompt | continuation (temperature 1.0)\n"
               f"{bytes(row[:plen].astype(np.uint8)).decode('utf-8', 'replace')}|"
               f"{bytes(row[plen:].astype(np.uint8)).decode('utf-8', 'replace')}\n" for i, row in enumerate(out)]
@@ -478,24 +369,54 @@ def _save_text_samples(bundle: OnnxBundle, dataset: Dataset, device: str, seed: 
     return str(path)
 
 
+def _diffusion_sampling(bundle: OnnxBundle, task: "TaskState", metrics: list[tuple[MetricSpec, Any]], seed: int,
+                        config: RunConfig, device: str, n: int, unit_dir: Path, run_dir: Path) -> dict[str, Any] | None:
+    """For a bundle sampled through a ``denoise`` graph: the sampler the metrics used, and quality against the
+    number of steps (the family's signature trade-off: FD on images, the k-NN KL on points,
+    :data:`denoise.SWEEP_METRICS`), with its plot. None for other bundles."""
+    graph = roles.generator(bundle)
+    if graph is None or graph.canonical_role != "denoise":
+        return None
+    schedule = schedule_from_attrs(graph.attrs)
+    info: dict[str, Any] = {"sampler": "ddim (eta = 0, Song et al. 2021)", "steps": denoise.score_steps(graph),
+                            "T": schedule.steps, "schedule": schedule.description, "prediction": schedule.prediction,
+                            "scale": graph.attrs.get("scale", "task")}
+    name = denoise.SWEEP_METRICS.get(task.dataset.kind)
+    chosen = [(m, f) for m, f in metrics if m.name == name]
+    if not chosen:
+        return info
+
+    def quality_of(x: np.ndarray) -> float | None:
+        values, _ = score(task, x, chosen, seed, None, config)
+        value = values.get(name)
+        return None if value is None or value.value is None else float(value.value)
+
+    rows = denoise.sweep(roles.session_fn(bundle, graph, device), graph, task.dataset, n, seed, quality_of,
+                         time.perf_counter, metric=name)
+    info["quality_vs_steps"] = rows
+    info["quality_vs_steps_metric"] = name
+    info["quality_vs_steps_note"] = (f"{name} of {n} samples drawn with the same seed at each step count; draw time "
+                                     "is the score process's wall time on one thread, not a timing record")
+    try:
+        info["quality_vs_steps_png"] = _rel(_save_steps_plot(rows, unit_dir / "quality_vs_steps.png", name), run_dir)
+    except Exception as exc:  # noqa: BLE001 - the table stands without its picture
+        info["quality_vs_steps_plot_error"] = one_line(exc)
+    return info
+
+
 def score(task: TaskState, samples: np.ndarray | None, metrics: list[tuple[MetricSpec, Any]], seed: int,
-          likelihood: Any, config: RunConfig) -> tuple[dict[str, MetricValue], dict[str, str]]:
-    """Every metric of the job on arrays, each with its comparability key; a metric that raises or returns
-    something else records its own error (returned apart) and the others stand."""
+          likelihood: Any, config: RunConfig, computed_by: str = GENBENCH
+          ) -> tuple[dict[str, MetricValue], dict[str, str]]:
+    """Every metric of the job on arrays, each with its comparability key and the kind of process that made it;
+    a metric that raises or returns something else records its own error (returned apart) and the others
+    stand. genbench's own metrics run first; a plugin's (:class:`genbench.stages.plugin_metrics.PluginMetric`)
+    then each in a process of its own."""
+    from .stages.plugin_metrics import is_plugin_metric
+
+    metrics = sorted(metrics, key=lambda m: is_plugin_metric(m[0]))
     job_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def extract(key: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        store = job_cache if key == "samples" else task.cache
-        if f"x:{key}" not in store:
-            feats, logits = task.extractor(x)
-            z = np.exp(logits - logits.max(1, keepdims=True))
-            store[f"x:{key}"] = (feats, z / z.sum(1, keepdims=True))
-        return store[f"x:{key}"]
-
-    ctx = QualityContext(dataset=task.dataset, samples=samples, rng=np.random.default_rng(seed),
-                         features=lambda key, x: extract(key, x)[0], probabilities=lambda key, x: extract(key, x)[1],
-                         extractor_id=task.extractor.id if task.extractor else None, cache=task.cache, seed=seed,
-                         likelihood=likelihood)
+    ctx = quality_context(task, samples, seed, likelihood, config, job_cache)
     data_hash = task.cache.get("data_sha256") or task.cache.setdefault("data_sha256", task.dataset.sha256)
     budget = profile_key(config.profile, config.steps, config.training_variant().label())
     out: dict[str, MetricValue] = {}
@@ -518,8 +439,38 @@ def score(task: TaskState, samples: np.ndarray | None, metrics: list[tuple[Metri
             errors[spec.name] = value.error
         key = make_key(task=task.dataset.name, data=data_hash, extractor=value.extractor, n=value.n,
                        params=value.params, profile=budget, seeds=1)
-        out[spec.name] = _replace(value, key=key)
+        out[spec.name] = _replace(value, key=key, computed_by="plugin" if is_plugin_metric(spec) else computed_by)
     return out, errors
+
+
+def quality_context(task: TaskState, samples: np.ndarray | None, seed: int, likelihood: Any, config: RunConfig,
+                    job_cache: dict[str, Any]) -> QualityContext:
+    """What the metrics of one job see: its samples, and the task's feature spaces (features cached per job for
+    ``samples*`` keys, per task for the real splits)."""
+
+    def extract(key: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        store = job_cache if key == "samples" else task.cache
+        if f"x:{key}" not in store:
+            feats, logits = task.extractor(x)
+            z = np.exp(logits - logits.max(1, keepdims=True))
+            store[f"x:{key}"] = (feats, z / z.sum(1, keepdims=True))
+        return store[f"x:{key}"]
+
+    def extract_inception(key: str, x: np.ndarray) -> np.ndarray:
+        store = job_cache if key.startswith("samples") else task.cache  # a job's samples are its own
+        if f"inception:{key}" not in store:
+            lo, hi = task.dataset.value_range
+            store[f"inception:{key}"] = task.inception((np.asarray(x, np.float64) - lo) / (hi - lo))[0]
+        return store[f"inception:{key}"]
+
+    inception = getattr(task, "inception", None)
+    return QualityContext(dataset=task.dataset, samples=samples, rng=np.random.default_rng(seed),
+                          features=lambda key, x: extract(key, x)[0], probabilities=lambda key, x: extract(key, x)[1],
+                          extractor_id=task.extractor.id if task.extractor else None, cache=task.cache, seed=seed,
+                          likelihood=likelihood,
+                          inception_features=extract_inception if inception is not None else None,
+                          inception_id=inception.id if inception is not None else None,
+                          fid_n=getattr(config, "fid_n", None), cache_dir=getattr(config, "cache_dir", None))
 
 
 def every_metric_failed(quality: Mapping[str, MetricValue], errors: Mapping[str, str]) -> str | None:
@@ -540,6 +491,27 @@ def _replace(metric: MetricValue, **changes: Any) -> MetricValue:
 def save_sample_picture(samples: np.ndarray, path: Path, dataset: Dataset) -> str:
     """The report's picture of image or point samples: a grid of the first 64, or a scatter over the data."""
     return (_save_scatter if dataset.kind == "points" else _save_grid)(samples, path, dataset)
+
+
+def _save_steps_plot(rows: list[dict[str, Any]], path: Path, metric: str = "fd") -> str:
+    """Quality (``metric``, lower is better) against sampling steps (log axis), one line per sampler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=100)
+    for sampler, marker in (("ddim", "o"), ("ddpm", "s")):
+        pts = [(r["steps"], r[metric]) for r in rows if r["sampler"] == sampler and r.get(metric) is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker=marker, label=sampler.upper())
+    ax.set(xscale="log", xlabel="sampling steps", ylabel=f"{'FD' if metric == 'fd' else metric} (lower is better)",
+           title="quality against steps")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return str(path)
 
 
 def _save_scatter(samples: np.ndarray, path: Path, dataset: Dataset) -> str:

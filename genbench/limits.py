@@ -35,6 +35,7 @@ import numpy as np
 from . import __version__
 from .config import RunConfig, get_profile
 from .errors import ConfigError, OutputError, ResultsError, RunInterrupted
+from .text import plain, plural, points_text  # noqa: F401 - genbench.limits.plural etc. stay importable
 
 SCHEMA = "genbench.limits/1"
 DEFAULT_OUT = Path("results") / "limits"
@@ -235,7 +236,7 @@ def limits(models: Sequence[str], *, task: str | None = None, profile: str = "de
     if not task:
         raise ConfigError("Name the task to study with --task (see 'genbench list').")
     from .cache import default_cache_dir
-    from .runner import _output_dir, environment, new_run_id
+    from .runner import output_dir, environment, new_run_id
     from .runtime import resolve_device
 
     get_profile(profile)
@@ -271,7 +272,7 @@ def limits(models: Sequence[str], *, task: str | None = None, profile: str = "de
     _check_fractions(axes["quantity"], dataset, spec.kind)
     _check_out(out)
     flops = _probe_models(chosen, spec, config, dev, echo)
-    out_dir = _output_dir(out)  # nothing is made before this point
+    out_dir = output_dir(out)  # nothing is made before this point
     limits_id = new_run_id()
     directory = out_dir / limits_id
     try:
@@ -299,13 +300,6 @@ def make_host() -> Any:
     from .plugins import make_plugin_manager
 
     return make_plugin_manager()
-
-
-def plural(n: int, word: str) -> str:
-    """``1 seed``, ``3 seeds``, ``1,347 training images``: a count and its noun, in the right number."""
-    head, _, tail = word.rpartition(" ")
-    noun = tail if n == 1 else (tail[:-1] + "ies" if tail.endswith("y") and tail[-2:-1] not in "aeiou" else tail + "s")
-    return f"{n:,} {head + ' ' if head else ''}{noun}"
 
 
 def _note_duplicates(values: Sequence[Any], option: str, echo: Callable[[str], None]) -> None:
@@ -626,7 +620,7 @@ def _run_point(config: RunConfig, models: list[str], task: str, out: Path, host:
     """
     from .results import SCHEMA as RUN_SCHEMA
     from .results import write_run
-    from .runner import _run_jobs, environment, new_run_id, plan
+    from .runner import run_jobs, environment, new_run_id, plan
     from .runtime import resolve_device
     from .types import RunResult
 
@@ -643,7 +637,7 @@ def _run_point(config: RunConfig, models: list[str], task: str, out: Path, host:
         plugin_failures=tuple(f.to_dict() for f in host.failures))
     write_run(result, run_dir)
     started(run_id)
-    return _run_jobs(result, run_dir, planned, config, dev, host, True, [], echo)
+    return run_jobs(result, run_dir, planned, config, dev, host, True, [], echo)
 
 
 def _job(run: Any, model: str) -> Any:
@@ -750,13 +744,15 @@ def _count_training_flops(spec: Any, task: Any, config: RunConfig, device: str) 
     """{reported steps: FLOPs counted} for ``train()`` with each of :data:`FLOP_PROBE_STEPS`."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .harness import _instantiate, load_task_state, training_data
+    from .harness import load_task_state
+    from .stages.build import instantiate
+    from .stages.common import training_data
     from .types import TrainConfig
 
     data = training_data(load_task_state(task, config).dataset, config)
     counts: dict[int, int] = {}
     for steps in FLOP_PROBE_STEPS:
-        model = _instantiate(spec)
+        model = instantiate(spec)
         with FlopCounterMode(display=False) as counter:
             summary = model.train(data, TrainConfig(seed=config.seed, device=device, profile=config.profile,
                                                     steps=steps), lambda *a, **k: None)
@@ -839,16 +835,6 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
 def _fmt(mean: float, half: float | None) -> str:
     """``1123 ± 84``: a mean and the half-width of its interval (2 significant digits, never in e-notation)."""
     return f"{mean:.4g}" + (f" ± {plain(half)}" if half is not None else "")
-
-
-def points_text(gain: float, stderr: float | None = None) -> str:
-    """A difference of two accuracies in percentage points: ``+27.8 pp ± 1.4 pp`` (not "%": it is no ratio)."""
-    return f"{100 * gain:+.1f} pp" + (f" ± {100 * stderr:.1f} pp" if stderr is not None else "")
-
-
-def plain(x: float) -> str:
-    """A spread to 2 significant digits below 100, to a whole number from 100 up (152, not 1.5e+02)."""
-    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.2g}"
 
 
 def paired_better(model: Sequence[float], baseline: Sequence[float], higher_is_better: bool,

@@ -1,4 +1,5 @@
-"""``genbench run --onnx FILE --role ROLE --task T``: benchmark an exported graph with no plugin around it.
+"""Graphs a user brought as ONNX files, as a model source beside plugins (``genbench run --onnx FILE --role ROLE
+--task T``, run by :mod:`genbench.onnx_command`): benchmark an exported graph with no plugin around it.
 
 A graph brought as a file becomes one job of an ordinary run: the same validation (``onnx.checker``, size
 cap, declared shapes at three batch sizes, finite outputs inside their range, the role's contract; no
@@ -41,7 +42,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import BundleError, ConfigError
 from .model import GenerativeModel, Progress
-from .types import ROLES, GraphSpec, ModelSpec, OnnxBundle, TensorSpec, TrainConfig, TrainSummary
+from .runtime.roles import GENERATORS, role_choices, role_of
+from .types import ROLE_ALIASES, GraphSpec, ModelSpec, OnnxBundle, TensorSpec, TrainConfig, TrainSummary
 
 PREFIX = "genbench."
 FAMILY = "onnx"
@@ -125,7 +127,8 @@ def graph_metadata(graph: GraphSpec) -> dict[str, str]:
             facts[f"outputs.{t.name}.low"] = _text(t.low)
         if t.high is not None:
             facts[f"outputs.{t.name}.high"] = _text(t.high)
-    for key in ("context_length", "levels", "bos", "data", "bound", "importance_samples"):
+    for key in ("context_length", "levels", "bos", "data", "bound", "importance_samples", "prediction", "schedule",
+                "steps", "beta_start", "beta_end", "scale"):
         if key in graph.attrs:
             facts[key] = _text(graph.attrs[key])
     return facts
@@ -188,17 +191,18 @@ def describe_graph(path: str | Path, dataset: Any, role: str | None = None,
     facts = _Facts({**given, **(flags or {}), **({"role": role} if role else {})}, path.name)
     role = facts.get("role")
     if role is None:
-        facts.missing.append(("its role", "--role sample|logits|elbo"))
+        facts.missing.append(("its role", f"--role {'|'.join(role_choices())}"))
         _refuse(path, None, facts)
-    if role not in ROLES:
-        raise ConfigError(f"{path.name}: role {role!r} is not one of {', '.join(ROLES)}.")
+    if role not in role_choices():
+        raise ConfigError(f"{path.name}: role {role!r} is not one of {', '.join(role_choices())}.")
+    role = ROLE_ALIASES.get(role, role)
+    kind_of_role = role_of(role)
     initializers = {i.name for i in proto.graph.initializer}
     if role == "logits":
         _check_looks_like_logits(path, [v for v in proto.graph.input if v.name not in initializers],
                                  list(proto.graph.output))
-    inputs = [_tensor(v, role, axis_names=("batch", "seq") if role == "logits" else ("batch",))
-              for v in proto.graph.input if v.name not in initializers]
-    axis_names = ("batch", "seq") if role == "logits" else ("batch",)
+    axis_names = kind_of_role.axes
+    inputs = [_tensor(v, role, axis_names=axis_names) for v in proto.graph.input if v.name not in initializers]
     outputs = [_tensor(v, role, axis_names) for v in _with_inferred_shapes(proto, len(axis_names))]
     attrs: dict[str, Any] = {}
     kind = dataset.kind
@@ -212,13 +216,7 @@ def describe_graph(path: str | Path, dataset: Any, role: str | None = None,
         vocab = dataset.vocab if kind == "text" else (attrs.get("levels") or 0) + 1
         inputs = [{**t, "source": "tokens", "vocab": vocab} for t in inputs]
     else:
-        for t in inputs:
-            choices = "normal|uniform|data" if role == "elbo" else "normal|uniform|tokens"
-            t["source"] = facts.get(f"inputs.{t['name']}.source", f"the distribution of input '{t['name']}'",
-                                    choices)
-            if t["source"] == "tokens":
-                t["vocab"] = facts.number(f"inputs.{t['name']}.vocab", int,
-                                          f"the vocabulary of token input '{t['name']}'", "256")
+        attrs = kind_of_role.describe(facts, dataset, inputs, outputs)
         if role == "sample":
             lo, hi = dataset.value_range
             for t in outputs:  # image tasks: the range is checked against the task's before anything is scored
@@ -230,12 +228,6 @@ def describe_graph(path: str | Path, dataset: Any, role: str | None = None,
                 if t["low"] is not None and t["high"] is not None and t["low"] > t["high"]:
                     raise ConfigError(f"{path.name}: outputs.{t['name']}.low={t['low']:g} is above "
                                       f"outputs.{t['name']}.high={t['high']:g}; give low <= high.")
-        if role == "elbo":
-            attrs["data"] = facts.get("data", "how its data input is prepared", "continuous|binarized")
-            attrs["bound"] = facts.get("bound", "what its output is", "exact|elbo|iwae")
-            k = facts.number("importance_samples", int)
-            if k is not None:
-                attrs["importance_samples"] = k
     if facts.missing:
         _refuse(path, role, facts)
     if used is not None:
@@ -357,7 +349,7 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
     """The :class:`OnnxFileSpec` of ``files`` (``roles[i]`` for ``files[i]``, else their metadata) on
     ``dataset``'s task; every flag in ``meta`` must be used by some graph."""
     from .runtime.validate import check_roles_fit_task, max_graph_bytes
-    from .score_samples import model_name
+    from .types import model_name
 
     if not files:
         raise ConfigError("Give at least one --onnx FILE.")
@@ -383,64 +375,15 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
     found = [g.role for g in graphs]
     if len(set(found)) != len(found):
         raise ConfigError(f"Two graphs have the same role ({', '.join(found)}); give one file per role.")
-    if not {"sample", "logits"} & set(found):
-        raise ConfigError("genbench draws the samples it scores from a 'sample' or 'logits' graph; give one "
-                          f"(the graphs given are {', '.join(found)}).")
+    if not any(role_of(r).generates for r in found):
+        raise ConfigError(f"genbench draws the samples it scores from a {', '.join(repr(r) for r in GENERATORS)} "
+                          f"graph; give one (the graphs given are {', '.join(found)}).")
     check_roles_fit_task(found, dataset)
     digests = tuple(_sha256(p) for p in paths)
     label = ", ".join(f"{p.name} ({g.role}, sha256 {d[:12]})" for p, g, d in zip(paths, graphs, digests))
     return OnnxFileSpec(name=model_name(name or paths[0].stem), family=FAMILY, tasks=(task_kind,),
                         cls="genbench.onnx_model:SuppliedGraphs", description=f"ONNX file(s) supplied: {label}",
                         graphs=tuple(graphs), files=tuple(str(p.resolve()) for p in paths), sha256=digests)
-
-
-def run_onnx(models: Sequence[str] = (), *, onnx: Sequence[str | Path], roles: Sequence[str] = (),
-             meta: Mapping[str, str] | Iterable[str] | None = None, name: str | None = None, **run_kwargs: Any):
-    """``genbench run --onnx FILE... --task T``: the graphs as one job of a run (with the task's baselines
-    beside it), through :func:`genbench.runner.run`; takes its other arguments. Returns the RunResult."""
-    from .config import RunConfig
-    from .harness import load_task_state
-    from .plugins import make_plugin_manager
-    from .runner import run
-
-    if models or run_kwargs.get("all"):
-        raise ConfigError("--onnx benchmarks the graph itself: name no model and leave out --all.")
-    if run_kwargs.get("resume") is not None:
-        raise ConfigError("--resume takes no --onnx: an --onnx run is run again from its graph.")
-    tasks = list(run_kwargs.pop("tasks", ()) or ())
-    if len(tasks) != 1:
-        raise ConfigError("--onnx needs exactly one --task: the task the graph was trained for.")
-    flags = parse_meta(meta) if meta is not None and not isinstance(meta, Mapping) else dict(meta or {})
-    host = run_kwargs.pop("host", None) or make_plugin_manager()
-    task = host.registry.dataset(tasks[0])
-    config = RunConfig(data_dir=run_kwargs.get("data_dir"), text_file=run_kwargs.get("text_file"))
-    dataset = load_task_state(task, config).dataset
-    spec = supplied_model(onnx, dataset, task.kind, roles, flags, name)
-    if spec.name in host.registry.models:
-        raise ConfigError(f"The name '{spec.name}' is a registered model's; pick another with --name.")
-    host.registry.models.add(spec, PLUGIN, f"sha256:{spec.sha256[0][:12]}")
-    run_kwargs["cache"] = False  # nothing is trained; graphs are read from the files every time
-    record = {**(run_kwargs.pop("record", None) or {}), "onnx": onnx_record(onnx, spec, flags, name)}
-    return run([spec.name], tasks=tasks, host=host, record=record, **run_kwargs)
-
-
-def onnx_record(files: Sequence[str | Path], spec: OnnxFileSpec, meta: Mapping[str, str],
-                name: str | None) -> dict[str, Any]:
-    """run.json's ``config.onnx``: each graph file as given, its sha256, role and the ``genbench.*`` metadata it
-    holds; the ``--meta`` flags; the ``--name``. With the graphs' files, what reproduces the run."""
-    graphs = [{"file": str(f), "sha256": digest, "role": graph.role, "metadata": read_metadata(f)}
-              for f, digest, graph in zip(files, spec.sha256, spec.graphs)]
-    return {"graphs": graphs, "meta": dict(meta), "name": name}
-
-
-def onnx_arguments(files: Sequence[str | Path], roles: Sequence[str], meta: Iterable[str], name: str | None) -> list[str]:
-    """The ``--onnx``/``--role``/``--meta``/``--name`` part of the command that reproduces a run."""
-    parts: list[str] = []
-    for i, f in enumerate(files):
-        parts += ["--onnx", str(f)] + (["--role", roles[i]] if i < len(roles) else [])
-    for m in meta:
-        parts += ["--meta", str(m)]
-    return parts + (["--name", name] if name else [])
 
 
 def _load(path: Path) -> Any:
@@ -476,5 +419,5 @@ def _text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-__all__ = ["OnnxFileSpec", "SuppliedGraphs", "describe_graph", "graph_metadata", "onnx_arguments", "onnx_record",
-           "parse_meta", "read_metadata", "run_onnx", "supplied_model", "write_metadata"]
+__all__ = ["OnnxFileSpec", "SuppliedGraphs", "describe_graph", "graph_metadata", "parse_meta", "read_metadata",
+           "supplied_model", "write_metadata"]

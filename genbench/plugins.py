@@ -6,10 +6,15 @@ plugin still works, and so does every other spec of that plugin (a malformed spe
 refused when it is registered, not when it is made). What a plugin prints while it loads is kept in
 :attr:`PluginInfo.printed`, never written between genbench's own output (``genbench list --json`` stays JSON).
 
-Entry points are imported in a child process first (one for all of them, each import under a time limit,
-``$GENBENCH_PLUGIN_TIMEOUT`` seconds, default 60, and a 4 GiB memory cap): a plugin whose import hangs,
-crashes the interpreter, exits or allocates without end is a failed plugin, with its reason, and never
-stalls or kills ``genbench list`` or ``genbench run``. Only plugins that imported there are imported here.
+Entry points are imported, and their register hooks called, in a child process and never in genbench's
+own (one child for all of them, each plugin under a time limit, ``$GENBENCH_PLUGIN_TIMEOUT`` seconds,
+default 60, and a 4 GiB memory cap): what a plugin does when its module is imported (patch numpy, the clock
+or genbench itself) happens there and goes no further, and a plugin whose import hangs, crashes the
+interpreter, exits or allocates without end is a failed plugin, with its reason, and never stalls or kills
+``genbench list`` or ``genbench run``. The child sends back the specs each plugin registered, as data; the
+registry here is filled from them (every check runs again), and the lazy paths they hold are imported only
+in the processes that run plugin code. ``$GENBENCH_PLUGIN_TIMEOUT=0`` switches the child off: plugins are
+then imported and registered in genbench's own process (for debugging only).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pluggy
 
@@ -119,15 +124,18 @@ def make_plugin_manager(
                 host.disabled.append(printable(ep.name))
                 continue
             eps.append(ep)
-        # only real entry points can be imported elsewhere by their value
-        probed = [ep for ep in eps if isinstance(getattr(ep, "value", None), str)]
-        found = dict(zip(map(id, probed), _probe_imports([ep.value for ep in probed])))
-        verdicts = [found.get(id(ep)) for ep in eps]
-        for ep, verdict in zip(eps, verdicts):
-            dist = ep.dist.name if ep.dist is not None else ep.name
-            ver = ep.dist.version if ep.dist is not None else "0"
-            candidates.append((ep.name, dist, ver, ep.load if verdict is None else _refused(verdict)))
-
+        # only real entry points can be registered elsewhere, by their value; a plugin that did (or failed to)
+        # is added from its record, and its module is never imported here
+        remote = [ep for ep in eps if isinstance(getattr(ep, "value", None), str)]
+        records = dict(zip(map(id, remote), _register_elsewhere(
+            [(printable(ep.name), _dist_of(ep)[0], _dist_of(ep)[1], ep.value) for ep in remote])))
+        for ep in eps:
+            dist, ver = _dist_of(ep)
+            record = records.get(id(ep))
+            if record is None:  # registered in this process (the child is off, or not a real entry point)
+                candidates.append((ep.name, dist, ver, ep.load))
+            else:
+                candidates.append((ep.name, dist, ver, _from_record(record)))
     for name, dist, version, load in candidates:
         if name in blocked or dist in blocked:
             host.disabled.append(name)
@@ -137,26 +145,34 @@ def make_plugin_manager(
     return host
 
 
-class _ImportRefused(Exception):
-    pass
+def _dist_of(ep: Any) -> tuple[str, str]:
+    if ep.dist is None:
+        return printable(ep.name), "0"
+    return printable(ep.dist.name), printable(ep.dist.version)
 
 
-def _refused(reason: str) -> Callable[[], Any]:
-    def load() -> Any:
-        raise _ImportRefused(reason)
+@dataclass(frozen=True)
+class _Record:
+    """What the registration child said of one plugin (see :func:`plugin_record`), or why it could not."""
 
-    return load
+    data: dict[str, Any]
+
+    def __call__(self) -> Any:  # pragma: no cover - records are added by _add_record, never loaded
+        raise RuntimeError("a plugin registered in a child process is not imported here")
 
 
-#: the import probe: imports each entry point named on stdin, one verdict (null, or why not) per line
-_PROBE = r"""
+def _from_record(data: dict[str, Any]) -> _Record:
+    return _Record(data)
+
+
+#: the registration child: for each entry point named on stdin, one JSON record per line (plugin_record's)
+_CHILD = r"""
 import ctypes, json, os, resource, sys
-from importlib import metadata
 try:
     ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: never outlive genbench
 except Exception:
     pass
-parent, paths, limit, values = json.loads(sys.stdin.readline())
+parent, paths, limit, entries = json.loads(sys.stdin.readline())
 if os.getppid() != parent:
     sys.exit(1)
 sys.path[:] = paths
@@ -164,41 +180,81 @@ try:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
 except (ValueError, OSError):
     pass
-verdicts = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)  # what a plugin prints goes to stderr, never between the verdicts
-for value in values:
+records = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # what a plugin prints goes to stderr, never between the records
+from genbench.plugins import plugin_record
+for name, dist, version, value in entries:
     try:
-        metadata.EntryPoint("probe", value, "genbench").load()
-        verdict = None
+        record = plugin_record(name, dist, version, value)
     except BaseException as exc:
-        text = str(exc).strip()
-        verdict = type(exc).__name__ + (": " + text.splitlines()[0] if text else "")
-    verdicts.write(json.dumps(verdict) + "\n")
-    verdicts.flush()
+        record = {"error": type(exc).__name__ + ": " + (str(exc).strip().splitlines() or [""])[0]}
+    records.write(json.dumps(record) + "\n")
+    records.flush()
 """
 
 
-def _probe_imports(values: Sequence[str]) -> list[str | None]:
-    """Import entry points ``values`` in a child process, in order, each within ``$GENBENCH_PLUGIN_TIMEOUT``
-    seconds; for each, None (it imported) or why it must not be imported here. A child whose import hangs or
-    dies is replaced by a new one for the entry points after it."""
+def plugin_record(name: str, dist: str, version: str, value: str) -> dict[str, Any]:
+    """In the registration child: import entry point ``value``, validate and call its register hooks as the host
+    does, and return what came of it as JSON data: ``specs`` (per table kind, each spec's fields), ``failures``
+    (each a :class:`PluginFailure`'s fields) and ``printed``."""
+    host = PluginHost(pm=pluggy.PluginManager(hookspecs.PROJECT_NAME), registry=Registry.empty())
+    host.pm.add_hookspecs(hookspecs)
+    _add_plugin(host, name, dist, version, metadata.EntryPoint(name, value, ENTRY_POINT_GROUP).load)
+    specs = {t.kind: [spec.to_dict() for spec in t] for t in host.registry.tables()}
+    info = host.plugins[-1] if host.plugins else None
+    return {"specs": specs, "failures": [f.to_dict() for f in host.failures],
+            "registered": info is not None, "printed": info.printed if info else ""}
+
+
+def _add_record(host: PluginHost, name: str, dist: str, version: str, data: Mapping[str, Any]) -> None:
+    """A plugin as the registration child recorded it: its failures, then each spec rebuilt from its fields and
+    registered here (every check again, and duplicates against the plugins registered before it)."""
+    def fail(phase: str, message: str) -> None:
+        host.failures.append(PluginFailure(name, dist, phase, printable(str(message))[:2000]))
+
+    if not isinstance(data, Mapping) or "error" in data:
+        fail("import", data.get("error") if isinstance(data, Mapping) else "garbled record")
+        return
+    for f in data.get("failures") or []:
+        if isinstance(f, Mapping):
+            fail(str(f.get("phase", "register")), str(f.get("message", "")))
+    if not data.get("registered"):
+        return
+    registered: list[str] = []
+    for table in host.registry.tables():
+        for fields_ in (data.get("specs") or {}).get(table.kind) or []:
+            try:
+                added = table.add(table.spec_type.from_dict(fields_), dist, version)
+            except Exception as exc:  # noqa: BLE001 - one bad spec is recorded, the rest load
+                fail("register", one_line(exc))
+                continue
+            registered.append(f"{table.kind}:{added.name}")
+    host.plugins.append(PluginInfo(name, dist, version, tuple(registered),
+                                   printable(str(data.get("printed") or ""))[:PRINTED_CHARS]))
+
+
+def _register_elsewhere(entries: Sequence[tuple[str, str, str, str]]) -> list[dict[str, Any] | None]:
+    """Register entry points ``entries`` ((name, distribution, version, value)) in a child process, in order,
+    each within ``$GENBENCH_PLUGIN_TIMEOUT`` seconds; for each its record, or a record saying why not. A child
+    whose plugin hangs or dies is replaced by a new one for the entry points after it. With the timeout 0,
+    None for each (they are registered in this process)."""
     from .settings import env_number
 
     timeout = env_number(TIMEOUT_ENV, DEFAULT_IMPORT_TIMEOUT, "seconds", zero=True)
-    if not values or not timeout > 0:
-        return [None] * len(values)
-    verdicts: list[str | None] = []
-    while len(verdicts) < len(values):
-        rest = list(values[len(verdicts):])
-        proc = subprocess.Popen([sys.executable, "-I", "-c", _PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    if not entries or not timeout > 0:
+        return [None] * len(entries)
+    records: list[dict[str, Any] | None] = []
+    while len(records) < len(entries):
+        rest = [list(e) for e in entries[len(records):]]
+        proc = subprocess.Popen([sys.executable, "-I", "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             try:
                 proc.stdin.write((json.dumps([os.getpid(), sys.path, IMPORT_MEMORY, rest]) + "\n").encode())
                 proc.stdin.close()
-            except BrokenPipeError:  # it died at once: _read_verdicts says how
+            except BrokenPipeError:  # it died at once: _read_records says how
                 pass
-            verdicts += _read_verdicts(proc, len(rest), timeout)
+            records += _read_records(proc, len(rest), timeout)
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -206,33 +262,34 @@ def _probe_imports(values: Sequence[str]) -> list[str | None]:
                 pass
             proc.wait()
             proc.stdout.close()
-    return verdicts
+    return records
 
 
-def _read_verdicts(proc: subprocess.Popen, count: int, timeout: float) -> list[str | None]:
-    """Verdict lines from the probe, until ``count`` came, or one took longer than ``timeout`` seconds, or the
-    probe died (then that entry point's verdict says so, and the caller starts a new probe for the rest)."""
-    out: list[str | None] = []
+def _read_records(proc: subprocess.Popen, count: int, timeout: float) -> list[dict[str, Any] | None]:
+    """Record lines from the child, until ``count`` came, or one took longer than ``timeout`` seconds, or the
+    child died (then that entry point's record says so, and the caller starts a new child for the rest)."""
+    out: list[dict[str, Any] | None] = []
     buffer = b""
     fd = proc.stdout.fileno()
     deadline = time.monotonic() + timeout
     while len(out) < count:
         ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
-            return out + [f"its import did not finish within {timeout:g} s (${TIMEOUT_ENV} sets the limit)"]
-        chunk = os.read(fd, 65536)
+            return out + [{"error": f"its import did not finish within {timeout:g} s "
+                                    f"(${TIMEOUT_ENV} sets the limit)"}]
+        chunk = os.read(fd, 1 << 20)
         if not chunk:
             code = proc.wait()
             how = f"killed by {_signal_name(-code)}" if code < 0 else f"exit code {code}"
-            return out + [f"its import ended the process ({how})"]
+            return out + [{"error": f"its import ended the process ({how})"}]
         buffer += chunk
         while b"\n" in buffer and len(out) < count:
             line, buffer = buffer.split(b"\n", 1)
             try:
-                verdict = json.loads(line)
+                record = json.loads(line)
             except ValueError:
-                verdict = "its import garbled genbench's check of it"
-            out.append(None if verdict is None else str(verdict))
+                record = None
+            out.append(record if isinstance(record, dict) else {"error": "its import garbled genbench's record of it"})
             deadline = time.monotonic() + timeout
     return out
 
@@ -255,6 +312,9 @@ def _captured(into: io.StringIO) -> Iterator[None]:
 
 
 def _add_plugin(host: PluginHost, name: str, dist: str, version: str, load: Callable[[], Any]) -> None:
+    if isinstance(load, _Record):
+        _add_record(host, name, dist, version, load.data)
+        return
     printed = io.StringIO()
     with _captured(printed):
         _load_plugin(host, name, dist, version, load)
@@ -269,9 +329,6 @@ def _load_plugin(host: PluginHost, name: str, dist: str, version: str, load: Cal
 
     try:
         plugin = load()
-    except _ImportRefused as exc:
-        fail("import", str(exc))
-        return
     except BaseException as exc:  # noqa: BLE001 - a broken plugin (even SystemExit) must not stop the host
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -341,3 +398,30 @@ def _version(dist: str) -> str:
 
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginFailure", "PluginHost", "PluginInfo", "make_plugin_manager"]
+
+
+def distribution_hash(name: str) -> str | None:
+    """sha256 over the installed files of distribution ``name`` (its RECORD) and the source of the packages its
+    ``genbench`` entry points name (an editable install's code lives outside its RECORD); None if it is not
+    installed (genbench's own built-ins hash genbench)."""
+    import hashlib
+
+    from .cache import source_fingerprint
+
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return None
+    h = hashlib.sha256()
+    for file in sorted(dist.files or (), key=str):
+        if "__pycache__" in str(file) or str(file).endswith(".pyc"):
+            continue
+        path = dist.locate_file(file)
+        try:
+            h.update(str(file).encode() + b"\0" + hashlib.sha256(open(path, "rb").read()).digest())
+        except OSError:
+            continue
+    for ep in dist.entry_points:
+        if ep.group == ENTRY_POINT_GROUP:
+            h.update(source_fingerprint(ep.value.split(":", 1)[0] + ":x").encode())
+    return h.hexdigest()

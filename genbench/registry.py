@@ -89,6 +89,9 @@ class Registry:
             reporters=Table("reporter", ReporterSpec),
         )
 
+    def tables(self) -> tuple[Table[Any], ...]:
+        return (self.models, self.datasets, self.metrics, self.reporters)
+
     def model(self, name: str) -> ModelSpec:
         return self.models.get(name)
 

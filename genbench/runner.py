@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import __version__
-from .config import RunConfig, get_profile
-from .errors import ConfigError, DataUnavailableError, OutputError, RunInterrupted, RunLockedError
+from .config import RunConfig
+from .errors import ConfigError, DataUnavailableError, OutputError, RunInterrupted, RunLockedError, one_line
+from .features import inception_for
 from .plugins import PluginHost, make_plugin_manager
 from .registry import load_object
 from .results import SCHEMA, write_run
@@ -120,8 +121,10 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         steps: int | None = None, threads: int | None = None, baselines: bool = True, timing: bool = True,
         text_file: str | Path | None = None, train_threads: int = 1, timeout: float | None = 3600.0,
         executor: str = "process", jobs: int | None = None, address: str | None = None,
-        features: str = "default", inception_weights: str | Path | None = None, cache: bool = True,
-        cache_dir: str | Path | None = None, max_memory: float | None = None,
+        features: str = "default", inception_weights: str | Path | None = None, fid_n: int | None = None,
+        cache: bool = True,
+        cache_dir: str | Path | None = None, max_memory: float | None = None, sandbox: str | None = None,
+        timing_repeats: int = 1,
         reporters: Iterable[str] | None = None, host: PluginHost | None = None,
         command: str | None = None, echo: Callable[[str], None] | None = None,
         resume: str | Path | None = None, settings: Any = True, progress: str | None = None,
@@ -180,14 +183,23 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                        device=device, steps=steps, data_dir=Path(data_dir) if data_dir else None, baselines=baselines,
                        timing=timing, text_file=Path(text_file) if text_file else None, train_threads=train_threads,
                        timeout=timeout, executor=executor, address=address, features=features,
-                       inception_weights=Path(inception_weights) if inception_weights else None,
-                       cache=cache, max_memory=max_memory, user_profile=user_profile,
+                        inception_weights=Path(inception_weights) if inception_weights else None, fid_n=fid_n,
+                        cache=cache, max_memory=max_memory, user_profile=user_profile, timing_repeats=timing_repeats,
+                       sandbox=sandbox or _sandbox_from_environment(),
                        # resolved here: job processes fork from a server that may predate this run's environment
                        cache_dir=Path(cache_dir).resolve() if cache_dir else default_cache_dir() if cache else None,
                        **({"threads": threads} if threads is not None else {}),
                        **({"jobs": jobs} if jobs is not None else {}))
     max_graph_bytes()  # a bad $GENBENCH_MAX_GRAPH_MB is refused here, not in every job
     _check_executor(config)
+    # the Inception space's file, hash and ONNX export are checked (and exported, once) here: a missing extra or a
+    # wrong file is one line before anything runs, not a failure in every image job
+    inception_for("image", config.features, config.inception_weights, config.cache_dir)
+    from .executors.sandbox import environment_note, resolve_mode
+
+    contained, sandbox_note = resolve_mode(config.sandbox) if config.executor != "inline" else (False, None)
+    if sandbox_note:
+        echo(f"note: {sandbox_note}")
     host = host or make_plugin_manager()
     for failure in host.failures:
         echo(f"warning: {failure}")
@@ -196,7 +208,7 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
     _check_names_from_files(host, models, tasks, used)
     planned = plan(host, models, all, tasks, baselines)
     dev, device_note = choose_device(device)
-    out_dir = _output_dir(out)  # made only once the plan holds: a refused run leaves no folder behind
+    out_dir = output_dir(out)  # made only once the plan holds: a refused run leaves no folder behind
     if device_note:
         echo(f"note: {device_note}")
 
@@ -214,7 +226,8 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
                     "settings": found.record(used),
                     "selection": {"models": list(dict.fromkeys(models)), "all": bool(all), "tasks": list(tasks)},
                     **dict(record or {})},
-            environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs},
+            environment={**environment(dev, config.threads), "executor": config.executor, "jobs": config.jobs,
+                         "sandbox": environment_note(contained, sandbox_note), "plugins": loaded_plugins(host)},
             plugin_failures=tuple(f.to_dict() for f in host.failures))
         write_run(result, run_dir)
         n = sum(j.skip_reason is None for j in planned)
@@ -225,12 +238,21 @@ def run(models: Sequence[str] = (), *, all: bool = False, tasks: Sequence[str] =
         header = (f"run {run_id}: {n} job{'s' if n != 1 else ''}{seeds_text}, profile {profile}, device {dev}, "
                   f"{at_once} at a time (timing alone){from_files}")
         try:
-            return _run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo, progress,
+            return run_jobs(result, run_dir, planned, config, dev, host, bool(tasks), reporters, echo, progress,
                              header)
         except DataUnavailableError:  # a task named but not on this machine: no run at all, not an empty one
             if not _has_results(run_dir):
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+
+
+def loaded_plugins(host: PluginHost) -> list[dict[str, Any]]:
+    """Every plugin this run loaded: its entry point, distribution, version and a sha256 over its installed
+    files (what ran, even if it was never named in the command)."""
+    from .plugins import distribution_hash
+
+    return [{"plugin": p.name, "distribution": p.distribution, "version": p.version,
+             "files_sha256": distribution_hash(p.distribution)} for p in host.plugins]
 
 
 def _check_names_from_files(host: PluginHost, models: Sequence[str], tasks: Sequence[str],
@@ -260,9 +282,9 @@ def _has_results(run_dir: Path) -> bool:
 
 
 #: run() arguments that --resume takes from the stored configuration (``jobs`` alone may change)
-_RESUMABLE = ("models", "all", "tasks", "profile", "out", "seed", "seeds", "device", "data_dir", "steps", "threads",
+_RESUMABLE = ("sandbox", "models", "all", "tasks", "profile", "out", "seed", "seeds", "device", "data_dir", "steps", "threads",
               "baselines", "timing", "text_file", "train_threads", "timeout", "executor", "jobs", "address",
-              "features", "inception_weights", "cache", "cache_dir", "max_memory")
+               "features", "inception_weights", "fid_n", "cache", "cache_dir", "max_memory", "timing_repeats")
 
 
 def _given(name: str, value: Any) -> bool:
@@ -324,7 +346,7 @@ def resume_run(run_dir: str | Path, *, options: Mapping[str, Any] | None = None,
         finished = sum(j.status != "pending" for j in previous.jobs)
         header = (f"resuming run {previous.run_id}: {finished} jobs done, "
                   f"{sum(j.status == 'pending' for j in previous.jobs)} part-done")
-        return _run_jobs(result, run_dir, planned, config, stored.get("device", "cpu"), host,
+        return run_jobs(result, run_dir, planned, config, stored.get("device", "cpu"), host,
                          bool(selection.get("tasks")), reporters, echo, progress, header)
 
 
@@ -332,8 +354,9 @@ _FLAGS = {"models": "MODEL arguments", "all": "--all", "tasks": "--task", "profi
           "seed": "--seed", "seeds": "--seeds", "device": "--device", "data_dir": "--data-dir", "steps": "--steps",
           "threads": "--threads", "baselines": "--no-baselines", "timing": "--no-timing", "text_file": "--text-file",
           "train_threads": "--train-threads", "timeout": "--timeout", "executor": "--executor",
-          "address": "--address", "features": "--features", "inception_weights": "--inception-weights",
-          "cache": "--no-cache", "cache_dir": "--cache-dir", "max_memory": "--max-memory"}
+           "address": "--address", "features": "--features", "inception_weights": "--inception-weights", "fid_n": "--fid-n",
+           "cache": "--no-cache", "cache_dir": "--cache-dir", "max_memory": "--max-memory",
+           "timing_repeats": "--timing-repeats"}
 #: run() arguments that are on/off flags: the value the flag sets
 _SWITCHES = {"all": True, "baselines": False, "timing": False, "cache": False}
 
@@ -433,7 +456,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _output_dir(out: str | Path) -> Path:
+def output_dir(out: str | Path) -> Path:
     """``--out``, made if needed and checked writable before anything runs."""
     path = Path(out)
     try:
@@ -533,9 +556,11 @@ class _Entry:
         return assemble(self.head, seeds, self.results, self.timing, self.needs_timing, self.off_reason)
 
 
-def _run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config: RunConfig, dev: str,
+def run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config: RunConfig, dev: str,
               host: PluginHost, explicit_tasks: bool, reporters: Iterable[str] | None,
               echo: Callable[[str], None], progress: str | None = None, header: str = "") -> RunResult:
+    """Run ``planned`` jobs into ``run_dir`` (both stages), writing ``run.json`` after every unit: the public
+    orchestration entry point that :func:`run`, :func:`resume_run` and ``genbench limits`` share."""
     from .ui import RunDisplay, UnitHistory
 
     stop = _Stop()
@@ -669,7 +694,13 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     for entry in entries.values():
         ok = [entry.results[s] for s in config.seeds if s in entry.results and entry.results[s].status == "ok"]
         if entry.needs_timing and ok and len(entry.results) == len(config.seeds):
-            timing_units.append(TimingUnit(entry.spec, ok[0].seed))
+            graphs = (ok[0].export or {}).get("graphs") or {}
+            expected = tuple((role, g["sha256"]) for role, g in graphs.items() if isinstance(g, dict) and g.get("sha256"))
+            timing_units.append(TimingUnit(entry.spec, ok[0].seed, expected))
+    # --timing-repeats K: K rounds, each job once per round in a fresh process, rounds interleaved across jobs
+    rounds = max(1, int(config.timing_repeats or 1))
+    timing_units = [u if r == 0 else replace(u) for r in range(rounds) for u in timing_units]
+    medians: dict[tuple, list] = {}
     display.set_total(len(units) + len(timing_units))
     for unit in timing_units:
         display.add(id(unit), unit.label, "timing", _history_key(unit, config, "timing"))
@@ -684,6 +715,8 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
             raise _disk_full(f"{unit.label}: {timing.error.message}")
         key = (unit.job.model.name, unit.job.task.name, dev)
         entry = entries[key]
+        if rounds > 1:
+            timing = _with_process_medians(timing, medians.setdefault(key, []))
         entry.timing = timing
         jr = entry.assemble(config.seeds)
         save(key, jr)
@@ -732,6 +765,24 @@ def _disk_full(what: str) -> OutputError:
     error = OutputError(f"No space left on device ({what[:200]}).")
     error.errno = errno.ENOSPC
     return error
+
+
+def _with_process_medians(timing: Any, rounds: list) -> Any:
+    """``timing`` (one timing process's result) with every record's ``process_p50_ms``: the p50 of that record in
+    each timing process of the job so far (``rounds`` keeps them, one dict per process, by record)."""
+    if timing.status != "done":
+        return timing
+    rounds.append({_perf_key(p): p.latency_ms.get("p50") for p in timing.performance})
+    records = []
+    for p in timing.performance:
+        seen = tuple(float(r[_perf_key(p)]) for r in rounds if r.get(_perf_key(p)) is not None)
+        records.append(replace(p, process_p50_ms=seen))
+    info = {**dict(timing.info), "timing_processes": len(rounds)}
+    return replace(timing, performance=tuple(records), info=info)
+
+
+def _perf_key(p: Any) -> tuple:
+    return (p.graph, p.scenario, p.runtime, p.provider, p.batch_size)
 
 
 def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
@@ -836,6 +887,15 @@ def _cache_hit(unit: Any, config: RunConfig, dev: str, hits: set[tuple[Any, ...]
     return (unit.job.model.name, unit.job.task.name, config.profile, config.steps, unit.seed, dev) in hits
 
 
+def _sandbox_from_environment() -> str:
+    """``--sandbox``'s default: ``$GENBENCH_SANDBOX`` (auto, bwrap or none), else auto."""
+    value = os.environ.get("GENBENCH_SANDBOX", "").strip()
+    if value and value not in ("auto", "bwrap", "none"):
+        raise ConfigError(f"GENBENCH_SANDBOX={value!r} is not a sandbox mode: set it to auto, bwrap or none, or unset "
+                          "it.")
+    return value or "auto"
+
+
 def _check_executor(config: RunConfig) -> None:
     if config.executor == "process":
         from .executors.local import check_can_start
@@ -845,7 +905,7 @@ def _check_executor(config: RunConfig) -> None:
 
 def _ceiling(threads: int) -> dict[str, Any] | None:
     """The matmul ceiling, measured as the timing stage starts: nothing else of genbench is running."""
-    from .perf.flops import matmul_ceiling_gflops
+    from .runtime.flops import matmul_ceiling_gflops
 
     try:
         return matmul_ceiling_gflops(threads)
@@ -855,7 +915,7 @@ def _ceiling(threads: int) -> dict[str, Any] | None:
 
 def _settle_ceiling(ceiling: dict[str, Any], jobs: list[JobResult], threads: int) -> dict[str, Any] | None:
     """Re-measure the ceiling if a graph beat it; withdraw it if one still does (never a share above 100%)."""
-    from .perf.flops import settle_ceiling
+    from .runtime.flops import settle_ceiling
 
     achieved = [(f"{j.model} on {j.task}: {p.graph} {p.runtime} b{p.batch_size}", p.gflops_per_s)
                 for j in jobs for p in j.performance if p.gflops_per_s]
@@ -883,10 +943,11 @@ def _task_state(cache: dict, task: DatasetSpec, config: RunConfig, explicit: boo
     if task.name in cache:
         return cache[task.name]
     if config.executor == "inline":
-        from .harness import load_task_state
+        from .harness import load_task_state, warm_references
 
         try:
             cache[task.name] = load_task_state(task, config)
+            warm_references(cache[task.name], config)
         except DataUnavailableError as exc:
             if explicit:
                 raise
@@ -928,7 +989,10 @@ def quality_summary(quality: Any) -> str:
     for k in sorted(quality, key=lambda k: (rank.get(k, len(rank)), k)):
         v = quality[k]
         if v.value is None:
-            parts.append(f"{k} failed" if v.error else f"{k} –")
+            if v.error and v.error.startswith("not computed"):  # e.g. a classifier metric in a space with none
+                parts.append(f"{k} not computed ({v.error.split(':', 1)[1].split(';')[0].strip()})")
+            else:
+                parts.append(f"{k} failed" if v.error else f"{k} –")
             continue
         parts.append(f"{k} {v.value:.4g}" + (f" (floor {v.floor:.4g})" if v.floor is not None else ""))
     return ", ".join(parts)
@@ -984,14 +1048,34 @@ def failure_lines(result: RunResult) -> list[str]:
     return [_job_line(jobs[0], [j.model for j in jobs]) for jobs in groups.values()]
 
 
+#: seconds a plugin's reporter may take (it runs in a process of its own)
+REPORTER_TIMEOUT = 600.0
+
+
 def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = None,
                   names: Iterable[str] | None = None, echo: Callable[[str], None] | None = None) -> list[Path]:
-    """Call every registered reporter (or those named); a failing reporter is reported, not fatal."""
+    """Call every registered reporter (or those named); a failing reporter is reported, not fatal.
+
+    A plugin's reporters run first, each in a process of its own (plugin code never runs in genbench's); then
+    ``run.json`` is written again from the result held here and genbench's own reporters run, so no plugin's
+    reporter can change a file genbench writes."""
+    from .executors.local import write_report_in_process
+
     echo = echo or (lambda s: None)
     host = host or make_plugin_manager()
     specs = [host.registry.reporters.get(n) for n in names] if names is not None else list(host.registry.reporters)
+    theirs = [s for s in specs if s.plugin != "genbench"]
     written = []
+    for spec in theirs:
+        try:
+            written.append(write_report_in_process(spec.writer, spec.name, result, run_dir, REPORTER_TIMEOUT))
+        except Exception as exc:  # noqa: BLE001 - one broken reporter must not hide the others
+            echo(f"warning: reporter '{spec.name}' ({spec.plugin}) failed: {one_line(exc)}")
+    if theirs and (run_dir / "run.json").is_file():
+        write_run(result, run_dir)
     for spec in specs:
+        if spec in theirs:
+            continue
         try:
             writer = load_object(spec.writer, owner=f"reporter '{spec.name}'")
             written.append(Path(writer(result, run_dir)))
@@ -1000,5 +1084,5 @@ def write_reports(result: RunResult, run_dir: Path, host: PluginHost | None = No
     return written
 
 
-__all__ = ["PlannedJob", "failure_lines", "interrupt_on_signals", "plan", "quality_summary", "resume_run", "run",
-           "run_lock", "write_reports"]
+__all__ = ["PlannedJob", "environment", "failure_lines", "interrupt_on_signals", "new_run_id", "output_dir", "plan",
+           "quality_summary", "resume_run", "run", "run_jobs", "run_lock", "write_reports"]

@@ -10,7 +10,7 @@ from string import Template
 
 from .errors import ConfigError
 
-FAMILIES = {"gan": "image", "vae": "image", "ar": "text"}
+FAMILIES = {"gan": "image", "vae": "image", "ar": "text", "diffusion": "image", "flow": "image"}
 TEMPLATES = Path(__file__).with_name("templates")
 
 

@@ -17,7 +17,6 @@ Accepted input, per task kind:
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import time
 from dataclasses import replace
@@ -27,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .types import model_name
 
 DEFAULT_OUT = Path("results") / "runs"
 MIN_SAMPLES = 50  # fewer and the k-NN metrics and covariances say little; the floor would say so, but refuse
@@ -35,14 +35,13 @@ FAMILY = "samples"
 TIMING_OFF = "samples supplied: no model to time"
 BASELINE_OFF = "baselines are quality references; not timed"
 RANGE_TOL = 1e-6
-TEXT_CHUNK = 2048  # bytes a baseline's sampler adds per call to the sampling loop
 
 
 def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str | None = None,
           baselines: bool = True, seed: int = 0, data_dir: str | Path | None = None,
           text_file: str | Path | None = None, features: str = "default",
           inception_weights: str | Path | None = None, host: Any = None, command: str | None = None,
-          echo: Callable[[str], None] | None = None):
+          echo: Callable[[str], None] | None = None, fid_n: int | None = None):
     """Score ``samples`` on ``task`` and write ``<out>/<run-id>/run.json``; return the :class:`RunResult`.
 
     ``samples``: a numpy array, or a path (``.npy``, ``.npz``, a folder of PNGs; for ``text`` a text file,
@@ -62,7 +61,7 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
         with interrupt_on_signals() as stop:
             return _score(samples, task=task, out=out, name=name, baselines=baselines, seed=seed, data_dir=data_dir,
                           text_file=text_file, features=features, inception_weights=inception_weights, host=host,
-                          command=command, echo=echo, made=made)
+                          command=command, echo=echo, made=made, fid_n=fid_n)
     except KeyboardInterrupt:
         for run_dir in made:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -75,7 +74,7 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
 def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baselines: bool, seed: int,
            data_dir: str | Path | None, text_file: str | Path | None, features: str,
            inception_weights: str | Path | None, host: Any, command: str | None,
-           echo: Callable[[str], None] | None, made: list[Path]):
+           echo: Callable[[str], None] | None, made: list[Path], fid_n: int | None = None):
     from . import __version__
     from .config import RunConfig, get_profile
     from .harness import load_task_state, score as score_arrays
@@ -94,6 +93,7 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
     config = RunConfig(profile="default", seed=seed, device="cpu", data_dir=Path(data_dir) if data_dir else None,
                        text_file=Path(text_file) if text_file else None, features=features,
                        inception_weights=Path(inception_weights) if inception_weights else None, cache=False,
+                       fid_n=fid_n,
                        baselines=baselines, timing=False, executor="inline", jobs=1)
     state = load_task_state(task_spec, config)
     dataset = state.dataset
@@ -366,13 +366,6 @@ def _cap(x: np.ndarray, dataset: Any) -> tuple[np.ndarray, list[str]]:
                   f"and task '{dataset.name}' has {limit:,} training {what}"]
 
 
-def model_name(text: str) -> str:
-    """A row name from a file name: lower-case letters, digits and single dashes (``My_Samples.v2`` →
-    ``my-samples-v2``)."""
-    name = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
-    return name[:64].strip("-") or "samples"
-
-
 # --------------------------------------------------------------------------- rows
 
 
@@ -422,24 +415,11 @@ def _baseline_row(spec: Any, state: Any, config: Any, profile: Any, samples: np.
 def draw_text(bundle: Any, shape: tuple[int, ...], seed: int, prompt_source: np.ndarray) -> np.ndarray:
     """``shape = [segments, bytes]`` of text from the bundle's ``logits`` graph through ONNX Runtime, each
     segment one continuous draw (temperature 1) after a one-byte prompt from the training split."""
-    from .harness import BUILD_THREADS
-    from .runtime import make_session
-    from .runtime.sampler import ort_logits_fn, sample_autoregressive
+    from .runtime.roles import session_fn
+    from .runtime.roles.logits import draw_text as draw
 
     graph = bundle.graph("logits")
-    context = int(graph.attrs["context_length"])
-    fn = ort_logits_fn(make_session(bundle.directory / graph.path, "cpu", BUILD_THREADS), graph.inputs[0].name,
-                       graph.outputs[0].name)
-    rng = np.random.default_rng(seed)
-    segments, length = shape
-    seq = np.full((segments, 1), int(prompt_source[0]), np.int64)
-    out = []
-    while sum(c.shape[1] for c in out) < length:
-        step = min(TEXT_CHUNK, length - sum(c.shape[1] for c in out))
-        grown = sample_autoregressive(fn, seq, step, context_length=context, rng=rng, vocab=256)
-        out.append(grown[:, seq.shape[1]:])
-        seq = grown[:, -context:]
-    return np.concatenate(out, axis=1).astype(np.uint8)
+    return draw(session_fn(bundle, graph, "cpu"), graph, tuple(shape), seed, int(prompt_source[0]))
 
 
 def _save_samples(x: np.ndarray, job_dir: Path, dataset: Any, run_dir: Path) -> dict[str, str]:

@@ -85,7 +85,7 @@ def _draw_as_a_run_does(bundle: Any, data: Any, seed: int) -> None:
     checks it (shapes, finiteness, ranges): a graph that fails for a few inputs in a hundred fails here."""
     from .config import get_profile
     from .harness import BUILD_THREADS, draw_samples, sample_count
-    from .runtime.likelihood import held_out_likelihood
+    from .runtime.roles import held_out_likelihood
 
     if data.kind != "text":
         draw_samples(bundle, "cpu", sample_count(data, get_profile("smoke")), seed, data.test_x, data)
@@ -142,10 +142,11 @@ def model_checks(name: str, *, host: Any = None, task: str | None = None, steps:
     """Every check of model ``name`` (:data:`MODEL_CHECKS`, in order) with its outcome."""
     import numpy as np
 
-    from .harness import draw_inputs, seed_everything
+    from .harness import seed_everything
     from .model import GenerativeModel
     from .registry import load_object
-    from .runtime import make_session, prepare_data
+    from .runtime import draw_inputs, make_session, prepare_data
+    from .runtime.roles import role_of
     from .runtime.validate import validate_bundle
     from .types import OnnxBundle, TrainConfig, TrainSummary
 
@@ -215,7 +216,7 @@ def model_checks(name: str, *, host: Any = None, task: str | None = None, steps:
         differ = []
         for graph in bundle.graphs:
             feeds = draw_inputs(graph, 4, np.random.default_rng(seed), prepare_data(graph, data.test_x),
-                                {graph.inputs[0].shape[1]: 8} if graph.role == "logits" else None)
+                                role_of(graph.role).check_sizes(graph)[1][1])
             outs = [make_session(b.directory / b.graph(graph.role).path).run(None, feeds) for b in (bundle, again)]
             diff = max(float(np.max(np.abs(x - y), initial=0.0)) for x, y in zip(*outs))
             if not diff <= DETERMINISM_ATOL:

@@ -1,19 +1,22 @@
 """The timing stage: one job's exported graphs timed in ONNX Runtime and PyTorch eager, alone.
 
 It runs after every job's build-and-score stage has finished, one job at a time, in a process of its own
-(``process`` executor), so that nothing else of genbench shares the machine while it measures. The graphs
-timed are those the build stage validated (the first seed that succeeded); the torch module is rebuilt
-from the state that stage saved (``state.pt``, read with ``torch.load(weights_only=True)``), or, for a
-model that does not save state, by training it again with the same seed. Either way the module must
-match the graphs again before it is timed; if it does not, only ONNX Runtime is timed, and the record
-says why.
+(``process`` executor), so that nothing else of genbench shares the machine while it measures, and no
+plugin code runs in it. The graphs timed are those the score stage validated (the first seed that
+succeeded), each file checked against the sha256 recorded when it was scored; torch runs the program
+``torch.export`` captured from the plugin's module in its build process (loaded without the plugin's code,
+and checked against the graphs when they were scored). Where torch.export could not capture a module, its
+torch figures are made in a build process, from the module rebuilt from ``state.pt``
+(:func:`time_plugin_torch`): they say ``computed_by: plugin`` and are never ranked.
 
 Two scenarios are timed. ``forward``: one run of one graph per call, at each batch size of the profile
 (details, and GFLOP/s). ``generate``: the cost of one generated sample, the same definition for every
 family — an image or a 2-D point, or ``GENERATE_TEXT_NEW`` new bytes after a ``GENERATE_TEXT_PROMPT``-byte
 prompt — produced through the exported graphs: one call of the ``sample`` graph (a GAN's generator, a
-VAE's decoder), or genbench's whole autoregressive loop over the ``logits`` graph (one graph call per
-generated token, the token draws included). Drawing the inputs (noise, the prompt) is done beforehand
+VAE's decoder), genbench's whole autoregressive loop over the ``logits`` graph (one graph call per
+generated token, the token draws included), or genbench's whole DDIM loop over the ``denoise`` graph at the
+steps the samples were scored at (one graph call per step, x_T and the update arithmetic included). What a
+role's generated sample is, is its module's (:mod:`genbench.runtime.roles`). Drawing the inputs (noise, the prompt) is done beforehand
 and excluded; turning tokens into pixel values or points is excluded too (a few vector operations).
 """
 
@@ -31,94 +34,112 @@ import numpy as np
 
 from .config import Profile, RunConfig
 from .errors import one_line
-from .model import GenerativeModel
 from .perf import (MIN_THROUGHPUT_CALLS, NOISY_BACKGROUND_CORES, Measurement, TimingPolicy, latency_stats,
                    measure_interleaved, peak_rss_mb, reset_peak_rss)
-from .perf.flops import graph_flops
+from .runtime.flops import graph_flops
 from .runtime import (apply_math_mode, dominant_provider, draw_inputs, make_session, math_mode, prepare_data,
                       providers_used, tensorrt_options)
-from .runtime.sampler import ort_logits_fn, sample_autoregressive, torch_logits_fn
+from .runtime import roles
+from .runtime.roles import Generation, ort_graph_fn, torch_graph_fn
+from .runtime.roles.logits import GENERATE_TEXT_NEW, GENERATE_TEXT_PROMPT
+from .stages import GENBENCH, PLUGIN
+from .stages.common import STATE_FILE
 from .types import GraphSpec, JobError, ModelSpec, OnnxBundle, PerfRecord, TimingResult, TrainConfig
 
-GENERATE_TEXT_PROMPT, GENERATE_TEXT_NEW = 32, 256  # one generated text sample: 256 new bytes after 32 given
-STATE_FILE = "state.pt"
 TENSORRT = "onnxruntime-tensorrt"
 
 
-def save_state(model: GenerativeModel, unit_dir: Path) -> str | None:
-    """Write the model's ``state_dict()`` for the timing stage; returns a warning, or None."""
+def time_unit(spec: ModelSpec, dataset: Any, config: RunConfig, profile: Profile, device: str, unit_dir: Path,
+              job_dir: Path, run_dir: Path, expected: Mapping[str, str] | None = None,
+              on_phase: Callable[[str], None] | None = None, computed_by: str = GENBENCH) -> TimingResult:
+    """The timing stage of one job, in a time process (no plugin code): the graphs and exported programs the
+    score stage validated in ``unit_dir``, each checked against its sha256 (``expected``: the graphs' as
+    run.json recorded them), timed alone. A graph whose torch module torch.export could not capture is left
+    to :func:`time_plugin_torch` (``info["plugin_torch"]`` names them)."""
+    from .harness import load_verified_bundle
+    from .runtime.programs import load_program
+
+    t0 = time.perf_counter()
+    phase = "verify"
+    if on_phase is not None:
+        on_phase(phase)
+    try:
+        bundle, programs = load_verified_bundle(unit_dir, expected)
+        supplied = getattr(spec, "files", None) is not None and spec.family == "onnx"
+        loaded: dict[str, Any] = {}
+        warnings: list[str] = []
+        for role, path in programs.items():
+            try:
+                loaded[role] = load_program(path, device)
+            except Exception as exc:  # noqa: BLE001 - ONNX Runtime is still timed
+                warnings.append(f"torch not timed on graph '{role}': its exported program cannot be loaded "
+                                f"({one_line(exc)})")
+        missing = [g.role for g in bundle.graphs if g.role not in programs]
+        plugin_torch = [r for r in missing if not supplied and (unit_dir / STATE_FILE).is_file()]
+        if supplied:
+            warnings.append("torch eager not timed: not available for graphs supplied as ONNX files "
+                            "(ONNX Runtime only)")
+        for role in missing:
+            if role not in plugin_torch and not supplied:
+                warnings.append(f"torch not timed on graph '{role}': torch.export could not capture its module and "
+                                "the model saves no state to rebuild it from")
+        phase = "timing"
+        if on_phase is not None:
+            on_phase(phase)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        result = time_bundle(bundle, loaded.get, device, profile, config.threads, config.seed, dataset, job_dir,
+                             run_dir, computed_by=computed_by)
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return timing_failure(phase, exc, time.perf_counter() - t0)
+    origin = ("not available: the graphs were supplied as ONNX files, without a torch module" if supplied else
+              "the program torch.export captured from the plugin's module in its build process, run by genbench")
+    return replace(result, warnings=(*warnings, *result.warnings), seconds=time.perf_counter() - t0,
+                   info={"alone": True, "seed": config.seed, "torch_module": origin, "computed_by": computed_by,
+                         **({"plugin_torch": plugin_torch} if plugin_torch else {}),
+                         "policy": {"forward": profile.timing.to_dict(), "generate": profile.generate_timing.to_dict(),
+                                    "latency_iterations": profile.latency_iterations,
+                                    "generate_call_budget_s": profile.generate_call_budget_s,
+                                    "forward_call_budget_s": profile.forward_call_budget_s}})
+
+
+def time_plugin_torch(spec: ModelSpec, dataset: Any, config: RunConfig, profile: Profile, device: str,
+                      unit_dir: Path, job_dir: Path, run_dir: Path, roles: list[str]) -> TimingResult:
+    """In a build process (plugin code): torch timed on the plugin's own module, rebuilt from ``state.pt``, for
+    the graphs torch.export could not capture. Every record says ``computed_by: plugin``, and is never ranked."""
     import torch
 
+    from .harness import load_verified_bundle
+    from .stages.build import instantiate
+
+    t0 = time.perf_counter()
     try:
-        state = model.state_dict()
-    except Exception as exc:  # noqa: BLE001 - plugin code: the timing stage retrains instead
-        return f"state_dict() raised ({one_line(exc)}); the timing stage trains the model again"
-    if state is None:
-        return None
-    tmp = unit_dir / (STATE_FILE + ".tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, unit_dir / STATE_FILE)
-    except Exception as exc:  # noqa: BLE001
-        tmp.unlink(missing_ok=True)
-        return f"the model's state could not be saved ({one_line(exc)}); the timing stage trains the model again"
-    return None
-
-
-def rebuild_model(spec: ModelSpec, dataset: Any, config: RunConfig, device: str, unit_dir: Path,
-                  instantiate: Callable[[ModelSpec], GenerativeModel],
-                  train: Callable[[GenerativeModel], Any]) -> tuple[GenerativeModel, str]:
-    """The trained model again, and how it was had: from ``state.pt``, else by training with the same seed."""
-    import torch
-
-    model = instantiate(spec)
-    path = unit_dir / STATE_FILE
-    if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        bundle, _ = load_verified_bundle(unit_dir)
+        model = instantiate(spec)
+        state = torch.load(unit_dir / STATE_FILE, map_location="cpu", weights_only=True)
         tc = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
         model.load_state_dict(state, dataset.training_data(), tc)
-        return model, "restored from the build stage's state_dict"
-    train(model)
-    return model, "trained again with the same seed (the model saves no state_dict)"
+        part = OnnxBundle(bundle.directory, tuple(g for g in bundle.graphs if g.role in roles))
+        result = time_bundle(part, model.torch_module, device, profile, config.threads, config.seed, dataset,
+                             job_dir, run_dir, ort=False, computed_by=PLUGIN, raw_name="latency_raw_plugin.json")
+    except BaseException as exc:  # noqa: BLE001 - plugin code
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return timing_failure("timing", exc, time.perf_counter() - t0)
+    return replace(result, seconds=time.perf_counter() - t0,
+                   warnings=tuple(w for w in result.warnings if not w.startswith("no generate timing")))
 
 
-@dataclass(frozen=True)
-class Generation:
-    """What one generated sample of a job is, and how the harness makes it through the graphs."""
-
-    graph: str  # the role of the graph that generates: "sample" or "logits"
-    steps: int  # graph calls per sample: 1 for a sample graph, one per generated token for a logits graph
-    prompt: np.ndarray | None  # autoregressive: the tokens every row starts from, [1, P]
-    vocab: int | None
-    description: str
-
-
-def generation_for(bundle: OnnxBundle, dataset: Any, seed: int) -> Generation | None:
-    """The generate scenario of a bundle on its task, or None when the bundle has no generating graph."""
-    roles = [g.role for g in bundle.graphs]
-    if "sample" in roles:
-        return Generation("sample", 1, None, None, "one call of the sample graph on B pre-drawn inputs: B samples")
-    if "logits" not in roles:
-        return None
-    graph = bundle.graph("logits")
-    if dataset.kind == "text":
-        stream = np.asarray(dataset.test_x, dtype=np.int64)
-        start = int(np.random.default_rng(seed).integers(0, max(1, len(stream) - GENERATE_TEXT_PROMPT)))
-        prompt = stream[start:start + GENERATE_TEXT_PROMPT][None, :]
-        return Generation("logits", GENERATE_TEXT_NEW, prompt, dataset.vocab,
-                          f"genbench's sampling loop: {GENERATE_TEXT_NEW} new bytes after a {prompt.shape[1]}-byte "
-                          f"prompt from the test split, one logits-graph call per byte (window of the last "
-                          f"{graph.attrs.get('context_length')}), token draws included")
-    steps = int(np.prod(dataset.shape))
-    bos = int(graph.attrs.get("bos", 0))
-    what = "image" if dataset.kind == "image" else "point"
-    return Generation("logits", steps, np.full((1, 1), bos, np.int64), graph.attrs.get("levels"),
-                      f"genbench's sampling loop: one {what} = {steps} tokens after BOS, one logits-graph call "
-                      "per token, token draws included (tokens to values excluded)")
+def generation_for(bundle: OnnxBundle, dataset: Any, seed: int, profile: Profile | None = None) -> Generation | None:
+    """The generate scenario of a bundle on its task (its generating role's, :mod:`genbench.runtime.roles`), or
+    None when the bundle has no generating graph."""
+    return roles.generation_for(bundle, dataset, seed, profile)
 
 
 def time_bundle(bundle: OnnxBundle, modules: Callable[[str], Any], device: str, profile: Profile, threads: int,
-                seed: int, dataset: Any, job_dir: Path, run_dir: Path) -> TimingResult:
+                seed: int, dataset: Any, job_dir: Path, run_dir: Path, *, ort: bool = True,
+                computed_by: str = GENBENCH, raw_name: str = "latency_raw.json") -> TimingResult:
     """Time every graph of ``bundle`` and its generate scenario; ``modules(role)`` is the torch module or
     None (ONNX Runtime only). Memory: the timing process's whole peak RSS, then the timing loops' own
     (the peak is reset first where the platform allows), and on CUDA the GPU's."""
@@ -127,8 +148,9 @@ def time_bundle(bundle: OnnxBundle, modules: Callable[[str], Any], device: str, 
     reset = reset_peak_rss()
     gpu = GpuMemory.start(device)
     records, raw, warnings, ort_device_mb = measure_performance(bundle, modules, device, profile, threads, seed,
-                                                                dataset, gpu)
-    path = job_dir / "latency_raw.json"
+                                                                dataset, gpu, ort=ort)
+    records = [replace(r, computed_by=computed_by) for r in records]
+    path = job_dir / raw_name
     path.write_text(json.dumps(raw))
     memory["peak_rss_mb_timing"] = peak_rss_mb()
     memory["peak_rss_mb_timing_process"] = max(v for v in (memory["peak_rss_mb_timing_process"],
@@ -137,7 +159,7 @@ def time_bundle(bundle: OnnxBundle, modules: Callable[[str], Any], device: str, 
         "the timing process since it started (this platform cannot reset the peak)"
     memory.update(gpu.figures(ort_device_mb))
     return TimingResult(status="done", performance=tuple(records), memory=memory,
-                        files={"latency_raw": Path(os.path.relpath(path, run_dir)).as_posix()},
+                        files={raw_name.removesuffix(".json"): Path(os.path.relpath(path, run_dir)).as_posix()},
                         seconds=time.perf_counter() - t0, warnings=tuple(warnings))
 
 
@@ -196,7 +218,7 @@ class _Recorder:
 
 
 def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], device: str, profile: Profile,
-                        threads: int, seed: int, dataset: Any, gpu: "GpuMemory | None" = None
+                        threads: int, seed: int, dataset: Any, gpu: "GpuMemory | None" = None, ort: bool = True
                         ) -> tuple[list[PerfRecord], dict, list[str], float | None]:
     """ONNX Runtime and torch eager, interleaved: every graph at each batch size of the profile
     (``forward``), then the generate scenario. Returns the records, raw latencies, warnings (a runtime that
@@ -208,7 +230,7 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
     gpu = gpu or GpuMemory.start("cpu")
     default_tdev = torch.device("cuda" if device == "cuda" else "cpu")
     rec = _Recorder(device, threads, torch.get_num_threads())
-    generation = generation_for(bundle, dataset, seed)
+    generation = generation_for(bundle, dataset, seed, profile)
     data = getattr(dataset, "test_x", None)
     sessions: dict[str, tuple[_Session | None, _Session | None, Any, Any]] = {}
     ort_device_mb: float | None = None
@@ -219,37 +241,38 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
             module = modules(graph.role)
             tdev = (next((p.device for p in module.parameters()), None) if module is not None else None) or default_tdev
             # logits graphs: one forward over the full context
-            extra = {graph.inputs[0].shape[1]: int(graph.attrs["context_length"])} if graph.role == "logits" else {}
+            extra = roles.role_of(graph.role).full_sizes(graph)
             flops = graph_flops(path, {"batch": 1, **extra})
             first = draw_inputs(graph, profile.batch_sizes[0], np.random.default_rng(seed), prepare_data(graph, data),
                                 extra)
-            ort = _open_session(path, device, threads, first, graph, rec, Path(scratch))
-            trt = _open_tensorrt(path, device, threads, first, graph, profile, rec, Path(scratch))
-            sessions[graph.role] = (ort, trt, module, tdev)
+            session = _open_session(path, device, threads, first, graph, rec, Path(scratch)) if ort else None
+            trt = _open_tensorrt(path, device, threads, first, graph, profile, rec, Path(scratch)) if ort else None
+            sessions[graph.role] = (session, trt, module, tdev)
             for i, batch in enumerate(profile.batch_sizes):
                 if i and _over_budget(rec, graph, "forward", profile.batch_sizes[i - 1], batch,
                                       call_budget(profile.forward_call_budget_s, profile.timing)):
                     break  # larger batches cost more still
                 feeds = first if i == 0 else draw_inputs(graph, batch, np.random.default_rng(seed),
                                                          prepare_data(graph, data), extra)
-                calls, sync, after, device_ms = _runtime_calls(ort, trt, module, graph, feeds, device, tdev, rec)
+                calls, sync, after, device_ms = _runtime_calls(session, trt, module, graph, feeds, device, tdev, rec)
                 policy = _policy_for(profile, batch)
                 for runtime, m in measure_interleaved(calls, policy, sync, after).items():
-                    session = {"onnxruntime": ort, TENSORRT: trt}.get(runtime)
+                    used = {"onnxruntime": session, TENSORRT: trt}.get(runtime)
                     rec.add(graph, runtime, m, batch, "forward", policy,
-                            provider=session.provider if session else f"torch-{tdev.type}",
-                            used=session.used if session else None, flops=flops,
-                            session_ms=session.create_ms if session else None,
+                            provider=used.provider if used else f"torch-{tdev.type}",
+                            used=used.used if used else None, flops=flops,
+                            session_ms=used.create_ms if used else None,
                             device_ms=device_ms.get(runtime),
-                            first_call_ms=session.cold_call_ms if session and i == 0 else None)
+                            first_call_ms=used.cold_call_ms if used and i == 0 else None)
             ort_device_mb = _max(ort_device_mb, gpu.onnxruntime_delta(before, gpu.snapshot()))
-            if generation is not None and graph.role == "sample":
+            if generation is not None and generation.run is None and graph.role == generation.graph:
                 _copy_as_generate(rec, graph, generation)
-        if generation is not None and generation.graph == "logits":
-            ort, trt, module, tdev = sessions["logits"]
-            _time_autoregressive(bundle.graph("logits"), generation, ort, trt, module, tdev, profile, seed, rec)
+        if generation is not None and generation.run is not None:
+            session, trt, module, tdev = sessions[generation.graph]
+            _time_loop(bundle.graph(generation.graph), generation, session, trt, module, tdev, profile, seed, rec)
     if generation is None:
-        rec.warnings.append("no generate timing: the bundle has neither a sample nor a logits graph")
+        rec.warnings.append(f"no generate timing: the bundle has no graph genbench generates from "
+                            f"({', '.join(roles.GENERATORS)})")
     return rec.records, rec.raw, rec.warnings, ort_device_mb
 
 
@@ -422,17 +445,17 @@ def _copy_as_generate(rec: _Recorder, graph: GraphSpec, generation: Generation) 
             rec.raw[f"{graph.role}/forward/{r.runtime}/b{r.batch_size}"]
 
 
-def _time_autoregressive(graph: GraphSpec, generation: Generation, ort: _Session | None, trt: _Session | None,
-                         module: Any, tdev: Any, profile: Profile, seed: int, rec: _Recorder) -> None:
-    """The whole sampling loop at each batch size whose one call fits the profile's budget (estimated from
-    the forward records over the full context, an upper bound per step); batch 1 always."""
-    context = int(graph.attrs["context_length"])
-    fns: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+def _time_loop(graph: GraphSpec, generation: Generation, ort: _Session | None, trt: _Session | None,
+               module: Any, tdev: Any, profile: Profile, seed: int, rec: _Recorder) -> None:
+    """genbench's whole sampling loop (autoregressive, diffusion: ``generation.run``) at each batch size whose
+    one call fits the profile's budget (estimated from the forward records, at full size, an upper bound per
+    step); batch 1 always."""
+    fns: dict[str, Callable[..., np.ndarray]] = {}
     for runtime, s in (("onnxruntime", ort), (TENSORRT, trt)):
         if s is not None and (graph.role, runtime) not in rec.dead:
-            fns[runtime] = ort_logits_fn(s.session, graph.inputs[0].name, graph.outputs[0].name)
+            fns[runtime] = ort_graph_fn(s.session, graph)
     if module is not None and (graph.role, "torch-eager") not in rec.dead:
-        fns["torch-eager"] = torch_logits_fn(module, str(tdev))
+        fns["torch-eager"] = torch_graph_fn(module, graph, str(tdev))
     forward: dict[int, float] = {}  # batch -> the slowest runtime's forward p50 in ms
     for r in rec.records:
         if r.graph == graph.role and r.scenario == "forward" and r.runtime in fns and r.latency_ms.get("p50"):
@@ -446,10 +469,8 @@ def _time_autoregressive(graph: GraphSpec, generation: Generation, ort: _Session
         if batch != 1 and estimate > budget:
             skipped.append(f"{batch} (~{estimate:.2g} s per call)")
             continue
-        prompt = np.repeat(generation.prompt, batch, axis=0)
         rng = np.random.default_rng(seed)
-        calls = {rt: (lambda fn=fn: sample_autoregressive(fn, prompt, generation.steps, context_length=context,
-                                                          rng=rng, vocab=generation.vocab))
+        calls = {rt: (lambda fn=fn, batch=batch: generation.run(fn, batch, rng))
                  for rt, fn in fns.items() if (graph.role, rt) not in rec.dead}
         for runtime, m in measure_interleaved(calls, policy).items():
             session = {"onnxruntime": ort, TENSORRT: trt}.get(runtime)
@@ -530,5 +551,5 @@ def _device_used_mb() -> tuple[Callable[[], float | None], str]:
 
 
 __all__ = ["GENERATE_TEXT_NEW", "GENERATE_TEXT_PROMPT", "Generation", "GpuMemory", "generation_for",
-           "measure_performance", "ort_call", "rebuild_model", "save_state", "time_bundle",
+           "measure_performance", "ort_call", "time_bundle",
            "timing_failure", "torch_call"]

@@ -20,16 +20,22 @@ from .errors import SpecError
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z")  # \Z, not $: "gan-mlp\n" is not "gan-mlp"
 CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 TASK_KINDS = ("image", "text", "points")
-ROLES = ("sample", "logits", "elbo")
+#: The graph roles genbench drives. Each is one module of :mod:`genbench.runtime.roles` (its contract, how
+#: samples are drawn, its held-out likelihood, how one generated sample is timed), registered there.
+ROLES = ("sample", "logits", "likelihood", "denoise")
+#: Older role names a plugin may still use: ``elbo`` is the ``likelihood`` role (graphs read back as it).
+ROLE_ALIASES = {"elbo": "likelihood"}
 #: How the harness prepares task data for a graph input with source ``data`` (``GraphSpec.attrs["data"]``).
-DATA_TRANSFORMS = ("continuous", "binarized")
-#: What an ``elbo`` graph's output is (``GraphSpec.attrs["bound"]``): the exact log-likelihood, the ELBO
+#: ``dequantized``: pixels quantised to the task's L levels plus uniform noise, (k + u) / L (Theis et al. 2016).
+DATA_TRANSFORMS = ("continuous", "binarized", "dequantized")
+#: What a ``likelihood`` graph's output is (``GraphSpec.attrs["bound"]``): the exact log-likelihood, the ELBO
 #: (k = 1) or the IWAE bound (k > 1). Without the attribute it follows from ``importance_samples``.
 LIKELIHOOD_BOUNDS = ("exact", "elbo", "iwae")
 #: Job and seed statuses in run.json. ``pending``: some of its work (a seed, or its timing) is not done
 #: yet; ``genbench run --resume`` finishes it.
 JOB_STATUSES = ("ok", "failed", "skipped", "pending")
-INPUT_SOURCES = ("normal", "uniform", "tokens", "data")
+#: ``timestep``: a diffusion step t, an integer in [0, vocab) (vocab = the schedule's T), int64 or float32.
+INPUT_SOURCES = ("normal", "uniform", "tokens", "data", "timestep")
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 
 
@@ -290,6 +296,9 @@ class TensorSpec(_Serializable):
             raise SpecError(f"TensorSpec {self.name!r}: source {self.source!r} must be one of {list(INPUT_SOURCES)}.")
         if self.source == "tokens" and not self.vocab:
             raise SpecError(f"TensorSpec {self.name!r}: source 'tokens' needs vocab (the number of token values).")
+        if self.source == "timestep" and not (isinstance(self.vocab, int) and self.vocab > 0):
+            raise SpecError(f"TensorSpec {self.name!r}: source 'timestep' needs vocab = T, the number of diffusion "
+                            "steps of its schedule.")
         # a NaN bound would switch the range check off (every comparison with NaN is false): refuse it
         for bound in ("low", "high"):
             value = getattr(self, bound)
@@ -314,13 +323,22 @@ class GraphSpec(_Serializable):
     ``attrs`` holds facts the harness needs about a role, recorded with the metrics computed from it:
 
     * ``"data"``: how inputs with source ``data`` are prepared: ``"continuous"`` (the task's values as they
-      are, the default) or ``"binarized"`` (each value x replaced by a Bernoulli(x) draw with a fixed
-      seed, the same for every model: the standard stochastically binarised evaluation set).
-    * ``"importance_samples"``: for role ``elbo``, the number k of importance samples (k = 1: the ELBO;
-      k > 1: the IWAE bound).
-    * ``"bound"``: for role ``elbo``, what its output is: ``"exact"`` (an exact log-likelihood, e.g. a flow
-      or an autoregressive model scored through an elbo graph), ``"elbo"`` or ``"iwae"``. Without it,
-      ``importance_samples`` decides (1: ``"elbo"``, more: ``"iwae"``). Every report shows it.
+      are, the default), ``"binarized"`` (each value x replaced by a Bernoulli(x) draw with a fixed
+      seed, the same for every model: the standard stochastically binarised evaluation set)
+      or ``"dequantized"`` (pixels quantised to the task's L levels, then uniform noise added: (k + u) / L,
+      fixed seed; a continuous density of these gives a bound on the discrete likelihood, Theis et al. 2016).
+    * ``"importance_samples"``: for role ``likelihood`` (alias ``elbo``), the number k of importance samples
+      (k = 1: the ELBO; k > 1: the IWAE bound).
+    * ``"bound"``: for role ``likelihood``, what its output is: ``"exact"`` (an exact log-likelihood, e.g. a
+      flow), ``"elbo"`` or ``"iwae"``. Without it, ``importance_samples`` decides (1: ``"elbo"``, more:
+      ``"iwae"``). Every report shows it.
+    * role ``denoise``: ``"prediction"`` (``"epsilon"`` or ``"v"``), the noise schedule (``"schedule"``:
+      ``"linear"`` with ``"beta_start"``/``"beta_end"``, or ``"cosine"``; or ``"betas"``, a list of T values) and
+      ``"scale"`` (``"task"``: the graph works on the task's values; ``"symmetric"``: on them mapped to [-1, 1]).
+      See :mod:`genbench.runtime.roles.denoise`.
+
+    The role ``elbo`` is the ``likelihood`` role under its older name: a graph keeps the name its plugin gave it
+    (``torch_module`` is asked for it by that name), and genbench drives it as ``canonical_role``.
     """
 
     role: str
@@ -330,8 +348,9 @@ class GraphSpec(_Serializable):
     attrs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise SpecError(f"Graph role {self.role!r} is not one of {list(ROLES)}.")
+        if self.canonical_role not in ROLES:
+            raise SpecError(f"Graph role {self.role!r} is not one of {list(ROLES)} (or their older names "
+                            f"{', '.join(f'{a} = {b}' for a, b in ROLE_ALIASES.items())}).")
         object.__setattr__(self, "attrs", dict(self.attrs or {}))
         if self.attrs.get("data", "continuous") not in DATA_TRANSFORMS:
             raise SpecError(f"Graph {self.role!r}: attrs['data'] must be one of {list(DATA_TRANSFORMS)}.")
@@ -348,6 +367,11 @@ class GraphSpec(_Serializable):
         for t in self.inputs:
             if t.source is None:
                 raise SpecError(f"Graph {self.role!r}: input {t.name!r} needs a source ({', '.join(INPUT_SOURCES)}).")
+
+    @property
+    def canonical_role(self) -> str:
+        """The role genbench drives the graph as (``elbo`` is ``likelihood``)."""
+        return ROLE_ALIASES.get(self.role, self.role)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GraphSpec":
@@ -369,13 +393,14 @@ class OnnxBundle(_Serializable):
     def __post_init__(self) -> None:
         object.__setattr__(self, "directory", Path(self.directory))
         object.__setattr__(self, "graphs", tuple(self.graphs))
-        roles = [g.role for g in self.graphs]
+        roles = [g.canonical_role for g in self.graphs]
         if len(set(roles)) != len(roles):
             raise SpecError(f"OnnxBundle: each role may appear once, got {roles}.")
 
     def graph(self, role: str) -> GraphSpec:
+        role = ROLE_ALIASES.get(role, role)
         for g in self.graphs:
-            if g.role == role:
+            if g.canonical_role == role:
                 return g
         raise SpecError(f"The bundle has no graph with role {role!r} (it has {[g.role for g in self.graphs]}).")
 
@@ -470,6 +495,20 @@ class MetricValue(_Serializable):
     ci95: tuple[float, float] | None = None
     error: str | None = None
     target: float | None = None
+    #: the kind of process that made the value (:mod:`genbench.stages`): ``genbench`` (a score process, where no
+    #: plugin code runs), ``plugin`` (a plugin's own metric, in a process of its own) or ``inline`` (everything in
+    #: one process, ``--executor inline``: never ranked)
+    computed_by: str | None = None
+    #: the 95% sampling interval of this one run's value (the samples and the reference set are random: a
+    #: bootstrap over both, an exact binomial interval for a fraction, a fit's interval for FD∞), and what it is
+    #: (``interval_of``: which sets were resampled and how many times). With several seeds it is None: ``ci95``
+    #: over the seeds takes its place (each seed's value, and so its sampling noise, is in their spread).
+    interval: tuple[float, float] | None = None
+    interval_of: str | None = None
+    #: the floor's spread: the 95% prediction interval of the floor's value over several training subsets (real
+    #: data at this n lands there), and what it is
+    floor_interval: tuple[float, float] | None = None
+    floor_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -507,6 +546,13 @@ class PerfRecord(_Serializable):
     device_time_ms: Mapping[str, Any] | None = None  # a device's own clock (CUDA events), never mixed with the above
     steps: int | None = None  # generate: graph calls per generated sample
     note: str | None = None  # generate: what one call produces and what it includes
+    #: the p50 latency (ms) measured by each of ``--timing-repeats K`` fresh timing processes, in order; this
+    #: record's own figures are the last process's. None: one process
+    process_p50_ms: tuple[float, ...] | None = None
+    #: the kind of process that measured it: ``genbench`` (a time process: ONNX Runtime, or torch running the program
+    #: torch.export captured), ``plugin`` (torch in the plugin's own process, where torch.export could not capture the
+    #: module: never ranked) or ``inline`` (``--executor inline``: never ranked)
+    computed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -564,6 +610,8 @@ class SeedResult(_Serializable):
     warnings: tuple[str, ...] = ()
     node: str | None = None
     reason: str | None = None
+    #: the kind of process that scored this seed (``genbench``, or ``inline``); its build ran in a plugin process
+    computed_by: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SeedResult":
@@ -652,3 +700,10 @@ class RunResult(_Serializable):
     @property
     def failed(self) -> list[JobResult]:
         return [j for j in self.jobs if j.status == "failed"]
+
+
+def model_name(text: str) -> str:
+    """A row name from a file name: lower-case letters, digits and single dashes (``My_Samples.v2`` →
+    ``my-samples-v2``)."""
+    name = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return name[:64].strip("-") or "samples"

@@ -216,7 +216,7 @@ class RunDisplay:
         """A result line (each built seed, each timing, warnings): above the live display, else ``echo``. It
         carries text from plugins and results files (error messages): escape sequences and other control
         characters are shown as visible escapes, never sent to the terminal, and rich markup is not read."""
-        from .reports import neutralise_controls
+        from .text import neutralise_controls
 
         text = neutralise_controls(text, limit=None)
         if self._live is not None:

@@ -55,7 +55,7 @@ PART_MIB=48
 prepare() {
   set -e
   rm -rf "$CARRY" && mkdir -p "$CARRY/wheels" "$CARRY/build"
-  python3 -m pip wheel -q --no-deps -w "$CARRY/wheels" . plugins/gan plugins/vae plugins/autoregressive
+  python3 -m pip wheel -q --no-deps -w "$CARRY/wheels" . plugins/gan plugins/vae plugins/autoregressive plugins/diffusion plugins/flow
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$CARRY/wheels" jsonschema jsonschema-specifications referencing rpds-py

@@ -19,3 +19,12 @@ def fake_host():
 def _private_model_cache(tmp_path_factory, monkeypatch):
     """Each test gets its own model cache: no test sees another's trained models, or the user's ~/.cache."""
     monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
+
+
+@pytest.fixture(autouse=True)
+def _unsandboxed_builds_by_default(monkeypatch):
+    """Build processes unsandboxed unless a test asks (``sandbox=``): bwrap starts a fresh interpreter per build
+    (some 2.5 s each, hundreds of builds here), and many fakes report through files under /tmp, which a
+    sandboxed build cannot see. The sandbox has tests of its own (test_sandbox.py), and the hostile-plugin
+    tests (test_integrity.py) run with the default, ``auto``."""
+    monkeypatch.setenv("GENBENCH_SANDBOX", "none")

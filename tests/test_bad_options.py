@@ -30,7 +30,8 @@ BAD_RUN_OPTIONS = [
     # choices: one line and exit 1 like every other bad value, not click's usage block and exit 2
     (["--device", "gpu"], "--device 'gpu': use auto, cpu or cuda"),
     (["--executor", "foo"], "--executor 'foo': use process, inline or ray"),
-    (["--features", "inceptionn"], "--features 'inceptionn': use default or inception"),
+    (["--features", "inceptionn"], "--features 'inceptionn': use default, inception or default,inception"),
+    (["--fid-n", "100"], "--fid-n 100 sets the n of fid"),
     (["--out", ""], "--out is empty"),
     (["--address", "ray://head:10001"], "--address 'ray://head:10001' needs --executor ray"),
     (["--meta", "a=b"], "--meta needs --onnx FILE"),
@@ -69,7 +70,7 @@ def test_a_refused_plan_leaves_no_out_folder(tmp_path, monkeypatch, words, named
 
 def test_choice_options_keep_their_choices_in_the_help():
     r = CliRunner().invoke(cli, ["run", "--help"])
-    assert "[auto|cpu|cuda]" in r.output and "[process|inline|ray]" in r.output and "[default|inception]" in r.output
+    assert "[auto|cpu|cuda]" in r.output and "[process|inline|ray]" in r.output and "default|inception|default,inception" in r.output
 
 
 def test_an_out_path_that_is_a_file_is_refused(tmp_path):

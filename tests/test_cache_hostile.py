@@ -1,6 +1,6 @@
 """Hostile model-cache entries: a bad manifest never breaks `cache list` or `cache clear` (each is checked against its
-shipped schema, skipped and reported); an entry whose restore hangs or kills its process is evicted, and the job's
-message says so."""
+shipped schema, skipped and reported); a restore that never finished evicts its entry; a hit never runs the
+plugin's code, so a plugin's hanging or raising restore cannot touch it."""
 
 import json
 import os
@@ -79,26 +79,16 @@ def test_a_restore_that_never_finished_evicts_the_entry(tmp_path):
     assert not (tmp_path / "models" / KEY).exists()
 
 
-def test_a_cache_entry_that_hangs_on_restore_is_evicted_and_the_message_says_so(fake_host, tmp_path):
+@pytest.mark.parametrize("model", ["tiny-hanging-restore", "tiny-raising-restore"])
+def test_a_cache_hit_never_calls_the_plugin_so_its_restore_cannot_hang_or_fail_the_job(fake_host, tmp_path, model):
+    """A hit is restored by genbench alone (files copied, then validated in a score process): the plugin's
+    ``load_state_dict``, which hangs for an hour or raises, is never called."""
     run = dict(tasks=["digits"], profile="smoke", host=fake_host, baselines=False, device="cpu", timing=False,
-               cache_dir=tmp_path / "cache", timeout=10)
-    first = genbench.run(["tiny-hanging-restore"], out=tmp_path / "a", **run).jobs[0]
+               cache_dir=tmp_path / "cache", timeout=60)
+    first = genbench.run([model], out=tmp_path / "a", **run).jobs[0]
     assert first.status == "ok" and first.cache["status"] == "stored"
-    second = genbench.run(["tiny-hanging-restore"], out=tmp_path / "b", **run).jobs[0]
-    assert second.status == "failed" and second.error.type == "Timeout" and second.error.phase == "restore"
-    assert f"model cache entry {first.cache['key']}" in second.error.message and "evicted" in second.error.message
-    assert str(tmp_path / "cache") in second.error.message
-    assert not list((tmp_path / "cache" / "models").iterdir())
-    third = genbench.run(["tiny-hanging-restore"], out=tmp_path / "c", **run).jobs[0]
-    assert third.status == "ok" and third.cache["status"] == "stored"  # trained afresh, not hung again
-
-
-def test_a_restore_that_raises_is_evicted_and_the_line_says_so(fake_host, tmp_path):
-    lines = []
-    run = dict(tasks=["digits"], profile="smoke", host=fake_host, baselines=False, device="cpu", timing=False,
-               cache_dir=tmp_path / "cache")
-    genbench.run(["tiny-raising-restore"], out=tmp_path / "a", **run)
-    job = genbench.run(["tiny-raising-restore"], out=tmp_path / "b", echo=lines.append, **run).jobs[0]
-    assert job.status == "ok" and job.cache["status"] == "rebuilt"
-    (line,) = [x for x in lines if "built" in x]
-    assert "boom in load_state_dict" in line and "evicted, trained again" in line, line
+    second = genbench.run([model], out=tmp_path / "b", **run).jobs[0]
+    assert second.status == "ok" and second.cache["status"] == "hit", second.error
+    assert "train" not in second.phase_seconds and "restore" in second.phase_seconds
+    for name, value in first.quality.items():
+        assert second.quality[name].value == pytest.approx(value.value, abs=1e-6), name

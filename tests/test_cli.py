@@ -137,11 +137,17 @@ def test_the_console_line_shows_every_metric_as_the_reports_do():
                                   "reverse-kl 0.5 (floor 0.01)")
 
 
-def test_the_reproduce_command_spells_out_every_option_that_changes_a_result_or_a_failure():
+def test_the_reproduce_command_spells_out_every_option_that_changes_a_result_or_a_failure(monkeypatch):
     """Parsed back by genbench run itself, the command gives the very options of the run it reproduces."""
     import shlex
 
     from genbench.cli import _reproduce, run_cmd
+
+    monkeypatch.delenv("GENBENCH_SANDBOX", raising=False)  # the suite's default; a mode set there is shown (below)
+    assert "--sandbox" not in _reproduce({"models": ("gan-mlp",)})
+    monkeypatch.setenv("GENBENCH_SANDBOX", " none ")
+    assert _reproduce({"models": ("gan-mlp",)}).endswith("--sandbox none")
+    monkeypatch.delenv("GENBENCH_SANDBOX")
 
     options = dict(models=("gan-mlp", "vae-mlp"), all=False, tasks=("digits", "ring8"), profile="smoke", seed=None,
                    seeds=(0, 1), device="cpu", data_dir="/data dir", text_file="corpus.txt", steps=5, threads=2,

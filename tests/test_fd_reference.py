@@ -109,7 +109,7 @@ def test_the_fd_metric_extracts_the_test_split_once_across_processes(tmp_path, m
             return np.asarray(x, dtype=np.float64) * 2.0
 
         return SimpleNamespace(dataset=data, samples=samples, features=features, extractor_id="x2@sha256:0",
-                               cache={}, job_cache={})
+                               cache={}, job_cache={}, seed=0)
 
     a = FrechetDistance()(context(rng.random((60, 5))))
     assert extracted.count("test") == 1

@@ -74,7 +74,6 @@ def test_a_script_read_from_stdin_gets_a_clear_error_not_dead_jobs(tmp_path):
 
 
 def test_a_job_that_times_out_takes_the_processes_it_started_with_it(fake_host, tmp_path):
-    import os
     import secrets
     import tempfile
     import time

@@ -14,7 +14,7 @@ from genbench.comparability import UNKNOWN, differing, make_key
 from genbench.reports import leaderboard, markdown
 from genbench.reports import csv as results_csv
 from genbench.schemas import validate
-from test_leaderboard_compare import csv_rows, fd_run, invoke, job, mv, run, write
+from test_leaderboard_compare import csv_rows, fd_run, job, mv, run, write
 
 
 def mvp(value, metric, params, **kw):

@@ -337,7 +337,7 @@ def test_an_interrupted_study_says_how_to_resume_it_and_resume_finishes_the_stop
     import genbench.runner as runner
     from genbench.errors import RunInterrupted
 
-    real, calls = runner._run_jobs, []
+    real, calls = runner.run_jobs, []
 
     def stop_the_second_point(result, run_dir, *args, **kwargs):
         calls.append(run_dir)
@@ -346,7 +346,7 @@ def test_an_interrupted_study_says_how_to_resume_it_and_resume_finishes_the_stop
                                  run_dir, "SIGTERM")
         return real(result, run_dir, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "_run_jobs", stop_the_second_point)
+    monkeypatch.setattr(runner, "run_jobs", stop_the_second_point)
     with pytest.raises(RunInterrupted) as info:
         limits(["tiny-points"], **SMALL, out=tmp_path, host=points_host)
     (directory,) = tmp_path.iterdir()
@@ -354,7 +354,7 @@ def test_an_interrupted_study_says_how_to_resume_it_and_resume_finishes_the_stop
                                f"{directory / 'limits.json'}; finish the study with: genbench limits --resume {directory}")
     runs = json.loads((directory / "limits.json").read_text())["runs"]
     assert {p.name for p in (directory / "runs").iterdir()} == {v.split("/")[1] for v in runs.values()}  # no orphan
-    monkeypatch.setattr(runner, "_run_jobs", real)
+    monkeypatch.setattr(runner, "run_jobs", real)
 
     def sigterm(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -432,7 +432,7 @@ def test_statements_say_what_the_test_found_with_its_p_values():
     p_big = paired_better([39.0, 42.0], [40.0, 40.5], False)[1]
     p_small = paired_better([50.0, 44.0], [40.0, 41.0], False)[1]
     assert texts[0].startswith("m's fd (lower is better) goes from 47 ± 38 with 1 training point to")
-    assert (f"m is not significantly better than b on fd at any training-set size up to 2 training points" in texts[1]
+    assert ("m is not significantly better than b on fd at any training-set size up to 2 training points" in texts[1]
             and "one-sided paired t-test of m better than b over 2 seeds at each size: p < 0.05 passes; no size "
             f"passes: p = {p_small:.2g} at 1, {p_big:.2g} at 2)." in texts[1]), texts[1]
     assert "p < 0.05 at each size" not in texts[1]

@@ -64,7 +64,7 @@ def one_error_line(r):
 def test_missing_facts_are_refused_in_one_line_naming_each_and_its_flag(tmp_path, builtins_only):
     g = sample_graph(tmp_path / "gen.onnx")
     line = one_error_line(invoke("run", "--onnx", g, "--task", "digits", "--out", tmp_path / "runs"))
-    assert "gen.onnx does not say its role: give --role sample|logits|elbo" in line and "genbench.role" in line
+    assert "gen.onnx does not say its role: give --role sample|logits|likelihood|denoise|elbo" in line and "genbench.role" in line
     line = one_error_line(invoke("run", "--onnx", g, "--role", "sample", "--task", "digits", "--out", tmp_path / "runs"))
     assert "does not say the distribution of input 'z' and the value range of output 'x'" in line
     assert "--meta inputs.z.source=normal|uniform|tokens --meta outputs.x.low=0 --meta outputs.x.high=1" in line

@@ -60,7 +60,7 @@ def test_runtime_dependencies_are_what_genbench_imports():
     assert not {"pytest", "pytest-benchmark"} & declared and {"pytest", "pytest-benchmark"} <= extras
     providers = metadata.packages_distributions()
     imported = {providers[m][0].lower() for m in _third_party_imports() if m in providers}
-    optional = {"ray", "torch-fidelity", "pytest", "tomli"}  # imported only where the extra (or Python < 3.11) is
+    optional = {"ray", "pytest", "tomli"}  # imported only where the extra (or Python < 3.11) is
     assert imported - optional <= declared, imported - optional - declared
     # every declared dependency is imported, but onnxscript (torch.onnx's dynamo exporter imports it for genbench)
     assert declared - imported - {"tomli"} == {"onnxscript"}, declared - imported

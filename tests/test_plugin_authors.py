@@ -55,7 +55,8 @@ def test_unknown_plugin_suggests_a_name(kit_host):
     assert "Did you mean 'tiny-ok'" in p.message
 
 
-@pytest.mark.parametrize("family, model", [("gan", "demo-gan"), ("vae", "demo-vae"), ("ar", "demo-ar")])
+@pytest.mark.parametrize("family, model", [("gan", "demo-gan"), ("vae", "demo-vae"), ("ar", "demo-ar"),
+                                           ("diffusion", "demo-diffusion"), ("flow", "demo-flow")])
 def test_new_plugin_writes_a_package_that_conforms(tmp_path, family, model):
     r = CliRunner().invoke(cli, ["new-plugin", "demo", "--family", family, "--dir", str(tmp_path)])
     assert r.exit_code == 0, r.output

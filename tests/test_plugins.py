@@ -281,3 +281,74 @@ def test_importing_genbench_and_building_plugins_does_not_import_torch():
             "make_plugin_manager(); assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------- registration in a child process
+
+
+def _install_plugin(site, name: str, source: str) -> None:
+    """A real installed distribution on ``site`` (a sys.path directory): its module and an entry point."""
+    (site / f"{name}.py").write_text(source)
+    info = site / f"{name}-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(f"[genbench]\n{name} = {name}\n")
+
+
+HOSTILE_AT_IMPORT = '''
+import time, numpy, genbench
+time.perf_counter = time.monotonic = lambda: 0.0          # a clock that never moves
+numpy.mean = lambda *a, **k: 0.0
+print("hostile module imported")
+
+@genbench.hookimpl
+def genbench_register_models(register):
+    register(genbench.ModelSpec(name="hostile-at-import", family="gan", tasks=("image",),
+                                cls="nowhere_at_all:Model", description="patches the host at import"))
+    register(genbench.ModelSpec(name="baseline-gaussian", family="gan", tasks=("image",),
+                                cls="nowhere_at_all:Model", description="takes a built-in's name"))
+'''
+
+
+def test_an_entry_points_module_is_imported_and_registered_in_a_child_never_in_genbench(tmp_path, monkeypatch):
+    """What a plugin's module does when imported (patch the clock, numpy) happens in the registration child:
+    genbench's own process never imports it, and still gets its specs, checked again here."""
+    import sys
+    import time
+
+    import numpy as np
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site, "hostileatimport", HOSTILE_AT_IMPORT)
+    monkeypatch.syspath_prepend(str(site))
+    clock, mean = time.monotonic, np.mean
+    host = make_plugin_manager()
+    assert time.monotonic is clock and np.mean is mean and "hostileatimport" not in sys.modules
+    spec = host.registry.model("hostile-at-import")
+    assert (spec.plugin, spec.plugin_version, spec.cls) == ("hostileatimport", "0.3", "nowhere_at_all:Model")
+    # a name another plugin (here genbench) registered first is refused here, in genbench's own registry
+    assert host.registry.model("baseline-gaussian").plugin == "genbench"
+    (failure,) = [f for f in host.failures if f.plugin == "hostileatimport"]
+    assert failure.phase == "register" and "already registered" in failure.message
+    (info,) = [p for p in host.plugins if p.name == "hostileatimport"]
+    assert info.registered == ("model:hostile-at-import",) and "hostile module imported" in info.printed
+
+
+def test_a_plugin_whose_import_hangs_fails_alone_within_its_time_limit(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site, "hangsatimport", "import time\ntime.sleep(3600)\n")
+    _install_plugin(site, "zzgood", '''
+import genbench
+
+@genbench.hookimpl
+def genbench_register_models(register):
+    register(genbench.ModelSpec(name="after-the-hang", family="gan", tasks=("image",), cls="x:Y", description="d"))
+''')
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("GENBENCH_PLUGIN_TIMEOUT", "3")
+    host = make_plugin_manager()
+    (failure,) = [f for f in host.failures if f.plugin == "hangsatimport"]
+    assert failure.phase == "import" and "did not finish within 3 s" in failure.message
+    assert host.registry.model("after-the-hang").plugin == "zzgood"

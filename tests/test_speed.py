@@ -4,7 +4,6 @@ since no GPU is needed to run the tests)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -160,9 +159,10 @@ def test_one_runtime_failing_loses_only_its_own_records(tmp_path):
 
 @pytest.mark.parametrize("executor", ["process", "inline"])
 def test_peak_rss_of_a_job_that_allocates_before_timing(tmp_path, executor):
-    """The model allocates 600 MiB while training, in the build stage and again in the timing stage (it saves
-    no state, so timing trains it again): the job's peak shows it, the timing loops' own peak does not (they
-    add their sessions and graphs to the process's resident memory, some 100 MiB, so the margin is 400)."""
+    """The model allocates 600 MiB while training, in the build stage: the job's peak shows it, the timing
+    loops' own peak does not (they add their sessions and graphs to the process's resident memory, some 100
+    MiB, so the margin is 400). The timing stage times the program torch.export captured, never retraining:
+    in its own process (the process executor) the 600 MiB never appear; inline, that process trained."""
     from fakes import FakePlugin
 
     from genbench.plugins import make_plugin_manager
@@ -171,13 +171,16 @@ def test_peak_rss_of_a_job_that_allocates_before_timing(tmp_path, executor):
     result = genbench.run(["tiny-hungry"], tasks=["digits"], host=host, out=tmp_path, baselines=False, device="cpu",
                           profile="smoke", executor=executor)
     (job,) = result.jobs
-    assert job.status == "ok" and job.timing["torch_module"].startswith("trained again")
+    assert job.status == "ok" and job.timing["torch_module"].startswith("the program torch.export captured")
     mem = job.memory
     assert mem["peak_rss_timing_scope"] == "timing loops only (peak reset before them)"
     assert mem["peak_rss_mb_build"] >= 600
-    assert mem["peak_rss_mb_timing_process"] >= mem["peak_rss_mb_timing"] + 400  # the retraining, before the loops
     assert mem["peak_rss_mb"] >= mem["peak_rss_mb_timing"] + 400
     assert mem["peak_rss_mb"] == max(mem["peak_rss_mb_build"], mem["peak_rss_mb_timing_process"])
+    if executor == "process":
+        assert mem["peak_rss_mb_timing_process"] < mem["peak_rss_mb_build"] - 300, mem
+    else:
+        assert mem["peak_rss_mb_timing_process"] >= mem["peak_rss_mb_timing"] + 400, mem
 
 
 def test_peak_rss_fallbacks_use_each_platforms_unit(monkeypatch):

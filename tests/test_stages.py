@@ -107,8 +107,9 @@ def test_every_quality_number_carries_its_comparability_key(fake_host, tmp_path)
     (job,) = result.jobs
     data_hash = None
     for name, mv in job.quality.items():
-        assert set(mv.key) == {"task", "data", "extractor", "n", "variant", "bound", "profile", "seeds"}, name
+        assert set(mv.key) == {"task", "data", "extractor", "n", "variant", "bound", "profile", "seeds", "seed_ids"}, name
         assert mv.key["task"] == "digits" and mv.key["profile"] == "smoke" and mv.key["seeds"] == 1
+        assert list(mv.key["seed_ids"]) == [0]
         assert mv.key["n"] == mv.n
         data_hash = data_hash or mv.key["data"]
         assert mv.key["data"] == data_hash and len(data_hash) == 64

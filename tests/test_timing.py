@@ -143,7 +143,7 @@ def test_graph_flops_counts_matmul_and_conv_exactly(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from fakes import _weights, write_graph
-    from genbench.perf.flops import graph_flops
+    from genbench.runtime.flops import graph_flops
 
     path = tmp_path / "g.onnx"
     write_graph(path, _weights())  # z[B,4] @ W[4,64]
@@ -161,7 +161,7 @@ def test_graph_flops_counts_matmul_and_conv_exactly(tmp_path):
 
 
 def test_matmul_ceiling_takes_the_best_of_repeated_bursts_and_records_the_load():
-    from genbench.perf.flops import matmul_ceiling_gflops
+    from genbench.runtime.flops import matmul_ceiling_gflops
 
     c = matmul_ceiling_gflops(1, n=128, repeats=3, seconds=0.01)
     assert c["threads"] == 1 and c["repeats"] == 3
@@ -172,7 +172,7 @@ def test_matmul_ceiling_takes_the_best_of_repeated_bursts_and_records_the_load()
 
 
 def test_a_graph_above_the_ceiling_remeasures_it_then_withdraws_it():
-    from genbench.perf.flops import settle_ceiling
+    from genbench.runtime.flops import settle_ceiling
 
     ceiling = {"torch": 90.0, "onnxruntime": 100.0, "ceiling": 100.0}
     calls = []

@@ -136,8 +136,15 @@ def _io():
 
 def test_graph_spec_role_validation():
     inputs, outputs = _io()
-    for role in ("sample", "logits", "elbo"):
+    for role in ("sample", "logits", "likelihood", "denoise", "elbo"):
         assert GraphSpec(role, f"{role}.onnx", inputs, outputs).role == role
+    # elbo is the likelihood role's older name: the graph keeps its name, a bundle finds it by either
+    old = GraphSpec("elbo", "elbo.onnx", inputs, outputs)
+    assert old.canonical_role == "likelihood"
+    bundle = OnnxBundle(Path("."), (old,))
+    assert bundle.graph("elbo") is bundle.graph("likelihood") is old
+    with pytest.raises(SpecError, match="each role may appear once"):
+        OnnxBundle(Path("."), (old, GraphSpec("likelihood", "l.onnx", inputs, outputs)))
     with pytest.raises(SpecError, match="decode"):
         GraphSpec("decode", "d.onnx", inputs, outputs)
     with pytest.raises(SpecError):

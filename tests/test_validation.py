@@ -127,7 +127,7 @@ def test_a_plugin_job_whose_every_metric_fails_is_failed_with_the_first_error(fa
     import genbench.harness as harness
     from genbench.types import MetricValue
 
-    def nothing(task, samples, metrics, seed, likelihood, config):
+    def nothing(task, samples, metrics, seed, likelihood, config, *rest, **kw):
         return ({"fd": MetricValue(None, "", False, error="RuntimeError: extractor weights missing"),
                  "kid": MetricValue(None, "", False, error="ValueError: shapes differ")},
                 {"fd": "RuntimeError: extractor weights missing", "kid": "ValueError: shapes differ"})

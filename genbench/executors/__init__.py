@@ -6,8 +6,10 @@ A run is two stages. Stage 1, *build and score*, is one :class:`BuildUnit` per j
 stage 1 is over and runs one unit at a time, so nothing else of genbench shares the machine while it
 measures.
 
-``inline`` runs units in the calling process (fast; for debugging). ``process`` (the default) runs each
-unit in a fresh process forked from a pre-warmed server (``multiprocessing`` forkserver, with torch, ONNX
+``inline`` runs units in the calling process (fast; for debugging: plugin code runs beside the numbers, so
+they say ``computed_by: inline`` and are never ranked). ``process`` (the default) runs each unit's build in
+a build process (plugin code; sandboxed with bubblewrap where it can run, ``--sandbox``) and its scoring or
+timing in a genbench-only process (:mod:`genbench.stages`), each forked from a pre-warmed server (``multiprocessing`` forkserver, with torch, ONNX
 Runtime and genbench already imported), with a time limit, so that a plugin that hangs, crashes the
 interpreter, calls ``os._exit`` or leaks threads and memory fails its own job — with the phase it was
 in — and the run goes on; each task's data is loaded once, in such a process too, and memory-mapped by
@@ -80,10 +82,12 @@ class BuildUnit:
 
 @dataclass(frozen=True)
 class TimingUnit:
-    """Stage 2 of one job: time the graphs that seed ``seed`` built, alone."""
+    """Stage 2 of one job: time the graphs that seed ``seed`` built, alone. ``expected``: (role, sha256) of each
+    graph as the score stage recorded it; the timing process refuses a file that differs."""
 
     job: JobSpec
     seed: int
+    expected: tuple[tuple[str, str], ...] = ()
     kind = "timing"
 
     @property

@@ -14,7 +14,19 @@ import atexit
 import os
 import warnings
 
-import psutil  # noqa: F401 - imported now, not while the server exits
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib.pyplot  # noqa: E402,F401 - preloaded for sample grids
+import numpy  # noqa: E402,F401
+import onnx  # noqa: E402,F401
+import onnxruntime  # noqa: E402,F401
+import psutil  # noqa: E402,F401 - imported now, not while the server exits
+import sklearn.datasets  # noqa: E402,F401 - the digits task
+import torch  # noqa: E402,F401
+# torch.export's loader and exporter (TorchDynamo, about 1 s to import): every score and time process loads
+# exported programs, and every unsandboxed build process captures them; import them once, here
+import torch._export.serde.serialize  # noqa: E402,F401
+import torch.export  # noqa: E402,F401
 
 from .reaping import become_subreaper, kill_descendants
 

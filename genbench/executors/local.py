@@ -19,6 +19,7 @@ Runtime already imported), and on start it
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -28,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..errors import ConfigError
 from ..types import DatasetSpec, JobError
@@ -148,7 +149,7 @@ def printed_note(who: str, files: Mapping[str, str], run_dir: Path) -> str | Non
     """One line saying that ``who`` printed (``files``' ``stdout``/``stderr`` entries, relative to ``run_dir``),
     where it is kept, and the first line printed, neutralised (no escape sequence reaches the terminal) and
     cut; None if it printed nothing."""
-    from ..reports import contained_file, term_safe
+    from ..text import contained_file, term_safe
 
     kept = [name for name in files if name.endswith(("stdout", "stderr")) and files[name]]
     if not kept:
@@ -185,21 +186,30 @@ class _Outcome:
 
 def _supervise(target: Callable[..., None], args: tuple, name: str, timeout: float | None,
                stop: threading.Event | None, on_message: Callable[[str, Any], None] | None = None,
-               output: UnitOutput | None = None, run_dir: Path | None = None) -> _Outcome:
+               output: UnitOutput | None = None, run_dir: Path | None = None,
+               sandboxed: tuple[Any, str] | None = None, plugin_code: bool = False) -> _Outcome:
     """Run ``target(*args, output_paths, conn)`` in a fresh process until it sends a result, crashes, dies,
     overruns ``timeout`` seconds (counted from its first phase message) or ``stop`` is set (then
     :class:`UnitStopped`). ``on_message`` hears its ``("phase", name)`` and ``("progress", (done, total,
     losses))`` messages. Its standard output and error go to ``output``'s files (else /dev/null). Whatever
-    way it ends, every process it started ends with it."""
+    way it ends, every process it started ends with it. ``sandboxed`` (a :class:`genbench.executors.sandbox.Sandbox`
+    and the "module:function" to call there with ``(*args, conn)``) starts it through bwrap instead of forking it.
+    ``plugin_code``: the process runs a plugin's code (a build, a task's loader), and may re-run the caller's
+    ``__main__`` (where a script may define its plugin); a genbench-only process never does."""
     import psutil
 
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
     paths = output.prepare() if output is not None else None
-    proc = ctx.Process(target=target, args=(*args, paths, sender), name=name, daemon=True)
+    if sandboxed is not None:
+        from .sandbox import SandboxedProcess
+
+        proc = SandboxedProcess(sandboxed[0], sandboxed[1], args, paths, sender)
+    else:
+        proc = ctx.Process(target=target, args=(*args, paths, sender), name=name, daemon=True)
     t0 = time.perf_counter()
-    with _LIVE_LOCK:  # no orphan sweep may take it for an orphan before it is known
-        proc.start()
+    with _LIVE_LOCK, (contextlib.nullcontext() if sandboxed is not None or plugin_code else _main_hidden()):
+        proc.start()  # no orphan sweep may take it for an orphan before it is known
         _LIVE.add(proc.pid)
     try:
         handle = psutil.Process(proc.pid)  # pins the pid: a later kill never reaches a process that reused it
@@ -328,16 +338,155 @@ def sweep_orphans() -> int:
 
 def run_in_process(unit: BuildUnit | TimingUnit, timeout: float | None, stop: threading.Event | None = None,
                    on_message: Callable[[str, Any], None] | None = None) -> Any:
-    """Run ``unit`` in a fresh process; a hang past ``timeout`` seconds or a dying process fails it. When ``stop``
+    """Run ``unit`` in fresh processes; a hang past ``timeout`` seconds or a dying process fails it. When ``stop``
     is set the process is killed and :class:`UnitStopped` raised: the unit has no result, and stays to do.
-    ``on_message(kind, payload)`` hears the unit's phases and training steps as they come (for the display)."""
-    output = UnitOutput(unit.job.job_dir, f"seed-{unit.seed}", "") if unit.kind == "build" else \
-        UnitOutput(unit.job.job_dir, "timing", "timing_")
-    out = _supervise(_child, (unit,), f"genbench-{unit.kind}-{unit.job.model.name}", timeout, stop, on_message,
-                     output, unit.job.run_dir)
-    if out.payload is not None:
-        result = unit.result_from_dict(out.payload)
-        return dataclasses.replace(result, files={**result.files, **out.files}) if out.files else result
+    ``on_message(kind, payload)`` hears the unit's phases and training steps as they come (for the display).
+
+    A build unit is a build process (plugin code: train, export, capture; skipped when the model cache holds
+    the model, whose files genbench copies itself), then a score process (genbench only). A timing unit is a
+    time process (genbench only), then, for graphs whose module torch.export could not capture, a build process
+    that times torch on the plugin's own module (``computed_by: plugin``)."""
+    if unit.kind == "build":
+        return _run_build_unit(unit, timeout, stop, on_message)
+    return _run_timing_unit(unit, timeout, stop, on_message)
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While a genbench-only (score or time) process starts: multiprocessing would have it re-run the caller's
+    ``__main__`` script (as ``__mp_main__``), and a script that imports a plugin at its top would put plugin
+    code there. Its functions are genbench's, so it needs none: hide the script's file and spec for the start
+    (the caller holds ``_LIVE_LOCK``, under which every unit process starts)."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None  # multiprocessing reads main.__spec__ unguarded
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
+def _sandbox_for(unit: BuildUnit | TimingUnit) -> Any:
+    """The bwrap sandbox of a unit's build process, or None (``--sandbox none``, or bwrap cannot run here)."""
+    from .sandbox import Sandbox, resolve_mode
+
+    active, _ = resolve_mode(getattr(unit.job.config, "sandbox", "auto"))
+    if not active:
+        return None
+    from ..cache import default_cache_dir
+
+    config = unit.job.config
+    hide = [unit.job.run_dir, Path(config.cache_dir or default_cache_dir()).expanduser()]
+    readable = [Path(unit.job.data)] if unit.job.data is not None else []
+    # the user's own data files, which the run's settings name (and a build process's copy of them checks)
+    readable += [Path(p) for p in (config.text_file, config.data_dir) if p is not None]
+    # the code it runs, where the private /tmp or a hidden directory would hide it: sys.path entries there, and
+    # the source of the model's package (an editable install's lives outside site-packages, e.g. under /tmp)
+    # "": the working directory; the interpreter's prefix (a virtual environment under /tmp)
+    entries = [os.path.abspath(p or os.curdir) for p in (*sys.path, sys.prefix, sys.exec_prefix)]
+    readable += [Path(p) for p in entries if os.path.isdir(p) and p != "/tmp"
+                 and (p.startswith("/tmp/") or any(Path(p).is_relative_to(h) for h in hide))]
+    readable += _source_dirs(getattr(unit.job.model, "cls", "") or "") + _source_dirs("genbench:run")
+    return Sandbox(unit.unit_dir, tuple(hide), tuple(readable))
+
+
+def _source_dirs(class_path: str) -> list[Path]:
+    """Where the top-level package of ``"package.module:Class"`` lives, found without importing it (a top-level
+    ``find_spec`` runs no code of the package); empty when it cannot be found."""
+    import importlib.util
+
+    top = class_path.split(":", 1)[0].split(".", 1)[0]
+    if not top.isidentifier():
+        return []
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    places = list(spec.submodule_search_locations or []) or ([os.path.dirname(spec.origin)] if spec.origin else [])
+    return [Path(p) for p in places if os.path.isdir(p)]
+
+
+def _run_build_unit(unit: BuildUnit, timeout: float | None, stop: threading.Event | None,
+                    on_message: Callable[[str, Any], None] | None) -> Any:
+    from ..stages.build import clear_unit
+    from ..stages.cached import cache_use, refused_after_validation, restore
+    from .worker import data_error, load_dataset
+
+    job = unit.job
+    config = dataclasses.replace(job.config, seed=unit.seed)
+    t0 = time.perf_counter()
+    try:
+        clear_unit(unit.unit_dir)
+        use = cache_use(job.model, load_dataset(job), config, job.device)  # genbench's key, computed here
+    except Exception as exc:  # noqa: BLE001 - the task's saved data could not be read
+        return unit.failed(data_error(exc, job.config), time.perf_counter() - t0)
+    built = restore(use, unit.unit_dir, config)  # a hit runs no plugin code: genbench copies the entry's files
+    if built is not None:
+        result = _score_unit(unit, built, use, timeout, stop, on_message, {})
+        if not refused_after_validation(use, result):
+            return result
+        clear_unit(unit.unit_dir)  # the entry is discarded: train the model afresh
+    files: dict[str, str] = {}
+    sandbox = _sandbox_for(unit)
+    out = _supervise(_build_child, (unit,), f"genbench-build-{job.model.name}", timeout, stop, on_message,
+                     UnitOutput(job.job_dir, f"seed-{unit.seed}", ""), job.run_dir,
+                     sandboxed=(sandbox, "genbench.executors.worker:build_child_main") if sandbox else None,
+                     plugin_code=True)
+    files.update(out.files)
+    if out.payload is None:
+        return _process_failure(unit, out, timeout, files)
+    left = None if timeout is None else max(1.0, timeout - out.seconds)
+    return _score_unit(unit, out.payload, use, left, stop, on_message, files)
+
+
+def _score_unit(unit: BuildUnit, built: dict, use: Any, timeout: float | None, stop: threading.Event | None,
+                on_message: Callable[[str, Any], None] | None, files: dict[str, str]) -> Any:
+    job = unit.job
+    out = _supervise(_score_child, (unit, built, use.to_dict() if use else None), f"genbench-score-{job.model.name}",
+                     timeout, stop, on_message, UnitOutput(job.job_dir, f"seed-{unit.seed}-score", "score_"),
+                     job.run_dir)
+    files = {**files, **out.files}
+    if out.payload is None:
+        return _process_failure(unit, out, timeout, files)
+    result = unit.result_from_dict(out.payload)
+    if use is not None and result.cache:
+        use.info.clear()
+        use.info.update(result.cache)
+    return dataclasses.replace(result, files={**result.files, **files}) if files else result
+
+
+def _run_timing_unit(unit: TimingUnit, timeout: float | None, stop: threading.Event | None,
+                     on_message: Callable[[str, Any], None] | None) -> Any:
+    from ..stages import PLUGIN
+    from .worker import merge_plugin_torch
+
+    job = unit.job
+    out = _supervise(_time_child, (unit,), f"genbench-timing-{job.model.name}", timeout, stop, on_message,
+                     UnitOutput(job.job_dir, "timing", "timing_"), job.run_dir)
+    if out.payload is None:
+        return _process_failure(unit, out, timeout, out.files)
+    result = unit.result_from_dict(out.payload)
+    result = dataclasses.replace(result, files={**result.files, **out.files}) if out.files else result
+    roles = list(result.info.get("plugin_torch") or [])
+    if result.status != "done" or not roles:
+        return result
+    sandbox = _sandbox_for(unit)
+    out = _supervise(_plugin_torch_child, (unit, roles), f"genbench-plugin-timing-{job.model.name}", timeout, stop,
+                     on_message, UnitOutput(job.job_dir, "timing-plugin", "timing_plugin_"), job.run_dir,
+                     sandboxed=(sandbox, "genbench.executors.worker:plugin_torch_child_main") if sandbox else None,
+                     plugin_code=True)
+    extra = unit.result_from_dict(out.payload) if out.payload is not None else \
+        _process_failure(unit, out, timeout, out.files)
+    merged = merge_plugin_torch(result, extra, PLUGIN)
+    return dataclasses.replace(merged, files={**merged.files, **out.files})
+
+
+def _process_failure(unit: BuildUnit | TimingUnit, out: _Outcome, timeout: float | None, files: dict[str, str]) -> Any:
     config = unit.job.config
     if out.timed_out and out.phase == "start":
         error = JobError(out.phase, "Timeout", f"the job's process did not start within {STARTUP_LIMIT:g} s; it was "
@@ -362,10 +511,10 @@ def run_in_process(unit: BuildUnit | TimingUnit, timeout: float | None, stop: th
     try:
         where.mkdir(parents=True, exist_ok=True)
         (where / name).write_text(f"{error.type}: {error.message}\n" + (out.crash or ""))
-        files = {"error": os.path.relpath(where / name, unit.job.run_dir)}
+        files = {**files, "error": os.path.relpath(where / name, unit.job.run_dir)}
     except OSError:  # e.g. a full disk: the error is in run.json all the same
-        files = {}
-    return unit.failed(error, out.seconds, {**out.files, **files})
+        pass
+    return unit.failed(error, out.seconds, files)
 
 
 def _start_hint(out: _Outcome, config: Any) -> str:
@@ -409,11 +558,32 @@ def _evict_hung_restore(unit: BuildUnit | TimingUnit, out: _Outcome) -> str:
             "trains this model afresh.")
 
 
-def _child(unit: BuildUnit | TimingUnit, output: tuple[str, str] | None, conn: Any) -> None:
+def _build_child(unit: BuildUnit, output: tuple[str, str] | None, conn: Any) -> None:
     detach(conn, output)
-    from .worker import child_main
+    from .worker import build_child_main
 
-    child_main(unit, conn)
+    build_child_main(unit, conn)
+
+
+def _score_child(unit: BuildUnit, built: dict, use: dict | None, output: tuple[str, str] | None, conn: Any) -> None:
+    detach(conn, output)
+    from .worker import score_child_main
+
+    score_child_main(unit, built, use, conn)
+
+
+def _time_child(unit: TimingUnit, output: tuple[str, str] | None, conn: Any) -> None:
+    detach(conn, output)
+    from .worker import time_child_main
+
+    time_child_main(unit, conn)
+
+
+def _plugin_torch_child(unit: TimingUnit, roles: list, output: tuple[str, str] | None, conn: Any) -> None:
+    detach(conn, output)
+    from .worker import plugin_torch_child_main
+
+    plugin_torch_child_main(unit, roles, conn)
 
 
 def detach(conn: Any, output: tuple[str, str] | None = None) -> None:
@@ -500,7 +670,7 @@ def load_task_in_process(task: DatasetSpec, config: Any, directory: Path,
     gigabytes fails the task's jobs, never genbench."""
     run_dir = Path(directory).parent.parent  # directory: <run>/.data/<task>
     out = _supervise(_data_child, (task, config, str(directory)), f"genbench-data-{task.name}", config.timeout, stop,
-                     output=UnitOutput(run_dir / "tasks", task.name), run_dir=run_dir)
+                     output=UnitOutput(run_dir / "tasks", task.name), run_dir=run_dir, plugin_code=True)
     _remove_if_empty(run_dir / "tasks")
     printed = printed_note(f"loading task {task.name}", out.files, run_dir)
     if out.payload is not None:
@@ -518,6 +688,32 @@ def load_task_in_process(task: DatasetSpec, config: Any, directory: Path,
         error = JobError("data", "ProcessDied", f"the process {who} died ({_describe_exit(out.exitcode)})"
                                                 f"{_start_hint(out, config)}")
     return LoadedTask(error=error, printed=printed)
+
+
+def write_report_in_process(writer: str, name: str, result: Any, run_dir: Path, timeout: float | None = None) -> Path:
+    """A plugin's reporter (plugin code) run on the finished run in a process of its own, never in genbench's:
+    the path it wrote, or :class:`RuntimeError` saying in one line why not (it raised, hung past ``timeout``
+    seconds, or died)."""
+    out = _supervise(_report_child, (writer, name, result, str(run_dir)), f"genbench-report-{name}", timeout, None,
+                     output=UnitOutput(Path(run_dir) / "reporters", name), run_dir=Path(run_dir), plugin_code=True)
+    _remove_if_empty(Path(run_dir) / "reporters")
+    if out.payload is not None:
+        if out.payload.get("error"):
+            raise RuntimeError(str(out.payload["error"]).strip().splitlines()[0][:300])
+        return Path(out.payload["path"])
+    if out.timed_out:
+        raise RuntimeError(f"it took more than {timeout:g} s; it was stopped")
+    if out.crash is not None:
+        raise RuntimeError(out.crash.strip().splitlines()[-1][:300])
+    raise RuntimeError(f"its process died ({_describe_exit(out.exitcode)})")
+
+
+def _report_child(writer: str, name: str, result: Any, run_dir: str, output: tuple[str, str] | None,
+                  conn: Any) -> None:
+    detach(conn, output)
+    from .worker import report_child_main
+
+    report_child_main(writer, name, result, Path(run_dir), conn)
 
 
 def _remove_if_empty(directory: Path) -> None:

@@ -30,9 +30,12 @@ def _ray() -> Any:
 
 
 def _run_remote(unit: BuildUnit | TimingUnit) -> dict:
-    from .worker import execute
+    """On a Ray worker: the unit in processes of its own, exactly as the process executor runs it (a build
+    process for plugin code, sandboxed where bwrap can run; genbench-only score and time processes)."""
+    from .local import run_in_process, start_server
 
-    return execute(unit).to_dict()
+    start_server()
+    return run_in_process(unit, unit.job.config.timeout).to_dict()
 
 
 def run_units(units: Iterable[BuildUnit | TimingUnit], address: str | None, timeout: float | None,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GenbenchError
+from .inception import inception_extractor
 
 ASSETS = Path(__file__).with_name("assets")
 MANIFEST = ASSETS / "manifest.json"
@@ -84,13 +85,19 @@ class FeatureExtractor:
 
 
 def extractor_for(task: str, kind: str, features: str = "default", weights: Any = None) -> Any:
-    """The feature extractor of a job: the shipped one for ``task`` or, with ``features="inception"``,
-    torch-fidelity's Inception-v3 for every image task (a one-line error when it cannot be had)."""
-    if features == "inception" and kind == "image":
-        from .fidelity import InceptionExtractor
-
-        return InceptionExtractor(weights)
+    """The CNN-space extractor of a job: the shipped one for ``task`` when ``features`` (comma-separated spaces)
+    names ``default``; None otherwise (the Inception space is :func:`inception_for`'s)."""
+    if "default" not in str(features).split(","):
+        return None
     return extractor_for_task(task)
+
+
+def inception_for(kind: str, features: str = "default", weights: Any = None, cache_dir: Any = None) -> Any:
+    """The Inception extractor (:class:`genbench.features.inception.InceptionExtractor`) of an image task when
+    ``features`` names ``inception``; None otherwise. A one-line error when it cannot be had."""
+    if kind != "image" or "inception" not in str(features).split(","):
+        return None
+    return inception_extractor(str(weights) if weights else None, str(cache_dir) if cache_dir else None)
 
 
 @lru_cache(maxsize=None)

@@ -63,6 +63,14 @@ class QualityContext:
     #: ``probabilities(name, x)``: the extractor's classifier head, softmax-ed (cached like ``features``)
     probabilities: Callable[[str, np.ndarray], np.ndarray] | None = None
     likelihood: Likelihood | None = None
+    #: the Inception space (``--features inception``): ``inception_features(name, x)`` is its 2,048-d pool3 of
+    #: images in [0, 1] (cached like ``features``), ``inception_id`` names its weights file by sha256; it has no
+    #: classifier head. ``fid_n``: the generated samples ``fid`` scores (None: all of them).
+    inception_features: Callable[[str, np.ndarray], np.ndarray] | None = None
+    inception_id: str | None = None
+    fid_n: int | None = None
+    #: where real-data references are kept on disk (None: ``$GENBENCH_CACHE_DIR``, else ``~/.cache/genbench``)
+    cache_dir: Any = None
 
 
 class Metric(abc.ABC):

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from scipy.spatial import cKDTree
+from scipy.special import rel_entr
+
 from ..types import MetricValue
 from . import Metric, QualityContext
-from .frechet import gaussian_statistics
-from .sample_metrics import (class_histogram, classifier_score, density_coverage, kernel_inception_distance,
-                             knn_kl_divergence, mixture_mode_metrics, mode_histogram_kl, modes_covered,
-                             precision_recall)
+from . import bootstrap as bs
+from .frechet import frechet_bootstrap, frechet_distance_infinity, gaussian_statistics
+from .sample_metrics import (class_histogram, classifier_score, classifier_score_weighted, density_coverage, kernel_inception_distance,
+                             kid_bootstrap, knn_bootstrap, knn_kl_divergence, knn_log_ratios, mixture_mode_metrics,
+                             mode_histogram_kl, modes_covered, precision_recall)
 
 FLOOR_SEED = 12345  # the floor's train subset is fixed: the same for every model and run
 
@@ -16,7 +25,10 @@ class FrechetDistance(Metric):
     """FD between generated samples and the test split, in the task's fixed feature space.
 
     The floor is the FD between a training subset of the same size and the test split: the value real
-    data reaches at this ``n`` (FD is biased upward at small ``n``), so a model is read against it.
+    data reaches at this ``n`` (FD is biased upward at small ``n``), so a model is read against it. It is drawn
+    over :data:`FLOOR_SUBSETS` training subsets (:func:`floor_spread`): ``floor`` their mean, ``floor_interval``
+    the 95% prediction interval of one more subset. ``interval``: a basic bootstrap over the samples and the test
+    split (:func:`genbench.metrics.frechet.frechet_bootstrap`).
     """
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
@@ -27,19 +39,126 @@ class FrechetDistance(Metric):
         n = len(ctx.samples)
         test = reference_for(ctx, "test", ctx.dataset.test_x)  # cached on disk per (data hash, extractor hash)
         if f"floor@{n}" not in ctx.cache:
-            idx = _subset(len(ctx.dataset.train_x), n)
-            train = ctx.features(f"train@{n}", ctx.dataset.train_x[idx])
-            ctx.cache[f"floor@{n}"] = frechet_distance_to_reference(*gaussian_statistics(train), test)
-        value = frechet_distance_to_reference(*gaussian_statistics(ctx.features("samples", ctx.samples)), test)
+            ctx.cache[f"floor@{n}"] = floor_spread(
+                lambda i: frechet_distance_to_reference(*gaussian_statistics(_train_subset(ctx, n, i)), test))
+        feats = ctx.features("samples", ctx.samples)
+        value = frechet_distance_to_reference(*gaussian_statistics(feats), test)
+        boot = _cached(ctx, "fd:bootstrap", lambda: frechet_bootstrap(feats, test.features, seed=ctx.seed,
+                                                                       reference_stats=(test.mu, test.sigma)))
+        floor, floor_interval, floor_of = ctx.cache[f"floor@{n}"]
         return MetricValue(value=value, unit="", higher_is_better=False, n=n, extractor=ctx.extractor_id,
-                           floor=ctx.cache[f"floor@{n}"],
+                           floor=floor, floor_interval=floor_interval, floor_of=floor_of,
+                           interval=bs.containing(boot["interval"], value), interval_of=boot["interval_of"],
                            note=f"FD(samples, test split of {len(ctx.dataset.test_x)}); floor = FD(train subset, test)")
 
 
-def _subset(total: int, n: int):
-    import numpy as np
+NO_CLASSIFIER = ("not computed: the inception feature space has no classifier head; its network ends at pool3: "
+                 "add the CNN space, --features default,inception, for this metric")
+FID_PREPROCESSING = "uint8, grey tiled to RGB, TF1 bilinear resize to 299 (align_corners=False), (x - 128) / 128"
 
-    rng = np.random.default_rng(FLOOR_SEED)
+
+def fid_references(ctx: QualityContext, n: int):
+    """(the test split's reference, the floor's reference: a fixed training subset of ``n``) in the Inception
+    space, each computed once per (task data hash, Inception weights hash) and kept on disk with the other
+    references (:mod:`genbench.features.reference`), so that every job of a run, and later runs, read them."""
+    from ..cache import default_cache_dir
+    from ..features.reference import load_or_compute, reference_key
+
+    data = ctx.cache.get("data_sha256") or ctx.cache.setdefault("data_sha256", ctx.dataset.sha256)
+    root = Path(ctx.cache_dir) if ctx.cache_dir else default_cache_dir()
+    refs = []
+    for split, images in (("test", lambda: ctx.dataset.test_x),
+                          (f"train@{n}/subset-seed-{FLOOR_SEED}",
+                           lambda: ctx.dataset.train_x[_subset(len(ctx.dataset.train_x), n)])):
+        memo = f"inception-reference:{split}"
+        if memo not in ctx.cache:
+            key = reference_key(data, ctx.inception_id, split)
+            ctx.cache[memo] = load_or_compute(root, key, lambda s=split, x=images: ctx.inception_features(s, x()))
+        refs.append(ctx.cache[memo])
+    return refs[0], refs[1]
+
+
+class FrechetInceptionDistance(Metric):
+    """FID: FD between generated samples and the test split in the pool3 space of the 2015 TensorFlow Inception
+    (``--features inception``), with the literature's preprocessing. ``--fid-n N`` scores the first N samples.
+    The floor is the FID of a fixed training subset of the same ``n`` against the test split."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.inception_id is None or ctx.inception_features is None or ctx.samples is None:
+            return None
+        from ..features.reference import frechet_distance_to_reference
+
+        drawn, train = len(ctx.samples), len(ctx.dataset.train_x)
+        n = ctx.fid_n or min(drawn, train)
+        params = {"reference": "test split", "preprocessing": FID_PREPROCESSING}
+        if n > drawn or n > train:
+            why = (f"--fid-n {n} is more than the {drawn:,} samples this job drew" if n > drawn else
+                   f"--fid-n {n} is more than the {train:,} training images the floor is drawn from")
+            return MetricValue(value=None, unit="", higher_is_better=False, n=n, extractor=ctx.inception_id,
+                               params=params, error=f"{why}: give a smaller --fid-n.")
+        test, floor = fid_references(ctx, n)
+        samples = ctx.samples if n == drawn else ctx.samples[:n]
+        value = frechet_distance_to_reference(*gaussian_statistics(
+            ctx.inception_features("samples" if n == drawn else f"samples[:{n}]", samples)), test)
+        return MetricValue(value=value, unit="", higher_is_better=False, n=n, extractor=ctx.inception_id,
+                           floor=frechet_distance_to_reference(floor.mu, floor.sigma, test), params=params,
+                           note=f"FID(samples, test split of {len(ctx.dataset.test_x):,}) in Inception pool3; floor = "
+                                f"FID(train subset of {n:,}, test); biased upward at small n; no classifier in this "
+                                "space (modes, class-kl, classifier-score are the CNN's)")
+
+
+def _no_classifier(ctx: QualityContext, unit: str, higher: bool) -> MetricValue | None:
+    """A classifier metric in a run whose only image space is Inception's: no value, and why."""
+    if ctx.extractor_id is None and ctx.inception_id is not None and ctx.samples is not None:
+        return MetricValue(value=None, unit=unit, higher_is_better=higher, extractor=ctx.inception_id,
+                           error=NO_CLASSIFIER)
+    return None
+
+
+
+class FrechetDistanceInfinity(Metric):
+    """FD∞ (Chong & Forsyth 2020): FD extrapolated to infinitely many samples, free of FD's 1/N bias; its interval
+    is the fit's (:func:`genbench.metrics.frechet.frechet_distance_infinity`). Beside FD, never in its place."""
+
+    def __call__(self, ctx: QualityContext) -> MetricValue | None:
+        if ctx.extractor_id is None:
+            return None
+        from ..features.reference import reference_for
+
+        test = reference_for(ctx, "test", ctx.dataset.test_x)
+        feats = ctx.features("samples", ctx.samples)
+        fit = frechet_distance_infinity(feats, (test.mu, test.sigma), seed=ctx.seed)
+        return MetricValue(value=fit["value"], unit="", higher_is_better=False, n=len(feats),
+                           extractor=ctx.extractor_id, interval=fit["interval"], interval_of=fit["interval_of"],
+                           params={"sizes": fit["sizes"], "slope": fit["slope"]},
+                           note="FD at several sample sizes N, extrapolated linearly in 1/N to N → ∞ "
+                                "(Chong & Forsyth 2020); can be below 0 by the fit's error")
+
+
+#: training subsets the FD floor is drawn over (subset 0 is FLOOR_SEED's, the one the other references use)
+FLOOR_SUBSETS = 5
+
+
+def floor_spread(value_of) -> tuple[float, tuple[float, float] | None, str]:
+    """(mean, 95% prediction interval, what it is) of ``value_of(i)`` over :data:`FLOOR_SUBSETS` subsets: the
+    interval ``mean ± t₀.₉₇₅,ₖ₋₁ · sd · √(1 + 1/k)`` is where one more real-data subset's value lands."""
+    values = [float(value_of(i)) for i in range(FLOOR_SUBSETS)]
+    k = len(values)
+    mean = math.fsum(values) / k
+    sd = float(np.std(values, ddof=1))
+    half = float(stats.t.ppf(0.975, k - 1)) * sd * math.sqrt(1 + 1 / k)
+    return mean, (mean - half, mean + half), (f"mean over {k} training subsets of the samples' size; interval: the "
+                                              f"95% prediction interval of one more subset (t, {k - 1} df)")
+
+
+def _train_subset(ctx: QualityContext, n: int, i: int) -> np.ndarray:
+    """Features of training subset ``i`` of size ``n`` (0: the fixed FLOOR_SEED subset)."""
+    name = f"train@{n}" if i == 0 else f"train@{n}#{i}"
+    return ctx.features(name, ctx.dataset.train_x[_subset(len(ctx.dataset.train_x), n, i)])
+
+
+def _subset(total: int, n: int, i: int = 0):
+    rng = np.random.default_rng(FLOOR_SEED if i == 0 else [FLOOR_SEED, i])
     return np.sort(rng.choice(total, size=n, replace=False)) if n < total else np.arange(total)
 
 
@@ -65,7 +184,9 @@ def _cached(ctx: QualityContext, key: str, compute):
 
 class KernelInceptionDistance(Metric):
     """KID: unbiased MMD² (cubic polynomial kernel) between samples and the test split, averaged over
-    seeded subsets; ``std`` is its spread over subsets; the floor is a training subset's KID."""
+    seeded subsets; ``std`` is its spread over subsets; the floor is a training subset's KID. ``interval``: a
+    bootstrap over samples and test rows of one subset's estimate (:func:`~.sample_metrics.kid_bootstrap`),
+    placed around the value."""
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         if ctx.extractor_id is None:
@@ -76,9 +197,23 @@ class KernelInceptionDistance(Metric):
         if f"kid-floor@{len(fake)}" not in ctx.cache:
             ctx.cache[f"kid-floor@{len(fake)}"] = kernel_inception_distance(
                 test, train, num_subsets=KID_SUBSETS, subset_size=size, seed=ctx.seed)[0]
+        values, point, m = kid_bootstrap(test, fake, subset_size=size, resamples=bs.RESAMPLES, seed=ctx.seed)
+        offsets = bs.basic_interval(point, values)
+        interval = None if offsets is None else (mean + offsets[0] - point, mean + offsets[1] - point)
+        over = f"{m:,} samples and {m:,} test rows (one subset of each)"
         return MetricValue(value=mean, unit="", higher_is_better=False, n=len(fake), extractor=ctx.extractor_id,
                            std=std, std_of=f"{KID_SUBSETS} subsets of {size}", floor=ctx.cache[f"kid-floor@{len(fake)}"],
+                           interval=bs.containing(interval, mean),
+                           interval_of=bs.describe(over, bs.RESAMPLES, "placed around the value"
+                                                   + ("; of an estimate from fewer rows than n: conservative"
+                                                      if m < min(len(test), len(fake)) else "")),
                            params={"subsets": KID_SUBSETS, "subset_size": size, "kernel": "(x.y/d + 1)^3"})
+
+
+#: the fractions among the k-NN metrics: (rows the share is of, what is held fixed) for an exact binomial interval
+_KNN_FRACTIONS = {("precision_recall", 0): ("samples", "the test split's manifold held fixed"),
+                  ("precision_recall", 1): ("test rows", "the samples' manifold held fixed"),
+                  ("density_coverage", 1): ("test rows", "the samples held fixed")}
 
 
 class _PairMetric(Metric):
@@ -99,8 +234,26 @@ class _PairMetric(Metric):
         ref_key = f"{self.name}:reference@{len(fake)}"
         if ref_key not in ctx.cache:
             ctx.cache[ref_key] = self.compute(test, train)
-        return MetricValue(value=float(pair[self.index]), unit="", higher_is_better=True, n=len(fake),
+        value = float(pair[self.index])
+        fraction = _KNN_FRACTIONS.get((self.name, self.index))
+        if fraction is not None:  # a share of rows, the other set fixed: a binomial proportion
+            rows = len(fake) if fraction[0] == "samples" else len(test)
+            interval = bs.binomial_interval(int(round(value * rows)), rows)
+            interval_of = bs.binomial_text(rows, fraction[0], fraction[1])
+        else:  # density: (sample, ball) pairs, both sets resampled
+            boot = knn_bootstrap(test, fake, k=self.k, which=self.name, resamples=bs.RESAMPLES, seed=ctx.seed)
+            if boot is None:
+                interval, interval_of = None, "no interval: too many ball memberships to store"
+            else:
+                values, point = boot
+                interval = bs.basic_interval(float(point[self.index]), values[:, self.index])
+                if interval is not None:  # the same formula as the value: placed around it (equal to round-off)
+                    interval = bs.containing((interval[0] + value - point[self.index],
+                                              interval[1] + value - point[self.index]), value)
+                interval_of = bs.describe("the samples and the test rows", bs.RESAMPLES)
+        return MetricValue(value=value, unit="", higher_is_better=True, n=len(fake),
                            extractor=ctx.extractor_id, floor=float(ctx.cache[ref_key][self.index]),
+                           interval=interval, interval_of=interval_of,
                            params={"k": self.k, "real": "test split", "generated": "samples"},
                            note="reference = a training subset of the same size scored the same way")
 
@@ -131,16 +284,36 @@ def _sample_classes(ctx: QualityContext):
     return ctx.probabilities("samples", ctx.samples)
 
 
+def _class_bootstrap(ctx: QualityContext, statistic, over: str = "the samples") -> tuple[np.ndarray, str]:
+    """Bootstrap values of ``statistic(weights [B, n]) -> [B]`` over the samples' classifier outputs."""
+    n = len(ctx.samples)
+    w = bs.weights(n, bs.RESAMPLES, bs.generator(ctx.seed, 5))
+    with np.errstate(all="ignore"):
+        return statistic(w), bs.describe(over, bs.RESAMPLES)
+
+
 class ModesCovered(Metric):
     """Classes (of the extractor's classifier head) that at least one sample is assigned to."""
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         if ctx.probabilities is None or ctx.extractor_id is None:
-            return None
+            return _no_classifier(ctx, "of 10", True)
         probs = _sample_classes(ctx)
         k = probs.shape[1]
-        return MetricValue(value=float(modes_covered(probs.argmax(1), k)), unit=f"of {k}", higher_is_better=True,
-                           n=len(probs), extractor=ctx.extractor_id)
+        onehot = np.eye(k)[probs.argmax(1)]
+        value = float(modes_covered(probs.argmax(1), k))
+        values, of = _class_bootstrap(ctx, lambda w: ((w @ onehot) > 0).sum(1).astype(float))
+        return MetricValue(value=value, unit=f"of {k}", higher_is_better=True,
+                           n=len(probs), extractor=ctx.extractor_id, params={"range": [0, k]},
+                           interval=_clip(bs.containing(bs.basic_interval(value, values), value), 0, k),
+                           interval_of=of)
+
+
+def _clip(interval, low, high):
+    """``interval`` inside ``[low, high]`` (a bootstrap interval of a bounded statistic can reach past it)."""
+    if interval is None:
+        return None
+    return max(interval[0], low), min(interval[1], high)
 
 
 class ClassHistogramKL(Metric):
@@ -148,13 +321,28 @@ class ClassHistogramKL(Metric):
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         if ctx.probabilities is None or ctx.extractor_id is None:
-            return None
+            return _no_classifier(ctx, "nats", False)
         probs = _sample_classes(ctx)
         k = probs.shape[1]
         test = ctx.probabilities("test", ctx.dataset.test_x)
         ref = class_histogram(test.argmax(1), k).astype(float)
         value = mode_histogram_kl(probs.argmax(1), ref / ref.sum(), k)
-        return MetricValue(value=value, unit="nats", higher_is_better=False, n=len(probs), extractor=ctx.extractor_id)
+        onehot, test_onehot = np.eye(k)[probs.argmax(1)], np.eye(k)[test.argmax(1)]
+        wt = bs.weights(len(test), bs.RESAMPLES, bs.generator(ctx.seed, 6))
+
+        def kl(w):
+            p = w @ onehot
+            p /= p.sum(1, keepdims=True)
+            q = wt @ test_onehot
+            q /= q.sum(1, keepdims=True)
+            return rel_entr(p, q).sum(1)
+
+        values, _ = _class_bootstrap(ctx, kl)
+        return MetricValue(value=value, unit="nats", higher_is_better=False, n=len(probs), extractor=ctx.extractor_id,
+                           interval=_clip(bs.containing(bs.basic_interval(value, values), value), 0, math.inf),
+                           interval_of=bs.describe("the samples and the test split", bs.RESAMPLES,
+                                                   "a resample that puts samples in a class no test row is in is "
+                                                   "infinite and left out"))
 
 
 class ClassifierScore(Metric):
@@ -162,13 +350,18 @@ class ClassifierScore(Metric):
 
     def __call__(self, ctx: QualityContext) -> MetricValue | None:
         if ctx.probabilities is None or ctx.extractor_id is None:
-            return None
+            return _no_classifier(ctx, "", True)
         probs = _sample_classes(ctx)
         floor_key = "classifier-score:test"
         if floor_key not in ctx.cache:
             ctx.cache[floor_key] = classifier_score(ctx.probabilities("test", ctx.dataset.test_x))
-        return MetricValue(value=classifier_score(probs), unit="", higher_is_better=True, n=len(probs),
-                           extractor=ctx.extractor_id, floor=ctx.cache[floor_key],
+        value = classifier_score(probs)
+        values, of = _class_bootstrap(ctx, lambda w: classifier_score_weighted(probs, w))
+        k = probs.shape[1]
+        return MetricValue(value=value, unit="", higher_is_better=True, n=len(probs),
+                           extractor=ctx.extractor_id, floor=ctx.cache[floor_key], params={"range": [1, k]},
+                           interval=_clip(bs.containing(bs.basic_interval(value, values), value), 1, k),
+                           interval_of=of,
                            note=f"max {probs.shape[1]}; reference = the test split's own score")
 
 
@@ -191,21 +384,79 @@ class _Mixture(Metric):
         if ref_key not in ctx.cache:
             ctx.cache[ref_key] = mixture_mode_metrics(ctx.dataset.test_x[:n], meta["centers"], meta["sigma"])
         value, floor = m[self.key], ctx.cache[ref_key][self.key]
+        params = {"threshold": "3 sigma", "modes": len(meta["centers"])}
+        note = f"reference = {n:,} held-out points of the true mixture"
+        if not math.isfinite(float(value)):  # NaN by design: the metric is not defined for these samples
+            why = self.undefined()
+            return MetricValue(value=None, unit=self.unit, higher_is_better=self.higher, n=n, params={
+                **params, "not_defined": why}, error=f"not defined: {why}", note=note)
+        interval, interval_of = self.interval(ctx, n, float(value), meta)
         return MetricValue(value=float(value), unit=self.unit, higher_is_better=self.higher, n=n,
-                           floor=float(floor), params={"threshold": "3 sigma", "modes": len(meta["centers"])},
-                           note=f"reference = {n:,} held-out points of the true mixture")
+                           floor=float(floor), params=params, note=note, interval=interval, interval_of=interval_of)
+
+    def undefined(self) -> str:
+        return "the metric is not defined for these samples"
+
+    def interval(self, ctx, n, value, meta):
+        """The interval of a mode metric: a bootstrap over the samples of the per-mode counts."""
+        high, nearest = _mixture_assignments(ctx, n, meta)
+        k = len(meta["centers"])
+        counts = np.zeros((n, k))
+        counts[np.flatnonzero(high), nearest[high]] = 1.0
+        w = bs.weights(n, bs.RESAMPLES, bs.generator(ctx.seed, 7))
+        with np.errstate(all="ignore"):
+            values = self.from_counts(w @ counts, k)
+        return (_clip(bs.containing(bs.basic_interval(value, values), value), 0, self.top(k)),
+                bs.describe("the samples", bs.RESAMPLES, self.resample_note()))
+
+    def top(self, k):
+        return math.inf
+
+    def resample_note(self) -> str:
+        return ""
+
+
+def _mixture_assignments(ctx: QualityContext, n: int, meta) -> tuple[np.ndarray, np.ndarray]:
+    """(high quality [n] bool, nearest centre [n]) of the samples, as :func:`mixture_mode_metrics` assigns them."""
+    def compute():
+        dist, nearest = cKDTree(np.asarray(meta["centers"], dtype=np.float64)).query(
+            np.asarray(ctx.samples[:n], dtype=np.float64))
+        return dist <= 3.0 * float(meta["sigma"]), nearest
+
+    return _cached(ctx, "mixture:assignments", compute)
 
 
 class HighQuality(_Mixture):
+    """Share of samples within 3σ of a mode: a binomial proportion, with its exact (Clopper–Pearson) interval."""
+
     key = "high_quality_fraction"
+
+    def interval(self, ctx, n, value, meta):
+        return bs.binomial_interval(int(round(value * n)), n), bs.binomial_text(n)
 
 
 class MixtureModesCovered(_Mixture):
     key, unit = "modes_covered", "modes"
 
+    def from_counts(self, counts, k):
+        return (counts >= 1).sum(1).astype(float)
+
+    def top(self, k):
+        return float(k)
+
 
 class ReverseKL(_Mixture):
     key, unit, higher = "reverse_kl", "nats", False
+
+    def undefined(self) -> str:
+        return "no sample is high quality (within 3 sigma of a mode), so the histogram of modes is empty"
+
+    def from_counts(self, counts, k):
+        p = counts / counts.sum(1, keepdims=True)  # NaN rows (no high-quality sample drawn) are left out
+        return rel_entr(p, 1.0 / k).sum(1)
+
+    def resample_note(self) -> str:
+        return "a resample with no high-quality sample is left out"
 
 
 class KnnKL(Metric):
@@ -215,8 +466,16 @@ class KnnKL(Metric):
         if ctx.dataset.kind != "points" or ctx.samples is None:
             return None
         n = min(len(ctx.samples), len(ctx.dataset.test_x))
-        value = knn_kl_divergence(ctx.samples[:n], ctx.dataset.test_x[:n])
+        x, y = ctx.samples[:n], ctx.dataset.test_x[:n]
+        value = knn_kl_divergence(x, y)
         if f"knn-kl-floor@{n}" not in ctx.cache:
             ctx.cache[f"knn-kl-floor@{n}"] = knn_kl_divergence(ctx.dataset.train_x[:n], ctx.dataset.test_x[:n])
+        xa, ya = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (x, y))
+        terms = knn_log_ratios(xa, ya)
+        w = bs.weights(n, bs.RESAMPLES, bs.generator(ctx.seed, 8))
+        values = xa.shape[1] * (w @ terms) / n + math.log(len(ya) / (n - 1))
         return MetricValue(value=value, unit="nats", higher_is_better=False, n=n, floor=ctx.cache[f"knn-kl-floor@{n}"],
-                           params={"k": 1, "estimator": "Wang-Kulkarni-Verdu"})
+                           params={"k": 1, "estimator": "Wang-Kulkarni-Verdu"},
+                           interval=bs.containing(bs.basic_interval(value, values), value),
+                           interval_of=bs.describe("the samples' terms log(ν/ρ)", bs.RESAMPLES,
+                                                   "neighbour distances held fixed"))

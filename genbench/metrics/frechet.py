@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import linalg
+from scipy import linalg, stats
+
+from . import bootstrap as bs
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,3 +149,72 @@ def feature_statistics(batches: Iterable[ArrayLike]) -> tuple[np.ndarray, np.nda
         stats.update(batch)
     mu, sigma = stats.statistics()
     return mu, sigma, stats.count
+
+
+# --------------------------------------------------------------------------- sampling interval and FD∞
+
+#: above this many floating-point operations for all resamples (``B · (n + m) · d²``) fewer resamples are drawn
+BOOTSTRAP_FLOP_BUDGET = 4e10
+
+
+def frechet_bootstrap(samples: np.ndarray, reference: np.ndarray, *, resamples: int | None = None, seed: int = 0,
+                      reference_stats: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """The sampling interval of ``FD(samples, reference)``: a basic bootstrap over the sample rows and the
+    reference rows, each drawn again with replacement (:mod:`genbench.metrics.bootstrap`, weighted rows, no copies).
+
+    Returns ``{"value", "interval", "interval_of", "resamples"}``. ``resamples`` defaults to
+    :data:`~genbench.metrics.bootstrap.RESAMPLES`, fewer (said in ``interval_of``) where ``B · (n + m) · d²``
+    passes :data:`BOOTSTRAP_FLOP_BUDGET` (a 2,048-D feature space), and no interval below
+    :data:`~genbench.metrics.bootstrap.MIN_RESAMPLES`."""
+    x = np.asarray(samples, dtype=np.float64)
+    y = np.asarray(reference, dtype=np.float64)
+    value = frechet_distance(*gaussian_statistics(x), *(reference_stats or gaussian_statistics(y)))
+    n, m, d = x.shape[0], y.shape[0], x.shape[1]
+    wanted = bs.RESAMPLES if resamples is None else int(resamples)
+    affordable = int(BOOTSTRAP_FLOP_BUDGET // max(1.0, float(n + m) * d * d + 2.0 * d ** 3))
+    b = min(wanted, affordable)
+    over = f"the {n:,} samples and the {m:,} reference rows"
+    if b < bs.MIN_RESAMPLES:
+        return {"value": value, "interval": None, "resamples": 0,
+                "interval_of": f"no interval: {bs.MIN_RESAMPLES} resamples of {n:,} + {m:,} rows in {d} dimensions "
+                               "pass the bootstrap's compute budget"}
+    values = bs.bootstrap_values(
+        lambda wx, wy: frechet_distance(*bs.weighted_statistics(x, wx), *bs.weighted_statistics(y, wy)),
+        [n, m], b, bs.generator(seed, 1))
+    interval = bs.containing(bs.basic_interval(value, values), value)
+    extra = "" if b == wanted else f"fewer than {wanted} to keep {d}-D features affordable"
+    return {"value": value, "interval": interval, "resamples": b, "interval_of": bs.describe(over, b, extra)}
+
+
+#: FD∞: FD of this many nested-size subsets of the samples, from ``FD_INF_SMALLEST`` of them to all
+FD_INF_POINTS = 15
+FD_INF_SMALLEST = 0.2
+
+
+def frechet_distance_infinity(samples: np.ndarray, reference_stats: tuple[np.ndarray, np.ndarray], *,
+                              points: int = FD_INF_POINTS, smallest: float = FD_INF_SMALLEST, seed: int = 0,
+                              level: float = 0.95) -> dict:
+    """FD∞ (Chong & Forsyth, "Effectively Unbiased FID and Inception Score and where to find them", CVPR 2020):
+    FD is biased upward by a term linear in 1/N for N samples, so FD is computed on random subsets of the samples
+    at ``points`` sizes N evenly spaced from ``smallest · n`` to ``n``, a line ``FD_N = FD∞ + b/N`` is fitted by
+    least squares (``scipy.stats.linregress``) and its intercept at 1/N = 0 is FD∞. The reference keeps all its
+    rows (as in the paper). Returns ``{"value", "interval", "interval_of", "slope", "sizes"}``: the interval is
+    the fit's ``level`` t-interval of the intercept (``points − 2`` degrees of freedom), the uncertainty of the
+    extrapolation — not a bootstrap. ``ValueError`` when the smallest subset has fewer than ``d + 2`` rows."""
+    x = np.asarray(samples, dtype=np.float64)
+    n, d = x.shape
+    lo = int(math.ceil(smallest * n))
+    if points < 3 or lo < max(d + 2, 3):
+        raise ValueError(f"FD∞ needs its smallest subset ({lo} of {n} samples) to hold more than d + 1 = {d + 1} "
+                         f"rows and at least 3 sizes (got {points}): draw more samples")
+    sizes = np.unique(np.linspace(lo, n, points).round().astype(int))
+    rng = np.random.default_rng([20200, int(seed) & 0xFFFFFFFF])
+    fds = np.array([frechet_distance(*gaussian_statistics(x[rng.choice(n, size, replace=False)]), *reference_stats)
+                    for size in sizes])
+    fit = stats.linregress(1.0 / sizes, fds)
+    half = float(stats.t.ppf(0.5 + level / 2, len(sizes) - 2)) * float(fit.intercept_stderr)
+    value = float(fit.intercept)
+    return {"value": value, "interval": (value - half, value + half), "slope": float(fit.slope),
+            "sizes": [int(s) for s in sizes],
+            "interval_of": f"{level:.0%} t-interval of the intercept of FD_N = FD∞ + b/N fitted at {len(sizes)} "
+                           f"subset sizes N = {sizes[0]:,} to {sizes[-1]:,}"}

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..types import MetricValue
+from . import bootstrap as bs
 from . import Metric, QualityContext
 
 CT_FLAG = -3.0
@@ -355,6 +356,8 @@ class CopyRate(Metric):
             params["copies"] = "training" if self.split == "train" else "test"
         return MetricValue(value=rate, unit=COPY_RATE_UNIT, higher_is_better=False, n=n, extractor=space[1], floor=reference,
                            stderr=math.sqrt(rate * (1 - rate) / n), params=params,
+                           interval=bs.binomial_interval(int(round(rate * n)), n),
+                           interval_of=bs.binomial_text(n, held=f"the {self.split} split and threshold held fixed"),
                            note=f"threshold = 5th percentile of {r['reference_n']} held-out {held} examples' "
                                 f"nearest-{self.split} distances; floor = {r['reference_n']} other held-out "
                                 f"{held} examples (about 5%)")

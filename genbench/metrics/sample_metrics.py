@@ -22,16 +22,24 @@ from typing import Iterator, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import sparse
 from scipy.spatial import cKDTree
 from scipy.special import rel_entr
+
+from . import bootstrap as bs
 
 __all__ = [
     "MixtureModeMetrics",
     "class_histogram",
     "classifier_score",
+    "classifier_score_weighted",
     "density_coverage",
     "kernel_inception_distance",
+    "ball_memberships",
+    "kid_bootstrap",
+    "knn_bootstrap",
     "knn_kl_divergence",
+    "knn_log_ratios",
     "mixture_mode_metrics",
     "mode_histogram_kl",
     "modes_covered",
@@ -241,6 +249,103 @@ def density_coverage(real: ArrayLike, fake: ArrayLike, *, k: int = 5) -> tuple[f
     return inside / (k * f.shape[0]), float((nearest_fake <= real_radii).mean())
 
 
+# --------------------------------------------------------------------------- sampling intervals of the k-NN metrics
+
+#: more stored ball memberships than this and the k-NN metrics get no interval (memory), said so
+MAX_MEMBERSHIPS = 20_000_000
+
+
+def ball_memberships(real: ArrayLike, fake: ArrayLike, *, k: int, fake_balls: bool = True):
+    """Sparse boolean matrices of ball membership, as :func:`precision_recall` and :func:`density_coverage`
+    decide it (same radii, same round-off allowance): ``A[j, i]``: fake ``j`` lies in real ``i``'s k-NN ball;
+    ``B[i, j]``: real ``i`` lies in fake ``j``'s ball (None unless ``fake_balls``). ``scipy.sparse`` CSR, or
+    ``(None, None)`` when they would hold more than :data:`MAX_MEMBERSHIPS` entries."""
+    r, f = _feature_pair(real, fake, min_rows=2 if fake_balls else 1)
+    _check_k(k, *((r, f) if fake_balls else (r,)))
+    r, f, tol = _centred(r, f)
+    real_radii = _knn_sq_radii(r, k) + tol
+    fake_radii = _knn_sq_radii(f, k) + tol if fake_balls else None
+    a_rows, a_cols, b_rows, b_cols = [], [], [], []
+    stored = 0
+    for rows, d2 in _sq_distance_blocks(f, r):
+        j, i = np.nonzero(d2 <= real_radii)
+        a_rows.append(j + rows.start)
+        a_cols.append(i)
+        stored += j.size
+        if fake_radii is not None:
+            j2, i2 = np.nonzero(d2 <= fake_radii[rows, None])
+            b_rows.append(i2)
+            b_cols.append(j2 + rows.start)
+            stored += j2.size
+        if stored > MAX_MEMBERSHIPS:
+            return None, None
+    shape_a = (f.shape[0], r.shape[0])
+
+    def matrix(rows_, cols_, shape):
+        rr, cc = np.concatenate(rows_), np.concatenate(cols_)
+        return sparse.csr_matrix((np.ones(rr.size), (rr, cc)), shape=shape)
+
+    a = matrix(a_rows, a_cols, shape_a)
+    b = matrix(b_rows, b_cols, shape_a[::-1]) if fake_radii is not None else None
+    return a, b
+
+
+def knn_bootstrap(real: ArrayLike, fake: ArrayLike, *, k: int, which: str, resamples: int, seed: int = 0):
+    """Bootstrap values of (precision, recall) (``which="precision_recall"``) or (density, coverage)
+    (``"density_coverage"``): ``([resamples, 2], the point values [2])`` from the same memberships as the metrics,
+    or None (too many memberships).
+
+    What is resampled follows each formula. Precision is a mean over the samples of "lies in the real
+    manifold", recall and coverage means over the test rows of "lies in the samples' manifold" and "its ball holds
+    a sample": each is resampled over the rows it averages, the other set's manifold held fixed (drawing the
+    other set with replacement would drop a third of its balls and shrink the manifold, a bias, not a spread).
+    Density counts (sample, ball) pairs, linear in both sets: both are resampled. k-NN radii are those of the
+    full sets (a resample's duplicates would shrink them to 0)."""
+    a, b = ball_memberships(real, fake, k=k, fake_balls=which == "precision_recall")
+    if a is None:
+        return None
+    m, n = a.shape
+    rng = bs.generator(seed, 2 if which == "precision_recall" else 3)
+    wr, wf = bs.weights(n, resamples, rng), bs.weights(m, resamples, rng)  # [B, n], [B, m]
+    if which == "precision_recall":
+        fake_in, real_in = a.getnnz(axis=1) > 0, b.getnnz(axis=1) > 0
+        first, second = wf @ fake_in / m, wr @ real_in / n
+        point = np.array([fake_in.mean(), real_in.mean()])
+    else:
+        inside = np.asarray((a @ wr.T))  # [m, B]: drawn real balls (with multiplicity) that hold fake j
+        first = (wf * inside.T).sum(1) / (k * m)
+        covered = a.getnnz(axis=0) > 0
+        second = wr @ covered / n
+        point = np.array([a.nnz / (k * m), covered.mean()])
+    return np.stack([first, second], axis=1), point
+
+
+def kid_bootstrap(real: ArrayLike, fake: ArrayLike, *, subset_size: int = 1000, resamples: int = 200,
+                  degree: int = 3, gamma: float | None = None, coef0: float = 1.0, seed: int = 0):
+    """Bootstrap offsets of the KID estimate: ``(values [resamples], point, m)``. On one fixed random subset of
+    ``m = min(subset_size, len(real), len(fake))`` rows of each set, the unbiased MMD² is recomputed with the rows
+    drawn again with replacement (pairs of one original row left out, as the unbiased estimate does), from the
+    kernel matrices computed once: ``Σ_{i≠j} w_i w_j k(x_i, x_j) / Σ_{i≠j} w_i w_j``. ``point`` is the same
+    estimate on the subset unweighted; ``values − point`` is the bootstrap's spread, of an estimate from ``m``
+    rows (wider than that of more rows: conservative when the sets are larger)."""
+    r, f = _feature_pair(real, fake, min_rows=2)
+    gamma = 1.0 / r.shape[1] if gamma is None else float(gamma)
+    m = min(subset_size, r.shape[0], f.shape[0])
+    rng = bs.generator(seed, 4)
+    x, y = r[rng.choice(r.shape[0], m, replace=False)], f[rng.choice(f.shape[0], m, replace=False)]
+    kxx, kyy, kxy = ((gamma * (u @ v.T) + coef0) ** degree for u, v in ((x, x), (y, y), (x, y)))
+    wx, wy = bs.weights(m, resamples, rng), bs.weights(m, resamples, rng)
+
+    def within(w, kmat):
+        total = ((w @ kmat) * w).sum(1) - (w * w) @ np.diagonal(kmat)
+        return total / (m * m - (w * w).sum(1))
+
+    values = within(wx, kxx) + within(wy, kyy) - 2.0 * ((wx @ kxy) * wy).sum(1) / (m * m)
+    ones = np.ones((1, m))
+    point = float((within(ones, kxx) + within(ones, kyy) - 2.0 * ((ones @ kxy) * ones).sum(1) / (m * m))[0])
+    return values, point, m
+
+
 # --------------------------------------------------------------------------- mode histograms
 
 
@@ -339,9 +444,15 @@ def knn_kl_divergence(p_samples: ArrayLike, q_samples: ArrayLike, *, k: int = 1)
     if k < 1 or k >= x.shape[0] or k > y.shape[0]:
         raise ValueError(f"k must be in [1, min(n - 1, m)], got k = {k} for n = {x.shape[0]}, m = {y.shape[0]}")
     n, m, d = x.shape[0], y.shape[0], x.shape[1]
+    return float(d * np.mean(knn_log_ratios(x, y, k=k)) + math.log(m / (n - 1)))
+
+
+def knn_log_ratios(x: np.ndarray, y: np.ndarray, *, k: int = 1) -> np.ndarray:
+    """``log(ν_k(i) / ρ_k(i))`` for each row of ``x`` (see :func:`knn_kl_divergence`, whose estimate is
+    ``d · mean + log(m / (n − 1))``): the per-sample terms a bootstrap over the samples resamples."""
     rho = _kth_positive_distance(cKDTree(x), x, k, k + 1)  # +1: each point finds itself at 0
     nu = _kth_positive_distance(cKDTree(y), x, k, k)
-    return float(d * np.mean(np.log(nu / rho)) + math.log(m / (n - 1)))
+    return np.log(nu / rho)
 
 
 # --------------------------------------------------------------------------- classifier score
@@ -367,6 +478,18 @@ def classifier_score(probs: ArrayLike) -> float:
     p = p / sums
     marginal = p.mean(axis=0)
     return float(np.exp(rel_entr(p, marginal).sum(axis=1).mean()))
+
+
+def classifier_score_weighted(probs: ArrayLike, w: np.ndarray) -> np.ndarray:
+    """:func:`classifier_score` of bootstrap resamples given by counts ``w`` ``[B, N]`` (each row sums to N), in
+    one pass: ``log score = Σ_i w_i Σ_c p_ic log p_ic / N − Σ_c m_c log m_c`` with ``m = w p / N``."""
+    p = np.asarray(probs, dtype=np.float64)
+    p = p / p.sum(axis=1, keepdims=True)
+    w = np.atleast_2d(np.asarray(w, dtype=np.float64))
+    own = rel_entr(p, 1.0).sum(axis=1)  # rel_entr(p, 1) = p log p, 0 log 0 = 0
+    total = w.sum(axis=1)
+    marginal = (w @ p) / total[:, None]
+    return np.exp((w @ own) / total - rel_entr(marginal, 1.0).sum(axis=1))
 
 
 # --------------------------------------------------------------------------- 2-D Gaussian mixtures

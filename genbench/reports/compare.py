@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +35,7 @@ from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, PerfRecord, RunResult
 from . import (arrow, badness, direction, mapping, md_text, number, read_contained, safe_perf_summary, term_safe,
                text_of)
-from .leaderboard import reference_kind, scale_of
+from .leaderboard import Z95, reference_kind, sampling_interval, scale_of
 
 SCHEMA = "genbench.compare/1"
 ENV_KEYS = ("cpu", "cpu_count", "gpus", "torch", "onnxruntime", "python", "hostname")
@@ -76,7 +76,7 @@ class Change:
     worse: float
     low: float
     high: float
-    kind: str  # "seeds", "se", "bootstrap" or "none" (no uncertainty known: the value itself)
+    kind: str  # "seeds", "sampling", "se", "bootstrap", "processes" or "none" (no uncertainty known: the value itself)
     ratio: bool = False
 
 
@@ -199,11 +199,28 @@ def quality_change(base: MetricValue, new: MetricValue, higher_is_better: bool |
         df = (va + vb) * (va + vb) / denominator if denominator > 0 else float(ka + kb - 2)
         h = float(stats.t.ppf(0.975, df)) * se
         return Change(worse, worse - h, worse + h, "seeds")
+    sampled = [_sampling_se(mv, other) for mv, other in ((base, new), (new, base))]
+    if (ka == 1 and kb == 1 and all(v is not None for v in sampled)
+            and any(sampling_interval(mv) is not None for mv in (base, new))):
+        h = Z95 * math.sqrt(sum(v * v for v in sampled))  # type: ignore[operator]
+        return Change(worse, worse - h, worse + h, "sampling")
     ses = [float(s) for s in (number(base.stderr), number(new.stderr)) if s is not None]
     if ses:
         h = 1.959963984540054 * math.sqrt(sum(s * s for s in ses))
         return Change(worse, worse - h, worse + h, "se")
     return Change(worse, worse, worse, "none")
+
+
+def _sampling_se(mv: MetricValue, other: MetricValue) -> float | None:
+    """A single run's sampling uncertainty as a standard error: the half-width of its 95% sampling interval over
+    1.96 (``MetricValue.interval``: a bootstrap over samples and reference), else its standard error; widened by
+    the other run's seed spread where that is known (a single seed varies by it around the mean). None: neither."""
+    iv = sampling_interval(mv)
+    se = (iv[1] - iv[0]) / (2 * Z95) if iv is not None else number(mv.stderr)
+    if se is None:
+        return None
+    spread = number(other.seed_std) if _seeds(other) > 1 else None
+    return math.sqrt(se * se + spread * spread) if spread is not None else float(se)
 
 
 def _seeds(mv: MetricValue) -> int:
@@ -243,6 +260,39 @@ def bootstrap_ratio(base: Sequence[float], new: Sequence[float], quantile: float
         ratio = float(np.divide(pb, pa))
     return (Change(ratio, float(rlo), float(rhi), "bootstrap", ratio=True),
             Change(float(pb - pa), float(dlo), float(dhi), "bootstrap"))
+
+
+#: fewer per-process medians on a side and latency is judged by the one-process bootstrap instead
+MIN_PROCESSES = 2
+
+
+def process_ratio(base: Sequence[float], new: Sequence[float], level: float = 0.95) -> Change:
+    """The ``level`` interval of NEW/BASE of latency from the per-process medians of each run (``--timing-repeats
+    K``: one median per fresh timing process), as pyperf and MLPerf compare runs: a Welch t-interval of the
+    difference of the mean log medians, exponentiated; the point is the ratio of their geometric means. The spread
+    between processes is the machine-state variance a CI gate faces, which one process's call-to-call jitter
+    misses."""
+    from scipy import stats
+
+    la, lb = [math.log(float(x)) for x in base], [math.log(float(x)) for x in new]
+    na, nb = len(la), len(lb)
+    ma, mb = math.fsum(la) / na, math.fsum(lb) / nb
+    va = math.fsum((x - ma) ** 2 for x in la) / (na - 1) / na
+    vb = math.fsum((x - mb) ** 2 for x in lb) / (nb - 1) / nb
+    d = mb - ma
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Change(math.exp(d), math.exp(d), math.exp(d), "processes", ratio=True)
+    denominator = va * va / (na - 1) + vb * vb / (nb - 1)
+    df = (va + vb) ** 2 / denominator if denominator > 0 else float(na + nb - 2)
+    h = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return Change(math.exp(d), math.exp(d - h), math.exp(d + h), "processes", ratio=True)
+
+
+def _process_medians(record: PerfRecord | None) -> list[float] | None:
+    """A record's per-process p50s (``process_p50_ms``) when there are enough to judge by, else None."""
+    xs = [number(x) for x in (record.process_p50_ms or ())] if record is not None else []
+    return [float(x) for x in xs] if len(xs) >= MIN_PROCESSES and all(x is not None and x > 0 for x in xs) else None
 
 
 def _row_quantile(rows: Any, q: float | None) -> Any:
@@ -322,6 +372,10 @@ def _quality_rows(a: JobResult, b: JobResult, schemas: tuple[str, str] = ("", ""
                     higher_is_better=direction(first)[0], target=direction(first)[1],
                     base=number(ma.value) if ma else None, new=number(mb.value) if mb else None,
                     scale=scale_of(metric, first, key_of(first, b.task)))
+        undefined = _not_defined(ma, "BASE") or _not_defined(mb, "NEW")
+        if undefined:
+            rows.append(Row(**head, verdict="not defined", why=undefined))
+            continue
         missing = _missing(ma, "BASE") or _missing(mb, "NEW")
         if missing:
             rows.append(Row(**head, verdict="missing", why=missing))
@@ -362,6 +416,15 @@ def _incomparable(ma: MetricValue, mb: MetricValue, ka: dict, kb: dict, diff: li
     return "; ".join(parts)
 
 
+def _not_defined(mv: MetricValue | None, which: str) -> str:
+    """Why a metric has no value by design in ``which`` (``params["not_defined"]``: e.g. ``reverse-kl`` when no
+    sample is high quality), or ""."""
+    if mv is None or number(mv.value) is not None:
+        return ""
+    why = mapping(mv.params).get("not_defined")
+    return f"not defined in {which}: {text_of(why, 200)}" if why else ""
+
+
 def _missing(mv: MetricValue | None, which: str) -> str:
     if mv is None:
         return f"not reported in {which}"
@@ -389,9 +452,21 @@ def _perf_rows(a: JobResult, b: JobResult, dir_a: Path | None, dir_b: Path | Non
         xs = raw_a[0].get(_record_key(ra)) if ra else None
         ys = raw_b[0].get(_record_key(rb)) if rb else None
         why = ""
-        if xs and ys and len(xs) >= MIN_RAW_SAMPLES and len(ys) >= MIN_RAW_SAMPLES and va > 0 and vb > 0:
+        pa_, pb_ = _process_medians(ra), _process_medians(rb)
+        if pm.quantile == 0.5 and not pm.per_item and pa_ and pb_:  # across fresh processes (--timing-repeats)
+            ratio = process_ratio(pa_, pb_)
+            ga, gb = (math.exp(math.fsum(math.log(x) for x in xs_) / len(xs_)) for xs_ in (pa_, pb_))
+            head = {**head, "base": ga, "new": gb}  # what the ratio is of: base, new and Δ agree with it
+            d = gb - ga
+            diff = Change(d, d, d, "none")
+            why = (f"across processes: geometric means of {len(pa_)} vs {len(pb_)} per-process medians "
+                   "(--timing-repeats)")
+        elif xs and ys and len(xs) >= MIN_RAW_SAMPLES and len(ys) >= MIN_RAW_SAMPLES and va > 0 and vb > 0:
             batches = (ra.batch_size, rb.batch_size) if pm.per_item else (1, 1)  # type: ignore[union-attr]
             ratio, diff = bootstrap_ratio(xs, ys, pm.quantile, *batches)
+            if pm.quantile == 0.5 and not pm.per_item:
+                why = ("one timing process each: call-to-call jitter, not run-to-run variance (time both with "
+                       "--timing-repeats 3 or more)")
         else:  # no raw latencies to resample: the point values, said so
             slow, fast = (va, vb) if pm.higher_is_better else (vb, va)
             slower = slow / fast if fast > 0 else math.inf
@@ -439,9 +514,13 @@ def compare_runs(base: RunResult, new: RunResult, base_dir: Path | None = None,
 
 
 def gate(rows: list[Row], base: RunResult, new: RunResult, gates: dict[str, tuple[float, bool]],
-         allow_incomparable: bool = False) -> tuple[list[str], list[str], list[str]]:
+         allow_incomparable: bool = False, allow_noisy: bool = False,
+         require_all: bool = False) -> tuple[list[str], list[str], list[str]]:
     """(failures, errors, notes) of ``gates`` over ``rows``: a failure is a gated regression past its limit;
-    an error is a gate that cannot be evaluated."""
+    an error is a gate that cannot be evaluated. A speed figure measured under load (a ``noisy`` or not ``valid``
+    timing record in either run) cannot fail a gate: it is an error ("cannot judge: measured under load") unless
+    ``allow_noisy``. Models that have the gated metric in neither run are named in a note, an error with
+    ``require_all``; a metric not defined by design (``reverse-kl`` with no high-quality sample) is noted."""
     failures: list[str] = []
     errors: list[str] = []
     notes: list[str] = []
@@ -454,7 +533,16 @@ def gate(rows: list[Row], base: RunResult, new: RunResult, gates: dict[str, tupl
     by_key = {(r.model, r.task, r.device, r.metric): r for r in rows}
     for metric, (limit, pct) in gates.items():
         if metric in known:
-            found = _gate_metric(metric, limit, pct, old, cur, by_key, allow_incomparable)
+            found = _gate_metric(metric, limit, pct, old, cur, by_key, allow_incomparable, allow_noisy)
+            if found.lacking:
+                named = ", ".join(found.lacking)
+                if require_all:
+                    found.errors.append(f"cannot evaluate the gate on {metric} for every model (--require-all): "
+                                        f"{named} {'has' if len(found.lacking) == 1 else 'have'} no {metric} in "
+                                        "either run")
+                else:
+                    found.notes.append(f"{metric} not gated for {named}: no {metric} in either run (pass "
+                                       "--require-all to make that an error)")
             failures += found.failures
             errors += found.errors or ([] if found.judged else [_nothing_gated(metric, found)])
             notes += found.notes
@@ -472,6 +560,8 @@ class _Gated:
     judged: int = 0
     incomparable: int = 0
     references: list[str] = field(default_factory=list)
+    lacking: list[str] = field(default_factory=list)  # models with the metric in neither run
+    undefined: int = 0  # models whose metric is not defined by design
 
 
 def _nothing_gated(metric: str, found: _Gated) -> str:
@@ -481,12 +571,29 @@ def _nothing_gated(metric: str, found: _Gated) -> str:
         why.append(f"{found.incomparable} model(s) skipped as not comparable under --allow-incomparable")
     if found.references:
         why.append(f"{len(found.references)} reference row(s) skipped, as references are never gated")
+    if found.undefined:
+        why.append(f"{found.undefined} model(s) where it is not defined")
     because = "; ".join(why) or "no model has it in both runs"
     return f"cannot evaluate the gate on {metric}: no model was judged: {because}"
 
 
+def _under_load(job: JobResult, metric: str) -> str:
+    """Why the timing record behind a gated speed figure of ``job`` cannot be judged ("noisy", "not valid: …"),
+    or ""."""
+    record = _timed_record(job, PERF_METRICS[metric])
+    if record is None:
+        return ""
+    why = []
+    if record.valid is False:
+        why.append("not valid" + (f" ({text_of(record.invalid_reason, 120)})" if record.invalid_reason else ""))
+    if record.noisy:
+        load = number(record.background_cpu_cores)
+        why.append("noisy" + (f" ({load:.2g} background cores busy)" if load is not None else ""))
+    return ", ".join(why)
+
+
 def _gate_metric(metric: str, limit: float, pct: bool, old: dict, cur: dict, by_key: dict,
-                 allow_incomparable: bool) -> _Gated:
+                 allow_incomparable: bool, allow_noisy: bool = False) -> _Gated:
     """What gating one metric over every model ok in BASE found; reference rows (baselines, replayed
     training data) are not competitors and are not gated."""
     out = _Gated()
@@ -505,6 +612,7 @@ def _gate_metric(metric: str, limit: float, pct: bool, old: dict, cur: dict, by_
                 out.notes.append(f"{metric} of {where} not gated: no result in BASE ({a.status})")
             continue
         if not has and not in_new:
+            out.lacking.append(where)
             continue
         cannot = f"cannot evaluate the gate on {metric}: {where}"
         if b is None:
@@ -526,6 +634,20 @@ def _gate_metric(metric: str, limit: float, pct: bool, old: dict, cur: dict, by_
             else:
                 out.errors.append(f"cannot evaluate the gate: {msg}; pass --allow-incomparable to skip it")
             continue
+        if row.verdict == "not defined":
+            out.notes.append(f"{metric} of {where} not gated: {term_safe(row.why)}")
+            out.undefined += 1
+            continue
+        if metric in PERF_METRICS:
+            load = [f"{which}: {why}" for which, job in (("BASE", a), ("NEW", b))
+                    for why in [_under_load(job, metric)] if why]
+            if load and not allow_noisy:
+                out.errors.append(f"cannot judge {metric} of {where}: measured under load ({'; '.join(load)}); "
+                                  "rerun on a quiet machine, or pass --allow-noisy to judge it anyway")
+                continue
+            if load:
+                out.notes.append(f"{metric} of {where} judged although measured under load ({'; '.join(load)}; "
+                                 "--allow-noisy)")
         out.judged += 1
         failure = _gate_failure(row, limit, pct)
         if failure:
@@ -560,10 +682,32 @@ def _gate_failure(row: Row, limit: float, pct: bool) -> str | None:
             f"{row.new:.4g} ({change}; limit {limit:g}{'%' if pct else ''})")
 
 
+def seed_changes(base: RunResult, new: RunResult) -> list[str]:
+    """``vae-mlp on digits (cpu): seed 0 vs seed 1`` for each model (not a reference row) ok in both runs with one
+    training seed each, and a different one: such a difference cannot tell a code change from seed variance."""
+    old, cur = _jobs(base), _jobs(new)
+    out = []
+    for k, a in old.items():
+        b = cur.get(k)
+        if (b is None or a.status != "ok" or b.status != "ok" or reference_kind(a) is not None
+                or reference_kind(b) is not None):
+            continue
+        sa, sb = tuple(a.seeds or ()), tuple(b.seeds or ())
+        if len(sa) == 1 and len(sb) == 1 and sa != sb:
+            out.append(f"{term_safe(a.model)} on {term_safe(a.task)} ({term_safe(a.device)}): seed "
+                       f"{term_safe(sa[0])} vs seed {term_safe(sb[0])}")
+    return out
+
+
 def compare(base_path: Path | str, new_path: Path | str, gates: str | None = None,
-            allow_incomparable: bool = False) -> Comparison:
+            allow_incomparable: bool = False, allow_seed_change: bool = False, allow_noisy: bool = False,
+            require_all: bool = False) -> Comparison:
     """Load two runs (schema-checked) and compare them; gate errors and failures are in the result. With a
-    gate, a run that cannot be loaded is a gate that cannot be evaluated (:class:`GateError`)."""
+    gate, a run that cannot be loaded is a gate that cannot be evaluated (:class:`GateError`).
+
+    Two single-seed runs of a model with different seeds are refused (an error: exit 2, naming the seeds)
+    unless ``allow_seed_change``: one seed each cannot tell a code change from seed variance. Allowed, they are
+    judged on their sampling intervals, said in a note."""
     from ..results import load_run
 
     limits = parse_gates(gates)
@@ -577,8 +721,23 @@ def compare(base_path: Path | str, new_path: Path | str, gates: str | None = Non
     rows = compare_runs(a, b, dirs[0], dirs[1])
     result = Comparison(rows=rows, warnings=environment_warnings(a, b), gates=limits, base=a, new=b,
                         notes=job_changes(a, b))
-    if limits:
-        result.failures, result.errors, notes = gate(rows, a, b, limits, allow_incomparable)
+    changed = seed_changes(a, b)
+    refused = bool(changed) and not allow_seed_change
+    if refused:  # those models' rows judge nothing, and no gate runs: its verdicts would be seed variance
+        who = {(r.split(" on ", 1)[0]) for r in changed}
+        result.rows = [replace(r, verdict="not comparable", change=None, change_abs=None,
+                               why="trained with a different seed in each run: one seed each cannot tell a code "
+                                   "change from seed variance (--allow-seed-change)")
+                       if r.metric not in PERF_METRICS and term_safe(r.model) in who else r for r in result.rows]
+        result.errors.append(f"cannot compare: BASE and NEW trained with different seeds ({'; '.join(changed)}); "
+                             "one seed each cannot tell a code change from seed variance: rerun NEW with BASE's "
+                             "seed, or both with --seeds S,S,S, or pass --allow-seed-change")
+    elif changed:
+        result.notes.append(f"the seeds differ ({'; '.join(changed)}); judged on the runs' sampling intervals "
+                            "(--allow-seed-change): seed variance is not in them")
+    if limits and not refused:
+        failures, errors, notes = gate(rows, a, b, limits, allow_incomparable, allow_noisy, require_all)
+        result.failures, result.errors = failures, result.errors + errors
         result.notes += notes
     return result
 
@@ -642,9 +801,11 @@ def render(rows: list[Row], warnings: list[str], failures: list[str], errors: Se
                      f"| {_fmt(r.base)} | {_fmt(r.new)} | {_fmt(r.delta, '{:+.4g}')} | {_fmt(r.delta_pct, '{:+.1f}%')} "
                      f"| {md_text(_uncertainty(r))} | {md_text(_verdict_text(r))} |")
     lines += ["", "Verdicts weigh each change against its uncertainty: seeds (Welch t-interval over training seeds), "
-              "se (standard errors), bootstrap (raw latencies resampled), none known (a single-seed number without "
-              "a standard error: judged on its value). Speed changes are ratios NEW/BASE of time per call or item.",
-              ""]
+              "sampling (the single runs' 95% sampling intervals: a bootstrap over samples and reference), "
+              "se (standard errors), bootstrap (raw latencies of one process resampled), processes (Welch "
+              "t-interval over per-process medians, --timing-repeats), none known (a single-seed number without "
+              "an interval or a standard error: judged on its value). Speed changes are ratios NEW/BASE of time per "
+              "call or item.", ""]
     legend = units_legend(rows)
     if legend:
         lines += ["Units (numbers are as stored in run.json, never rescaled):"]
@@ -694,4 +855,5 @@ def render_json(result: Comparison, gates_spec: str | None = None) -> str:
 
 __all__ = ["Change", "Comparison", "GateError", "PERF_METRICS", "Row", "SCHEMA", "bootstrap_ratio", "compare",
            "compare_runs", "environment_warnings", "gate", "job_changes", "parse_gates", "quality_change", "render", "render_json",
+           "process_ratio", "seed_changes",
            "to_dict", "units_legend"]

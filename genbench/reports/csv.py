@@ -6,7 +6,8 @@ should know about an ok row (e.g. a baseline is not timed).
 A metric whose numbers differ in comparability key within a task (``bpd`` of binarised and of quantised
 pixels) gets one set of columns per key, named as in the leaderboard (``bpd [data variant binarized, ...]``).
 Per metric column: the value, its one ``err`` with what that is (``err_kind``: se, spread or seed sd) and over
-what (``err_of``), the 95% interval over seeds, the floor at the row's n (``floor_n``: the held-out examples
+what (``err_of``), the 95% interval over seeds (clipped to the metric's range), the run's 95% sampling interval
+(``interval_low``, ``interval_high``, ``interval_of``: a bootstrap over samples and reference), the floor at the row's n (``floor_n``: the held-out examples
 it was computed from, only where that is not n), n, and the unit. No cell starts a spreadsheet formula.
 """
 
@@ -21,12 +22,14 @@ from ..comparability import UNKNOWN, key_of
 from ..results import atomic_write_text
 from ..types import RunResult
 from . import csv_cell, mapping, number, safe_perf_summary, text_of
-from .leaderboard import column_group, column_labels, error_of, floor_n, reference_kind, scale_of
+from .leaderboard import (clipped, column_group, column_labels, error_of, floor_n, reference_kind, sampling_interval,
+                          scale_of, seed_sd)
 
 PERF_COLUMNS = ["ort_p50_ms_b1", "ort_p99_ms_b1", "torch_p50_ms_b1", "ort_best_throughput", "ort_best_batch",
                 "torch_best_throughput", "torch_best_batch", "latency_speedup_b1", "throughput_ratio_best", "valid",
                 "noisy"]
-METRIC_FIELDS = ("floor", "floor_n", "n", "err", "err_kind", "err_of", "seed_std", "ci95_low", "ci95_high", "unit")
+METRIC_FIELDS = ("floor", "floor_n", "n", "err", "err_kind", "err_of", "seed_std", "ci95_low", "ci95_high", "unit",
+                 "interval_low", "interval_high", "interval_of")
 
 
 def _labels(run: RunResult) -> dict[tuple, str]:
@@ -46,10 +49,15 @@ def _labels(run: RunResult) -> dict[tuple, str]:
 
 def _metric_cells(metric: str, mv: Any, task: str) -> dict[str, Any]:
     ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else (None, None)
+    ci = clipped(metric, number(ci[0]), number(ci[1]), mv)[:2]  # to the metric's range, as every report shows it
+    iv = sampling_interval(mv)
+    iv = clipped(metric, *iv, mv)[:2] if iv is not None else (None, None)
     err_kind, err, err_of = error_of(mv)
     return {"": number(mv.value), "floor": number(mv.floor), "floor_n": floor_n(mv), "n": number(mv.n), "err": err,
-            "err_kind": err_kind, "err_of": err_of, "seed_std": number(mv.seed_std), "ci95_low": number(ci[0]),
-            "ci95_high": number(ci[1]), "unit": scale_of(metric, mv, key_of(mv, task))}
+            "err_kind": err_kind, "err_of": err_of, "seed_std": seed_sd(mv), "ci95_low": number(ci[0]),
+            "ci95_high": number(ci[1]), "unit": scale_of(metric, mv, key_of(mv, task)), "interval_low": iv[0],
+            "interval_high": iv[1], "interval_of": text_of(mv.interval_of) if iv[0] is not None and mv.interval_of
+            else None}
 
 
 def render(run: RunResult) -> str:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..types import RunResult
 from . import mapping, neutralise_controls, number, read_contained, safe_perf_summary, text_of
 from .leaderboard import (Board, Cell, Column, Row, Table, build, cell_text, column_note, environment, floor_text,
-                          rank_text, shared_text, table_notes)
+                          rank_text, seed_sd, shared_text, shown_interval, table_notes, SMOKE_CAVEAT, is_smoke)
 
 #: metric columns shown by default at most (the table's first ones that fit, the ranking column always among
 #: them); the rest are behind "Show … more columns", so that the main columns fit a 1366-pixel screen
@@ -219,7 +219,11 @@ def _compact(value: Any) -> str:
 def _spread(cell: Cell) -> tuple[str, float | None]:
     """(what "±" is, its value) for one cell: seed sd, then se, then a spread, as :func:`cell_text` picks."""
     mv = cell.value
-    for kind, value in (("seed sd", mv.seed_std), ("se", mv.stderr), ("spread", mv.std)):
+    if number(mv.seed_std) is not None:
+        return "seed sd", seed_sd(mv)
+    if shown_interval(cell) is not None:  # a single run's sampling interval stands in for its ± (cell_text)
+        return "", None
+    for kind, value in (("se", mv.stderr), ("spread", mv.std)):
         if number(value) is not None:
             return kind, number(value)
     return "", None
@@ -404,6 +408,8 @@ def _table_section(table: Table, tid: str, colours: dict[str, tuple[str, str]]) 
     parts = ["<section class='board-table'>"]
     if table.title:
         parts.append(f"<h3>{_e(table.title)}</h3>")
+    if is_smoke(table):
+        parts.append(f"<p class='key smoke'><b>{_e(SMOKE_CAVEAT)}</b></p>")
     parts.append(f"<p class='key'><b>All numbers in this table:</b> {_e(shared_text(table))}.</p>")
     parts.append(f"<div class='table-wrap' id='{tid}-wrap'><table class='sortable' id='{tid}'><thead><tr>"
                  "<th class='rank'><button type='button'><span class='m'>#</span></button></th>"
@@ -483,6 +489,8 @@ def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[st
     name += f"<span class='kind'>{_e(r.reference)}</span>" if r.reference else f"<span class='fam'>{_e(j.family)}</span>"
     if r.copies:
         name += f"<span class='copies' title='{_e(r.not_ranked or r.copies)}'>⚠ {_e(r.copies)}</span>"
+    if r.worse_than_baseline:
+        name += f"<span class='flag'>worse than {_e(r.worse_than_baseline)}</span>"
     if flags:
         name += (f"<span class='flag' title='{_e('; '.join(f'{label}: {flag}' for label, flag in flags))}'>⚑ "
                  f"{_e(', '.join(label for label, _ in flags))}</span>")
@@ -521,9 +529,9 @@ def _metric_cell(table: Table, column: Column, cell: Cell | None, hidden: bool) 
         return f"<td class='{cls}' data-v=''{title}>{inner}</td>"
     inner = f"<span class='v'>{value}</span>" + (f"<span class='pm'>{pm}</span>" if pm else "")
     inner += f" <span class='t'>{_e(tag)}</span>" if tag else ""
-    ci = _ci(cell)  # type: ignore[arg-type]
-    if ci is not None and _spread(cell)[0] == "seed sd":  # type: ignore[arg-type]
-        inner += f" <span class='ci'>[{_num(ci[0])}, {_num(ci[1])}]</span>"
+    shown = shown_interval(cell)  # type: ignore[arg-type]
+    if shown is not None:  # the seeds' t-interval or the run's sampling interval, clipped to the metric's range
+        inner += f" <span class='ci'>[{_num(shown[0])}, {_num(shown[1])}]</span>"
     span = table.floor(column)
     floor = number(cell.value.floor)  # type: ignore[union-attr]
     if floor is not None and span is not None and span[0] != span[1]:  # the floor row shows a range: say this row's

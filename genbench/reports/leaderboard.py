@@ -23,10 +23,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..aggregate import aggregate_quality
 from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, freeze, key_of, unknown_fields
 from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, RunResult
@@ -44,6 +45,8 @@ REFERENCE_FAMILIES = {"baseline": "baseline"}
 #: rescaled: every format shows the value stored in run.json.
 SCALES = {
     "fd": "squared distance in the {fs} feature space",
+    "fd-inf": "squared distance in the {fs} feature space, extrapolated to n → ∞",
+    "fid": "squared distance in the {fs} feature space (FID)",
     "kid": "MMD² (unbiased, cubic kernel) in the {fs} feature space, raw: not ×10³",
     "precision": "fraction of samples, 0 to 1",
     "recall": "fraction of test examples, 0 to 1",
@@ -59,7 +62,7 @@ SCALES = {
 RANGES: dict[str, tuple[float, float | None]] = {
     **{m: (0.0, 1.0) for m in ("precision", "recall", "coverage", "high-quality", "copy-rate", "copy-rate-test",
                                "tstr")},
-    **{m: (0.0, None) for m in ("fd", "density", "modes", "modes-covered", "class-kl", "reverse-kl")},
+    **{m: (0.0, None) for m in ("fd", "fid", "density", "modes", "modes-covered", "class-kl", "reverse-kl")},
     "classifier-score": (1.0, None),
 }
 Z95 = 1.959963984540054  # the two-sided 95% normal quantile, for value ± z · standard error
@@ -128,6 +131,10 @@ class Row:
     sources: list[Source] = field(default_factory=list)  # every run a number in this row came from
     flags: list[str] = field(default_factory=list)  # "metric: what it flags", e.g. copying training data
     copies: str | None = None  # "copies training data" (or test data) when its numbers say so
+    pooled: str | None = None  # "pooled over seeds 0, 1 from runs A (seed 0), B (seed 1)" when several runs made it
+    #: the baseline (``baseline-gaussian``) whose interval on the ranking metric lies wholly better than this
+    #: model's, or None
+    worse_than_baseline: str | None = None
 
     @property
     def not_ranked(self) -> str | None:
@@ -226,6 +233,9 @@ def row_flags(cells: Mapping[str, Cell]) -> tuple[list[str], str | None]:
         params = cell.value.params if isinstance(cell.value.params, Mapping) else {}
         if params.get("flag"):
             flags.append(f"{label}: {text_of(params['flag'], 400)}")
+        if floor_position(cell.value) == "beyond":
+            flags.append(f"{label}: beyond the floor's 95% interval over training subsets: better than real data "
+                         "at this n, which a model cannot be (replayed or copied data?)")
         split = copying(cell.value)
         if split and split not in copied:
             copied.append(split)
@@ -260,20 +270,19 @@ def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Seq
     repeated = len(runs) - len(unique)
     ordered = sorted(sources, key=lambda s: (text_of(s.run.started_at, None), s.order))
     grouped: dict[str, dict[tuple, dict]] = {}
-    for src in ordered:
-        for job in src.run.jobs:
-            if job.status not in include or (tasks and job.task not in tasks):
-                continue
-            tkey = _table_key(job, src.run)
-            unkeyed = src if _unkeyed(job) else None
-            group = freeze(tkey) + ((("run", src.order),) if unkeyed else ())
-            table = grouped.setdefault(job.task, {}).setdefault(group, {"shared": tkey, "rows": {},
-                                                                        "unkeyed": unkeyed})
-            rows: dict = table["rows"]
-            slot = rows.setdefault((job.model, job.device), {"latest": None, "cells": {}})
-            slot["latest"] = (job, src)
-            for metric, mv in _metrics(job).items():
-                slot["cells"][(metric, column_group(mv, job.task))] = (mv, src)
+    for job, src, extra, pooled in pool_seeds(ordered, include, tasks):
+        tkey = _table_key(job, src.run)
+        unkeyed = src if _unkeyed(job) else None
+        group = freeze(tkey) + ((("run", src.order),) if unkeyed else ())
+        table = grouped.setdefault(job.task, {}).setdefault(group, {"shared": tkey, "rows": {},
+                                                                    "unkeyed": unkeyed})
+        rows: dict = table["rows"]
+        slot = rows.setdefault((job.model, job.device), {"latest": None, "cells": {}})
+        slot["latest"] = (job, src)
+        slot.setdefault("extra", []).extend(extra)
+        slot["pooled"] = pooled or slot.get("pooled")
+        for metric, mv in _metrics(job).items():
+            slot["cells"][(metric, column_group(mv, job.task))] = (mv, src)
     tables: list[Table] = []
     for task, by_key in grouped.items():
         task_tables = [_make_table(task, spec["shared"], spec["rows"]) for spec in by_key.values()]
@@ -285,6 +294,82 @@ def build(runs: Sequence[RunResult], tasks: Iterable[str] = (), directories: Seq
     if repeated:
         warnings.append(f"warning: {repeated} run(s) given more than once (the same run_id); each counted once")
     return Board(sources=sources, tables=tables, warnings=warnings)
+
+
+def _pool_signature(job: JobResult) -> tuple | None:
+    """What two runs' results of a model must share to be pooled over seeds: task, model, device and every
+    metric's column group (key, unit, direction) but for the seeds; None when the job cannot be pooled (not ok,
+    no per-seed results, numbers without a full key)."""
+    if job.status != "ok" or not job.seed_results or _unkeyed(job):
+        return None
+    groups = []
+    for metric, mv in sorted(_metrics(job).items()):
+        key = {**key_of(mv, job.task), "seeds": None}
+        groups.append((metric, freeze(key), text_of(mv.unit), direction(mv)))
+    return (job.task, job.model, job.device, tuple(groups))
+
+
+def _same_result(a: Any, b: Any) -> bool:
+    """Whether two per-seed results are one build scored twice (a cache-restored rerun): the same model cache key,
+    or every quality value equal."""
+    ka, kb = mapping(a.cache).get("key"), mapping(b.cache).get("key")
+    if ka and kb and ka == kb:
+        return True
+    qa, qb = a.quality, b.quality
+    return set(qa) == set(qb) and all(number(qa[m].value) == number(qb[m].value) for m in qa)
+
+
+def pool_seeds(ordered: Sequence[Source], include: Sequence[str], tasks: Sequence[str]) -> list[tuple]:
+    """``(job, source, all sources, pooled text or None)`` for every job the board shows, in run order. Jobs of
+    the same model, task, device and key that come from several runs and differ only in their training seeds
+    are pooled into one job whose numbers are the mean over the union of seeds (``aggregate_quality``), shown
+    where the latest of them was. One seed given twice with different results is an error
+    (:class:`GenbenchError`): a mean counts each seed once, and the latest run silently winning would let a
+    re-run until a good seed comes up go unseen. The same build given twice (a cache-restored rerun) counts once."""
+    entries = [(job, src) for src in ordered for job in src.run.jobs
+               if job.status in include and not (tasks and job.task not in tasks)]
+    by_signature: dict[tuple, list[int]] = {}
+    for i, (job, _) in enumerate(entries):
+        sig = _pool_signature(job)
+        if sig is not None:
+            by_signature.setdefault(sig, []).append(i)
+    replaced: dict[int, tuple] = {}
+    dropped: set[int] = set()
+    for members in by_signature.values():
+        runs = {entries[i][1].order for i in members}
+        if len(runs) < 2:
+            continue
+        seeds: dict[int, tuple[Any, Source]] = {}
+        for i in members:
+            job, src = entries[i]
+            for sr in job.seed_results:
+                if sr.status != "ok":
+                    continue
+                if sr.seed in seeds and not _same_result(seeds[sr.seed][0], sr):
+                    other = seeds[sr.seed][1]
+                    raise GenbenchError(
+                        f"seed {sr.seed} of {neutralise_controls(job.model)} on {neutralise_controls(job.task)} is in "
+                        f"runs {neutralise_controls(text_of(other.run.run_id))} and "
+                        f"{neutralise_controls(text_of(src.run.run_id))} with different results: a mean over seeds "
+                        "counts each seed once; leave one of the runs out, or train the other with a new seed")
+                seeds[sr.seed] = (sr, src)  # the later run's copy of a repeated build
+        ordered_seeds = sorted(seeds)
+        latest_index = members[-1]
+        latest_job, latest_src = entries[latest_index]
+        pooled_results = tuple(seeds[k][0] for k in ordered_seeds)
+        by_run: dict[int, list[int]] = {}
+        for k in ordered_seeds:
+            by_run.setdefault(seeds[k][1].order, []).append(k)
+        srcs = {entries[i][1].order: entries[i][1] for i in members}
+        text = (f"pooled over seeds {', '.join(map(str, ordered_seeds))} from runs "
+                + ", ".join(f"{text_of(srcs[o].run.run_id)} (seed{'s' if len(ks) > 1 else ''} "
+                            f"{', '.join(map(str, ks))})" for o, ks in sorted(by_run.items())))
+        pooled = replace(latest_job, seeds=tuple(ordered_seeds), seed_results=pooled_results,
+                         quality=aggregate_quality(pooled_results))
+        replaced[latest_index] = (pooled, latest_src, sorted(srcs.values(), key=lambda s: s.order),
+                                  text if len(ordered_seeds) > len(latest_job.seeds) else None)
+        dropped |= set(members[:-1])
+    return [replaced.get(i, (job, src, [src], None)) for i, (job, src) in enumerate(entries) if i not in dropped]
 
 
 def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) -> Table:
@@ -313,8 +398,9 @@ def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) 
         row = Row(job=job, source=src, reference=reference_kind(job))
         for (metric, group), (mv, cell_src) in slot["cells"].items():
             row.cells[columns[(metric, group)].label] = Cell(mv, cell_src, metric)
-        row.sources = sorted({c.source.order: c.source for c in row.cells.values()}.values(),
-                             key=lambda s: s.order) or [src]
+        row.sources = sorted({s.order: s for s in [c.source for c in row.cells.values()] + list(slot.get("extra", ()))
+                              }.values(), key=lambda s: s.order) or [src]
+        row.pooled = slot.get("pooled")
         row.flags, row.copies = row_flags(row.cells)
         table.runs |= {s.order for s in row.sources} | {src.order}
         table.rows.append(row)
@@ -374,6 +460,11 @@ def _spread(values: Sequence[tuple[MetricValue, Source]], key: Mapping[str, Any]
     if any(number(mv.seed_std) is not None for mv in mvs):
         return (f"± (seed sd) is the standard deviation over {text_of(key.get('seeds'))} training seeds, "
                 "[a, b] the 95% t-interval of their mean")
+    sampled = [mv for mv in mvs if sampling_interval(mv) is not None]
+    if sampled:
+        kinds = "; ".join(dict.fromkeys(text_of(mv.interval_of or "how it was made not recorded", 300)
+                                        for mv in sampled))
+        return f"[a, b] is the 95% sampling interval of one run's value ({kinds})"
     if any(number(mv.stderr) is not None for mv in mvs):
         over = next((mapping(mv.params).get("stderr_of") for mv in mvs if mapping(mv.params).get("stderr_of")), None)
         return (f"± (se) is the standard error over {text_of(over)}" if over else
@@ -385,19 +476,77 @@ def _spread(values: Sequence[tuple[MetricValue, Source]], key: Mapping[str, Any]
     return ""
 
 
+def _pair(value: Any) -> tuple[float, float] | None:
+    """A stored ``[low, high]`` as two finite floats with low <= high, or None."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        lo, hi = number(value[0]), number(value[1])
+        if lo is not None and hi is not None and lo <= hi:
+            return float(lo), float(hi)
+    return None
+
+
+def sampling_interval(mv: MetricValue) -> tuple[float, float] | None:
+    """The 95% sampling interval of a single run's value (``MetricValue.interval``: a bootstrap over samples and
+    reference, an exact binomial interval, a fit's interval), where it holds the value; else None."""
+    v = number(mv.value)
+    iv = _pair(mv.interval)
+    return iv if iv is not None and v is not None and iv[0] <= v <= iv[1] else None
+
+
 def interval(mv: MetricValue) -> tuple[float, float] | None:
-    """The interval a rank is read from: the seeds' 95% t-interval, else value ± 1.96 se, else the value."""
+    """The interval a rank is read from: the seeds' 95% t-interval, else the run's 95% sampling interval, else
+    value ± 1.96 se, else the value."""
     v = number(mv.value)
     if v is None:
         return None
-    ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
-    lo, hi = (number(ci[0]), number(ci[1])) if ci else (None, None)
-    if lo is not None and hi is not None and lo <= v <= hi:
-        return lo, hi
+    ci = _pair(mv.ci95)
+    if ci is not None and ci[0] <= v <= ci[1]:
+        return ci
+    iv = sampling_interval(mv)
+    if iv is not None:
+        return iv
     se = number(mv.stderr)
     if se is not None and se >= 0:
         return v - Z95 * se, v + Z95 * se
     return v, v
+
+
+def value_range(metric: str, mv: MetricValue | None = None) -> tuple[float, float | None] | None:
+    """The range a metric's values cannot leave: :data:`RANGES` for a built-in, narrowed by the value's own
+    ``params["range"]`` (``modes-covered``: 0 to the number of modes), or None (unbounded)."""
+    own = _pair(mapping(mv.params).get("range")) if mv is not None else None
+    known = RANGES.get(metric)
+    if own is None:
+        return known
+    if known is None:
+        return own
+    return max(own[0], known[0]), own[1] if known[1] is None else min(own[1], known[1])
+
+
+def shown_interval(cell: Cell) -> tuple[float, float, str, bool] | None:
+    """(low, high, kind, clipped) of the interval a cell shows: the seeds' 95% t-interval (kind ``seeds``) where
+    there are several seeds, else the run's sampling interval (``sampling``); clipped to the metric's range."""
+    mv = cell.value
+    if number(mv.seed_std) is not None and _pair(mv.ci95) is not None:
+        (lo, hi), kind = _pair(mv.ci95), "seeds"  # type: ignore[misc]
+    elif sampling_interval(mv) is not None:
+        (lo, hi), kind = sampling_interval(mv), "sampling"  # type: ignore[misc]
+    else:
+        return None
+    a, b, cut = clipped(cell.metric, lo, hi, mv)
+    return a, b, kind, cut
+
+
+#: a seed sd below this fraction of the value's size is round-off (a deterministic model), shown as 0
+SEED_SD_RELATIVE_ZERO = 1e-9
+
+
+def seed_sd(mv: MetricValue) -> float | None:
+    """The seeds' standard deviation as shown: 0 where it is below 1e-9 of the value (round-off)."""
+    sd, v = number(mv.seed_std), number(mv.value)
+    if sd is None:
+        return None
+    return 0.0 if v is not None and abs(sd) <= SEED_SD_RELATIVE_ZERO * max(abs(v), 1e-300) else sd
 
 
 def rank_ranges(intervals: Sequence[tuple[float, float]], higher_is_better: bool) -> list[tuple[int, int]]:
@@ -430,6 +579,14 @@ def _rank(table: Table) -> None:
         ivs = [interval(r.cells[by.label].value) for r in scored]
         for r, rank in zip(scored, rank_ranges(ivs, by.higher_is_better)):  # type: ignore[arg-type]
             r.rank = rank
+    base = next((r for r in table.rows if r.model == BASELINE_MODEL and by is not None and by.label in r.cells
+                 and interval(r.cells[by.label].value) is not None), None)
+    if base is not None and by is not None:
+        lo_b, hi_b = interval(base.cells[by.label].value)  # type: ignore[misc]
+        for r in scored:
+            lo, hi = interval(r.cells[by.label].value)  # type: ignore[misc]
+            if (hi < lo_b) if by.higher_is_better else (lo > hi_b):
+                r.worse_than_baseline = BASELINE_MODEL
     unranked = sorted((r for r in table.rows if r.reference is None and r.not_ranked is not None), key=value)
     refs = sorted((r for r in table.rows if r.reference is not None), key=value)
     table.rows = ranked + unranked + refs
@@ -515,9 +672,8 @@ def _cells(table: Table, column: Column) -> list[Cell]:
 
 
 def _clipped(cell: Cell) -> bool:
-    ci = cell.value.ci95
-    return (number(cell.value.seed_std) is not None and isinstance(ci, (list, tuple)) and len(ci) == 2
-            and clipped(cell.metric, ci[0], ci[1])[2])
+    shown = shown_interval(cell)
+    return shown is not None and shown[3]
 
 
 def floor_n(mv: MetricValue) -> Any:
@@ -527,12 +683,14 @@ def floor_n(mv: MetricValue) -> Any:
     return fn if number(fn) is not None and fn != number(mv.n) else None
 
 
-def clipped(metric: str, lo: Any, hi: Any) -> tuple[Any, Any, bool]:
-    """A t-interval clipped to the range the metric's values cannot leave (:data:`RANGES`): a fraction's
-    interval ends at 0 and 1. The third item says whether it was clipped."""
-    if metric not in RANGES or number(lo) is None or number(hi) is None:
+def clipped(metric: str, lo: Any, hi: Any, mv: MetricValue | None = None) -> tuple[Any, Any, bool]:
+    """An interval clipped to the range the metric's values cannot leave (:func:`value_range`): a fraction's
+    interval ends at 0 and 1, ``modes-covered``'s at the number of modes. The third item says whether it was
+    clipped."""
+    span = value_range(metric, mv)
+    if span is None or number(lo) is None or number(hi) is None:
         return lo, hi, False
-    low, high = RANGES[metric]
+    low, high = span
     a, b = max(lo, low), (hi if high is None else min(hi, high))
     return a, b, (a, b) != (lo, hi)
 
@@ -547,25 +705,47 @@ def cell_text(cell: Cell | None, floor: bool = True) -> str:
     if v is None:
         return "error" if mv.error else "–"
     text = _sig(v)
-    seed_std, se, std = number(mv.seed_std), number(mv.stderr), number(mv.std)
-    if seed_std is not None:
-        text += f" ± {fmt_num(seed_std, '{:.2g}')} (seed sd)"
-        ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
-        if ci and number(ci[0]) is not None and number(ci[1]) is not None:
-            lo, hi, cut = clipped(cell.metric, ci[0], ci[1])
-            text += f" [{_sig(lo)}, {_sig(hi)}]"
-            if cut:
-                low, high = RANGES[cell.metric]
-                text += f" (clipped to {low:g}–{high:g})" if high is not None else f" (clipped at {low:g})"
-    elif se is not None:
-        text += f" ± {fmt_num(se, '{:.2g}')} (se)"
-    elif std is not None:
-        text += f" ± {fmt_num(std, '{:.2g}')} (spread)"
+    sd, se, std = seed_sd(mv), number(mv.stderr), number(mv.std)
+    shown = shown_interval(cell)
+    if sd is not None:
+        text += f" ± {fmt_num(sd, '{:.2g}')} (seed sd)"
+    if shown is not None:
+        lo, hi, kind, cut = shown
+        text += f" [{_sig(lo)}, {_sig(hi)}]"
+        if cut:
+            low, high = value_range(cell.metric, mv)  # type: ignore[misc]
+            text += f" (clipped to {low:g}–{high:g})" if high is not None else f" (clipped at {low:g})"
+    if sd is None and shown is None:  # no interval: the one ± there is
+        if se is not None:
+            text += f" ± {fmt_num(se, '{:.2g}')} (se)"
+        elif std is not None:
+            text += f" ± {fmt_num(std, '{:.2g}')} (spread)"
     if floor and number(mv.floor) is not None:
         text += f" · floor {_sig(mv.floor)}"
+        fi = _pair(mv.floor_interval)
+        if fi is not None:
+            text += f" [{_sig(fi[0])}, {_sig(fi[1])}]"
+            position = floor_position(mv)
+            if position == "within":
+                text += " (within the floor's spread: real data at n)"
+            elif position == "beyond":
+                text += " (⚠ beyond the floor: better than real data at n)"
         if floor_n(mv) is not None:
             text += f" (from {text_of(floor_n(mv))} held-out examples)"
     return text
+
+
+def floor_position(mv: MetricValue) -> str | None:
+    """Where a value stands against its floor's 95% interval over training subsets (``floor_interval``):
+    ``within`` it (indistinguishable from real data at this n), ``beyond`` it (better than real data: suspect,
+    e.g. replayed or copied data), ``short`` of it, or None (no floor interval, or a two-sided metric)."""
+    v, fi = number(mv.value), _pair(mv.floor_interval)
+    if v is None or fi is None or mv.higher_is_better is None:
+        return None
+    if fi[0] <= v <= fi[1]:
+        return "within"
+    better = v > fi[1] if mv.higher_is_better else v < fi[0]
+    return "beyond" if better else "short"
 
 
 def floor_text(table: Table, column: Column, fmt: Callable[[Any], str] | None = None) -> str:
@@ -600,7 +780,8 @@ def column_note(column: Column) -> str:
 def table_notes(table: Table) -> list[str]:
     """The notes under a table (plain text): one per column, then what ± and the floor mean, per group of
     columns, then which metrics have no value and why."""
-    notes = [f"{c.label}: {column_note(c)}" for c in table.columns]
+    notes = [SMOKE_CAVEAT] if is_smoke(table) else []
+    notes += [f"{c.label}: {column_note(c)}" for c in table.columns]
     spreads: dict[str, list[str]] = {}
     for c in table.columns:
         if c.spread:
@@ -617,11 +798,17 @@ def table_notes(table: Table) -> list[str]:
                      "test split, given beside it), not n examples")
     clips = [c.label for c in table.columns if any(_clipped(x) for x in _cells(table, c))]
     if clips:
-        notes.append(f"a 95% t-interval that reaches past the metric's range is shown clipped to it, and says so (in "
+        notes.append(f"a 95% interval that reaches past the metric's range is shown clipped to it, and says so (in "
                      f"{', '.join(clips)}); run.json keeps the interval as computed")
     if table.rank_by is not None:
         notes.append(f"#: rank by {table.rank_by.label}; a range (2–3) where the models' intervals overlap "
-                     "(the seeds' 95% t-interval, else value ± 1.96 se, else the value)")
+                     "(the seeds' 95% t-interval, else the run's 95% sampling interval, else value ± 1.96 se, else "
+                     "the value)")
+    notes += [f"{r.model}: {r.pooled}" for r in table.rows if r.pooled]
+    worse = [r.model for r in table.rows if r.worse_than_baseline]
+    if worse and table.rank_by is not None:
+        notes.append(f"worse than {BASELINE_MODEL} on {table.rank_by.label} (its interval lies wholly worse than the "
+                     f"baseline's): {', '.join(worse)}")
     notes += [f"{r.model}: {label} has no value: {err}" for r, label, err in metric_errors(table)]
     notes += [f"⚠ {r.model}: {flag}" for r in table.rows for flag in r.flags]
     notes += [f"{r.model}: not ranked (–): it {r.not_ranked}, so it is no competitor" for r in table.rows
@@ -630,10 +817,23 @@ def table_notes(table: Table) -> list[str]:
 
 
 def model_mark(r: Row) -> str:
-    """What is shown beside a model's name: "⚠ copies training data", "⚠ flagged", or nothing."""
-    if r.copies:
-        return f"⚠ {r.copies}"
-    return "⚠ flagged (see notes)" if r.flags else ""
+    """What is shown beside a model's name: "⚠ copies training data", "⚠ flagged", "worse than
+    baseline-gaussian", or nothing."""
+    marks = [f"⚠ {r.copies}"] if r.copies else ["⚠ flagged (see notes)"] if r.flags else []
+    if r.worse_than_baseline:
+        marks.append(f"worse than {r.worse_than_baseline}")
+    return "; ".join(marks)
+
+
+#: what every table of the smoke profile says first: its numbers are no result
+SMOKE_CAVEAT = "smoke profile: a check that the pipeline runs, not a result"
+#: the trivial model a table's models are held against on its first metric
+BASELINE_MODEL = "baseline-gaussian"
+
+
+def is_smoke(table: Table) -> bool:
+    """Whether the table's numbers come from the smoke profile (a tiny training budget)."""
+    return str(table.shared.get("profile") or "").split(",")[0].strip() == "smoke"
 
 
 def environment(run: RunResult) -> str:
@@ -662,7 +862,8 @@ def markdown_table(table: Table, extra: Sequence[tuple[str, Any]] = (), provenan
     head = ["#", "model", "family"] + [md_text(column_header(c)) for c in table.columns] + [h for h, _ in extra]
     if provenance:
         head += ["genbench @ commit", "run"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"**{md_text(SMOKE_CAVEAT)}**", ""] if is_smoke(table) else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def row_cells(rank: str, model: str, family: str, values: list[str], r: Row | None) -> str:
         cells = [rank, model, family] + values + [fn(r) if r is not None else "" for _, fn in extra]
@@ -747,7 +948,7 @@ def error_of(mv: MetricValue) -> tuple[str | None, float | None, str | None]:
     1000``), so a row never pairs one kind with another's count."""
     if number(mv.seed_std) is not None:
         k = len(mv.per_seed) if isinstance(mv.per_seed, (list, tuple)) else None
-        return "seed sd", number(mv.seed_std), f"{k} training seeds" if k else "training seeds"
+        return "seed sd", seed_sd(mv), f"{k} training seeds" if k else "training seeds"
     if number(mv.stderr) is not None:
         over = mapping(mv.params).get("stderr_of")
         return "se", number(mv.stderr), text_of(over) if over else f"{text_of(mv.n)} examples"
@@ -762,7 +963,14 @@ def _cell_dict(cell: Cell | None) -> dict[str, Any]:
     mv = cell.value
     ci = mv.ci95 if isinstance(mv.ci95, (list, tuple)) and len(mv.ci95) == 2 else None
     err_kind, err, err_of = error_of(mv)
+    shown = shown_interval(cell)
+    sampled = sampling_interval(mv)
     return {"value": number(mv.value), "err": err, "err_kind": err_kind, "err_of": err_of,
+            "interval": None if sampled is None else list(clipped(cell.metric, *sampled, mv)[:2]),
+            "interval_of": None if sampled is None or mv.interval_of is None else text_of(mv.interval_of),
+            "shown_interval": None if shown is None else {"low": shown[0], "high": shown[1], "kind": shown[2],
+                                                          "clipped": shown[3]},
+            "floor_interval": None if _pair(mv.floor_interval) is None else list(_pair(mv.floor_interval)),
             "floor_n": floor_n(mv),
             "stderr": number(mv.stderr), "std": number(mv.std),
             "std_of": None if mv.std_of is None else text_of(mv.std_of),
@@ -802,7 +1010,8 @@ def _row_dict(table: Table, r: Row) -> dict[str, Any]:
             "timing_noisy": p["noisy"] if isinstance(p["noisy"], bool) else None,
             "genbench_version": r.source.version, "git_commit": text_of(env.get("git_commit") or UNKNOWN),
             "provenance": r.provenance, "run_id": text_of(r.source.run.run_id),
-            "run_ids": [text_of(s.run.run_id) for s in r.sources],
+            "run_ids": [text_of(s.run.run_id) for s in r.sources], "pooled": r.pooled,
+            "worse_than_baseline": r.worse_than_baseline,
             "environment": environment(r.source.run), "command": text_of(r.source.run.command, None)}
 
 
@@ -832,7 +1041,8 @@ def render_json(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boa
     return json.dumps(to_dict(board or build(runs, tasks)), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-CSV_CELL_FIELDS = ("value", "err", "err_kind", "err_of", "ci95_low", "ci95_high", "floor", "floor_n", "n")
+CSV_CELL_FIELDS = ("value", "err", "err_kind", "err_of", "ci95_low", "ci95_high", "floor", "floor_n", "n",
+                   "interval_low", "interval_high", "interval_of")
 
 
 def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Board | None = None) -> str:
@@ -863,6 +1073,11 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
                        copies=d["copies"], flags="; ".join(d["flags"]))
             for label, cd in d["cells"].items():
                 ci = cd.get("ci95") or [None, None]
+                if cd.get("shown_interval") and cd["shown_interval"]["kind"] == "seeds":  # clipped to the range
+                    ci = [cd["shown_interval"]["low"], cd["shown_interval"]["high"]]
+                iv = cd.get("interval") or [None, None]
+                row.update({f"{label} interval_low": iv[0], f"{label} interval_high": iv[1],
+                            f"{label} interval_of": cd.get("interval_of")})
                 row.update({label: cd["value"], f"{label} err": cd.get("err"), f"{label} err_kind": cd.get("err_kind"),
                             f"{label} err_of": cd.get("err_of"), f"{label} ci95_low": ci[0],
                             f"{label} ci95_high": ci[1], f"{label} floor": cd.get("floor"),
@@ -901,7 +1116,8 @@ def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board
 
 
 __all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text", "clipped",
-           "copying", "error_of", "floor_n", "model_mark", "row_flags",
+           "sampling_interval", "seed_sd", "shown_interval", "value_range",
+           "copying", "error_of", "floor_n", "floor_position", "is_smoke", "model_mark", "row_flags", "SMOKE_CAVEAT",
            "build_from_dirs", "interval", "markdown_table", "rank_ranges", "render", "render_csv", "render_json", "render_markdown",
            "to_dict"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..limits import plural, points_text
+from ..text import plural, points_text
 from . import arrow, md_escape as _esc
 
 PLOTS = {"quantity": "limits-quantity.png", "quality": "limits-quality.png", "compute": "limits-compute.png"}
@@ -31,7 +31,7 @@ def _half(mv: Mapping[str, Any]) -> float | None:
 def _cell(mv: Mapping[str, Any]) -> str:
     if not mv or mv.get("value") is None:
         return "–"
-    from ..limits import plain
+    from ..text import plain
 
     half = _half(mv)
     return f"{mv['value']:.4g}" + (f" ± {plain(half)}" if half is not None else "")

@@ -22,6 +22,24 @@ SAMPLE_TEXT_CHARS = 1500
 MAX_SAMPLE_TEXT_BYTES = 2**20
 
 
+def _plugin_lines(env: dict) -> list[str]:
+    """Which plugins were loaded (each could have run code) and how build processes were contained."""
+    plugins = env.get("plugins")
+    out = []
+    if isinstance(plugins, list) and plugins:
+        named = ", ".join(f"{md_code(mapping(p).get('plugin'))} ({md_text(mapping(p).get('distribution'))} "
+                          f"{md_text(mapping(p).get('version'))}, "
+                          f"files sha256 {md_text(text_of(mapping(p).get('files_sha256') or 'unknown')[:12])})"
+                          for p in plugins)
+        out.append(f"- plugins loaded: {named}")
+    sandbox = mapping(env.get("sandbox"))
+    if sandbox:
+        out.append(f"- build processes (plugin code): sandbox {md_text(sandbox.get('build_processes'))}"
+                   + (f"; {md_text(sandbox.get('note'))}" if sandbox.get("note") else "")
+                   + "; scoring and timing in processes where no plugin code runs")
+    return out
+
+
 def render(run: RunResult, run_dir: Path | None = None) -> str:
     env, config = mapping(run.environment), mapping(run.config)
     ceiling = number(mapping(env.get("matmul_gflops")).get("ceiling"))
@@ -37,7 +55,8 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
         f"{md_text(env.get('onnxruntime'))}, genbench {md_text(run.genbench_version)}, commit "
         f"{md_text(text_of(env.get('git_commit') or 'unknown')[:12])}",
         f"- started {md_text(run.started_at)}, finished {md_text(run.finished_at or 'not finished')}",
-        _ceiling_line(mapping(env.get("matmul_gflops")), ceiling), "",
+        _ceiling_line(mapping(env.get("matmul_gflops")), ceiling),
+        *_plugin_lines(env), "",
     ]
     for failure in run.plugin_failures:
         f = mapping(failure)
@@ -58,7 +77,8 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
             lines += markdown_table(table, extra=(("train s", _train_seconds), ("parity Δ", _parity)),
                                     provenance=False)
             lines += _settings(table)
-        lines += _unfinished(jobs) + _notes(jobs) + _speed_table(jobs, ceiling) + _grids(jobs, task, run_dir)
+        lines += _unfinished(jobs) + _notes(jobs) + _speed_table(jobs, ceiling) + _sampling_tables(jobs) + \
+            _grids(jobs, task, run_dir)
     lines += phases.section(run)
     lines += ["Arrows give each column's better direction." + (_TIMING_LEGEND if any(j.performance for j in run.jobs)
                                                                   else ""), ""]
@@ -220,6 +240,32 @@ def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> st
 
 
 _SUPPLIED = " (samples supplied to genbench score, not drawn by genbench)"
+
+
+def _sampling_tables(jobs: list[JobResult]) -> list[str]:
+    """Diffusion jobs: quality against the sampler's steps, from their seed's ``export["sampling"]`` (genbench's
+    DDIM and DDPM loops over the same denoise graph, the same n and seed)."""
+    lines: list[str] = []
+    for j in jobs:
+        sampling = mapping(mapping(j.export).get("sampling"))
+        rows = sampling.get("quality_vs_steps")
+        if not isinstance(rows, list) or not rows:
+            continue
+        metric = text_of(sampling.get("quality_vs_steps_metric") or "fd")
+        if not lines:
+            lines += ["### Quality against sampling steps (diffusion: genbench's DDIM and DDPM loops)", ""]
+        first = mapping(rows[0])
+        lines += [f"**{md_text(j.model)}**: {md_text(metric)} of {md_text(first.get('n'))} samples at each step count, "
+                  f"the same seed; schedule {md_text(sampling.get('schedule'))}; the "
+                  f"metrics above are at DDIM {md_text(sampling.get('steps'))} steps. Draw time: the score "
+                  "process on one thread, not a timing record.", "",
+                  f"| sampler | steps | {md_text(metric)} ↓ | draw ms/sample |", "|---|---:|---:|---:|"]
+        for r in rows:
+            r = mapping(r)
+            lines.append(f"| {md_text(text_of(r.get('sampler')).upper())} | {md_text(r.get('steps'))} | "
+                         f"{fmt_num(number(r.get(metric)))} | {fmt_num(number(r.get('draw_ms_per_sample')))} |")
+        lines.append("")
+    return lines
 
 
 def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> list[str]:

@@ -226,10 +226,23 @@ def point_values(tokens: np.ndarray, levels: int, value_range: tuple[float, floa
     return (lo + (tokens + rng.random(tokens.shape)) * (hi - lo) / levels).astype(np.float32)
 
 
+DEQUANTIZE_SEED = 0  # the dequantised evaluation set is fixed too
+
+
+def dequantize(x: np.ndarray, levels: int) -> np.ndarray:
+    """Uniform dequantisation with a fixed seed: values in [0, 1] → ``(round(x · (L − 1)) + u) / L``, u ~ U[0, 1)
+    (Theis et al. 2016), values in [0, 1)."""
+    rng = np.random.default_rng(DEQUANTIZE_SEED)
+    return ((quantize(x, levels) + rng.random(np.shape(x))) / levels).astype(np.float32)
+
+
 def prepare_data(graph: GraphSpec, data: np.ndarray | None) -> np.ndarray | None:
-    """Task data as graph ``graph`` expects it (``graph.attrs["data"]``: continuous or binarized)."""
-    if data is None or graph.attrs.get("data", "continuous") == "continuous":
+    """Task data as graph ``graph`` expects it (``graph.attrs["data"]``: continuous, binarized or dequantized)."""
+    transform = graph.attrs.get("data", "continuous")
+    if data is None or transform == "continuous":
         return data
+    if transform == "dequantized":
+        return dequantize(data, int(graph.attrs["levels"]))
     return binarize(data)
 
 
@@ -249,7 +262,7 @@ def draw_input(spec: TensorSpec, sizes: Mapping[str, int], rng: np.random.Genera
         x = rng.standard_normal(shape)
     elif spec.source == "uniform":
         x = rng.random(shape)
-    elif spec.source == "tokens":
+    elif spec.source in ("tokens", "timestep"):
         x = rng.integers(0, spec.vocab or 2, size=shape)
     elif spec.source == "data":
         if data is None:

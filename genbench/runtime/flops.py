@@ -81,8 +81,8 @@ def matmul_ceiling_gflops(threads: int, n: int = 1024, repeats: int = 5, seconds
     import torch
     from onnx import TensorProto, helper
 
-    from ..runtime import make_session
-    from . import NOISY_BACKGROUND_CORES, CpuMonitor
+    from . import make_session
+    from ..perf import NOISY_BACKGROUND_CORES, CpuMonitor
 
     def burst(call: Callable[[], Any]) -> float:
         reps, t0 = 0, time.perf_counter()
