@@ -425,7 +425,10 @@ def report_cmd(run_dir: Path) -> None:
 @click.option("--limits", "limits_dirs", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
               help="A 'genbench limits' study (its directory or limits.json) to add as a section; html and md "
                    "(repeatable).")
-def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs) -> None:
+@click.option("--columns", default=None, metavar="METRIC,...",
+              help="The metrics of each Markdown headline table, in order (default: the task's first three of "
+                   "fid, fd, bpb, high-quality, precision, recall, ...); every metric is still in the details. md only.")
+def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs, columns) -> None:
     """Merge runs into tables per task: only numbers with the same comparability key are ranked together
     (a newer run replaces an older number only under the same key); references shown apart, unranked."""
     from .errors import ConfigError
@@ -436,6 +439,11 @@ def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs) -> None:
     fmt = "json" if as_json else fmt
     if limits_dirs and fmt not in ("html", "md"):
         raise ConfigError(f"--limits adds a section to --format html or md, not {fmt}; drop it or change the format.")
+    chosen = tuple(c.strip() for c in (columns or "").split(",") if c.strip())
+    if columns is not None and not chosen:
+        raise ConfigError("--columns is empty; name metrics separated by commas, e.g. --columns fd,precision,recall.")
+    if chosen and fmt != "md":
+        raise ConfigError(f"--columns chooses the Markdown headline tables, not --format {fmt}; drop it or use md.")
     studies = [load_limits(d) for d in limits_dirs]
     board, runs = build_from_dirs(run_dirs, tuple(tasks))
     for warning in board.warnings:
@@ -445,7 +453,7 @@ def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs) -> None:
 
         text = render_board(board, limits=studies)
     else:
-        text = render(runs, fmt, board=board, limits=studies)
+        text = render(runs, fmt, board=board, limits=studies, columns=chosen)
     if output:
         atomic_write_text(output, text if text.endswith("\n") else text + "\n")
         click.echo(str(output))

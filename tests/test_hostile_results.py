@@ -180,11 +180,16 @@ def _outside_code(line: str) -> str:
     return "".join(out)
 
 
+GENBENCH_HTML = ("<details><summary>Every metric with its 95% interval and floor, and the notes</summary>", "</details>")
+
+
 def _markdown_is_inert(text: str) -> None:
     """Tables keep their shape; no raw HTML outside code; no control characters."""
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
     prose = re.sub(r"^(`{3,})text\n.*?^\1$", "", text, flags=re.S | re.M)  # fenced sample text
     for line in prose.splitlines():
+        if line in GENBENCH_HTML:  # the leaderboard's own fixed <details> block, never built from a results file
+            continue
         assert not re.search(r"(?<!\\)(?:\\\\)*<", _outside_code(line)), f"raw HTML reached the Markdown: {line}"
     block: list[int] = []
     for line in text.splitlines() + [""]:

@@ -84,10 +84,15 @@ def test_leaderboard_merges_ranks_and_traces_rows_to_runs(tmp_path):
     b = write(tmp_path, fd_run("b", "2026-01-02", {"gan-mlp": 3.0}, ))
     r = invoke("leaderboard", a, b)
     assert r.exit_code == 0 and "warning" not in r.output  # same keys: nothing split
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("| ") and "`" in ln]
-    assert lines[0].startswith("| 1 | `gan-mlp`") and "# b" in lines[0] and "3 · floor 1" in lines[0]
-    assert lines[1].startswith("| 2 | `vae-mlp`") and "# a" in lines[1]
-    assert "0.1.0 @ c0ffeec0ffee" in lines[0]  # the version and commit beside every row
+    headline, details = r.output.split("<details>")
+    lines = [ln for ln in details.splitlines() if ln.startswith("| ") and "`" in ln]
+    assert lines[0].startswith("| 1 | `gan-mlp`") and "3 · floor 1" in lines[0]
+    assert lines[1].startswith("| 2 | `vae-mlp`")
+    top = [ln for ln in headline.splitlines() if ln.startswith("| ") and "`" in ln]
+    assert top[0].startswith("| 1 | `gan-mlp` | gan | 3 |") and top[1].startswith("| 2 | `vae-mlp` | gan | 5 |")
+    # what rows do not share is traced per model, once, under the headline table; the version and commit once
+    assert "- Reproduce: `genbench run --all  # b` (gan-mlp); `genbench run --all  # a` (vae-mlp)" in headline
+    assert "- genbench @ commit: 0.1.0 @ c0ffeec0ffee\n" in headline
     assert "fd ↓ · n 100" in r.output and "precision ↑ · n 100" in r.output
     rows = csv_rows(invoke("leaderboard", a, b, "--format", "csv").output)
     assert [(r["rank"], r["model"], r["fd"], r["fd floor"], r["fd n"], r["run_id"]) for r in rows if not r["reference"]] \
@@ -494,7 +499,10 @@ def test_the_leaderboard_names_its_speed_unit_and_marks_noisy_figures(tmp_path):
     header = next(line for line in md.splitlines() if line.startswith("| #"))
     assert "ORT ms/sample @b1 ↓" in header and "ORT samples/s (best batch) ↑" in header
     assert "ORT best /s" not in md and "ORT p50 ms @b1" not in md
-    rows = {line.split(" | ")[1]: line for line in md.splitlines() if line.startswith("| ")}
+    rows: dict = {}
+    for line in md.splitlines():  # the headline table's row of each model (its details follow)
+        if line.startswith("| "):
+            rows.setdefault(line.split(" | ")[1], line)
     assert "| 0.050 (not valid, noisy) | 20,000 (not valid, noisy) |" in rows["`gan-mlp`"]
     assert "| 0.100 | 10,000 |" in rows["`vae-mlp`"]
     assert "per generated sample" in md.lower() or "one generated sample" in md

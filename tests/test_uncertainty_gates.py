@@ -14,7 +14,7 @@ from genbench.aggregate import aggregate_quality
 from genbench.cli import cli
 from genbench.comparability import make_key, seed_ids
 from genbench.errors import GenbenchError
-from genbench.reports import leaderboard
+from genbench.reports import board_markdown, leaderboard
 from genbench.results import write_run
 from genbench.types import JobResult, MetricValue, PerfRecord, RunResult, SeedResult
 
@@ -127,7 +127,7 @@ def test_leaderboard_pools_runs_that_differ_only_in_their_seeds(tmp_path):
     assert table.shared["seeds"] == 2 and seed_ids(mv) == (0, 1)
     assert [s.run.run_id for s in row.sources] == ["r0", "r1"]
     assert row.pooled == "pooled over seeds 0, 1 from runs r0 (seed 0), r1 (seed 1)"
-    text = leaderboard.render_markdown([r0, r1], board=board)
+    text = board_markdown.render_markdown([r0, r1], board=board)
     assert "pooled over seeds 0, 1" in text
     data = leaderboard.to_dict(board)
     assert data["tables"][0]["rows"][0]["run_ids"] == ["r0", "r1"]
@@ -252,7 +252,7 @@ def test_intervals_are_clipped_to_the_metric_range_in_every_format():
     mv = r.jobs[0].quality["modes-covered"]
     assert mv.ci95[1] > 8  # the t-interval as computed passes the 8 modes
     board = leaderboard.build([r])
-    assert "\\[0, 8\\] (clipped to 0–8)" in leaderboard.render_markdown([r], board=board)  # Markdown-escaped
+    assert "\\[0, 8\\] (clipped to 0–8)" in board_markdown.render_markdown([r], board=board)  # Markdown-escaped
     row = csv.DictReader(io.StringIO(leaderboard.render_csv([r], board=board))).__next__()
     assert float(row["modes-covered ci95_high"]) == 8.0 and float(row["modes-covered ci95_low"]) == 0.0
     html = render_board(board)
@@ -268,7 +268,7 @@ def test_smoke_tables_say_they_are_no_result_and_mark_models_worse_than_the_base
     rows = {row.model: row for row in board.tables[0].rows}
     assert rows["vae-mlp"].worse_than_baseline == "baseline-gaussian"
     assert rows["gan-mlp"].worse_than_baseline is None  # [125, 175] overlaps the baseline's [152.6, 202.6]
-    text = leaderboard.render_markdown([r], board=board)
+    text = board_markdown.render_markdown([r], board=board)
     assert "**smoke profile: a check that the pipeline runs, not a result**" in text
     assert "`vae-mlp` **worse than baseline-gaussian**" in text
     assert "smoke profile: a check that the pipeline runs, not a result" in render_board(board)

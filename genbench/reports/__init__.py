@@ -49,6 +49,23 @@ METRIC_ORDER = ("fd", "fid", "fd-inf", "bpb", "high-quality", "kid", "precision"
                 "classifier-score", "bpd", "nll", "ppl", "modes-covered", "reverse-kl", "knn-kl")
 
 
+#: the order a table's headline metrics are chosen in (genbench leaderboard's Markdown), before its others
+HEADLINE_ORDER = ("fid", "fd", "bpb", "high-quality", "precision", "recall", "modes-covered", "reverse-kl", "ppl", "bpd",
+                  "nll", "kid", "coverage", "density")
+#: metrics that measure a likelihood (shown in their own group of the leaderboard's details)
+LIKELIHOOD_METRICS = frozenset({"bpd", "nll", "bpb", "ppl", "elbo", "vlb"})
+
+
+def metric_group(metric: str, unit: str = "") -> str:
+    """The kind of a metric for grouping: ``likelihood`` (bits/dim, nats per example, perplexity), ``memorisation``
+    (the copy-* metrics), else ``quality`` (sample quality)."""
+    if metric.startswith("copy") or metric.startswith("memori"):
+        return "memorisation"
+    if metric in LIKELIHOOD_METRICS or any(u in (unit or "") for u in ("bits/dim", "bits/byte", "nats/example")):
+        return "likelihood"
+    return "quality"
+
+
 def order_metrics(jobs: Iterable[JobResult]) -> list[str]:
     """A task's metrics: the most widely reported first, then in METRIC_ORDER, then by name."""
     counts: dict[str, int] = {}

@@ -14,8 +14,9 @@ data (``params["copies"]``) is not ranked either: its rank is "–" and ``Row.no
 lie wholly worse. The interval is the 95% t-interval over training seeds where there are several, else
 value ± 1.96 standard errors where the metric has one, else the value itself.
 
-:func:`build` makes a :class:`Board` (the one model of the tables); ``render_markdown``, ``render_csv`` and
-``render_json`` (schema ``genbench.leaderboard/2``), ``report.md`` and the HTML page all draw from it.
+:func:`build` makes a :class:`Board` (the one model of the tables); ``render_csv`` and
+``render_json`` (schema ``genbench.leaderboard/2``), the Markdown page (:mod:`genbench.reports.board_markdown`),
+``report.md`` and the HTML page all draw from it.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ from ..aggregate import aggregate_quality
 from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, freeze, key_of, unknown_fields
 from ..errors import GenbenchError
 from ..types import JobResult, MetricValue, RunResult
-from . import (METRIC_ORDER, arrow, better_text, csv_cell, direction, fmt_num, mapping, md_code, md_text,
-               neutralise_controls, number, safe_perf_summary, text_of)
+from . import (METRIC_ORDER, arrow, better_text, csv_cell, direction, fmt_num, mapping, neutralise_controls, number, safe_perf_summary, text_of)
 
 FORMATS = ("md", "csv", "json", "html")
 SCHEMA = "genbench.leaderboard/2"
@@ -853,92 +853,6 @@ def metric_errors(table: Table) -> list[tuple[Row, str, str]]:
             if number(c.value.value) is None and c.value.error]
 
 
-# --------------------------------------------------------------------------- Markdown
-
-
-def markdown_table(table: Table, extra: Sequence[tuple[str, Any]] = (), provenance: bool = True) -> list[str]:
-    """One table in Markdown: ranked rows, then the reference rows and the floor row set apart, then the notes.
-    ``extra``: (header, function of a Row returning Markdown) columns appended to each row."""
-    head = ["#", "model", "family"] + [md_text(column_header(c)) for c in table.columns] + [h for h, _ in extra]
-    if provenance:
-        head += ["genbench @ commit", "run"]
-    lines = [f"**{md_text(SMOKE_CAVEAT)}**", ""] if is_smoke(table) else []
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-
-    def row_cells(rank: str, model: str, family: str, values: list[str], r: Row | None) -> str:
-        cells = [rank, model, family] + values + [fn(r) if r is not None else "" for _, fn in extra]
-        if provenance:
-            cells += [md_text(r.provenance) if r else "", ", ".join(md_code(s.run.run_id) for s in r.sources)
-                      if r else ""]
-        return "| " + " | ".join(cells) + " |"
-
-    def name(r: Row, reference: str = "") -> str:
-        mark = model_mark(r)
-        return md_code(r.model) + (f" ({md_text(reference)})" if reference else "") + (
-            f" **{md_text(mark)}**" if mark else "")
-
-    for r in table.rows:
-        if r.reference is None:
-            lines.append(row_cells(rank_text(r.rank), name(r), md_text(r.job.family),
-                                   [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
-    refs = [r for r in table.rows if r.reference is not None]
-    floors = [floor_text(table, c) for c in table.columns]
-    if refs or any(f != "–" for f in floors):
-        lines.append("| " + " | ".join(["", "**references, not ranked**"] + [""] * (len(head) - 2)) + " |")
-        for r in refs:
-            lines.append(row_cells("ref", name(r, r.reference), md_text(r.job.family),
-                                   [md_text(cell_text(r.cells.get(c.label))) for c in table.columns], r))
-        if any(f != "–" for f in floors):
-            lines.append(row_cells("ref", "real data at n (floor)", "–", [md_text(f) for f in floors], None))
-    lines.append("")
-    return lines + [f"- {md_text(note)}" for note in table_notes(table)] + [""]
-
-
-def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
-                    directories: Sequence[Path | None] | None = None, board: Board | None = None) -> str:
-    board = board or build(runs, tasks, directories)
-    lines = ["# genbench leaderboard", "",
-             f"Merged from {len(board.sources)} run(s): "
-             + "; ".join(f"{md_code(s.run.run_id, False)} (genbench {md_text(s.provenance)})" for s in board.sources),
-             "",
-             "Only numbers with the same comparability key (task and data, feature extractor, n, likelihood variant "
-             "and bound, profile, seeds) share a table or column; headers name what differs. Reference rows "
-             "(baselines, replayed training data, real data at n) are not ranked, nor is a model marked "
-             "⚠ copies training (or test) data by its memorisation metrics. Every number is the value in "
-             "run.json, never rescaled; each column's unit, scale and ± are given below its table. Speed is the cost "
-             "of one generated sample through the exported graphs in ONNX Runtime (the same definition for every "
-             "family: an autoregressive model's whole sampling loop included): p50 ms per sample at batch 1, and "
-             "samples per second at the best batch; a figure marked (noisy) was measured while other processes kept "
-             "more than half a core busy, (not valid) lacks the calls or duration it needs.", ""]
-    for w in board.warnings:
-        lines += [f"> {md_text(w)}", ""]
-    task = None
-    for table in board.tables:
-        if table.task != task:
-            task = table.task
-            lines += [f"## {md_text(task)}", ""]
-        if table.title:
-            lines += [f"### {md_text(table.title)}", ""]
-        lines += [f"All numbers in this table: {md_text(shared_text(table))}.", ""]
-        lines += markdown_table(table, extra=(
-            ("ORT ms/sample @b1 ↓", lambda r: speed_cell(r.job, "ort_p50_ms_b1", "{:.3f}")),
-            ("ORT samples/s (best batch) ↑", lambda r: speed_cell(r.job, "ort_best_throughput", "{:,.0f}")),
-            ("environment", lambda r: md_text(environment(r.source.run))),
-            ("reproduce", lambda r: md_code(r.source.run.command)),
-        ))
-    return "\n".join(lines)
-
-
-def speed_cell(job: JobResult, key: str, fmt: str) -> str:
-    """A per-sample speed figure of ``job`` (:func:`safe_perf_summary`'s ``key``) for a Markdown cell, marked
-    ``(noisy)`` or ``(not valid)`` as its timing was; "–" when the job has no per-sample figure."""
-    p = safe_perf_summary(job)
-    if p["unit"] != "samples/s" or number(p[key]) is None:
-        return "–"
-    marks = (["not valid"] if p["valid"] is False else []) + (["noisy"] if p["noisy"] else [])
-    return fmt_num(p[key], fmt) + (f" ({', '.join(marks)})" if marks else "")
-
-
 # --------------------------------------------------------------------------- CSV and JSON
 
 
@@ -1097,14 +1011,16 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
 
 
 def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board: Board | None = None,
-           limits: Sequence[Any] = ()) -> str:
+           limits: Sequence[Any] = (), columns: Sequence[str] = ()) -> str:
     """The merged leaderboard of ``runs`` as ``md``, ``csv`` or ``json`` (``html``: :mod:`genbench.reports.html`);
-    ``limits``: ``genbench limits`` studies appended as sections (``md`` only)."""
+    ``limits``: ``genbench limits`` studies appended as sections (``md`` only); ``columns``: the Markdown
+    headline metrics (:mod:`genbench.reports.board_markdown`)."""
     board = board or build(runs, tasks)
     if fmt == "md":
+        from .board_markdown import render_markdown
         from .limits import render_limits_markdown
 
-        return render_markdown(runs, tasks, board=board) + "".join(
+        return render_markdown(runs, tasks, board=board, columns=columns) + "".join(
             "\n\n" + render_limits_markdown(study, plots={}) for study in limits)
     if limits:
         raise ValueError(f"limits studies are shown in the md and html formats, not in {fmt!r}")
@@ -1118,7 +1034,7 @@ def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board
 __all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text", "clipped",
            "sampling_interval", "seed_sd", "shown_interval", "value_range",
            "copying", "error_of", "floor_n", "floor_position", "is_smoke", "model_mark", "row_flags", "SMOKE_CAVEAT",
-           "build_from_dirs", "interval", "markdown_table", "rank_ranges", "render", "render_csv", "render_json", "render_markdown",
+           "build_from_dirs", "interval", "rank_ranges", "render", "render_csv", "render_json",
            "to_dict"]
 
 

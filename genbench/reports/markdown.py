@@ -15,7 +15,8 @@ from ..types import JobResult, RunResult
 from . import (fmt_num, mapping, md_code, md_link_target, md_text, neutralise_controls, number, read_contained,
                safe_perf_summary, text_of)
 from . import phases
-from .leaderboard import Row, Table, build, markdown_table, shared_text
+from .board_markdown import markdown_table
+from .leaderboard import Row, Table, build, shared_text
 
 #: how much of samples.txt the report shows, and the largest one it reads
 SAMPLE_TEXT_CHARS = 1500
