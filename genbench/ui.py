@@ -82,7 +82,7 @@ class JobProgress:
         self.label = label
         self.sink = sink
         self.every = every
-        self._last = 0.0
+        self._last: float | None = None  # never 0.0: time.monotonic() may count from boot, minutes ago
 
     def __enter__(self) -> "JobProgress":
         return self
@@ -91,7 +91,7 @@ class JobProgress:
         if self.sink is None:
             return
         now = time.monotonic()
-        if now - self._last < self.every and completed < total:
+        if self._last is not None and now - self._last < self.every and completed < total:
             return
         self._last = now
         try:

@@ -655,8 +655,11 @@ def load_bomb(data_dir=None, seed=0):
     """What a small compressed file that inflates to gigabytes does to its reader."""
     import zlib
 
-    bomb = zlib.compress(bytes(2**27))  # 128 MiB of zeros, 130 KiB compressed
-    return np.frombuffer(b"".join(zlib.decompress(bomb) for _ in range(64)), np.uint8)  # 8 GiB
+    bomb = zlib.compress(bytes(2**20))  # 1 MiB of zeros, 1 KiB compressed
+    # a reader that trusts the size a file declares (8 GiB) and allocates it up front: under --max-memory the
+    # allocation fails at once, however loaded the machine is (inflating chunk by chunk took seconds, and under
+    # load outlasted the loader's timeout before it reached the memory limit)
+    return np.frombuffer(zlib.decompress(bomb, bufsize=2**33), np.uint8)
 
 
 def load_not_a_dataset(data_dir=None, seed=0):
