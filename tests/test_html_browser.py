@@ -192,8 +192,11 @@ def test_two_profiles_make_two_tables_each_with_its_key(two_profiles):
     pg, errors = two_profiles
     assert errors == [] and pg.locator("table.sortable").count() == 2
     assert pg.locator("h3").all_text_contents() == ["profile default", "profile smoke"]
-    keys = pg.locator("p.key").all_inner_texts()
+    keys = pg.locator("p.key:not(.smoke)").all_inner_texts()
     assert [k.split("profile ")[1].split(",")[0] for k in keys] == ["default", "smoke"]
+    # the smoke table, and only it, says above its key that it is a pipeline check, not a result
+    assert [t.lower() for t in pg.locator("p.key.smoke").all_inner_texts()] == [
+        "smoke profile: a check that the pipeline runs, not a result"]
     assert _ranked(pg) == ["vae-mlp", "gan-mlp"]
     assert _references(pg) == ["baseline-train-copy", "real data at n (floor)"]
     assert pg.locator(f"{TABLE} tbody.ranked tr.ranked td.num").first.inner_text() == "20.00"
