@@ -38,6 +38,9 @@ class Profile:
     latency_iterations: int = 1000
     generate_call_budget_s: float = 1.0
     forward_call_budget_s: float = 0.5  # three calls fit in the default's 1.5 s cap
+    #: a likelihood (elbo) or logits graph's forward pass is timed only up to this batch (None: the whole
+    #: sweep): a detail beside the generate figure, which took 38 s of a default run at batch 1024
+    detail_max_batch: int | None = 64
 
 
 PROFILES: dict[str, Profile] = {

@@ -248,8 +248,13 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
             session = _open_session(path, device, threads, first, graph, rec, Path(scratch)) if ort else None
             trt = _open_tensorrt(path, device, threads, first, graph, profile, rec, Path(scratch)) if ort else None
             sessions[graph.role] = (session, trt, module, tdev)
-            for i, batch in enumerate(profile.batch_sizes):
-                if i and _over_budget(rec, graph, "forward", profile.batch_sizes[i - 1], batch,
+            batches = forward_batches(profile, graph)
+            if len(batches) < len(profile.batch_sizes):
+                rec.warnings.append(f"forward of graph '{graph.role}' timed at batch {', '.join(map(str, batches))} "
+                                    f"only: a {graph.canonical_role} graph's forward pass is a detail (the profile "
+                                    f"times such graphs up to batch {profile.detail_max_batch})")
+            for i, batch in enumerate(batches):
+                if i and _over_budget(rec, graph, "forward", batches[i - 1], batch,
                                       call_budget(profile.forward_call_budget_s, profile.timing)):
                     break  # larger batches cost more still
                 feeds = first if i == 0 else draw_inputs(graph, batch, np.random.default_rng(seed),
@@ -274,6 +279,19 @@ def measure_performance(bundle: OnnxBundle, modules: Callable[[str], Any], devic
         rec.warnings.append(f"no generate timing: the bundle has no graph genbench generates from "
                             f"({', '.join(roles.GENERATORS)})")
     return rec.records, rec.raw, rec.warnings, ort_device_mb
+
+
+#: graph roles whose forward pass is a detail beside the generate figure (timed up to ``detail_max_batch``)
+DETAIL_ROLES = ("likelihood", "logits")
+
+
+def forward_batches(profile: Profile, graph: GraphSpec) -> tuple[int, ...]:
+    """The batch sizes a graph's forward pass is timed at: the profile's sweep, but for a likelihood (elbo) or
+    logits graph only its sizes up to ``profile.detail_max_batch`` (at least the first)."""
+    cap = profile.detail_max_batch
+    if cap is None or graph.canonical_role not in DETAIL_ROLES:
+        return tuple(profile.batch_sizes)
+    return tuple(b for b in profile.batch_sizes if b <= cap) or tuple(profile.batch_sizes[:1])
 
 
 def _over_budget(rec: _Recorder, graph: GraphSpec, scenario: str, prev: int, batch: int, budget: float) -> bool:

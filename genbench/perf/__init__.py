@@ -29,6 +29,11 @@ TAIL_SAMPLES = 10  # a percentile q is trusted with at least this many samples b
 NOISY_BACKGROUND_CORES = 0.5
 MIN_THROUGHPUT_CALLS = 3  # a throughput is never read off fewer calls, however long they took
 CONFIDENCE = 0.95  # of the median's interval used for early stopping
+#: a measurement still short of its target after this share of ``max_seconds`` stops when its projected
+#: interval at ``max_seconds`` would be short too (:func:`_cannot_reach`)
+GIVE_UP_AT = 1 / 3
+#: how far past the target a projection must be before a measurement gives up (a projection is rough)
+GIVE_UP_MARGIN = 1.25
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,9 @@ class TimingPolicy:
     Then the callables run interleaved, in at least ``rounds`` rounds of alternating order, until each has
     made ``min_iterations`` calls and spent ``min_seconds`` in timed calls; from there on a measurement
     stops once the 95% interval of its median is within ±``target_ci`` (a fraction; ``None``: stop at the
-    minimums), and in any case after ``max_seconds`` of timed calls. ``min_seconds`` is also the duration
+    minimums); past a third of ``max_seconds``, once that interval, narrowing as 1/sqrt(calls), is projected to
+    be still wider than 1.25 × ``target_ci`` at ``max_seconds`` (it could not reach its target: the time would
+    buy nothing); and in any case after ``max_seconds`` of timed calls. ``min_seconds`` is also the duration
     a throughput figure needs to count as valid.
     """
 
@@ -301,9 +308,25 @@ def measure_interleaved(calls: Mapping[str, Callable[[], object]], policy: Timin
                     width = relative_half_width(np.asarray(m.samples))
                     if width is not None and width <= policy.target_ci:
                         m.stop_reason = f"median within ±{width:.2%} (95% interval)"
+                    elif m.timed_seconds >= policy.max_seconds * GIVE_UP_AT:
+                        m.stop_reason = _cannot_reach(width, m.timed_seconds, policy)
             if m.stop_reason is not None:
                 del live[name]
     return out
+
+
+def _cannot_reach(width: float | None, timed: float, policy: TimingPolicy) -> str | None:
+    """Why a measurement stops early, at :data:`GIVE_UP_AT` of its cap: its median's interval, narrowing as
+    1/sqrt(calls), would still be wider than ``target_ci`` at ``max_seconds`` (projected with a margin,
+    :data:`GIVE_UP_MARGIN`); else None, and it runs on. Time spent on a figure that ends at its cap without
+    its precision either way buys nothing."""
+    if width is None or policy.target_ci is None or timed <= 0:
+        return None
+    projected = width * math.sqrt(timed / policy.max_seconds)
+    if projected <= policy.target_ci * GIVE_UP_MARGIN:
+        return None
+    return (f"stopped early: median within ±{width:.2%} after {timed:.2g} s, projected ±{projected:.2%} at "
+            f"max_seconds ({policy.max_seconds:g} s), short of ±{policy.target_ci:.0%}")
 
 
 def _noop() -> None:
