@@ -349,7 +349,7 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
     """The :class:`OnnxFileSpec` of ``files`` (``roles[i]`` for ``files[i]``, else their metadata) on
     ``dataset``'s task; every flag in ``meta`` must be used by some graph."""
     from .runtime.validate import check_roles_fit_task, max_graph_bytes
-    from .types import model_name
+    from .types import model_name, typed_name
 
     if not files:
         raise ConfigError("Give at least one --onnx FILE.")
@@ -381,7 +381,7 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
     check_roles_fit_task(found, dataset)
     digests = tuple(_sha256(p) for p in paths)
     label = ", ".join(f"{p.name} ({g.role}, sha256 {d[:12]})" for p, g, d in zip(paths, graphs, digests))
-    return OnnxFileSpec(name=model_name(name or paths[0].stem), family=FAMILY, tasks=(task_kind,),
+    return OnnxFileSpec(name=typed_name(name) if name else model_name(paths[0].stem), family=FAMILY, tasks=(task_kind,),
                         cls="genbench.onnx_model:SuppliedGraphs", description=f"ONNX file(s) supplied: {label}",
                         graphs=tuple(graphs), files=tuple(str(p.resolve()) for p in paths), sha256=digests)
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .types import model_name
+from .types import model_name, typed_name
 
 DEFAULT_OUT = Path("results") / "runs"
 MIN_SAMPLES = 50  # fewer and the k-NN metrics and covariances say little; the floor would say so, but refuse
@@ -88,6 +88,8 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
     echo = echo or (lambda s: None)
     t0 = time.perf_counter()
     max_graph_bytes()  # a bad $GENBENCH_MAX_GRAPH_MB is refused here, not in each baseline's row
+    if name:
+        typed_name(name)  # refused before any data is read
     host = host or make_plugin_manager()
     task_spec = host.registry.dataset(task)
     config = RunConfig(profile="default", seed=seed, device="cpu", data_dir=Path(data_dir) if data_dir else None,
@@ -99,7 +101,7 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
     dataset = state.dataset
     array, provenance = load_samples(samples, dataset)
     array, warnings = _cap(array, dataset)
-    row_name = model_name(name or provenance.get("name") or "samples")
+    row_name = typed_name(name) if name else model_name(provenance.get("name") or "samples")
     if row_name in host.registry.models:
         raise ConfigError(f"The name '{row_name}' is a registered model's; pick another with --name.")
 

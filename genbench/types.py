@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from .errors import SpecError
+from .errors import ConfigError, SpecError
 
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z")  # \Z, not $: "gan-mlp\n" is not "gan-mlp"
 CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
@@ -707,3 +707,14 @@ def model_name(text: str) -> str:
     ``my-samples-v2``)."""
     name = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
     return name[:64].strip("-") or "samples"
+
+
+def typed_name(text: str) -> str:
+    """A row name the user typed (``--name``): kept exactly as typed, or refused in one line naming the form it
+    would need, never changed silently (``model_name`` makes one from a file's name)."""
+    name = model_name(text)
+    if name != text:
+        raise ConfigError(f"--name {text!r} is not a row name (lower-case letters, digits and single dashes, at "
+                          f"most 64 characters): pass --name {name} instead.")
+    return name
+

@@ -157,7 +157,7 @@ def test_a_bad_graph_size_cap_in_the_environment_is_one_line_naming_the_variable
 def test_a_graph_given_by_flags_is_validated_sampled_scored_and_timed_in_onnx_runtime_only(tmp_path, builtins_only):
     g = sample_graph(tmp_path / "gen.onnx")
     r = invoke("run", "--onnx", g, "--role", "sample", *FACTS, "--task", "digits", "--profile", "smoke",
-               "--no-baselines", "--executor", "inline", "--out", tmp_path / "runs", "--name", "Linear Gen")
+               "--no-baselines", "--executor", "inline", "--out", tmp_path / "runs", "--name", "linear-gen")
     assert r.exit_code == 0, r.output
     run = genbench.load_run(next((tmp_path / "runs").iterdir()))
     assert "--onnx" in run.command and "--meta inputs.z.source=normal" in run.command
@@ -172,7 +172,7 @@ def test_a_graph_given_by_flags_is_validated_sampled_scored_and_timed_in_onnx_ru
     assert run.config["onnx"] == {
         "graphs": [{"file": str(g), "sha256": hashlib.sha256(g.read_bytes()).hexdigest(), "role": "sample",
                     "metadata": {}}],
-        "meta": {"inputs.z.source": "normal", "outputs.x.low": "0", "outputs.x.high": "1"}, "name": "Linear Gen"}
+        "meta": {"inputs.z.source": "normal", "outputs.x.low": "0", "outputs.x.high": "1"}, "name": "linear-gen"}
     assert graph["inputs"] == [{"name": "z", "shape": ["batch", Z], "dtype": "float32", "source": "normal"}]
     assert graph["outputs"] == [{"name": "x", "shape": ["batch", 1, 8, 8], "dtype": "float32", "low": 0.0, "high": 1.0}]
     fd = job.quality["fd"]
@@ -226,3 +226,19 @@ def test_a_logits_graph_needs_its_context_length_then_gets_bits_per_byte(tmp_pat
                                    "vocab": 256} and logits["attrs"] == {"context_length": 16}
     assert r.config["onnx"]["graphs"][0]["metadata"] == {"role": "logits", "context_length": "16"}
     assert job.timing == {"status": "off", "reason": "timing switched off (--no-timing)"}
+
+
+@pytest.mark.parametrize("command", ["run", "score"])
+def test_a_name_is_kept_as_typed_or_refused_in_one_line_never_changed(tmp_path, builtins_only, command):
+    """``--name "Linear Gen"`` used to become the row ``linear-gen`` without a word."""
+    g = sample_graph(tmp_path / "gen.onnx")
+    if command == "run":
+        args = ("run", "--onnx", g, "--role", "sample", *FACTS, "--task", "digits", "--profile", "smoke")
+    else:
+        np.save(tmp_path / "s.npy", np.zeros((10, 1, 8, 8), dtype=np.float32))
+        args = ("score", tmp_path / "s.npy", "--task", "digits")
+    r = invoke(*args, "--no-baselines", "--out", tmp_path / "runs", "--name", "Linear Gen")
+    assert r.exit_code == 1
+    assert one_error_line(r) == ("error: --name 'Linear Gen' is not a row name (lower-case letters, digits and "
+                                 "single dashes, at most 64 characters): pass --name linear-gen instead.")
+    assert not (tmp_path / "runs").exists()

@@ -117,7 +117,7 @@ def test_points_arrays_score_the_mixture_metrics(tmp_path):
     from genbench.data.points import load_ring8
 
     data = load_ring8()
-    r = genbench.score(data.test_x[:500], task="ring8", out=tmp_path, baselines=False, host=host(), name="Held Out")
+    r = genbench.score(data.test_x[:500], task="ring8", out=tmp_path, baselines=False, host=host(), name="held-out")
     row = r.jobs[0]
     assert row.model == "held-out" and row.quality["modes-covered"].value == 8
     assert row.quality["high-quality"].value > 0.95 and row.quality["knn-kl"].n == 500
