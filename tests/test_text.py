@@ -152,3 +152,20 @@ def test_text_baselines_are_scored_by_the_same_code(tmp_path):
     assert jobs["baseline-bigram"].status == "ok"
     assert 3.0 < bi.value < uni.value < 5.5
     assert jobs["baseline-bigram"].export["graphs"]["logits"]["parity_max_abs_diff"] < 1e-5
+
+
+def test_the_readme_gives_the_default_corpus_held_out_share_it_has():
+    """The README said ~10% held out; every 10th whole 8 KiB block of 57 is 5 blocks, 8.8%."""
+    import re
+    from pathlib import Path
+
+    from genbench.data.text import BLOCK, HELD_OUT_EVERY, default_corpus
+
+    train, test, _ = default_corpus()
+    blocks = -(-(len(train) + len(test)) // BLOCK)
+    assert len(test) == (blocks // HELD_OUT_EVERY) * BLOCK
+    share = len(test) / (len(train) + len(test))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (line,) = [row for row in readme.splitlines() if row.startswith("| `text` |")]
+    quoted = float(re.search(r"every 10th held out \(on Python [\d.]+: .*?([\d.]+)%\)", line).group(1))
+    assert "~10%" not in line and abs(quoted - 100 * share) < 0.6  # the corpus differs a little between Pythons
