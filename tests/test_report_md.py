@@ -103,6 +103,10 @@ def test_results_csv_splits_by_key_and_no_cell_starts_a_formula():
     assert rows[2]["error"] == "'=cmd|' /C calc'!A0: +SUM(1)"
     assert rows[0]["fd [n scored 500]_unit"] == "squared distance in the digits-cnn feature space"
     assert json.loads(json.dumps(rows))  # plain strings, readable as they are
+    # what the numbers are comparable on, per row: profile, data hash, feature extractor
+    assert (rows[0]["profile"], rows[0]["data_sha256"], rows[0]["extractors"]) == (
+        "default", "d" * 64, "digits-cnn@sha256:" + "a" * 64)
+    assert (rows[2]["profile"], rows[2]["data_sha256"], rows[2]["extractors"]) == ("default", "", "")  # no metrics
 
 
 def test_header_says_when_the_matmul_ceiling_was_not_measured():

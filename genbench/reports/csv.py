@@ -1,7 +1,8 @@
 """``results.csv``: one row per job, flat columns, readable by ``pandas.read_csv`` as it is.
 
 ``error`` holds a failed job's ``phase: message`` only; ``note`` says why a job was skipped, or what a reader
-should know about an ok row (e.g. a baseline is not timed).
+should know about an ok row (e.g. a baseline is not timed). ``profile``, ``data_sha256`` and ``extractors``
+say what the row's numbers are comparable on (:data:`KEY_COLUMNS`).
 
 A metric whose numbers differ in comparability key within a task (``bpd`` of binarised and of quantised
 pixels) gets one set of columns per key, named as in the leaderboard (``bpd [data variant binarized, ...]``).
@@ -30,6 +31,21 @@ PERF_COLUMNS = ["ort_p50_ms_b1", "ort_p99_ms_b1", "torch_p50_ms_b1", "ort_best_t
                 "noisy"]
 METRIC_FIELDS = ("floor", "floor_n", "n", "err", "err_kind", "err_of", "seed_std", "ci95_low", "ci95_high", "unit",
                  "interval_low", "interval_high", "interval_of")
+
+
+#: what makes a row's numbers comparable with another's, per row: the profile, the data's sha256 and the feature
+#: extractors its metrics were computed in (distinct values, space-separated; per metric the column labels split)
+KEY_COLUMNS = ("profile", "data_sha256", "extractors")
+
+
+def _key_cells(job: Any, run: RunResult) -> dict[str, str]:
+    keys = [key_of(mv, job.task) for mv in job.quality.values()]
+
+    def distinct(field: str) -> str:
+        return " ".join(sorted({text_of(k[field]) for k in keys if k.get(field) not in (None, UNKNOWN)}))
+
+    profile = distinct("profile") or text_of(mapping(run.config).get("profile") or "")
+    return {"profile": profile, "data_sha256": distinct("data"), "extractors": distinct("extractor")}
 
 
 def _labels(run: RunResult) -> dict[tuple, str]:
@@ -64,7 +80,7 @@ def render(run: RunResult) -> str:
     labels = _labels(run)
     metric_cols = list(dict.fromkeys(labels.values()))
     header = ["run_id", "genbench_version", "git_commit", "model", "family", "reference", "plugin", "plugin_version",
-              "task", "device", "status", "error", "note", "seeds"]
+              "task", "device", "status", "error", "note", "seeds", *KEY_COLUMNS]
     for label in metric_cols:
         header += [label] + [f"{label}_{f}" for f in METRIC_FIELDS]
     header += PERF_COLUMNS + ["train_seconds", "train_steps"]
@@ -78,7 +94,8 @@ def render(run: RunResult) -> str:
             "family": j.family, "reference": reference_kind(j), "plugin": j.plugin, "plugin_version": j.plugin_version,
             "task": j.task, "device": j.device, "status": j.status, "seeds": " ".join(map(str, j.seeds)),
             "error": f"{j.error.phase}: {j.error.message}" if j.error else "",
-            "note": j.reason or ""}  # why a job was skipped, or a note on an ok row (e.g. not timed)
+            "note": j.reason or "",  # why a job was skipped, or a note on an ok row (e.g. not timed)
+            **_key_cells(j, run)}
         for m, mv in j.quality.items():
             label = labels[(j.task, m, column_group(mv, j.task))]
             for f, v in _metric_cells(m, mv, j.task).items():
