@@ -281,6 +281,11 @@ def _read_array(path: Path) -> np.ndarray:
         raise DataError(f"Cannot read {path} as {suffix}: {text or type(exc).__name__}.") from None
 
 
+#: how to write a sample as a PNG that reads back exactly (8-bit grey, mode L); matplotlib's
+#: ``plt.imsave(..., cmap='gray')`` goes through a 256-entry colour map and moves pixels by up to 1/255
+PNG_RECIPE = "PIL.Image.fromarray(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)).save(path)"
+
+
 def _read_png_folder(folder: Path, dataset: Any) -> np.ndarray:
     """Greyscale PNGs of the task's size, sorted by name, as ``[N, 1, H, W]`` in the task's value range."""
     import matplotlib.image
@@ -303,8 +308,8 @@ def _read_png_folder(folder: Path, dataset: Any) -> np.ndarray:
                 raise DataError(f"{path} is transparent in places; save opaque greyscale images.")
             colour = img[..., :3] if img.shape[2] >= 3 else img[..., :1]
             if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
-                raise DataError(f"{path} is a colour image; task '{dataset.name}' is greyscale: save with a grey "
-                                "colour map (plt.imsave(path, x, cmap='gray', vmin=0, vmax=1)).")
+                raise DataError(f"{path} is a colour image; task '{dataset.name}' is greyscale: save 8-bit grey PNGs, "
+                                f"{PNG_RECIPE}.")
             img = colour[..., 0]
         if img.shape != (h, w):
             raise DataError(f"{path} is {img.shape[1]}x{img.shape[0]} pixels; task '{dataset.name}' images are "

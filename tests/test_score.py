@@ -123,6 +123,28 @@ def test_points_arrays_score_the_mixture_metrics(tmp_path):
     assert row.quality["high-quality"].value > 0.95 and row.quality["knn-kl"].n == 500
 
 
+def test_the_documented_png_recipe_reads_back_to_the_nearest_level(digits, tmp_path):
+    """docs/score.md's recipe used to be plt.imsave(cmap='gray'), a colour map that moved pixels by 1/255."""
+    import re
+    from pathlib import Path
+
+    import PIL.Image  # noqa: F401 - the recipe's name for it
+
+    from genbench.score_samples import PNG_RECIPE, load_samples
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "score.md").read_text(encoding="utf-8")
+    assert PNG_RECIPE in docs and "write each image `x` in [0, 1] with `" + PNG_RECIPE + "`" in docs
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    x = digits.test_x[:60]
+    for i, img in enumerate(x):
+        exec(PNG_RECIPE, {"PIL": PIL, "np": np, "x": img[0], "path": folder / f"{i:03d}.png"})
+    loaded, _ = load_samples(folder, digits)
+    assert np.array_equal(loaded, np.round(x * 255).astype(np.float32) / 255)  # exactly the nearest 8-bit level
+    assert np.abs(loaded - x).max() <= 0.5 / 255 + 1e-6
+    assert re.search(r"moves pixels by up to 1/255", docs)
+
+
 def test_a_png_folder_is_read_as_greyscale_images_of_the_task(digits, tmp_path, builtins_only):
     import matplotlib
 
@@ -236,7 +258,7 @@ def test_short_text_and_a_colour_png_are_refused(digits, tmp_path, builtins_only
     folder.mkdir()
     plt.imsave(folder / "0.png", digits.test_x[0, 0])  # viridis: a colour image
     r = invoke("score", folder, "--task", "digits", "--out", tmp_path)
-    assert r.exit_code == 1 and "is a colour image" in r.output and "cmap='gray'" in r.output
+    assert r.exit_code == 1 and "is a colour image" in r.output and "PIL.Image.fromarray(np.round(np.clip(x, 0, 1) * 255)" in r.output
 
 
 def test_a_str_is_a_path_and_text_in_a_str_is_refused_saying_pass_bytes(tmp_path):
