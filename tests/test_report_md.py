@@ -78,6 +78,22 @@ def test_report_reads_named_files_only_inside_the_run_directory(tmp_path):
     assert "````text\n" in md  # the fence is longer than any backtick run in the text
 
 
+def test_each_rows_samples_say_where_they_came_from(tmp_path):
+    """A score report's heading said its samples were "drawn by genbench from the exported ONNX graph"."""
+    run_dir = tmp_path / "run"
+    (run_dir / "jobs").mkdir(parents=True)
+    (run_dir / "jobs/ok.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    files = {"samples_png": "jobs/ok.png"}
+    r = run([JobResult(model="mine", family="samples", plugin="genbench-score", plugin_version="1", task="digits",
+                       device="cpu", status="ok", quality={"fd": mv(9.0)}, files=files),
+             job("baseline-gaussian", {"fd": mv(170.0)}, files=files), job("gan-mlp", {"fd": mv(1.0)}, files=files)])
+    md = markdown.render(r, run_dir)
+    assert "### Samples\n" in md and "exported ONNX graph)\n" not in md.split("### Samples")[1].split("\n")[0]
+    assert "**mine** (samples supplied to genbench score, not drawn by genbench)" in md
+    assert "**baseline-gaussian** (a reference row: drawn by genbench from the task's data, no graph)" in md
+    assert "**gan-mlp** (drawn by genbench from the exported ONNX graphs)" in md
+
+
 def test_report_escapes_every_field_for_markdown():
     r = run([job("gan-mlp", {"fd": mv(1.0), "x|y\n# h": mv(2.0)},
                  warnings=("<img src=x onerror=alert(1)>\n# Injected",))],

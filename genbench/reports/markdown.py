@@ -241,6 +241,15 @@ def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> st
 
 
 _SUPPLIED = " (samples supplied to genbench score, not drawn by genbench)"
+_REFERENCE = " (a reference row: drawn by genbench from the task's data, no graph)"
+_DRAWN = " (drawn by genbench from the exported ONNX graphs)"
+
+
+def _source(job: JobResult) -> str:
+    """Where a row's samples came from, said per row: a score report's rows were not drawn from a graph."""
+    if job.family == "samples":
+        return _SUPPLIED
+    return _REFERENCE if job.family == "baseline" else _DRAWN
 
 
 def _sampling_tables(jobs: list[JobResult]) -> list[str]:
@@ -275,13 +284,13 @@ def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> lis
     texts = [(j, j.files.get("samples_txt")) for j in jobs if j.files.get("samples_txt")]
     if not grids and not texts:
         return []
-    lines = ["### Samples (drawn by genbench from the exported ONNX graph)", ""]
+    lines = ["### Samples", ""]
     for j, png in grids:
         data, why = read_contained(run_dir, png)
         if data is None:
             lines += [f"**{md_text(j.model)}**: sample grid skipped ({md_text(why)})", ""]
             continue
-        supplied = _SUPPLIED if j.family == "samples" else ""
+        supplied = _source(j)
         lines += [f"**{md_text(j.model)}**{supplied}  ",
                   f"![samples of {md_text(j.model)} on {md_text(task)}]({md_link_target(png)})", ""]
     for j, txt in texts:
@@ -291,7 +300,7 @@ def _grids(jobs: list[JobResult], task: str, run_dir: Path | None = None) -> lis
             continue
         body = neutralise_controls(data.decode("utf-8", errors="replace")[:SAMPLE_TEXT_CHARS], keep="\n", limit=None)
         fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", body)), default=0))
-        supplied = _SUPPLIED if j.family == "samples" else ""
+        supplied = _source(j)
         lines += [f"**{md_text(j.model)}**{supplied} ([{md_text(txt)}]({md_link_target(txt)}))", "", fence + "text", body,
                   fence, ""]
     return lines
