@@ -339,3 +339,36 @@ def test_an_interrupted_score_says_so_in_one_line_and_leaves_no_half_written_run
                                                    "its unfinished run directory "), err
     assert lines[0].endswith(" was removed. Run it again.") and "Aborted" not in err
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_class_metrics_floors_are_a_training_subset_of_the_same_n(tmp_path, builtins_only):
+    """modes and class-kl showed no floor, and classifier-score's was the test split's own score labelled "real
+    data at n": each is now a fixed training subset of the samples' n, scored the same way (checked here
+    against the classifier head's outputs recomputed apart, with scipy's KL)."""
+    from scipy.special import rel_entr
+
+    from genbench.config import RunConfig
+    from genbench.harness import load_task_state
+    from genbench.metrics.builtin import _subset
+    from genbench.plugins import make_plugin_manager
+
+    state = load_task_state(make_plugin_manager().registry.dataset("digits"), RunConfig(profile="default"))
+    d = state.dataset
+    n = 300
+    r = genbench.score(d.test_x[:n], task="digits", out=tmp_path, baselines=False, name="held-out")
+    q = r.jobs[0].quality
+
+    def classes(x):
+        logits = state.extractor(x)[1]
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True)
+
+    train = classes(d.train_x[_subset(len(d.train_x), n)])
+    test = np.bincount(classes(d.test_x).argmax(1), minlength=10) / len(d.test_x)
+    hist = np.bincount(train.argmax(1), minlength=10) / n
+    marginal = train.mean(0)
+    score = float(np.exp(np.mean(np.sum(rel_entr(train, marginal), axis=1))))
+    assert q["modes"].floor == len(np.unique(train.argmax(1)))
+    assert q["class-kl"].floor == pytest.approx(float(np.sum(rel_entr(hist, test))), rel=1e-6)
+    assert q["classifier-score"].floor == pytest.approx(score, rel=1e-5)
+    assert all("training subset of the same n" in q[m].note for m in ("modes", "class-kl", "classifier-score"))

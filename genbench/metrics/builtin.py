@@ -284,6 +284,24 @@ def _sample_classes(ctx: QualityContext):
     return ctx.probabilities("samples", ctx.samples)
 
 
+def _train_classes(ctx: QualityContext) -> np.ndarray:
+    """The classifier head's outputs on the fixed training subset of the samples' ``n`` (FLOOR_SEED's, the one
+    FD's floor is drawn from): the real data a class metric's floor is read off."""
+    n = len(ctx.samples)
+    return ctx.probabilities(f"train@{n}", ctx.dataset.train_x[_subset(len(ctx.dataset.train_x), n)])
+
+
+def _class_floor(ctx: QualityContext, name: str, statistic) -> float:
+    """``statistic(probabilities)`` of :func:`_train_classes`, cached per metric and ``n``."""
+    key = f"{name}:floor@{len(ctx.samples)}"
+    if key not in ctx.cache:
+        ctx.cache[key] = float(statistic(_train_classes(ctx)))
+    return ctx.cache[key]
+
+
+CLASS_FLOOR_NOTE = "floor = a training subset of the same n, scored the same way"
+
+
 def _class_bootstrap(ctx: QualityContext, statistic, over: str = "the samples") -> tuple[np.ndarray, str]:
     """Bootstrap values of ``statistic(weights [B, n]) -> [B]`` over the samples' classifier outputs."""
     n = len(ctx.samples)
@@ -303,7 +321,8 @@ class ModesCovered(Metric):
         onehot = np.eye(k)[probs.argmax(1)]
         value = float(modes_covered(probs.argmax(1), k))
         values, of = _class_bootstrap(ctx, lambda w: ((w @ onehot) > 0).sum(1).astype(float))
-        return MetricValue(value=value, unit=f"of {k}", higher_is_better=True,
+        floor = _class_floor(ctx, "modes", lambda p: modes_covered(p.argmax(1), k))
+        return MetricValue(value=value, unit=f"of {k}", higher_is_better=True, floor=floor, note=CLASS_FLOOR_NOTE,
                            n=len(probs), extractor=ctx.extractor_id, params={"range": [0, k]},
                            interval=_clip(bs.containing(bs.basic_interval(value, values), value), 0, k),
                            interval_of=of)
@@ -338,7 +357,9 @@ class ClassHistogramKL(Metric):
             return rel_entr(p, q).sum(1)
 
         values, _ = _class_bootstrap(ctx, kl)
+        floor = _class_floor(ctx, "class-kl", lambda p: mode_histogram_kl(p.argmax(1), ref / ref.sum(), k))
         return MetricValue(value=value, unit="nats", higher_is_better=False, n=len(probs), extractor=ctx.extractor_id,
+                           floor=floor, note=CLASS_FLOOR_NOTE,
                            interval=_clip(bs.containing(bs.basic_interval(value, values), value), 0, math.inf),
                            interval_of=bs.describe("the samples and the test split", bs.RESAMPLES,
                                                    "a resample that puts samples in a class no test row is in is "
@@ -352,17 +373,15 @@ class ClassifierScore(Metric):
         if ctx.probabilities is None or ctx.extractor_id is None:
             return _no_classifier(ctx, "", True)
         probs = _sample_classes(ctx)
-        floor_key = "classifier-score:test"
-        if floor_key not in ctx.cache:
-            ctx.cache[floor_key] = classifier_score(ctx.probabilities("test", ctx.dataset.test_x))
         value = classifier_score(probs)
         values, of = _class_bootstrap(ctx, lambda w: classifier_score_weighted(probs, w))
         k = probs.shape[1]
         return MetricValue(value=value, unit="", higher_is_better=True, n=len(probs),
-                           extractor=ctx.extractor_id, floor=ctx.cache[floor_key], params={"range": [1, k]},
+                           extractor=ctx.extractor_id, floor=_class_floor(ctx, "classifier-score", classifier_score),
+                           params={"range": [1, k]},
                            interval=_clip(bs.containing(bs.basic_interval(value, values), value), 1, k),
                            interval_of=of,
-                           note=f"max {probs.shape[1]}; reference = the test split's own score")
+                           note=f"max {probs.shape[1]}; {CLASS_FLOOR_NOTE}")
 
 
 

@@ -340,7 +340,8 @@ def _legend() -> str:
              ("± … seed sd", SPREAD_KINDS["seed sd"] + "; [a, b] is the 95% t-interval of their mean"),
              ("± … se", SPREAD_KINDS["se"]),
              ("± … spread", SPREAD_KINDS["spread"] + ", not a standard error"),
-             ("floor", "real data scored the same way at the column's n (a ceiling where higher is better)"),
+             ("floor", "real data scored the same way at the column's n (where higher is better, what real data reaches, "
+                       "not a bound: a model can score above it)"),
              ("references", "baselines, replayed training data and real data: shown apart, not ranked"),
              ("⚑ metric", "the metric flags the model (e.g. copying its training data); the note under the table says why"),
              ("ms / sample, samples / s", "per generated sample, through ONNX Runtime: p50 at batch 1, and the best "

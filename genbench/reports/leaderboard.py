@@ -791,7 +791,8 @@ def table_notes(table: Table) -> list[str]:
     if floored:
         ceilings = [c.label for c in floored if c.higher_is_better]
         notes.append(f"floor: real data scored the same way at the column's n (in {', '.join(c.label for c in floored)})"
-                     + (f"; where higher is better it is a ceiling (in {', '.join(ceilings)})" if ceilings else ""))
+                     + (f"; where higher is better it is what real data reaches, not a bound: a model can score above it "
+                        f"(in {', '.join(ceilings)})" if ceilings else ""))
     own = [c.label for c in table.columns if any(floor_n(x.value) is not None for x in _cells(table, c))]
     if own:
         notes.append(f"except in {', '.join(own)}: there the floor is held-out real data of its own size (half the "
