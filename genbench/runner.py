@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import __version__
 from .config import RunConfig
-from .errors import ConfigError, DataUnavailableError, OutputError, RunInterrupted, RunLockedError, one_line
+from .errors import (ConfigError, DataUnavailableError, GenbenchError, OutputError, RunInterrupted, RunLockedError,
+                     one_line)
 from .features import inception_for
 from .plugins import PluginHost, make_plugin_manager
 from .registry import load_object
@@ -281,7 +282,10 @@ def _has_results(run_dir: Path) -> bool:
         return True
 
 
-#: run() arguments that --resume takes from the stored configuration (``jobs`` alone may change)
+#: run() arguments that --resume may change: where the rest of the work runs, not what it is (a run a lost Ray
+#: cluster stopped finishes with ``--executor process``, or on another cluster's ``--address``)
+RESUME_MAY_CHANGE = ("jobs", "executor", "address")
+#: run() arguments that --resume takes from the stored configuration (but :data:`RESUME_MAY_CHANGE`)
 _RESUMABLE = ("sandbox", "models", "all", "tasks", "profile", "out", "seed", "seeds", "device", "data_dir", "steps", "threads",
               "baselines", "timing", "text_file", "train_threads", "timeout", "executor", "jobs", "address",
                "features", "inception_weights", "fid_n", "cache", "cache_dir", "max_memory", "timing_repeats")
@@ -336,13 +340,20 @@ def resume_run(run_dir: str | Path, *, options: Mapping[str, Any] | None = None,
             kwargs["user_profile"] = UserProfile.from_dict(kwargs["user_profile"])
         if options.get("jobs") is not None:
             kwargs["jobs"] = options["jobs"]
+        moved = {k: options[k] for k in ("executor", "address") if k in options and options[k] != stored.get(k)}
+        if moved:
+            kwargs.update(moved)
+            if moved.get("executor", kwargs.get("executor")) != "ray":
+                kwargs["address"] = None  # an address means nothing off Ray
         config = RunConfig(**kwargs)
         _check_executor(config)
         host = host or make_plugin_manager()
         planned = plan(host, selection.get("models", ()), selection.get("all", False), selection.get("tasks", ()),
                        config.baselines)
         resumes = [*stored.get("resumed_at", []), _now()]
-        result = replace(previous, finished_at=None, config={**stored, "resumed_at": resumes})
+        where = [*stored.get("resumed_on", []), {"at": resumes[-1], "executor": config.executor,
+                                                 "address": config.address, "jobs": config.jobs}]
+        result = replace(previous, finished_at=None, config={**stored, "resumed_at": resumes, "resumed_on": where})
         finished = sum(j.status != "pending" for j in previous.jobs)
         header = (f"resuming run {previous.run_id}: {finished} jobs done, "
                   f"{sum(j.status == 'pending' for j in previous.jobs)} part-done")
@@ -376,7 +387,7 @@ def _check_resume_options(options: Mapping[str, Any], stored: Mapping[str, Any],
             "device": stored.get("requested_device", stored.get("device")), "out": run_dir.resolve().parent}
     wrong = []
     for name, value in options.items():
-        if name == "jobs" or name not in _FLAGS:
+        if name in RESUME_MAY_CHANGE or name not in _FLAGS:
             continue
         kept = have[name] if name in have else stored.get(name)
         if name in ("models", "tasks"):  # the same names, in any order, repeated or not
@@ -394,7 +405,7 @@ def _check_resume_options(options: Mapping[str, Any], stored: Mapping[str, Any],
                          f"run (started {_as_stored(name, kept)})")
     if wrong:
         raise ConfigError(f"--resume finishes the run in {run_dir} with the options it was started with: "
-                          f"{'; '.join(wrong)}. Drop them (only --jobs may change), or start a new run.")
+                          f"{'; '.join(wrong)}. Drop them (only --jobs, --executor and --address may change), or start a new run.")
 
 
 def _as_typed(name: str, value: Any) -> str:
@@ -475,6 +486,7 @@ class _Stop:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.reason: str | None = None
+        self.lost = False  # the Ray cluster lost the work: resumable elsewhere
 
     def set(self, reason: str) -> None:
         if not self.event.is_set():
@@ -578,6 +590,11 @@ def run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config
                     stop.set("SIGINT")
                 except OutputError as exc:
                     stop.set(str(exc))
+                except GenbenchError as exc:
+                    if type(exc).__name__ != "ClusterLost":  # the Ray cluster, not the run, failed: keep the run
+                        raise
+                    stop.set(str(exc))
+                    stop.lost = True
             return _stopped(state, run_dir, stop, echo)
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -591,6 +608,9 @@ def _stopped(state: dict[str, Any], run_dir: Path, stop: _Stop, echo: Callable[[
     resume = f"finish the run with: genbench run --resume {run_dir}"
     if stop.reason in ("SIGINT", "SIGTERM"):
         message = f"Interrupted ({stop.reason}): {done}; {pending} jobs are pending; {resume}"
+    elif stop.lost:
+        message = (f"{stop.reason} The run stopped: {done}; {pending} jobs are pending; {resume} (on the cluster "
+                   "again, or add --executor process [--jobs N] to finish on this machine)")
     else:
         message = f"{stop.reason} The run stopped: {done}; {pending} jobs are pending; make room, then {resume}"
     raise RunInterrupted(message, result, run_dir, stop.reason)
@@ -798,7 +818,8 @@ def _run_units(units: list[Any], config: RunConfig, task_states: dict[str, Any],
     if config.executor == "ray":
         from .executors.ray_executor import run_units
 
-        run_units(units, config.address, config.timeout, on_result, one_at_a_time=config.jobs == 1, stop=stop.event)
+        run_units(units, config.address, config.timeout, on_result, one_at_a_time=config.jobs == 1, stop=stop.event,
+                  on_start=lambda unit: display.started(id(unit)))
     elif config.executor == "inline":
         from .executors.worker import execute, single_threaded_blas
 
@@ -901,6 +922,13 @@ def _check_executor(config: RunConfig) -> None:
         from .executors.local import check_can_start
 
         check_can_start()
+    elif config.executor == "ray":  # before the run directory exists: a cluster no one answers at is one line
+        from .executors.ray_executor import _ray, check_address
+
+        _ray()
+        address = config.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            check_address(address)
 
 
 def _ceiling(threads: int) -> dict[str, Any] | None:

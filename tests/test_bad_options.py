@@ -171,7 +171,7 @@ def test_resume_refuses_options_that_contradict_the_run(small_run):
                   "--task text contradicts the stored run (started with --task digits)",
                   "--timeout 30 contradicts the stored run (started with --timeout 3600)",
                   "--all contradicts the stored run (started without --all)",
-                  "--steps 5 contradicts the stored run (started without --steps)", "only --jobs may change"):
+                  "--steps 5 contradicts the stored run (started without --steps)", "only --jobs, --executor and --address may change"):
         assert words in r.output, r.output
     assert "True" not in r.output and "None" not in r.output and "False" not in r.output, r.output
     assert "--no-timing" not in r.output  # the run was made with timing=False: that agrees
