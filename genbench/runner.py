@@ -576,7 +576,7 @@ def run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config
     from .ui import RunDisplay, UnitHistory
 
     stop = _Stop()
-    state = {"result": result, "done": 0}
+    state = {"result": result, "done": 0, "planned": len(planned)}
     data_dir = run_dir / DATA_COPIES
     display = RunDisplay(progress or "off", echo, f"genbench run {result.run_id}", config.jobs,
                          UnitHistory(config.cache_dir if config.cache else None))
@@ -603,7 +603,9 @@ def run_jobs(result: RunResult, run_dir: Path, planned: list[PlannedJob], config
 def _stopped(state: dict[str, Any], run_dir: Path, stop: _Stop, echo: Callable[[str], None]) -> RunResult:
     """End a run that stopped early: what finished is on disk; say how to finish it."""
     result: RunResult = state["result"]
-    pending = sum(j.status == "pending" for j in result.jobs)
+    # jobs with no result yet are not in run.json at all: count them as the plan does
+    finished = sum(j.status != "pending" for j in result.jobs)
+    pending = max(sum(j.status == "pending" for j in result.jobs), state.get("planned", 0) - finished)
     done = f"{state['done']} units finished in this session, every finished unit is in {run_dir / 'run.json'}"
     resume = f"finish the run with: genbench run --resume {run_dir}"
     if stop.reason in ("SIGINT", "SIGTERM"):

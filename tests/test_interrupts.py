@@ -299,3 +299,19 @@ def test_sigkill_of_genbench_takes_a_process_the_plugin_started_in_a_new_session
             proc.kill()
         for p in sleepers():
             p.kill()
+
+
+def test_a_run_stopped_before_any_result_counts_its_planned_jobs_as_pending(tmp_path):
+    """A run stopped before its first result said "0 jobs are pending": run.json lists no job until one ends."""
+    import pytest
+
+    from genbench.errors import RunInterrupted
+    from genbench.runner import _Stop, _stopped
+    from genbench.types import RunResult
+
+    result = RunResult(schema="genbench.run/2", run_id="r", genbench_version="0", started_at="t", finished_at=None,
+                       command="genbench run --all", config={}, environment={}, jobs=())
+    stop = _Stop()
+    stop.set("SIGTERM")
+    with pytest.raises(RunInterrupted, match=r"0 units finished in this session, .*; 3 jobs are pending; finish"):
+        _stopped({"result": result, "done": 0, "planned": 3}, tmp_path, stop, lambda s: None)
