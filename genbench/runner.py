@@ -688,7 +688,8 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     # longest first (LPT): a long unit started last would run alone at the end while the other cores idle
     units.sort(key=lambda u: -_expected_seconds(u, how[id(u)], display.history.get(_history_key(u, config, how[id(u)]))))
     for unit in units:
-        display.add(id(unit), unit.label, "build", _history_key(unit, config, how[id(unit)]), len(units) + to_time)
+        display.add(id(unit), unit.label, "build", _history_key(unit, config, how[id(unit)]), len(units) + to_time,
+                    groups=_alike(unit, how[id(unit)]))
 
     def on_built(unit: Any, seed_result: Any) -> None:
         if _no_space(seed_result.error):  # not the plugin's failure: the seed stays to do
@@ -725,7 +726,7 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     medians: dict[tuple, list] = {}
     display.set_total(len(units) + len(timing_units))
     for unit in timing_units:
-        display.add(id(unit), unit.label, "timing", _history_key(unit, config, "timing"))
+        display.add(id(unit), unit.label, "timing", _history_key(unit, config, "timing"), groups=_alike(unit, "timing"))
     result = state["result"]
     stage_clock = time.perf_counter()
     if timing_units and dev == "cpu" and "matmul_gflops" not in result.environment:
@@ -880,6 +881,13 @@ def _expected_seconds(unit: Any, how: str, past: float | None) -> float:
     if how == "cached":
         return 1.0
     return _COLD_GUESS.get(unit.job.model.family, 60.0)
+
+
+def _alike(unit: Any, how: str) -> tuple[str, ...]:
+    """What a unit is like, most alike first, for the ETA of units never timed on this machine: the same model
+    and task (its other seeds), then its family; a build that restores from the cache only like another."""
+    model = unit.job.model
+    return (f"{model.name}|{unit.job.task.name}|{how}", f"{model.family}|{how}")
 
 
 def _history_key(unit: Any, config: RunConfig, how: str) -> str:

@@ -14,9 +14,17 @@ they go (:class:`JobProgress` in the unit's process, the unit's pipe, :class:`Ru
 The ETA adds up, for the units not done, how long each took last time on this machine (the same model,
 task, profile, device and kind of unit, and whether the model cache held its model, which
 decides whether it trains): ``history.json`` in the model cache directory, written as units finish (not
-with ``--no-cache``). A unit never seen before counts as the mean of the units of its kind done in this
-run; until one is done the ETA is shown as unknown. Build units run ``--jobs`` at a time; timing units one
-at a time.
+with ``--no-cache``). On a machine with no history it learns from this run:
+
+* a unit that is training projects its end from its own step rate (the steps it reported, over the time
+  since its first report) and its declared total, plus the time the units done so far spent after training;
+* a unit not started yet counts as the units most like it seen so far in this run (the same model and task,
+  else the same family, else any unit of its kind), each done unit by its time and each training unit by
+  its projection, so that a long autoregressive unit done first does not make every GAN look as long.
+
+Timing units not planned yet count :data:`TIMING_GUESS_S` each until one is done. Until some build is done or
+reports a step rate the ETA is shown as unknown. Build units run ``--jobs`` at a
+time; timing units one at a time.
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ from .errors import printable
 
 MODES = ("live", "plain", "off")
 HISTORY_FILE = "history.json"
+#: a timing unit's seconds before any was seen (the default profile's timings of one job, all runtimes and batch
+#: sizes, took 9–20 s on a 2-vCPU machine): a build's time is no guide to it, training dominates builds
+TIMING_GUESS_S = 15.0
 HISTORY_LIMIT = 5000  # keys kept in history.json
 
 
@@ -160,6 +171,25 @@ class UnitState:
     step: tuple[int, int] | None = None
     losses: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None  # when done
+    #: what it is like, most alike first (e.g. ``("gan-mlp|digits", "gan")``): for the ETA of units never seen
+    groups: tuple[str, ...] = ()
+    first_step: tuple[float, int] | None = None  # (when, steps done) of its first progress report
+    last_step: tuple[float, int, int] | None = None  # (when, steps done, steps in all) of its latest
+    train_end: float | None = None  # seconds after its start when it left training
+
+    def projected(self, now: float, after_training: float | None) -> float | None:
+        """Its whole duration as its step rate projects it (None without a rate): elapsed, the training steps
+        left at its own rate, and ``after_training`` seconds of what follows training."""
+        if self.started is None or self.first_step is None or self.last_step is None:
+            return None
+        elapsed = now - self.started
+        if self.train_end is not None:
+            return max(elapsed, self.train_end + (after_training or 0.0))
+        (t0, d0), (t1, d1, total) = self.first_step, self.last_step
+        if t1 <= t0 or d1 <= d0:
+            return None
+        left = max(total - d1, 0) / ((d1 - d0) / (t1 - t0))
+        return elapsed + max(left - (now - t1), 0.0) + (after_training or 0.0)
 
 
 def _clock(seconds: float | None) -> str:
@@ -233,10 +263,13 @@ class RunDisplay:
         if self.mode == "plain" and text:
             self._plain(text)
 
-    def add(self, key: int, label: str, kind: str, history_key: str, expected_total: int | None = None) -> None:
-        """A unit to come; ``expected_total``: how many units the whole run has, as now known."""
+    def add(self, key: int, label: str, kind: str, history_key: str, expected_total: int | None = None,
+            groups: tuple[str, ...] = ()) -> None:
+        """A unit to come; ``expected_total``: how many units the whole run has, as now known; ``groups``: what
+        it is like, most alike first (its model and task, its family), for the ETA of units never seen."""
         with self._lock:
-            self.units[key] = UnitState(label, kind, history_key, self.history.get(history_key))
+            self.units[key] = UnitState(label, kind, history_key, self.history.get(history_key),
+                                        groups=tuple(groups))
             self.total = max(expected_total or 0, len(self.units))
 
     def set_total(self, total: int) -> None:
@@ -257,11 +290,17 @@ class RunDisplay:
             unit = self.units.get(key)
             if unit is None:
                 return
+            now = time.monotonic()
             if kind == "phase":
+                if unit.phase == "train" and unit.started is not None and unit.train_end is None:
+                    unit.train_end = now - unit.started
                 unit.phase, unit.step = printable(payload, 20), None
             elif kind == "progress":
                 done, total, losses = payload
                 unit.step, unit.losses = (int(done), int(total)), dict(losses)
+                if unit.first_step is None:
+                    unit.first_step = (now, int(done))
+                unit.last_step = (now, int(done), int(total))
                 return
         if kind == "phase" and self.mode == "plain" and unit.phase not in ("start", "done"):
             self._plain(f"{self._tag(unit)} {unit.phase:<7} {unit.label} ({_clock(self._elapsed(unit))})")
@@ -288,26 +327,44 @@ class RunDisplay:
     # ---- ETA
 
     def eta(self) -> float | None:
-        """Seconds left, from past timings (see the module's docstring); None when some unit has no estimate."""
+        """Seconds left, from past timings and this run's step rates (see the module's docstring); None when
+        some unit has no estimate."""
         with self._lock:
             now = time.monotonic()
-            means = {}
-            for kind in ("build", "timing"):
-                seen = [u.seconds for u in self.units.values() if u.kind == kind and u.seconds is not None]
-                means[kind] = sum(seen) / len(seen) if seen else None
+            after = [u.seconds - u.train_end for u in self.units.values()
+                     if u.seconds is not None and u.train_end is not None]
+            after_training = sum(after) / len(after) if after else None
+            # what each unit seen in this run took, or is projected to take: done units, training units
+            seen: dict[str, list[float]] = {}
+            projections: dict[int, float] = {}
+            for key, u in self.units.items():
+                total = u.seconds if u.seconds is not None else u.projected(now, after_training)
+                if total is None:
+                    continue
+                if u.seconds is None:
+                    projections[key] = total
+                for group in (*u.groups, u.kind):
+                    seen.setdefault(f"{u.kind}:{group}", []).append(total)
+
+            def like(u: UnitState) -> float | None:
+                for group in (*u.groups, u.kind):
+                    values = seen.get(f"{u.kind}:{group}")
+                    if values:
+                        return sum(values) / len(values)
+                return None
+
+            means = {kind: like(UnitState("", kind, "")) for kind in ("build", "timing")}
             left: dict[str, list[float]] = {"build": [], "timing": []}
-            for u in self.units.values():
+            for key, u in self.units.items():
                 if u.seconds is not None:
                     continue
-                guess = u.estimate if u.estimate is not None else means.get(u.kind)
+                guess = u.estimate if u.estimate is not None else projections.get(key, like(u))
                 if guess is None:
                     return None
                 left[u.kind].append(max(guess - (now - u.started if u.started else 0.0), 0.0))
-            unknown = self.total - len(self.units)  # units not planned yet (timing, before stage 2): as the mean
+            unknown = self.total - len(self.units)  # units not planned yet (timing, before stage 2)
             if unknown > 0:
-                if means["timing"] is None and means["build"] is None:
-                    return None
-                left["timing"] += [means["timing"] or means["build"] or 0.0] * unknown
+                left["timing"] += [means["timing"] if means["timing"] is not None else TIMING_GUESS_S] * unknown
         build = max(sum(left["build"]) / self.jobs, max(left["build"], default=0.0))
         return build + sum(left["timing"])
 
