@@ -833,8 +833,9 @@ def table_notes(table: Table) -> list[str]:
                      f"baseline's): {', '.join(worse)}")
     notes += [f"{r.model}: {label} has no value: {err}" for r, label, err in metric_errors(table)]
     notes += [f"⚠ {r.model}: {flag}" for r in table.rows for flag in r.flags]
-    notes += [f"{r.model}: not ranked (–): it {r.not_ranked}, so it is no competitor" for r in table.rows
-              if r.not_ranked]
+    notes += [f"{r.model}: not ranked (–): "
+              + "; ".join([f"it {r.copies}"] * bool(r.copies) + [f"it is {r.replayed}"] * bool(r.replayed))
+              + ", so it is no competitor" for r in table.rows if r.not_ranked]
     return notes
 
 
