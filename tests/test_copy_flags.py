@@ -220,3 +220,19 @@ def test_the_split_replay_baseline_is_a_flagged_reference_row(tmp_path):
     beside = {j.model.name for j in plan(host, ["some-model"], tasks=["ring8"])}
     assert {"baseline-gaussian", "baseline-train-copy"} <= beside and "baseline-split-replay" not in beside
     assert "baseline-split-replay" in {j.model.name for j in plan(host, all_models=True, tasks=["ring8"])}
+
+
+def test_a_replay_flag_in_one_seed_of_three_stays_on_the_mean():
+    """As a copier in one seed copies, a number better than real data in one seed keeps the row out of the ranking."""
+    from genbench.aggregate import aggregate_metric
+    from genbench.types import MetricValue, SeedResult
+
+    def seed(i, value, params):
+        mv = MetricValue(value, "", True, n=500, floor=0.93, floor_interval=(0.90, 0.96), params=params)
+        return SeedResult(seed=i, status="ok", quality={"precision": mv})
+
+    flagged = {"k": 3, "flag": f"{REPLAY} (precision 1 above ...)", "replayed": True}
+    mean = aggregate_metric("precision", [seed(0, 0.93, {"k": 3}), seed(1, 1.0, flagged), seed(2, 0.92, {"k": 3})])
+    assert mean.params["replayed"] is True and mean.params["flag"].startswith(f"seed 1: {REPLAY}")
+    clean = aggregate_metric("precision", [seed(0, 0.93, {"k": 3}), seed(1, 0.94, {"k": 3})])
+    assert "replayed" not in clean.params and "flag" not in clean.params
