@@ -58,8 +58,8 @@ def aggregate_metric(name: str, seeds: Sequence[SeedResult]) -> MetricValue:
 
 
 def _flagged_params(params: Mapping[str, Any] | None, values: Sequence[tuple[int, MetricValue | None]]) -> Any:
-    """The first seed's params, with the flag (and what it says is copied) of every seed that raised one:
-    a model that copies in one seed of three copies, whichever seed came first."""
+    """The first seed's params, with the flag (and what it says is copied or replayed) of every seed that raised
+    one: a model that copies in one seed of three copies, whichever seed came first."""
     flagged = [(seed, v.params) for seed, v in values if v is not None and isinstance(v.params, Mapping)
                and v.params.get("flag")]
     if not flagged:
@@ -69,6 +69,9 @@ def _flagged_params(params: Mapping[str, Any] | None, values: Sequence[tuple[int
     out["flag"] = (str(first_flagged["flag"]) if len(flagged) == len(values) else
                    f"seed {seed}: {first_flagged['flag']} (flagged in {len(flagged)} of {len(values)} seeds)")
     out.pop("copies", None)
+    out.pop("replayed", None)
+    if any(p.get("replayed") is True for _, p in flagged):  # beyond the floor's interval in some seed
+        out["replayed"] = True
     copied = [p["copies"] for _, p in flagged if p.get("copies")]
     return {**out, "copies": copied[0]} if copied else out
 

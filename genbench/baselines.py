@@ -2,7 +2,9 @@
 
 Images: ``baseline-gaussian`` draws from a Gaussian fitted to the training pixels (full covariance, clipped to
 the data range). ``baseline-train-copy`` replays training images: it is what a model that memorised its
-training set would score, and sits near the FD floor.
+training set would score, and sits near the FD floor. ``baseline-split-replay`` replays training images for
+half its samples and test images for the other half: a graph with real data of both splits embedded, which
+the copy flags must catch (each split's copy rate is judged against held-out data, not against the other's).
 
 Text: ``baseline-unigram`` and ``baseline-bigram``, byte n-gram models with add-k smoothing.
 """
@@ -70,21 +72,24 @@ class GaussianBaseline(_Baseline):
         return TrainSummary(steps=1, seconds=time.perf_counter() - t0)
 
 
+def _stored(x: np.ndarray):
+    """``(tensor, scale)``: exactly-quantised data (0..255 or 0..16 levels) as uint8 to keep the graph small."""
+    import torch
+
+    for levels in (255.0, 16.0):
+        q = np.round(x * levels)
+        if np.allclose(q / levels, x, atol=1e-6):
+            return torch.from_numpy(q.astype(np.uint8)), 1.0 / levels
+    return torch.from_numpy(np.array(x, dtype=np.float32)), 1.0
+
+
 class TrainCopyBaseline(_Baseline):
     def train(self, data: TrainingData, config: TrainConfig, progress: Progress) -> TrainSummary:
         import torch
 
         t0 = time.perf_counter()
-        x = data.x
-        # Store exactly-quantised data (0..255 or 0..16 levels) as uint8 to keep the graph small.
-        for levels in (255.0, 16.0):
-            q = np.round(x * levels)
-            if np.allclose(q / levels, x, atol=1e-6):
-                stored, scale = torch.from_numpy(q.astype(np.uint8)), 1.0 / levels
-                break
-        else:
-            stored, scale = torch.from_numpy(np.array(x, dtype=np.float32)), 1.0
-        n = len(x)
+        stored, scale = _stored(data.x)
+        n = len(data.x)
 
         class Replay(torch.nn.Module):
             def __init__(self) -> None:
@@ -98,6 +103,43 @@ class TrainCopyBaseline(_Baseline):
         self.shape = tuple(data.shape)
         self.value_range = data.value_range
         self.module = Replay().eval()
+        self.input_spec = TensorSpec("u", ("batch", 1), source="uniform")
+        progress(1, 1, {})
+        return TrainSummary(steps=0, seconds=time.perf_counter() - t0)
+
+
+class SplitReplayBaseline(_Baseline):
+    """Replays real data of both splits: a sample is a training example when its uniform input is below ½, else
+    a test example (half of each in expectation). The test split is no plugin's to see: genbench's build stage
+    hands it to this built-in reference alone (:attr:`held_out`), as the attack it stands for would embed it."""
+
+    held_out: np.ndarray | None = None
+
+    def train(self, data: TrainingData, config: TrainConfig, progress: Progress) -> TrainSummary:
+        import torch
+
+        if self.held_out is None:
+            raise RuntimeError("baseline-split-replay needs the task's test split, which only genbench's build "
+                               "stage gives it: run it through genbench run.")
+        t0 = time.perf_counter()
+        train_x, test_x = np.asarray(data.x, dtype=np.float32), np.asarray(self.held_out, dtype=np.float32)
+        stored, scale = _stored(np.concatenate([train_x, test_x]))
+        n_train, n_test = len(train_x), len(test_x)
+
+        class SplitReplay(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.register_buffer("images", stored)
+
+            def forward(self, u: torch.Tensor) -> torch.Tensor:
+                v = u[:, 0]
+                train_idx = (v * 2 * n_train).long().clamp(0, n_train - 1)
+                test_idx = n_train + ((v - 0.5) * 2 * n_test).long().clamp(0, n_test - 1)
+                return self.images[torch.where(v < 0.5, train_idx, test_idx)].to(torch.float32) * scale
+
+        self.shape = tuple(data.shape)
+        self.value_range = data.value_range
+        self.module = SplitReplay().eval()
         self.input_spec = TensorSpec("u", ("batch", 1), source="uniform")
         progress(1, 1, {})
         return TrainSummary(steps=0, seconds=time.perf_counter() - t0)

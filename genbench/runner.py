@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import __version__
+from .builtin import NOT_BESIDE_EVERY_MODEL
 from .config import RunConfig
 from .errors import (ConfigError, DataUnavailableError, GenbenchError, OutputError, RunInterrupted, RunLockedError,
                      one_line)
@@ -58,7 +59,8 @@ def plan(host: PluginHost, models: Sequence[str] = (), all_models: bool = False,
         here = [m for m in chosen if m.supports(task)]
         if baselines and not all_models and any(m.family != "baseline" for m in here):
             # reference rows beside the named models, on the tasks they run on
-            here += [m for m in reg.models if m.family == "baseline" and m.supports(task) and m not in here]
+            here += [m for m in reg.models if m.family == "baseline" and m.supports(task) and m not in here
+                     and m.name not in NOT_BESIDE_EVERY_MODEL]
         for model in chosen + [m for m in here if m not in chosen]:
             if model in here:
                 jobs.append(PlannedJob(model, task))

@@ -145,7 +145,10 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
 
     if baselines:
         profile = replace(get_profile("default"), max_samples=n)  # the baselines draw as many as were given
-        for spec in [m for m in host.registry.models if m.family == "baseline" and dataset.kind in m.tasks]:
+        from .builtin import NOT_BESIDE_EVERY_MODEL
+
+        for spec in [m for m in host.registry.models if m.family == "baseline" and dataset.kind in m.tasks
+                     and m.name not in NOT_BESIDE_EVERY_MODEL]:
             jobs.append(_baseline_row(spec, state, config, profile, array, metrics, run_dir, seed))
             result = replace(result, jobs=tuple(jobs))
             write_run(result, run_dir)

@@ -475,7 +475,9 @@ class MetricValue(_Serializable):
     under-fitting). A two-sided metric is never ranked by, and a move away from ``target`` is a regression.
     ``params["flag"]``, when present, is a warning about the row a report shows beside the model's name;
     ``params["copies"]`` (``"training"`` or ``"test"``) says the model copies that split, which keeps it
-    out of the ranking (:mod:`genbench.metrics.memorization`).
+    out of the ranking (:mod:`genbench.metrics.memorization`). ``params["replayed"]`` (True) says the value lies
+    beyond its floor's interval, better than real data at this n (:data:`REPLAY_FLAG`): that too keeps a model
+    out of the ranking.
     """
 
     value: float | None
@@ -509,6 +511,11 @@ class MetricValue(_Serializable):
     #: data at this n lands there), and what it is
     floor_interval: tuple[float, float] | None = None
     floor_of: str | None = None
+
+
+#: what a value beyond its floor's 95% interval says (FD, KID, precision, recall): nearer the test split than real
+#: training data of the same size is, which a model that learned the distribution cannot be
+REPLAY_FLAG = "closer to the test data than real data is: replayed data?"
 
 
 @dataclass(frozen=True)

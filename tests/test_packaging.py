@@ -167,8 +167,8 @@ def test_the_built_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     from genbench.schemas import validate
 
     validate(listing, "genbench.list/1", "genbench list --json")
-    assert {m["name"] for m in listing["models"]} == {"baseline-gaussian", "baseline-train-copy", "baseline-unigram",
-                                                      "baseline-bigram"}  # no plugin is installed there
+    assert {m["name"] for m in listing["models"]} == {"baseline-gaussian", "baseline-train-copy", "baseline-split-replay",
+                                                      "baseline-unigram", "baseline-bigram"}  # no plugin is installed there
     assert {"digits", "text", "ring8", "grid25"} <= {t["name"] for t in listing["tasks"]}
 
 

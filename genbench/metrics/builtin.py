@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.spatial import cKDTree
 from scipy.special import rel_entr
 
-from ..types import MetricValue
+from ..types import REPLAY_FLAG, MetricValue
 from . import Metric, QualityContext
 from . import bootstrap as bs
 from .frechet import frechet_bootstrap, frechet_distance_infinity, gaussian_statistics
@@ -40,7 +40,8 @@ class FrechetDistance(Metric):
         test = reference_for(ctx, "test", ctx.dataset.test_x)  # cached on disk per (data hash, extractor hash)
         if f"floor@{n}" not in ctx.cache:
             ctx.cache[f"floor@{n}"] = floor_spread(
-                lambda i: frechet_distance_to_reference(*gaussian_statistics(_train_subset(ctx, n, i)), test))
+                lambda i: frechet_distance_to_reference(*gaussian_statistics(_train_subset(ctx, n, i)), test),
+                distinct=n < len(ctx.dataset.train_x))
         feats = ctx.features("samples", ctx.samples)
         value = frechet_distance_to_reference(*gaussian_statistics(feats), test)
         boot = _cached(ctx, "fd:bootstrap", lambda: frechet_bootstrap(feats, test.features, seed=ctx.seed,
@@ -48,6 +49,7 @@ class FrechetDistance(Metric):
         floor, floor_interval, floor_of = ctx.cache[f"floor@{n}"]
         return MetricValue(value=value, unit="", higher_is_better=False, n=n, extractor=ctx.extractor_id,
                            floor=floor, floor_interval=floor_interval, floor_of=floor_of,
+                           params=replay_params("FD", value, floor_interval, False),
                            interval=bs.containing(boot["interval"], value), interval_of=boot["interval_of"],
                            note=f"FD(samples, test split of {len(ctx.dataset.test_x)}); floor = FD(train subset, test)")
 
@@ -139,16 +141,52 @@ class FrechetDistanceInfinity(Metric):
 FLOOR_SUBSETS = 5
 
 
-def floor_spread(value_of) -> tuple[float, tuple[float, float] | None, str]:
+def floor_spread(value_of, distinct: bool = True) -> tuple[float, tuple[float, float] | None, str]:
     """(mean, 95% prediction interval, what it is) of ``value_of(i)`` over :data:`FLOOR_SUBSETS` subsets: the
-    interval ``mean ± t₀.₉₇₅,ₖ₋₁ · sd · √(1 + 1/k)`` is where one more real-data subset's value lands."""
+    interval ``mean ± t₀.₉₇₅,ₖ₋₁ · sd · √(1 + 1/k)`` is where one more real-data subset's value lands. Not
+    ``distinct`` (the samples' size is the whole training split, so every subset is the same data): the one
+    value, and no interval, since subsets that cannot differ say nothing of real data's spread at this n."""
+    if not distinct:
+        return float(value_of(0)), None, NO_SPREAD
     values = [float(value_of(i)) for i in range(FLOOR_SUBSETS)]
     k = len(values)
+    return math.fsum(values) / k, prediction_interval(values), (
+        f"mean over {k} training subsets of the samples' size; interval: the 95% prediction interval of one more "
+        f"subset (t, {k - 1} df)")
+
+
+NO_SPREAD = "the whole training split (the samples' size is all of it): no spread over subsets, no interval"
+
+
+def prediction_interval(values) -> tuple[float, float]:
+    """The 95% prediction interval of one more value, ``mean ± t₀.₉₇₅,ₖ₋₁ · sd · √(1 + 1/k)``, of ``values``."""
+    k = len(values)
     mean = math.fsum(values) / k
-    sd = float(np.std(values, ddof=1))
-    half = float(stats.t.ppf(0.975, k - 1)) * sd * math.sqrt(1 + 1 / k)
-    return mean, (mean - half, mean + half), (f"mean over {k} training subsets of the samples' size; interval: the "
-                                              f"95% prediction interval of one more subset (t, {k - 1} df)")
+    half = float(stats.t.ppf(0.975, k - 1)) * float(np.std(values, ddof=1)) * math.sqrt(1 + 1 / k)
+    return mean - half, mean + half
+
+
+def subset_floor_of(interval: tuple[float, float] | None) -> str:
+    """What the floor of KID, precision and recall is (one fixed training subset) and its interval, or why none."""
+    if interval is None:
+        return NO_SPREAD
+    return (f"floor: the fixed training subset of the samples' size; interval: the 95% prediction interval of one more "
+            f"subset, from {FLOOR_SUBSETS} training subsets (t, {FLOOR_SUBSETS - 1} df)")
+
+
+def replay_params(name: str, value: float, floor_interval: tuple[float, float] | None, higher_is_better: bool,
+                  params: dict | None = None) -> dict | None:
+    """``params`` with the flag of a value beyond its floor's interval (better than real training data of the same
+    size scores against the test split: :data:`REPLAY_FLAG`), or ``params`` as given when it is not beyond it."""
+    if floor_interval is None or not math.isfinite(value):
+        return params
+    lo, hi = floor_interval
+    if not (value > hi if higher_is_better else value < lo):
+        return params
+    side = "above" if higher_is_better else "below"
+    flag = (f"{REPLAY_FLAG} ({name} {value:.4g} {side} the floor's 95% interval [{lo:.4g}, {hi:.4g}] over "
+            f"{FLOOR_SUBSETS} training subsets of the samples' size: better than real data at this n)")
+    return {**(params or {}), "flag": flag, "replayed": True}
 
 
 def _train_subset(ctx: QualityContext, n: int, i: int) -> np.ndarray:
@@ -197,17 +235,25 @@ class KernelInceptionDistance(Metric):
         if f"kid-floor@{len(fake)}" not in ctx.cache:
             ctx.cache[f"kid-floor@{len(fake)}"] = kernel_inception_distance(
                 test, train, num_subsets=KID_SUBSETS, subset_size=size, seed=ctx.seed)[0]
+        if f"kid-floor-spread@{len(fake)}" not in ctx.cache:  # none where every training subset is the same data
+            ctx.cache[f"kid-floor-spread@{len(fake)}"] = None if len(fake) >= len(ctx.dataset.train_x) else (
+                prediction_interval([ctx.cache[f"kid-floor@{len(fake)}"]] + [
+                    kernel_inception_distance(test, _train_subset(ctx, len(fake), i), num_subsets=KID_SUBSETS,
+                                              subset_size=size, seed=ctx.seed)[0] for i in range(1, FLOOR_SUBSETS)]))
+        floor_interval = ctx.cache[f"kid-floor-spread@{len(fake)}"]
         values, point, m = kid_bootstrap(test, fake, subset_size=size, resamples=bs.RESAMPLES, seed=ctx.seed)
         offsets = bs.basic_interval(point, values)
         interval = None if offsets is None else (mean + offsets[0] - point, mean + offsets[1] - point)
         over = f"{m:,} samples and {m:,} test rows (one subset of each)"
         return MetricValue(value=mean, unit="", higher_is_better=False, n=len(fake), extractor=ctx.extractor_id,
                            std=std, std_of=f"{KID_SUBSETS} subsets of {size}", floor=ctx.cache[f"kid-floor@{len(fake)}"],
+                           floor_interval=floor_interval, floor_of=subset_floor_of(floor_interval),
                            interval=bs.containing(interval, mean),
                            interval_of=bs.describe(over, bs.RESAMPLES, "placed around the value"
                                                    + ("; of an estimate from fewer rows than n: conservative"
                                                       if m < min(len(test), len(fake)) else "")),
-                           params={"subsets": KID_SUBSETS, "subset_size": size, "kernel": "(x.y/d + 1)^3"})
+                           params=replay_params("KID", mean, floor_interval, False,
+                                                {"subsets": KID_SUBSETS, "subset_size": size, "kernel": "(x.y/d + 1)^3"}))
 
 
 #: the fractions among the k-NN metrics: (rows the share is of, what is held fixed) for an exact binomial interval
@@ -222,6 +268,9 @@ class _PairMetric(Metric):
     name = ""
     index = 0
     k = 3
+    #: whether the floor has a spread over training subsets, and a value beyond it a flag (precision, recall)
+    spread = False
+    label = ""
 
     def compute(self, real, fake):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -235,6 +284,14 @@ class _PairMetric(Metric):
         if ref_key not in ctx.cache:
             ctx.cache[ref_key] = self.compute(test, train)
         value = float(pair[self.index])
+        floor_interval = None
+        if self.spread and len(fake) < len(ctx.dataset.train_x):
+            spread_key = f"{self.name}:reference-spread@{len(fake)}"
+            if spread_key not in ctx.cache:
+                pairs = [ctx.cache[ref_key]] + [self.compute(test, _train_subset(ctx, len(fake), i))
+                                                for i in range(1, FLOOR_SUBSETS)]
+                ctx.cache[spread_key] = [prediction_interval([float(p[j]) for p in pairs]) for j in (0, 1)]
+            floor_interval = ctx.cache[spread_key][self.index]
         fraction = _KNN_FRACTIONS.get((self.name, self.index))
         if fraction is not None:  # a share of rows, the other set fixed: a binomial proportion
             rows = len(fake) if fraction[0] == "samples" else len(test)
@@ -253,20 +310,22 @@ class _PairMetric(Metric):
                 interval_of = bs.describe("the samples and the test rows", bs.RESAMPLES)
         return MetricValue(value=value, unit="", higher_is_better=True, n=len(fake),
                            extractor=ctx.extractor_id, floor=float(ctx.cache[ref_key][self.index]),
+                           floor_interval=floor_interval, floor_of=subset_floor_of(floor_interval) if self.spread else None,
                            interval=interval, interval_of=interval_of,
-                           params={"k": self.k, "real": "test split", "generated": "samples"},
+                           params=replay_params(self.label, value, floor_interval, True,
+                                                {"k": self.k, "real": "test split", "generated": "samples"}),
                            note="reference = a training subset of the same size scored the same way")
 
 
 class Precision(_PairMetric):
-    name, index, k = "precision_recall", 0, 3
+    name, index, k, spread, label = "precision_recall", 0, 3, True, "precision"
 
     def compute(self, real, fake):
         return precision_recall(real, fake, k=self.k)
 
 
 class Recall(Precision):
-    index = 1
+    index, label = 1, "recall"
 
 
 class Density(_PairMetric):

@@ -17,12 +17,21 @@ Two measures, each beside the value held-out real data gets (``floor``):
   distances of held-out examples. Data that does not copy gets about 5%; a model that replays training
   images gets 100% against the training split; a graph with test images embedded as constants gets
   100% against the test split.
+* Both splits together (``params`` of ``copy-rate``, and the verdict of all three): the same rate against the
+  union of the two splits less the held-out pieces B and D, its threshold set by one half of B ∪ D and its
+  held-out value by the other half. A model that replays real data from both splits is closer to the union
+  than held-out data is, however it divides its copies between them.
+
+Every copy rate is judged against what **held-out** data gets against the same reference, never against the
+other split's rate: a replay of half training and half test examples is close to both splits, as far more
+samples than held-out data are, and is flagged for each.
 
 Distances are Euclidean, in the task's fixed feature space for images (projected to 64 dimensions by a
 PCA fitted on the training features when wider, as dgm-eval does), on raw coordinates for 2-D points.
 The held-out side uses fixed halves of the test split (A: the test's P_n and the train copy threshold,
 B: the held-out value) and two fixed disjoint subsets of the training split (C: the test copy threshold,
-D: its held-out value), each of size ``|test| / 2``, so every model meets the same references.
+D: its held-out value), each of size ``|test| / 2``, so every model meets the same references; the union
+leaves B and D out and halves each of them (B1 ∪ D1: its threshold, B2 ∪ D2: its held-out value).
 """
 
 from __future__ import annotations
@@ -48,9 +57,12 @@ PER_CELL, MIN_CELLS, MAX_CELLS = 50, 2, 50
 COPY_QUANTILE = 0.05
 PCA_DIMS = 64
 SPLIT_SEED = 20200405  # the halves and subsets are part of the measure: fixed for every model and run
-#: copy-rate flags: the samples are this many times (and 3 standard errors) more often close to the split
-#: than to the other split and than held-out data are
+#: copy-rate flags: the samples are this many times (and 3 standard errors) more often close to the
+#: reference (a split, or both together) than held-out data are
 COPY_RATIO, COPY_Z = 2.0, 3.0
+#: the words a copying verdict uses for each reference
+SPLIT_WORDS = {"train": "training", "test": "test", "both": "training and test"}
+OTHER_WORDS = {"train": "the training split", "test": "the test split", "both": "both together"}
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -195,18 +207,27 @@ def two_proportion_z(p1: float, n1: int, p2: float, n2: int) -> float:
     return 0.0 if se == 0 else (p1 - p2) / se
 
 
-def copying_flag(rate: float, n: int, other_rate: float, held_out_rate: float, reference: int,
-                 split: str, other: str) -> str | None:
+def copying_flag(rate: float, n: int, held_out_rate: float, reference: int, split: str,
+                 others: dict[str, float] | None = None) -> str | None:
     """The flag of a copy rate, or None: the samples are at least :data:`COPY_RATIO` times as often (and
-    :data:`COPY_Z` standard errors more often) close to ``split`` as to ``other`` and as held-out data are.
-    Comparing with the other split keeps a model that only concentrates its samples near dense regions
-    (close to every split alike) from reading as a copier."""
-    if (rate >= COPY_RATIO * max(other_rate, held_out_rate) and two_proportion_z(rate, n, other_rate, n) > COPY_Z
-            and two_proportion_z(rate, n, held_out_rate, reference) > COPY_Z):
-        word = {"train": "training"}.get(split, split)
-        return (f"copies {word} data ({rate:.0%} of samples closer to a {word} example than 95% of held-out "
-                f"examples are; {other_rate:.0%} for the {other} split, {held_out_rate:.0%} for held-out data)")
+    :data:`COPY_Z` standard errors more often) close to ``split`` (``train``, ``test`` or ``both``) as
+    held-out data are to the same reference. Held-out data is the only yardstick: a model that replays both
+    splits is as close to one as to the other, so comparing the splits with each other would excuse it.
+    ``others``: the samples' rates against the other references, quoted in the flag."""
+    if copied(rate, n, held_out_rate, reference):
+        word = SPLIT_WORDS.get(split, split)
+        example = "an example of either split" if split == "both" else f"a {word} example"
+        also = ", ".join(f"{r:.0%} against {OTHER_WORDS.get(k, k)}" for k, r in (others or {}).items())
+        return (f"copies {'real' if split == 'both' else word} data ({rate:.0%} of samples closer to {example} "
+                f"than 95% of held-out examples are, against {held_out_rate:.0%} of held-out data"
+                + (f"; {also})" if also else ")"))
     return None
+
+
+def copied(rate: float, n: int, held_out_rate: float, reference: int) -> bool:
+    """Whether a copy rate of ``n`` samples is significantly (:data:`COPY_RATIO`, :data:`COPY_Z`) above the held-out
+    rate of ``reference`` examples against the same reference set."""
+    return rate >= COPY_RATIO * held_out_rate and two_proportion_z(rate, n, held_out_rate, reference) > COPY_Z
 
 
 # --------------------------------------------------------------------------- the metrics
@@ -247,8 +268,13 @@ def _splits(ctx: QualityContext) -> dict[str, np.ndarray]:
         n_test, n_train = len(ctx.dataset.test_x), len(ctx.dataset.train_x)
         half = min(n_test // 2, n_train // 2)
         t, r = rng.permutation(n_test), rng.permutation(n_train)
+        q = half // 2  # B and D halved for the union's threshold (B1, D1) and held-out value (B2, D2)
         ctx.cache["memorization:splits"] = {"A": np.sort(t[:half]), "B": np.sort(t[half:2 * half]),
-                                            "C": np.sort(r[:half]), "D": np.sort(r[half:2 * half])}
+                                            "C": np.sort(r[:half]), "D": np.sort(r[half:2 * half]),
+                                            "B1": np.sort(t[half:half + q]), "B2": np.sort(t[half + q:2 * half]),
+                                            "D1": np.sort(r[half:half + q]), "D2": np.sort(r[half + q:2 * half]),
+                                            "Ukeep_test": np.sort(np.concatenate([t[:half], t[2 * half:]])),
+                                            "Ukeep_train": np.sort(np.concatenate([r[:half], r[2 * half:]]))}
     return ctx.cache["memorization:splits"]
 
 
@@ -257,8 +283,12 @@ def _points(ctx: QualityContext, embed) -> dict[str, np.ndarray]:
     if "memorization:real" not in ctx.cache:
         s = _splits(ctx)
         train, test = embed("train", ctx.dataset.train_x), embed("test", ctx.dataset.test_x)
-        ctx.cache["memorization:real"] = {"T": train, "S": test, **{k: (test if k in "AB" else train)[idx]
-                                                                     for k, idx in s.items()}}
+        pieces = {k: (test if k[0] in "AB" else train)[s[k]] for k in ("A", "B", "C", "D", "B1", "B2", "D1", "D2")}
+        ctx.cache["memorization:real"] = {
+            "T": train, "S": test, **pieces,
+            # both splits less the held-out pieces B and D; B1 ∪ D1 and B2 ∪ D2 are held out from it
+            "U": np.concatenate([train[s["Ukeep_train"]], test[s["Ukeep_test"]]]),
+            "H1": np.concatenate([pieces["B1"], pieces["D1"]]), "H2": np.concatenate([pieces["B2"], pieces["D2"]])}
     return {**ctx.cache["memorization:real"], "Q": embed("samples", ctx.samples)}
 
 
@@ -299,20 +329,27 @@ class DataCopyingCT(Metric):
 
 
 def _ct_flag(value: float, rates: dict[str, float]) -> str:
-    """The C_T flag; it says so when the samples are as close to the test split as to the training split,
-    which C_T alone cannot tell from copying (samples concentrated near dense regions also read as < 0)."""
+    """The C_T flag; it says so when no copy rate is above held-out data's while the samples are as close to the
+    test split as to the training split: C_T alone cannot tell that from copying (samples concentrated near dense
+    regions also read as < 0), and such samples copy nothing."""
     flag = f"copies training data (C_T = {value:.1f} < {CT_FLAG:g}: samples closer to it than held-out data are)"
     if _concentrated(rates):
-        flag += (f"; but as close to the test split (copy rate {rates['train']:.0%} against train, "
-                 f"{rates['test']:.0%} against test): concentrated samples rather than copies")
+        flag += (f"; but no more often within copying distance of real data than held-out data is (copy rate "
+                 f"{rates['train']:.0%} against train, {rates['test']:.0%} against test, {rates['both']:.0%} against "
+                 f"both; held-out {rates['train_reference']:.0%}, {rates['test_reference']:.0%}, "
+                 f"{rates['both_reference']:.0%}), and as close to the test split: concentrated samples rather "
+                 "than copies")
     return flag
 
 
 def _concentrated(rates: dict[str, float]) -> bool:
-    """Whether samples are not significantly more often close to the training split than to the test split."""
-    n = int(rates["n"])
+    """Whether C_T's verdict is waived: no copy rate (against either split or both together) is above held-out
+    data's, and the samples are not significantly more often close to the training split than to the test split."""
+    n, ref = int(rates["n"]), int(rates["reference_n"])
+    if any(copied(rates[k], n, rates[f"{k}_reference"], int(rates.get(f"{k}_reference_n", ref)))
+           for k in ("train", "test", "both")):
+        return False
     return two_proportion_z(rates["train"], n, rates["test"], n) <= COPY_Z
-
 
 
 def _copy_rates(ctx: QualityContext, embed) -> dict[str, float]:
@@ -321,12 +358,17 @@ def _copy_rates(ctx: QualityContext, embed) -> dict[str, float]:
         key = "memorization:thresholds"
         if key not in ctx.cache:
             train_t, test_t = copy_threshold(pts["A"], pts["T"]), copy_threshold(pts["C"], pts["S"])
-            ctx.cache[key] = {"train_threshold": train_t, "test_threshold": test_t,
+            both_t = copy_threshold(pts["H1"], pts["U"])
+            ctx.cache[key] = {"train_threshold": train_t, "test_threshold": test_t, "both_threshold": both_t,
                               "train_reference": copy_rate(pts["B"], pts["T"], train_t),
-                              "test_reference": copy_rate(pts["D"], pts["S"], test_t), "reference_n": len(pts["B"])}
+                              "test_reference": copy_rate(pts["D"], pts["S"], test_t),
+                              "both_reference": copy_rate(pts["H2"], pts["U"], both_t),
+                              "reference_n": len(pts["B"]), "both_reference_n": len(pts["H2"]),
+                              "both_threshold_n": len(pts["H1"]), "both_n": len(pts["U"])}
         t = ctx.cache[key]
         return {**t, "train": copy_rate(pts["Q"], pts["T"], t["train_threshold"]),
-                "test": copy_rate(pts["Q"], pts["S"], t["test_threshold"]), "n": len(pts["Q"])}
+                "test": copy_rate(pts["Q"], pts["S"], t["test_threshold"]),
+                "both": copy_rate(pts["Q"], pts["U"], t["both_threshold"]), "n": len(pts["Q"])}
 
     if "memorization:rates" not in ctx.job_cache:
         ctx.job_cache["memorization:rates"] = compute()
@@ -334,7 +376,9 @@ def _copy_rates(ctx: QualityContext, embed) -> dict[str, float]:
 
 
 class CopyRate(Metric):
-    """Share of samples closer to a training example than 95% of held-out test examples are."""
+    """Share of samples closer to a training example than 95% of held-out test examples are. Its ``params`` also
+    hold the rate against both splits together (``both_splits_rate``), and its flag says so when that rate is
+    above held-out data's although the training split's alone is not."""
 
     split, other = "train", "test"
 
@@ -349,11 +393,22 @@ class CopyRate(Metric):
                                   "space": "features" if space[1] else "coordinates",
                                   "stderr_of": f"{n} samples (binomial)",
                                   "floor_n": int(r["reference_n"])}  # the floor's own size, not n: reports say so
-        flag = copying_flag(rate, n, r[self.other], reference, int(r["reference_n"]), self.split, self.other)
+        others = {self.other: r[self.other], "both": r["both"]}
+        flag = copying_flag(rate, n, reference, int(r["reference_n"]), self.split, others)
+        if self.split == "train":
+            params.update(both_splits_rate=r["both"], both_splits_floor=r["both_reference"],
+                          both_splits_threshold=r["both_threshold"], both_splits_floor_n=int(r["both_reference_n"]),
+                          both_splits_reference=int(r["both_n"]))
+            if flag is None and not copied(r["test"], n, r["test_reference"], int(r["reference_n"])):
+                # copies spread over both splits, neither enough on its own: the union's rate says so
+                flag = copying_flag(r["both"], n, r["both_reference"], int(r["both_reference_n"]), "both",
+                                    {"train": rate, "test": r["test"]})
+                if flag:
+                    params["copies"] = "training and test"
         held = "test" if self.split == "train" else "training"
         if flag:
             params["flag"] = flag
-            params["copies"] = "training" if self.split == "train" else "test"
+            params.setdefault("copies", "training" if self.split == "train" else "test")
         return MetricValue(value=rate, unit=COPY_RATE_UNIT, higher_is_better=False, n=n, extractor=space[1], floor=reference,
                            stderr=math.sqrt(rate * (1 - rate) / n), params=params,
                            interval=bs.binomial_interval(int(round(rate * n)), n),
@@ -370,6 +425,6 @@ class CopyRateAgainstTest(CopyRate):
 
 
 __all__ = ["COPY_RATE_UNIT", "CT_FLAG", "CT_TARGET", "CT_UNIT", "CopyRate", "CopyingTest", "CopyRateAgainstTest", "DataCopyingCT", "assign_cells", "cell_count",
-           "copy_rate", "copy_threshold", "copying_flag", "data_copying_test", "kmeans_cells", "mann_whitney_z",
+           "copied", "copy_rate", "copy_threshold", "copying_flag", "data_copying_test", "kmeans_cells", "mann_whitney_z",
            "nearest_distances", "single_threaded", "two_proportion_z"]
 

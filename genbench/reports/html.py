@@ -343,7 +343,8 @@ def _legend() -> str:
              ("floor", "real data scored the same way at the column's n (where higher is better, what real data reaches, "
                        "not a bound: a model can score above it)"),
              ("references", "baselines, replayed training data and real data: shown apart, not ranked"),
-             ("⚑ metric", "the metric flags the model (e.g. copying its training data); the note under the table says why"),
+             ("⚑ metric", "the metric flags the model (e.g. copying its training data, or a value better than real data "
+                          "at n: replayed data?); the note under the table says why"),
              ("ms / sample, samples / s", "per generated sample, through ONNX Runtime: p50 at batch 1, and the best "
                                           "batch's throughput")]
     return "<div class='legend'>" + "".join(f"<div><b>{_e(k)}</b> — {_e(v)}</div>" for k, v in items) + "</div>"
@@ -490,6 +491,8 @@ def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[st
     name += f"<span class='kind'>{_e(r.reference)}</span>" if r.reference else f"<span class='fam'>{_e(j.family)}</span>"
     if r.copies:
         name += f"<span class='copies' title='{_e(r.not_ranked or r.copies)}'>⚠ {_e(r.copies)}</span>"
+    if r.replayed:  # a number better than real data at its n: not ranked either
+        name += f"<span class='copies' title='{_e(r.not_ranked or r.replayed)}'>⚠ {_e(r.replayed)}</span>"
     if r.worse_than_baseline:
         name += f"<span class='flag'>worse than {_e(r.worse_than_baseline)}</span>"
     if flags:

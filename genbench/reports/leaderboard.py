@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..aggregate import aggregate_quality
 from ..comparability import FIELD_LABELS, KEY_FIELDS, UNKNOWN, describe, freeze, key_of, unknown_fields
 from ..errors import GenbenchError
-from ..types import JobResult, MetricValue, RunResult
+from ..types import REPLAY_FLAG, JobResult, MetricValue, RunResult
 from . import (METRIC_ORDER, arrow, better_text, csv_cell, direction, fmt_num, mapping, neutralise_controls, number, safe_perf_summary, text_of)
 
 FORMATS = ("md", "csv", "json", "html")
@@ -39,7 +39,8 @@ SCHEMA = "genbench.leaderboard/2"
 #: the key fields that hold for a whole job: results that differ in one of them go to separate tables
 TABLE_FIELDS = ("profile", "seeds", "extractor", "data")
 #: models that are references whatever their family: what they stand for
-REFERENCE_MODELS = {"baseline-train-copy": "replayed training data"}
+REFERENCE_MODELS = {"baseline-train-copy": "replayed training data",
+                    "baseline-split-replay": "replayed training and test data"}
 REFERENCE_FAMILIES = {"baseline": "baseline"}
 #: what a unitless number is, per built-in metric ({fs}: the feature extractor's name). Numbers are never
 #: rescaled: every format shows the value stored in run.json.
@@ -131,6 +132,8 @@ class Row:
     sources: list[Source] = field(default_factory=list)  # every run a number in this row came from
     flags: list[str] = field(default_factory=list)  # "metric: what it flags", e.g. copying training data
     copies: str | None = None  # "copies training data" (or test data) when its numbers say so
+    #: REPLAY_FLAG when a number lies beyond its floor's interval (better than real data at its n), else None
+    replayed: str | None = None
     pooled: str | None = None  # "pooled over seeds 0, 1 from runs A (seed 0), B (seed 1)" when several runs made it
     #: the baseline (``baseline-gaussian``) whose interval on the ranking metric lies wholly better than this
     #: model's, or None
@@ -138,8 +141,11 @@ class Row:
 
     @property
     def not_ranked(self) -> str | None:
-        """Why a model row is not ranked although it is no reference row (it copies), or None."""
-        return self.copies if self.reference is None else None
+        """Why a model row is not ranked although it is no reference row (it copies, or some number of it is
+        better than real data: replayed data?), or None."""
+        if self.reference is not None:
+            return None
+        return "; ".join(r for r in (self.copies, self.replayed) if r) or None
 
     @property
     def model(self) -> str:
@@ -215,7 +221,7 @@ def copying(mv: MetricValue) -> str | None:
     with the caveat "concentrated samples rather than copies" is not one)."""
     params = mv.params if isinstance(mv.params, Mapping) else {}
     if "copies" in params:
-        return params["copies"] if params["copies"] in ("training", "test") else None
+        return params["copies"] if params["copies"] in ("training", "test", "training and test") else None
     flag = params.get("flag")
     if isinstance(flag, str) and "rather than copies" not in flag:
         for start, split in (("copies training data", "training"), ("copies train data", "training"),
@@ -225,21 +231,36 @@ def copying(mv: MetricValue) -> str | None:
     return None
 
 
+def replayed(mv: MetricValue) -> bool:
+    """Whether a metric value lies beyond its floor's interval, better than real data at its n: its metric says so
+    (``params["replayed"]``), or, for results written before that field, its floor interval does."""
+    params = mv.params if isinstance(mv.params, Mapping) else {}
+    return params.get("replayed") is True or floor_position(mv) == "beyond"
+
+
 def row_flags(cells: Mapping[str, Cell]) -> tuple[list[str], str | None]:
     """(the row's flags, one "label: flag" per flagged number; why it is not ranked, or None): a model
-    whose numbers say it copies its training or test data is no competitor."""
+    whose numbers say it copies its training or test data is no competitor (:attr:`Row.replayed` holds the
+    other reason, a number better than real data)."""
     flags, copied = [], []
     for label, cell in cells.items():
         params = cell.value.params if isinstance(cell.value.params, Mapping) else {}
-        if params.get("flag"):
-            flags.append(f"{label}: {text_of(params['flag'], 400)}")
-        if floor_position(cell.value) == "beyond":
-            flags.append(f"{label}: beyond the floor's 95% interval over training subsets: better than real data "
-                         "at this n, which a model cannot be (replayed or copied data?)")
+        flag = params.get("flag")
+        if flag:
+            flags.append(f"{label}: {text_of(flag, 400)}")
+        if floor_position(cell.value) == "beyond" and not (isinstance(flag, str) and REPLAY_FLAG in flag):
+            flags.append(f"{label}: {REPLAY_FLAG} (beyond the floor's 95% interval over training subsets: better "
+                         "than real data at this n, which a model cannot be)")
         split = copying(cell.value)
-        if split and split not in copied:
-            copied.append(split)
+        for part in (split.split(" and ") if split else ()):
+            if part not in copied:
+                copied.append(part)
     return flags, (f"copies {' and '.join(copied)} data" if copied else None)
+
+
+def row_replayed(cells: Mapping[str, Cell]) -> str | None:
+    """:data:`~genbench.types.REPLAY_FLAG` when some number of the row is better than real data at its n, else None."""
+    return REPLAY_FLAG if any(replayed(c.value) for c in cells.values()) else None
 
 
 def _unkeyed(job: JobResult) -> bool:
@@ -402,6 +423,7 @@ def _make_table(task: str, shared: dict[str, Any], slots: Mapping[tuple, dict]) 
                               }.values(), key=lambda s: s.order) or [src]
         row.pooled = slot.get("pooled")
         row.flags, row.copies = row_flags(row.cells)
+        row.replayed = row_replayed(row.cells)
         table.runs |= {s.order for s in row.sources} | {src.order}
         table.rows.append(row)
     _rank(table)
@@ -812,15 +834,17 @@ def table_notes(table: Table) -> list[str]:
                      f"baseline's): {', '.join(worse)}")
     notes += [f"{r.model}: {label} has no value: {err}" for r, label, err in metric_errors(table)]
     notes += [f"⚠ {r.model}: {flag}" for r in table.rows for flag in r.flags]
-    notes += [f"{r.model}: not ranked (–): it {r.not_ranked}, so it is no competitor" for r in table.rows
-              if r.not_ranked]
+    notes += [f"{r.model}: not ranked (–): "
+              + "; ".join([f"it {r.copies}"] * bool(r.copies) + [f"it is {r.replayed}"] * bool(r.replayed))
+              + ", so it is no competitor" for r in table.rows if r.not_ranked]
     return notes
 
 
 def model_mark(r: Row) -> str:
     """What is shown beside a model's name: "⚠ copies training data", "⚠ flagged", "worse than
     baseline-gaussian", or nothing."""
-    marks = [f"⚠ {r.copies}"] if r.copies else ["⚠ flagged (see notes)"] if r.flags else []
+    marks = ([f"⚠ {r.copies}"] if r.copies else []) + ([f"⚠ {r.replayed}"] if r.replayed else [])
+    marks = marks or (["⚠ flagged (see notes)"] if r.flags else [])
     if r.worse_than_baseline:
         marks.append(f"worse than {r.worse_than_baseline}")
     return "; ".join(marks)
@@ -1034,7 +1058,8 @@ def render(runs: Sequence[RunResult], fmt: str, tasks: Iterable[str] = (), board
 
 __all__ = ["Board", "Cell", "Column", "FORMATS", "Row", "SCHEMA", "Source", "Table", "build", "cell_text", "clipped",
            "sampling_interval", "seed_sd", "shown_interval", "value_range",
-           "copying", "error_of", "floor_n", "floor_position", "is_smoke", "model_mark", "row_flags", "SMOKE_CAVEAT",
+           "copying", "error_of", "floor_n", "floor_position", "is_smoke", "model_mark", "replayed", "row_flags",
+           "row_replayed", "SMOKE_CAVEAT",
            "build_from_dirs", "interval", "rank_ranges", "render", "render_csv", "render_json",
            "to_dict"]
 

@@ -53,6 +53,10 @@ def train(model: GenerativeModel, dataset: Any, config: Any, device: str, progre
     tc = TrainConfig(seed=config.seed, device=device, profile=config.profile, steps=config.steps)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.train_threads)
+    from ..baselines import SplitReplayBaseline
+
+    if type(model) is SplitReplayBaseline:  # the built-in reference that replays both splits, and no plugin
+        model.held_out = dataset.test_x
     t0 = time.perf_counter()
     try:
         summary = model.train(training_data(dataset, config), tc, progress)
