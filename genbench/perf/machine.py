@@ -228,9 +228,9 @@ def routine(code):
     fn._buf = buf
     return fn
 
-def best_time(fn, seconds, repeats=3):
+def best_time(fn, seconds, repeats=7):
     n = 1000
-    while True:  # calibrate to about seconds / repeats a call
+    while True:  # calibrate to about seconds / repeats a call: short calls, the best of several, dodge preemption
         t0 = time.perf_counter(); fn(n); t = time.perf_counter() - t0
         if t > 0.01:
             break
