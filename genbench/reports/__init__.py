@@ -89,7 +89,9 @@ def perf_summary(job: JobResult, graph: str | None = None, scenario: str | None 
 
     The best batch is chosen among records whose throughput is valid and that were not noisy; when none is,
     among all, and ``valid`` is False. ``valid`` covers every figure returned; a p99 without the samples it
-    needs is returned as None.
+    needs is returned as None. A record above its machine's physical peak (``measurement_error``) is never a
+    candidate: it is a measurement error, listed in ``measurement_errors``. ``ort_best_share_of_peak`` is the best
+    batch's share of the physical peak; ``machines`` the identities of the machines behind the figures.
     """
     recs, unit, note = _headline_records(job, graph, scenario)
     wrong = [p for p in recs if getattr(p, "measurement_error", None)]

@@ -70,13 +70,14 @@ def graph_flops(path: str | Path, sizes: Mapping[str, int]) -> int | None:
 
 #: the GEMM sizes of the practical ceiling, and the bursts each runtime gets at each (the largest is one call:
 #: 137 GFLOP at 4096², about 0.7 s on 2 Zen cores; the whole measurement is about 2 s there, less on more cores)
-CEILING_SIZES = ((1024, 2), (2048, 1), (4096, 1))
+DEFAULT_CEILING_SIZES = ((1024, 2), (2048, 1), (4096, 1))
+CEILING_SIZES = DEFAULT_CEILING_SIZES
 
 
-def matmul_ceiling_gflops(threads: int, sizes: Sequence[tuple[int, int]] = CEILING_SIZES, seconds: float = 0.1,
+def matmul_ceiling_gflops(threads: int, sizes: Sequence[tuple[int, int]] | None = None, seconds: float = 0.1,
                           repeats: int | None = None, n: int | None = None) -> dict[str, Any]:
     """The machine's practical float32 GEMM ceiling with ``threads`` threads: the best rate of square matmuls
-    at each size of ``sizes`` ((n, bursts) pairs: 1024², 2048² and 4096² by default), in torch and in ONNX
+    at each size of ``sizes`` ((n, bursts) pairs: :data:`CEILING_SIZES`, 1024², 2048² and 4096², by default), in torch and in ONNX
     Runtime, and the better of the two (``ceiling``). A graph's achieved GFLOP/s is read against it.
 
     At each size the runtimes take turns, alternating which goes first, each burst at least ``seconds`` and at
@@ -96,6 +97,8 @@ def matmul_ceiling_gflops(threads: int, sizes: Sequence[tuple[int, int]] = CEILI
 
     if n is not None:
         sizes = ((int(n), int(repeats or 5)),)
+    elif sizes is None:
+        sizes = CEILING_SIZES  # read at call time
     t_start = _time.perf_counter()
 
     def burst(call: Callable[[], Any], size: int) -> float:
