@@ -244,3 +244,29 @@ def test_a_stamped_run_matches_the_schema(tmp_path):
     back = load_run(tmp_path / "run.json")  # schema-checked on load
     assert back.jobs[0].performance[0].machine == "aaaaaaaaaaaa"
     assert back.environment["physical_peak"]["gflops_per_s"] == 234.9
+
+
+def test_a_run_records_its_machine_and_limits_and_stamps_every_record(fake_host, tmp_path):
+    """End to end, small: the run's environment names the machine and both limits; every timing record carries
+    the identity and, with FLOPs, its shares; report.md states the machine, the peak and the ceiling."""
+    import genbench
+
+    result = genbench.run(["tiny-ok"], tasks=["digits"], profile="smoke", host=fake_host, out=tmp_path,
+                          baselines=False, device="cpu", executor="process", jobs=1)
+    env = result.environment
+    identity = env["machine"]["identity"]
+    assert identity == machine_identity()["identity"] and env["machine"]["method"] in ("microbenchmark",
+                                                                                      "cpuinfo and flags")
+    (job,) = result.jobs
+    assert job.performance and all(p.machine == identity for p in job.performance)
+    peak = (env.get("physical_peak") or {}).get("gflops_per_s")
+    ceiling = env["matmul_gflops"]["ceiling"]
+    assert ceiling and env["matmul_gflops"]["sizes"]  # measured, and kept whatever the graphs reached
+    for p in job.performance:
+        if p.gflops_per_s and peak and not p.measurement_error:
+            assert p.share_of_peak == pytest.approx(p.gflops_per_s / peak) and p.share_of_peak <= 1
+        if p.gflops_per_s:
+            assert p.share_of_ceiling == pytest.approx(p.gflops_per_s / ceiling)
+    report = (tmp_path / result.run_id / "report.md").read_text()
+    assert f"\\[{identity}\\]" in report and "- GEMM ceiling (float32 matmul" in report
+    assert "GEMM ceiling: not measured" not in report
