@@ -270,3 +270,16 @@ def test_a_run_records_its_machine_and_limits_and_stamps_every_record(fake_host,
     report = (tmp_path / result.run_id / "report.md").read_text()
     assert f"\\[{identity}\\]" in report and "- GEMM ceiling (float32 matmul" in report
     assert "GEMM ceiling: not measured" not in report
+
+
+def test_flop_per_cycle_is_the_nearest_power_of_two_and_never_above_the_flags():
+    from genbench.perf.machine import _nominal
+
+    assert _nominal(54.8, 64.0) == 64.0 and _nominal(65.8, 64.0) == 64.0  # loaded, or its clock read low
+    assert _nominal(33.5, 64.0) == 32.0  # a core that splits 512-bit FMAs in two (Zen 4)
+    assert _nominal(120.0, 64.0) == 64.0  # never above what the flags allow
+    peak = 234.9
+    at, just, over = annotate([_record(peak * 1.03), _record(peak * 1.02, batch=8), _record(peak * 1.2, batch=16)],
+                              "m", peak, None)
+    assert at.measurement_error is None and just.measurement_error is None  # within the clock's own margin
+    assert over.measurement_error is not None

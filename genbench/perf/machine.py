@@ -15,8 +15,8 @@ executable page and calls it through ctypes:
 - FLOP per cycle: 12 independent chains of ``vfmadd231ps`` on ymm registers (8 FP32 lanes × 2 FLOP) and,
   where the CPU has avx512f, on zmm registers (16 lanes), more chains than any core's FMA latency × units,
   so that the FMA units, not the dependencies, set the rate. The measured value is reported as measured
-  (``flop_per_cycle_measured``) and as the power of two it is within 15% of (``flop_per_cycle``), since
-  hardware rates are powers of two.
+  (``flop_per_cycle_measured``) and as the power of two nearest it (``flop_per_cycle``), since hardware rates
+  are powers of two, never above what the flags allow.
 
 Elsewhere, or when that fails, the clock is ``/proc/cpuinfo``'s "cpu MHz" and FLOP per cycle is read off the
 flags (``method`` says which way each was obtained). The measured clock is kept out of ``identity``: it
@@ -41,6 +41,8 @@ RATE_FLAGS = ("fma", "avx", "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "am
               "amx_fp16", "asimd", "sve", "sve2")
 #: the fields whose values make up ``identity`` (the measured clock and FLOP/cycle are not among them)
 IDENTITY_FIELDS = ("arch", "vendor", "family", "model", "stepping", "model_name", "flags", "cores", "gpus")
+#: how far above the physical peak a record must be to be flagged: a margin for the clock's own measurement
+PEAK_MARGIN = 0.05
 #: seconds the child process of :func:`measure_clock` may take before it is given up
 PROBE_TIMEOUT_S = 20.0
 
@@ -253,12 +255,14 @@ print(json.dumps(out))
 '''
 
 
-def _nominal(measured: float) -> float:
-    """The power of two within 15% of a measured FLOP/cycle (hardware rates are powers of two), else the value."""
+def _nominal(measured: float, bound: float | None = None) -> float:
+    """The power of two nearest a measured FLOP/cycle in log scale (hardware rates are powers of two; a loaded
+    machine reads low, a clock read low reads high, and either would have to be 41% off to pick another), never
+    above what the flags allow (``bound``)."""
     if measured <= 0:
         return measured
     p = 2.0 ** round(math.log2(measured))
-    return p if abs(measured - p) <= 0.15 * p else measured
+    return min(p, bound) if bound else p
 
 
 def flop_per_cycle_from_flags(flags: Iterable[str]) -> float | None:
@@ -319,7 +323,8 @@ def measure_clock(machine: Mapping[str, Any] | None = None, seconds: float = 1.0
     fpc = max((v for k, v in got.items() if k.startswith("flop_per_cycle_") and isinstance(v, (int, float))),
               default=None)
     if hz and hz > 0 and fpc and fpc > 0:
-        out.update(method="microbenchmark", clock_ghz=hz / 1e9, flop_per_cycle=_nominal(fpc),
+        out.update(method="microbenchmark", clock_ghz=hz / 1e9,
+                   flop_per_cycle=_nominal(fpc, flop_per_cycle_from_flags(flags)),
                    flop_per_cycle_measured=fpc,
                    per_width={k.removeprefix("flop_per_cycle_"): v for k, v in got.items() if k.startswith("flop_per")})
     else:
@@ -350,8 +355,9 @@ def physical_peak(measured: Mapping[str, Any] | None, threads: int, cores: int |
 
 def annotate(records: Sequence[Any], identity: str | None, peak: float | None, ceiling: float | None) -> list[Any]:
     """``records`` (PerfRecords) stamped with the machine's ``identity`` and, where they have GFLOP/s, their
-    share of the physical ``peak`` and of the practical GEMM ``ceiling``. A record above the physical peak is a
-    measurement error: ``measurement_error`` says so, it is not valid, and no report publishes it."""
+    share of the physical ``peak`` and of the practical GEMM ``ceiling``. A record above the physical peak (by more
+    than :data:`PEAK_MARGIN`, the clock's own uncertainty) is a measurement error: ``measurement_error`` says so,
+    it is not valid, and no report publishes it."""
     from dataclasses import replace
 
     out = []
@@ -362,7 +368,7 @@ def annotate(records: Sequence[Any], identity: str | None, peak: float | None, c
             changes["share_of_peak"] = g / peak
         if g is not None and ceiling:
             changes["share_of_ceiling"] = g / ceiling
-        if g is not None and peak and g > peak * (1 + 1e-9):
+        if g is not None and peak and g > peak * (1 + PEAK_MARGIN):
             why = (f"{g:.1f} GFLOP/s is above this machine's physical peak ({peak:.1f} GFLOP/s, clock × FLOP per "
                    "cycle × threads): a measurement error, not published")
             changes.update(measurement_error=why, valid=False,
@@ -372,5 +378,5 @@ def annotate(records: Sequence[Any], identity: str | None, peak: float | None, c
     return out
 
 
-__all__ = ["IDENTITY_FIELDS", "RATE_FLAGS", "annotate", "describe", "flop_per_cycle_from_flags", "gpu_identity",
+__all__ = ["IDENTITY_FIELDS", "PEAK_MARGIN", "RATE_FLAGS", "annotate", "describe", "flop_per_cycle_from_flags", "gpu_identity",
            "identity_of", "machine_identity", "measure_clock", "parse_cpuinfo", "physical_peak"]
