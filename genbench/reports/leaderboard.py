@@ -970,6 +970,7 @@ def _row_dict(table: Table, r: Row) -> dict[str, Any]:
             "cells": {c.label: _cell_dict(r.cells.get(c.label)) for c in table.columns},
             "ort_p50_ms_b1": number(p["ort_p50_ms_b1"]), "ort_best_throughput": number(p["ort_best_throughput"]),
             "torch_best_throughput": number(p["torch_best_throughput"]),
+            "ort_best_share_of_peak": number(p["ort_best_share_of_peak"]), "speed_machine": row_machine(r),
             "speed_unit": p["unit"] if p["unit"] == "samples/s" else None,
             "timing_valid": p["valid"] if isinstance(p["valid"], bool) else None,
             "timing_noisy": p["noisy"] if isinstance(p["noisy"], bool) else None,
@@ -1020,8 +1021,8 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
               "family", "plugin", "plugin_version", "device"]
     for label in labels:
         header += [label] + [f"{label} {f}" for f in CSV_CELL_FIELDS[1:]] + [f"{label} unit"]
-    header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "speed_unit", "timing_valid",
-               "timing_noisy", "genbench_version", "git_commit", "run_id", "run_ids", "environment", "command"]
+    header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "ort_best_share_of_peak",
+               "speed_machine", "speed_unit", "timing_valid", "timing_noisy", "genbench_version", "git_commit", "run_id", "run_ids", "environment", "command"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow([csv_cell(h) for h in header])
@@ -1031,7 +1032,8 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
             d = _row_dict(t, r)
             row: dict[str, Any] = {k: d[k] for k in ("rank", "rank_low", "rank_high", "reference", "model", "family",
                                                      "plugin", "plugin_version", "device", "ort_p50_ms_b1",
-                                                     "ort_best_throughput", "torch_best_throughput", "speed_unit",
+                                                     "ort_best_throughput", "torch_best_throughput",
+                                                     "ort_best_share_of_peak", "speed_machine", "speed_unit",
                                                      "timing_valid", "timing_noisy", "genbench_version", "git_commit",
                                                      "run_id", "environment", "command")}
             row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]), not_ranked=d["not_ranked"],
