@@ -283,3 +283,31 @@ def test_flop_per_cycle_is_the_nearest_power_of_two_and_never_above_the_flags():
                               "m", peak, None)
     assert at.measurement_error is None and just.measurement_error is None  # within the clock's own margin
     assert over.measurement_error is not None
+
+
+def test_gpus_are_named_with_driver_and_clock_where_cuda_is_there(monkeypatch):
+    import subprocess
+    import types
+
+    import torch
+
+    from genbench.perf import machine
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (9, 0))
+    seen = []
+
+    def smi(argv, **kw):
+        seen.append(argv)
+        return types.SimpleNamespace(returncode=0, stdout="550.54.15, 1980\n")
+    monkeypatch.setattr(subprocess, "run", smi)
+    (gpu,) = machine.gpu_identity()
+    assert gpu["name"] == "NVIDIA H100 80GB HBM3" and gpu["driver"] == "550.54.15" and gpu["clock_mhz"] == 1980.0
+    assert gpu["capability"] == "9.0" and seen and seen[0][0] == "nvidia-smi"
+    m = machine_identity(ZEN, cores=2)
+    assert m["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3" and describe(m).endswith(
+        f"+ NVIDIA H100 80GB HBM3 [{m['identity']}]")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no nvidia-smi")))
+    assert machine.gpu_identity()[0]["driver"] is None  # the name stays; what could not be read is None
