@@ -177,6 +177,10 @@ def test_matmul_ceiling_takes_the_best_of_alternating_bursts_over_its_sizes_and_
         assert c["best_n"][runtime] in (64, 128)
     assert c["ceiling"] == max(c["torch"], c["onnxruntime"])
     assert "background_cpu_cores" in c and isinstance(c["noisy"], bool) and c["seconds"] > 0
+    assert c["skipped"] == []
+    # a size whose one call would take longer than the bound is left out, and named
+    bounded = matmul_ceiling_gflops(1, sizes=((64, 1), (128, 1)), seconds=0.01, max_call_s=1e-12)
+    assert bounded["sizes"] == [64] and bounded["skipped"] == [128] and set(bounded["bursts"]["torch"]) == {"64"}
 
 
 def test_a_graph_above_the_ceiling_remeasures_it_and_the_final_value_stays():

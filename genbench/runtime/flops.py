@@ -72,10 +72,13 @@ def graph_flops(path: str | Path, sizes: Mapping[str, int]) -> int | None:
 #: 137 GFLOP at 4096², about 0.7 s on 2 Zen cores; the whole measurement is about 2 s there, less on more cores)
 DEFAULT_CEILING_SIZES = ((1024, 2), (2048, 1), (4096, 1))
 CEILING_SIZES = DEFAULT_CEILING_SIZES
+#: the longest one GEMM call of the ceiling may be predicted to take (from the best rate so far) to be measured
+MAX_CALL_S = 1.5
 
 
 def matmul_ceiling_gflops(threads: int, sizes: Sequence[tuple[int, int]] | None = None, seconds: float = 0.1,
-                          repeats: int | None = None, n: int | None = None) -> dict[str, Any]:
+                          repeats: int | None = None, n: int | None = None,
+                          max_call_s: float = MAX_CALL_S) -> dict[str, Any]:
     """The machine's practical float32 GEMM ceiling with ``threads`` threads: the best rate of square matmuls
     at each size of ``sizes`` ((n, bursts) pairs: :data:`CEILING_SIZES`, 1024², 2048² and 4096², by default), in torch and in ONNX
     Runtime, and the better of the two (``ceiling``). A graph's achieved GFLOP/s is read against it.
@@ -86,6 +89,10 @@ def matmul_ceiling_gflops(threads: int, sizes: Sequence[tuple[int, int]] | None 
     The machine's background CPU use during the bursts is recorded (``background_cpu_cores``, ``noisy``).
     Measure it with nothing else of genbench running (the runner does, as the timing stage starts).
     ``n`` and ``repeats`` (the former one-size form) measure ``n``² alone in ``repeats`` bursts.
+
+    The measurement stays bounded: a size whose one call, predicted from the best rate so far, would take longer
+    than ``max_call_s`` is left out and named in ``skipped`` (a slow or loaded machine; a graph that then beats
+    the ceiling has it measured again, :func:`settle_ceiling`).
     """
     import time as _time
 
@@ -123,7 +130,12 @@ def matmul_ceiling_gflops(threads: int, sizes: Sequence[tuple[int, int]] | None 
     monitor = None
     try:
         turn = 0
+        skipped: list[int] = []
         for size, count in sizes:
+            so_far = [r for name in names for rates in bursts[name].values() for r in rates]
+            if so_far and 2 * size**3 / (max(so_far) * 1e9) > max_call_s:
+                skipped.append(size)
+                continue
             a, b = torch.randn(size, size), torch.randn(size, size)
             session = session_for(size)
             feeds = {"a": a.numpy(), "b": b.numpy()}
@@ -141,7 +153,8 @@ def matmul_ceiling_gflops(threads: int, sizes: Sequence[tuple[int, int]] | None 
         torch.set_num_threads(old)
     best = {name: max(r for rates in bursts[name].values() for r in rates) for name in names}
     best_n = {name: int(max(bursts[name], key=lambda k: max(bursts[name][k]))) for name in names}
-    return {**best, "ceiling": max(best.values()), "sizes": [s for s, _ in sizes], "best_n": best_n,
+    return {**best, "ceiling": max(best.values()), "sizes": [s for s, _ in sizes if s not in skipped],
+            "skipped": skipped, "best_n": best_n,
             "threads": threads, "bursts": bursts, "seconds": _time.perf_counter() - t_start,
             "background_cpu_cores": background,
             "noisy": background is not None and background > NOISY_BACKGROUND_CORES}
