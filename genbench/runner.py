@@ -84,6 +84,7 @@ def environment(device: str, threads: int) -> dict[str, Any]:
     import torch
 
     from .perf.cores import usable_cores
+    from .perf.machine import machine_identity
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {
@@ -92,6 +93,7 @@ def environment(device: str, threads: int) -> dict[str, Any]:
         "onnxruntime_providers": onnxruntime.get_available_providers(), "platform": platform.platform(),
         "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "usable_cores": usable_cores(), "gpus": gpus, "device": device, "threads": threads,
         "git_commit": _git_commit(), "executor": "local", "hostname": platform.node(),
+        "machine": machine_identity(),  # what tells machines apart; its clock is measured when a run times models
     }
 
 
@@ -731,8 +733,8 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
         display.add(id(unit), unit.label, "timing", _history_key(unit, config, "timing"), groups=_alike(unit, "timing"))
     result = state["result"]
     stage_clock = time.perf_counter()
-    if timing_units and dev == "cpu" and "matmul_gflops" not in result.environment:
-        result = replace(result, environment={**result.environment, "matmul_gflops": _ceiling(config.threads)})
+    if timing_units:  # the machine's limits, measured as the timing stage starts: nothing else of genbench runs
+        result = replace(result, environment=_with_limits(result.environment, dev, config.threads))
     state["result"] = result
 
     def on_timed(unit: Any, timing: Any) -> None:
@@ -756,7 +758,15 @@ def _run_stages(state: dict[str, Any], run_dir: Path, planned: list[PlannedJob],
     result = state["result"]
     if timing_units and result.environment.get("matmul_gflops"):
         result = replace(result, environment={**result.environment, "matmul_gflops": _settle_ceiling(
-            result.environment["matmul_gflops"], [jobs[k] for k in entries], config.threads)})
+            result.environment["matmul_gflops"], [jobs[k] for k in entries], config.threads,
+            (result.environment.get("physical_peak") or {}).get("gflops_per_s"))})
+    state["result"] = result
+    if timing_units:  # every record of this session: its machine, its shares of both limits, a peak-breaker flagged
+        for key, entry in entries.items():
+            if entry.timing is not None and entry.timing.performance:
+                entry.timing = _against_limits(entry.timing, result.environment)
+                save(key, entry.assemble(config.seeds))
+    result = state["result"]
     stages["timing_seconds"] = time.perf_counter() - stage_clock
     result = replace(result, environment={**result.environment, "stage_seconds": _add_stages(
         result.environment.get("stage_seconds"), stages)})
@@ -953,12 +963,49 @@ def _ceiling(threads: int) -> dict[str, Any] | None:
         return None
 
 
-def _settle_ceiling(ceiling: dict[str, Any], jobs: list[JobResult], threads: int) -> dict[str, Any] | None:
-    """Re-measure the ceiling if a graph beat it; withdraw it if one still does (never a share above 100%)."""
+def _with_limits(env: Mapping[str, Any], dev: str, threads: int) -> dict[str, Any]:
+    """``env`` with the machine's measured clock and FLOP/cycle (:func:`~genbench.perf.machine.measure_clock`,
+    once per process), its physical peak at ``threads`` and, on the CPU, its practical GEMM ceiling; what a
+    resumed run measured before is kept."""
+    from .perf.machine import machine_identity, measure_clock, physical_peak
+
+    out = dict(env)
+    machine = dict(out.get("machine") or machine_identity())
+    if dev == "cpu" and not machine.get("clock_ghz"):
+        try:
+            clock = measure_clock(machine)
+        except Exception:  # noqa: BLE001 - a figure for context, never a reason to fail a run
+            clock = {}
+        machine.update({k: clock.get(k) for k in ("clock_ghz", "flop_per_cycle", "flop_per_cycle_measured", "method",
+                                                  "error", "seconds") if k in clock})
+        out["machine"] = machine
+        out["physical_peak"] = physical_peak(machine, threads, machine.get("cores"))
+    if dev == "cpu" and "matmul_gflops" not in out:
+        out["matmul_gflops"] = _ceiling(threads)
+    return out
+
+
+def _against_limits(timing: Any, env: Mapping[str, Any]) -> Any:
+    """``timing`` with each record stamped with the machine's identity and its shares of the physical peak and
+    the practical ceiling; a record above the physical peak flagged as a measurement error. Records already
+    stamped with another machine (a resumed run's earlier session) keep theirs."""
+    from .perf.machine import annotate
+    from .runtime.flops import ceiling_value
+
+    machine = env.get("machine") if isinstance(env.get("machine"), Mapping) else {}
+    peak = (env.get("physical_peak") or {}).get("gflops_per_s") if isinstance(env.get("physical_peak"), Mapping) else None
+    return replace(timing, performance=tuple(annotate(timing.performance, machine.get("identity"), peak,
+                                                      ceiling_value(env.get("matmul_gflops")))))
+
+
+def _settle_ceiling(ceiling: dict[str, Any], jobs: list[JobResult], threads: int,
+                    peak: float | None = None) -> dict[str, Any] | None:
+    """Re-measure the ceiling if a graph beat it; if one still does, the final value stays and the run says so.
+    A record above the physical ``peak`` is a measurement error and moves nothing."""
     from .runtime.flops import settle_ceiling
 
     achieved = [(f"{j.model} on {j.task}: {p.graph} {p.runtime} b{p.batch_size}", p.gflops_per_s)
-                for j in jobs for p in j.performance if p.gflops_per_s]
+                for j in jobs for p in j.performance if p.gflops_per_s and not (peak and p.gflops_per_s > peak)]
     return settle_ceiling(ceiling, achieved, lambda: _ceiling(threads))
 
 

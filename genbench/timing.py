@@ -457,7 +457,7 @@ def _copy_as_generate(rec: _Recorder, graph: GraphSpec, generation: Generation) 
     """For a ``sample`` graph one generate call is exactly one forward call: its forward records, relabelled
     (the same measurement, not a second one)."""
     for r in [r for r in rec.records if r.graph == graph.role and r.scenario == "forward"]:
-        rec.records.append(replace(r, scenario="generate", unit="samples/s", gflops_per_s=None, steps=1,
+        rec.records.append(replace(r, scenario="generate", unit="samples/s", steps=1,
                                    note=generation.description))
         rec.raw[f"{graph.role}/generate/{r.runtime}/b{r.batch_size}"] = \
             rec.raw[f"{graph.role}/forward/{r.runtime}/b{r.batch_size}"]

@@ -541,7 +541,7 @@ class PerfRecord(_Serializable):
     unit: str = "items/s"  # of throughput_per_s: items per second (forward), samples per second (generate)
     first_call_ms: float | None = None  # cold start: the first call, excluded from the statistics
     session_create_ms: float | None = None  # ONNX Runtime session creation (onnxruntime records only)
-    gflops_per_s: float | None = None  # achieved, from the graph's counted FLOPs (forward records only)
+    gflops_per_s: float | None = None  # achieved, from the graph's counted FLOPs (forward records, and a sample graph's generate)
     alone: bool = False  # measured in the timing stage, with nothing else of genbench running
     #: each figure judged on its own: ``p50``..``p99`` (enough samples beyond them), ``throughput`` (its duration)
     figure_validity: Mapping[str, bool] | None = None
@@ -560,6 +560,15 @@ class PerfRecord(_Serializable):
     #: torch.export captured), ``plugin`` (torch in the plugin's own process, where torch.export could not capture the
     #: module: never ranked) or ``inline`` (``--executor inline``: never ranked)
     computed_by: str | None = None
+    #: the identity hash of the machine that measured it (:func:`genbench.perf.machine.machine_identity`):
+    #: figures of different machines are never ranked or gated together
+    machine: str | None = None
+    #: ``gflops_per_s`` as a share of the machine's physical peak (clock × FLOP/cycle × threads) and of its
+    #: practical GEMM ceiling (the best matmul rate measured in the run)
+    share_of_peak: float | None = None
+    share_of_ceiling: float | None = None
+    #: why this record cannot be right (above the physical peak): never published as a result
+    measurement_error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,3 +28,10 @@ def _unsandboxed_builds_by_default(monkeypatch):
     sandboxed build cannot see. The sandbox has tests of its own (test_sandbox.py), and the hostile-plugin
     tests (test_integrity.py) run with the default, ``auto``."""
     monkeypatch.setenv("GENBENCH_SANDBOX", "none")
+
+
+@pytest.fixture(autouse=True)
+def _small_gemm_ceiling(monkeypatch):
+    """Runs in tests measure the GEMM ceiling at small sizes: at 4096² one call is some 0.7 s on two cores, and
+    hundreds of test runs time models. The real sizes are measured by tests/test_timing.py's ceiling test."""
+    monkeypatch.setattr("genbench.runtime.flops.CEILING_SIZES", ((128, 1), (256, 1)))

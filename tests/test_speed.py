@@ -100,7 +100,8 @@ def test_a_sample_graph_generates_one_sample_per_row_of_one_call(tmp_path):
         for batch in (1, 64):
             forward, generate = _find(records, "forward", runtime, batch), _find(records, "generate", runtime, batch)
             assert generate.latency_ms == forward.latency_ms and generate.steps == 1  # the same measurement
-            assert generate.unit == "samples/s" and forward.unit == "items/s" and generate.gflops_per_s is None
+            assert generate.unit == "samples/s" and forward.unit == "items/s"
+            assert generate.gflops_per_s == forward.gflops_per_s  # the same FLOPs per sample: its share of the peak
             assert raw[f"sample/generate/{runtime}/b{batch}"] == raw[f"sample/forward/{runtime}/b{batch}"]
     ort = _find(records, "forward", "onnxruntime", 1)
     assert ort.math_mode == "fp32" and ort.provider == "CPUExecutionProvider"

@@ -165,19 +165,26 @@ def test_graph_flops_counts_matmul_and_conv_exactly(tmp_path):
     assert graph_flops(tmp_path / "c.onnx", {"batch": 2}) == 2 * (2 * 8 * 5 * 5) * (3 * 3 * 3)
 
 
-def test_matmul_ceiling_takes_the_best_of_repeated_bursts_and_records_the_load():
-    from genbench.runtime.flops import matmul_ceiling_gflops
+def test_matmul_ceiling_takes_the_best_of_alternating_bursts_over_its_sizes_and_records_the_load():
+    from genbench.runtime.flops import DEFAULT_CEILING_SIZES, matmul_ceiling_gflops
 
-    c = matmul_ceiling_gflops(1, n=128, repeats=3, seconds=0.01)
-    assert c["threads"] == 1 and c["repeats"] == 3
+    assert [n for n, _ in DEFAULT_CEILING_SIZES] == [1024, 2048, 4096]  # the sizes a run measures
+    c = matmul_ceiling_gflops(1, sizes=((64, 2), (128, 1)), seconds=0.01)
+    assert c["threads"] == 1 and c["sizes"] == [64, 128]
     for runtime in ("torch", "onnxruntime"):
-        assert len(c["bursts"][runtime]) == 3 and c[runtime] == max(c["bursts"][runtime]) > 0
+        assert {k: len(v) for k, v in c["bursts"][runtime].items()} == {"64": 2, "128": 1}
+        assert c[runtime] == max(max(v) for v in c["bursts"][runtime].values()) > 0
+        assert c["best_n"][runtime] in (64, 128)
     assert c["ceiling"] == max(c["torch"], c["onnxruntime"])
-    assert "background_cpu_cores" in c and isinstance(c["noisy"], bool)
+    assert "background_cpu_cores" in c and isinstance(c["noisy"], bool) and c["seconds"] > 0
+    assert c["skipped"] == []
+    # a size whose one call would take longer than the bound is left out, and named
+    bounded = matmul_ceiling_gflops(1, sizes=((64, 1), (128, 1)), seconds=0.01, max_call_s=1e-12)
+    assert bounded["sizes"] == [64] and bounded["skipped"] == [128] and set(bounded["bursts"]["torch"]) == {"64"}
 
 
-def test_a_graph_above_the_ceiling_remeasures_it_then_withdraws_it():
-    from genbench.runtime.flops import settle_ceiling
+def test_a_graph_above_the_ceiling_remeasures_it_and_the_final_value_stays():
+    from genbench.runtime.flops import ceiling_value, settle_ceiling
 
     ceiling = {"torch": 90.0, "onnxruntime": 100.0, "ceiling": 100.0}
     calls = []
@@ -189,9 +196,12 @@ def test_a_graph_above_the_ceiling_remeasures_it_then_withdraws_it():
     raised = settle_ceiling(ceiling, [("gan/sample b64", 150.0)], remeasure({"torch": 160.0, "onnxruntime": 120.0}))
     assert raised["ceiling"] == 160.0 and raised["torch"] == 160.0 and len(calls) == 1  # measured low under load
     still = settle_ceiling(ceiling, [("vae/elbo b1024", 352.0)], remeasure({"torch": 95.0, "onnxruntime": 101.0}))
-    assert still["ceiling"] is None and still["measured_ceiling"] == 101.0  # never printed as 352%
+    assert still["ceiling"] == 101.0 and ceiling_value(still) == 101.0  # the final value, never withdrawn
     assert still["exceeded"] == {"by": "vae/elbo b1024", "gflops_per_s": 352.0} and "352.0" in still["note"]
+    assert "101.0" in still["note"]
     assert settle_ceiling(None, [("a", 1.0)], remeasure({})) is None
+    # a run written when an exceeded ceiling was withdrawn still reads as its measured value
+    assert ceiling_value({"ceiling": None, "measured_ceiling": 101.0}) == 101.0 and ceiling_value(None) is None
 
 
 def test_the_host_clock_times_every_runtime_and_a_device_clock_is_read_apart():

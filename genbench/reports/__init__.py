@@ -89,9 +89,13 @@ def perf_summary(job: JobResult, graph: str | None = None, scenario: str | None 
 
     The best batch is chosen among records whose throughput is valid and that were not noisy; when none is,
     among all, and ``valid`` is False. ``valid`` covers every figure returned; a p99 without the samples it
-    needs is returned as None.
+    needs is returned as None. A record above its machine's physical peak (``measurement_error``) is never a
+    candidate: it is a measurement error, listed in ``measurement_errors``. ``ort_best_share_of_peak`` is the best
+    batch's share of the physical peak; ``machines`` the identities of the machines behind the figures.
     """
     recs, unit, note = _headline_records(job, graph, scenario)
+    wrong = [p for p in recs if getattr(p, "measurement_error", None)]
+    recs = [p for p in recs if not getattr(p, "measurement_error", None)]  # above the physical peak: never published
 
     def valid(p: PerfRecord, figure: str) -> bool:
         return bool(p.figure_validity.get(figure)) if p.figure_validity else p.valid
@@ -121,6 +125,10 @@ def perf_summary(job: JobResult, graph: str | None = None, scenario: str | None 
         "scenario": recs[0].scenario if recs else scenario,
         "graph": recs[0].graph if recs else graph,
         "note": note,
+        "ort_best_share_of_peak": number(ortbest.share_of_peak) if ortbest else None,
+        "ort_best_gflops": number(ortbest.gflops_per_s) if ortbest else None,
+        "machines": sorted({p.machine for p in chosen if isinstance(p.machine, str)}),
+        "measurement_errors": [p.measurement_error for p in wrong],
     }
     if ort1 and pt1 and ort1.latency_ms.get("p50"):
         out["latency_speedup_b1"] = pt1.latency_ms["p50"] / ort1.latency_ms["p50"]
@@ -141,8 +149,9 @@ def safe_perf_summary(job: JobResult, graph: str | None = None, scenario: str | 
     except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError, OverflowError):
         out = {}
     keys = ("ort_p50_ms_b1", "ort_p99_ms_b1", "torch_p50_ms_b1", "ort_best_throughput", "ort_best_batch",
-            "torch_best_throughput", "torch_best_batch", "unit", "valid", "noisy", "scenario", "graph", "note")
-    return {k: None for k in keys} | {k: v for k, v in out.items()}
+            "torch_best_throughput", "torch_best_batch", "unit", "valid", "noisy", "scenario", "graph", "note",
+            "ort_best_share_of_peak", "ort_best_gflops")
+    return {k: None for k in keys} | {"machines": [], "measurement_errors": []} | {k: v for k, v in out.items()}
 
 
 def _headline_records(job: JobResult, graph: str | None, scenario: str | None

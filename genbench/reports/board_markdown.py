@@ -22,7 +22,8 @@ from ..errors import ConfigError
 from ..types import JobResult, RunResult
 from . import HEADLINE_ORDER, arrow, fmt_num, md_code, md_text, metric_group, number, safe_perf_summary, text_of
 from .leaderboard import (Board, Cell, Column, Row, Table, build, cell_text, column_header, environment, floor_position, floor_text,
-                          is_smoke, model_mark, rank_text, seed_sd, shared_text, table_notes, SMOKE_CAVEAT)
+                          is_smoke, machine_text, model_mark, rank_text, row_machine, seed_sd, shared_text, speed_machines,
+                          table_notes, SMOKE_CAVEAT)
 
 #: how many metrics a headline table shows by default (rank, model, family, these, two speed figures: 8 columns)
 HEADLINE_METRICS = 3
@@ -39,7 +40,9 @@ INTRO = ("Only numbers with the same comparability key (task and data, feature e
          "run.json, never rescaled; each column's unit, scale and ± are given with its table. Speed is the cost "
          "of one generated sample through the exported graphs in ONNX Runtime (the same definition for every "
          "family: an autoregressive model's whole sampling loop included): p50 ms per sample at batch 1, and "
-         "samples per second at the best batch; a figure marked (noisy) was measured while other processes kept "
+         "samples per second at the best batch with its share of the machine's physical peak (clock × FLOP per cycle × "
+         "threads; the machine is named under each table, and figures of different machines are never compared); "
+         "a figure marked (noisy) was measured while other processes kept "
          "more than half a core busy, (not valid) lacks the calls or duration it needs.")
 
 
@@ -50,6 +53,9 @@ def speed_cell(job: JobResult, key: str, fmt: str) -> str:
     if p["unit"] != "samples/s" or number(p[key]) is None:
         return "–"
     marks = (["not valid"] if p["valid"] is False else []) + (["noisy"] if p["noisy"] else [])
+    share = number(p["ort_best_share_of_peak"]) if key == "ort_best_throughput" else None
+    if share is not None:  # beside samples/s at the best batch: how much of the machine's physical peak it uses
+        marks.insert(0, f"{share:.0%} peak" if share >= 0.01 else f"{share:.1%} peak")
     return fmt_num(p[key], fmt) + (f" ({', '.join(marks)})" if marks else "")
 
 
@@ -57,6 +63,30 @@ SPEED_COLUMNS: tuple[tuple[str, Callable[[Row], str]], ...] = (
     ("ORT ms/sample @b1 ↓", lambda r: speed_cell(r.job, "ort_p50_ms_b1", "{:.3f}")),
     ("ORT samples/s (best batch) ↑", lambda r: speed_cell(r.job, "ort_best_throughput", "{:,.0f}")),
 )
+
+
+def machine_letters(table: Table) -> dict[str | None, str]:
+    """A letter per machine when the table's speed figures come from more than one ({} when from one): each
+    speed cell is marked with its machine's, and the machines are named under the table."""
+    machines = speed_machines(table)
+    return {m: chr(ord("A") + i) if i < 26 else f"M{i + 1}" for i, m in enumerate(machines)} if len(machines) > 1 else {}
+
+
+def speed_lines(table: Table) -> list[str]:
+    """The machine behind the table's speed figures and its limits, stated once; when the figures come from
+    several machines, each machine with its letter and its models, and that they are not comparable across."""
+    machines = speed_machines(table)
+    if not machines:
+        return []
+    if len(machines) == 1:
+        (m, rows), = machines.items()
+        return ["- " + md_text(f"Speed measured on {machine_text(m, rows)}")]
+    letters = machine_letters(table)
+    lines = ["- " + md_text(f"Speed figures come from {len(machines)} machines and are not comparable across them "
+                            "(each figure is marked with its machine):")]
+    for m, rows in machines.items():
+        lines.append("  - " + md_text(f"[{letters[m]}] {machine_text(m, rows)}: {', '.join(r.model for r in rows)}"))
+    return lines
 
 
 # --------------------------------------------------------------------------- choosing columns
@@ -143,11 +173,18 @@ def headline_table(table: Table, columns: Sequence[Column]) -> list[str]:
     """The headline table: ranked rows, then reference rows and the floor row, each at most ~150 characters."""
     head = ["#", "model", "family"] + [md_text(f"{c.label} {arrow_of(c)}") for c in columns] + [h for h, _ in SPEED_COLUMNS]
     lines = [_row(head), "|" + "---|" * len(head)]
+    letters = machine_letters(table)
+
+    def speed(r: Row) -> list[str]:
+        cells = [fn(r) for _, fn in SPEED_COLUMNS]
+        mark = letters.get(row_machine(r)) if letters else None
+        return [c if c == "–" or mark is None else f"{c} [{mark}]" for c in cells]
+
     for r in table.rows:
         if r.reference is None:
             lines.append(_row([rank_text(r.rank), _name(r, short=True), md_text(r.job.family)]
                               + [md_text(headline_cell(r.cells.get(c.label))) for c in columns]
-                              + [fn(r) for _, fn in SPEED_COLUMNS]))
+                              + speed(r)))
     refs = [r for r in table.rows if r.reference is not None]
     floors = [floor_text(table, c) for c in columns]
     if refs or any(f != "–" for f in floors):
@@ -155,7 +192,7 @@ def headline_table(table: Table, columns: Sequence[Column]) -> list[str]:
     for r in refs:
         lines.append(_row(["ref", _name(r, r.reference, short=True), md_text(r.job.family)]
                           + [md_text(headline_cell(r.cells.get(c.label))) for c in columns]
-                          + [fn(r) for _, fn in SPEED_COLUMNS]))
+                          + speed(r)))
     if any(f != "–" for f in floors):
         lines.append(_row(["ref", "real data at n (floor)", "–"] + [md_text(f) for f in floors] + [""] * len(SPEED_COLUMNS)))
     return lines
@@ -230,6 +267,7 @@ def provenance_lines(table: Table) -> list[str]:
         return []
     return [
         "- " + _shared(rows, "Environment", lambda r: environment(r.source.run)),
+        *speed_lines(table),
         "- " + _shared(rows, "Reproduce", lambda r: text_of(r.source.run.command), code=True),
         "- " + _shared(rows, "genbench @ commit", lambda r: r.provenance),
         "- " + _shared(rows, "Run", lambda r: ", ".join(text_of(s.run.run_id) for s in r.sources), code=True),
@@ -291,4 +329,5 @@ def render_markdown(runs: Sequence[RunResult], tasks: Iterable[str] = (),
 
 
 __all__ = ["DETAIL_COLUMNS", "HEADLINE_METRICS", "check_columns", "detail_groups", "headline_cell",
-           "headline_columns", "markdown_table", "metric_names", "render_markdown", "speed_cell"]
+           "headline_columns", "machine_letters", "markdown_table", "metric_names", "render_markdown", "speed_cell",
+           "speed_lines"]

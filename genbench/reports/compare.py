@@ -446,6 +446,10 @@ def _perf_rows(a: JobResult, b: JobResult, dir_a: Path | None, dir_b: Path | Non
         if va is None or vb is None:
             rows.append(Row(**head, verdict="missing", why=f"no {name} in {'BASE' if va is None else 'NEW'}"))
             continue
+        apart = machines_apart(pa["machines"], pb["machines"])
+        if apart:
+            rows.append(Row(**head, verdict="not comparable", why=apart))
+            continue
         if raw_a is None or raw_b is None:
             raw_a, raw_b = _raw_latencies(a, dir_a), _raw_latencies(b, dir_b)
         ra, rb = _timed_record(a, pm), _timed_record(b, pm)
@@ -483,6 +487,21 @@ def _perf_rows(a: JobResult, b: JobResult, dir_a: Path | None, dir_b: Path | Non
     return rows
 
 
+def machines_apart(base: Sequence[str], new: Sequence[str]) -> str | None:
+    """Why speed figures of BASE and NEW are not comparable because different machines measured them (their
+    identity hashes, :mod:`genbench.perf.machine`), or None. Where neither run records a machine (written before
+    identities) they are compared as before; where one does and the other does not, the machines cannot be
+    shown to be the same."""
+    a, b = sorted(set(base or ())), sorted(set(new or ()))
+    if a == b:
+        return None
+    def name(xs: Sequence[str]) -> str:
+        return ", ".join(term_safe(x) for x in xs) or "not recorded"
+
+    return (f"measured on different machines (BASE {name(a)}, NEW {name(b)}): speed figures of different machines "
+            "are never compared; time both on one machine")
+
+
 def environment_warnings(base: RunResult, new: RunResult) -> list[str]:
     notes = []
     if base.genbench_version != new.genbench_version:
@@ -491,6 +510,10 @@ def environment_warnings(base: RunResult, new: RunResult) -> list[str]:
     for key in ENV_KEYS:
         if ea.get(key) != eb.get(key):
             notes.append(f"{key}: {text_of(ea.get(key), 120)} vs {text_of(eb.get(key), 120)}")
+    ia, ib = (mapping(e.get("machine")).get("identity") for e in (ea, eb))
+    if ia != ib:
+        notes.append(f"machine identity: {text_of(ia or 'not recorded', 40)} vs {text_of(ib or 'not recorded', 40)} "
+                     "(speed figures are not compared across machines)")
     pa, pb = mapping(base.config).get("profile"), mapping(new.config).get("profile")
     if pa != pb:
         notes.append(f"profile: {text_of(pa, 120)} vs {text_of(pb, 120)}")

@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterator, Sequence
 from ..types import RunResult
 from . import mapping, neutralise_controls, number, read_contained, safe_perf_summary, text_of
 from .leaderboard import (Board, Cell, Column, Row, Table, build, cell_text, column_note, environment, floor_text,
-                          rank_text, seed_sd, shared_text, shown_interval, table_notes, SMOKE_CAVEAT, is_smoke)
+                          machine_text, rank_text, row_machine, seed_sd, speed_machines, shared_text, shown_interval,
+                          table_notes, SMOKE_CAVEAT, is_smoke)
 
 #: metric columns shown by default at most (the table's first ones that fit, the ranking column always among
 #: them); the rest are behind "Show … more columns", so that the main columns fit a 1366-pixel screen
@@ -72,8 +73,8 @@ details.runs summary{cursor:pointer}
 details.runs table{border-collapse:collapse;margin:6px 0}
 details.runs td,details.runs th{padding:3px 10px 3px 0;text-align:left;vertical-align:top;border-bottom:1px solid var(--soft)}
 .warning{background:var(--warnbg);color:var(--warn);border:1px solid #eac54f;border-radius:6px;padding:6px 10px;font-size:13px}
-.key{font-size:12.5px;color:var(--muted);margin:2px 0 8px}
-.key b{color:var(--fg);font-weight:600}
+.key,.machine-key{font-size:12.5px;color:var(--muted);margin:2px 0 8px}
+.key b,.machine-key b{color:var(--fg);font-weight:600}
 .table-wrap{overflow:auto;max-height:calc(100vh - 24px);border:1px solid var(--rule);border-radius:8px}
 table.sortable{border-collapse:separate;border-spacing:0;width:100%;font-variant-numeric:tabular-nums}
 table.sortable th,table.sortable td{padding:6px 9px;text-align:right;vertical-align:top;border-bottom:1px solid var(--soft);
@@ -438,6 +439,7 @@ def _table_section(table: Table, tid: str, colours: dict[str, tuple[str, str]]) 
                                for c, f in zip(table.columns, floors))
                      + "<td class='speed'></td><td></td></tr>")
     parts.append("</tbody></table></div>")
+    parts.append(_speed_key(table))
     tools = ["<span>Click a model for its run, commit and command; a header to sort.</span>"]
     if hidden:
         more, less = f"Show {len(hidden)} more column{'s' * (len(hidden) > 1)}", "Show fewer columns"
@@ -454,6 +456,27 @@ def _table_section(table: Table, tid: str, colours: dict[str, tuple[str, str]]) 
     parts.append(_samples(table))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _machine_letters(table: Table) -> dict[str | None, str]:
+    machines = speed_machines(table)
+    return {m: chr(ord("A") + i) if i < 26 else f"M{i + 1}" for i, m in enumerate(machines)} if len(machines) > 1 else {}
+
+
+def _speed_key(table: Table) -> str:
+    """The machine behind the table's speed figures, with its physical peak and GEMM ceiling; each machine with
+    its letter and models when the figures come from several (they are not comparable across them)."""
+    machines = speed_machines(table)
+    if not machines:
+        return ""
+    if len(machines) == 1:
+        (m, rows), = machines.items()
+        return f"<p class='machine-key'><b>Speed measured on</b> {_e(machine_text(m, rows))}.</p>"
+    letters = _machine_letters(table)
+    items = "".join(f"<li>[{_e(letters[m])}] {_e(machine_text(m, rows))}: {_e(', '.join(r.model for r in rows))}</li>"
+                    for m, rows in machines.items())
+    return (f"<div class='machine-key'><b>Speed figures come from {len(machines)} machines and are not comparable across "
+            f"them</b> (each figure is marked with its machine):<ul>{items}</ul></div>")
 
 
 def _header(table: Table, c: Column, hidden: bool) -> str:
@@ -513,11 +536,19 @@ def _row(table: Table, r: Row, hidden: list[Column], colours: dict[str, tuple[st
         why = "the timing is not valid" if p["valid"] is False else "the timing was noisy"
         timing_note = f"<span class='note' title='{_e(why)}'>⚠</span>"
     batch = number(p["ort_best_batch"])
+    share = number(p["ort_best_share_of_peak"])
+    letters = _machine_letters(table)
+    mark = letters.get(row_machine(r)) if letters and (ms is not None or tput is not None) else None
+    mark_html = f" <span class='t' title='measured on machine {_e(mark)} (see under the table)'>[{_e(mark)}]</span>" \
+        if mark else ""
     cells.append(f"<td class='num speed' data-v='{'' if ms is None else json.dumps(ms)}'>"
-                 f"<span class='v'>{_num(ms, 3)}</span>{timing_note}</td>")
+                 f"<span class='v'>{_num(ms, 3)}</span>{timing_note}{mark_html if ms is not None else ''}</td>")
     cells.append(f"<td class='num' data-v='{'' if tput is None else json.dumps(tput)}'><span class='v'>"
                  f"{_compact(tput)}</span>"
-                 + (f" <span class='ci'>batch {_e(batch)}</span>" if tput is not None and batch else "") + "</td>")
+                 + (f" <span class='ci'>batch {_e(batch)}</span>" if tput is not None and batch else "")
+                 + (f" <span class='ci' title='share of the machine&#39;s physical peak (clock × FLOP/cycle × threads)'>"
+                    f"{share:.0%} peak</span>" if tput is not None and share is not None else "")
+                 + (mark_html if tput is not None else "") + "</td>")
     kind = "ref" if r.reference else "ranked"
     return (f"<tr class='{kind}'>" + "".join(cells) + "</tr>"
             f"<tr class='detail' hidden><td colspan='{width}'>{_details(r, p, flags)}</td></tr>")
@@ -549,7 +580,8 @@ def _details(r: Row, p: dict[str, Any], flags: list[tuple[str, str]]) -> str:
                         f"device {text_of(j.device)}"),
              ("measured with", f"genbench {r.provenance}"),
              ("run", ", ".join(text_of(s.run.run_id) for s in r.sources)),
-             ("machine", environment(r.source.run))]
+             ("machine", environment(r.source.run) + (f"; speed measured on {machine_text(row_machine(r), [r])}"
+                                                       if row_machine(r) else ""))]
     for runtime, prefix in (("ONNX Runtime", "ort"), ("torch eager", "torch")):
         figures = ([f"p50 at batch 1 {_num(p[f'{prefix}_p50_ms_b1'], 3)} ms"]
                    if number(p[f"{prefix}_p50_ms_b1"]) is not None else [])
@@ -700,7 +732,8 @@ def _quality_vs_speed(table: Table, ax: Any, colours: dict[str, tuple[str, str]]
         return None
     from matplotlib.lines import Line2D
 
-    front = set(_pareto([(t, -v if col.higher_is_better else v) for _, t, _, v, _ in pts]))
+    mixed = len({row_machine(r) for r, *_ in pts}) > 1  # speeds of different machines are never ranked together
+    front = set() if mixed else set(_pareto([(t, -v if col.higher_is_better else v) for _, t, _, v, _ in pts]))
     for i, (r, t, pt, v, flagged) in enumerate(pts):
         dark, light = colours.get(r.model, REFERENCE_COLOURS)
         if pt is not None:
@@ -720,6 +753,9 @@ def _quality_vs_speed(table: Table, ax: Any, colours: dict[str, tuple[str, str]]
                        Line2D([], [], marker="o", ls="none", mfc="white", color="#57606a", label="torch eager"),
                        Line2D([], [], ls=":", color="#24292f", label="Pareto front (ORT)")],
               fontsize=7.5, frameon=False, loc="best")
+    if mixed:
+        return (f"{col.label} against generated samples per second, one colour per model: ONNX Runtime filled, "
+                "torch eager hollow; measured on different machines, so no Pareto front is drawn")
     return (f"{col.label} against generated samples per second, one colour per model: ONNX Runtime filled, "
             "torch eager hollow; outlined points lie on the Pareto front")
 

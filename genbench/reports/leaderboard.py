@@ -869,6 +869,57 @@ def environment(run: RunResult) -> str:
     return f"{hw}; torch {text_of(e.get('torch'))}, ORT {text_of(e.get('onnxruntime'))}"
 
 
+def row_machine(r: Row) -> str | None:
+    """The identity of the machine behind a row's per-sample speed figures (:func:`safe_perf_summary`'s
+    ``machines``; several joined with "+"), or None when they record none (a run from before identities)."""
+    machines = safe_perf_summary(r.job).get("machines") or []
+    return "+".join(text_of(m, 40) for m in machines) or None
+
+
+def _has_speed(r: Row) -> bool:
+    p = safe_perf_summary(r.job)
+    return p["unit"] == "samples/s" and (number(p["ort_p50_ms_b1"]) is not None
+                                         or number(p["ort_best_throughput"]) is not None)
+
+
+def speed_machines(table: Table) -> dict[str | None, list[Row]]:
+    """The rows with per-sample speed figures, by the machine that measured them (in row order). More than one
+    key: the table mixes machines, and its speed figures are not comparable across them."""
+    out: dict[str | None, list[Row]] = {}
+    for r in table.rows:
+        if _has_speed(r):
+            out.setdefault(row_machine(r), []).append(r)
+    return out
+
+
+def machine_text(identity: str | None, rows: Sequence[Row]) -> str:
+    """One line naming a machine and its two limits, from the environment of the first run among ``rows`` that
+    recorded that machine: ``AMD EPYC (family 26 …) [d28643f96dea]; physical peak 482 GFLOP/s (3.77 GHz × 64
+    FLOP/cycle × 2 threads); GEMM ceiling 181 GFLOP/s``."""
+    from ..perf.machine import describe
+    from ..runtime.flops import ceiling_value
+
+    if identity is None:
+        return "a machine its run did not identify (written before machine identities; see Environment)"
+    for r in rows:
+        env = mapping(r.source.run.environment)
+        machine = mapping(env.get("machine"))
+        if machine.get("identity") != identity:
+            continue
+        text = neutralise_controls(describe(machine), limit=300)
+        peak = mapping(env.get("physical_peak"))
+        g = number(peak.get("gflops_per_s"))
+        if g is not None:
+            parts = [f"{number(peak.get('clock_ghz')) or 0:.2f} GHz", f"{number(peak.get('flop_per_cycle')) or 0:g} FLOP/cycle",
+                     f"{text_of(peak.get('threads'))} threads"]
+            text += f"; physical peak {g:,.0f} GFLOP/s ({' × '.join(parts)})"
+        c = ceiling_value(mapping(env.get("matmul_gflops")))
+        if c is not None:
+            text += f"; GEMM ceiling {c:,.0f} GFLOP/s"
+        return text
+    return f"machine {text_of(identity, 40)}"
+
+
 def shared_text(table: Table) -> str:
     return describe(table.shared, [f for f in TABLE_FIELDS if table.shared.get(f) is not None])
 
@@ -944,6 +995,7 @@ def _row_dict(table: Table, r: Row) -> dict[str, Any]:
             "cells": {c.label: _cell_dict(r.cells.get(c.label)) for c in table.columns},
             "ort_p50_ms_b1": number(p["ort_p50_ms_b1"]), "ort_best_throughput": number(p["ort_best_throughput"]),
             "torch_best_throughput": number(p["torch_best_throughput"]),
+            "ort_best_share_of_peak": number(p["ort_best_share_of_peak"]), "speed_machine": row_machine(r),
             "speed_unit": p["unit"] if p["unit"] == "samples/s" else None,
             "timing_valid": p["valid"] if isinstance(p["valid"], bool) else None,
             "timing_noisy": p["noisy"] if isinstance(p["noisy"], bool) else None,
@@ -994,8 +1046,8 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
               "family", "plugin", "plugin_version", "device"]
     for label in labels:
         header += [label] + [f"{label} {f}" for f in CSV_CELL_FIELDS[1:]] + [f"{label} unit"]
-    header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "speed_unit", "timing_valid",
-               "timing_noisy", "genbench_version", "git_commit", "run_id", "run_ids", "environment", "command"]
+    header += ["ort_p50_ms_b1", "ort_best_throughput", "torch_best_throughput", "ort_best_share_of_peak",
+               "speed_machine", "speed_unit", "timing_valid", "timing_noisy", "genbench_version", "git_commit", "run_id", "run_ids", "environment", "command"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow([csv_cell(h) for h in header])
@@ -1005,7 +1057,8 @@ def render_csv(runs: Sequence[RunResult], tasks: Iterable[str] = (), board: Boar
             d = _row_dict(t, r)
             row: dict[str, Any] = {k: d[k] for k in ("rank", "rank_low", "rank_high", "reference", "model", "family",
                                                      "plugin", "plugin_version", "device", "ort_p50_ms_b1",
-                                                     "ort_best_throughput", "torch_best_throughput", "speed_unit",
+                                                     "ort_best_throughput", "torch_best_throughput",
+                                                     "ort_best_share_of_peak", "speed_machine", "speed_unit",
                                                      "timing_valid", "timing_noisy", "genbench_version", "git_commit",
                                                      "run_id", "environment", "command")}
             row.update(task=t.task, table=t.title, run_ids=" ".join(d["run_ids"]), not_ranked=d["not_ranked"],

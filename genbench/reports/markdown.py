@@ -43,7 +43,10 @@ def _plugin_lines(env: dict) -> list[str]:
 
 def render(run: RunResult, run_dir: Path | None = None) -> str:
     env, config = mapping(run.environment), mapping(run.config)
-    ceiling = number(mapping(env.get("matmul_gflops")).get("ceiling"))
+    from ..runtime.flops import ceiling_value
+
+    ceiling = ceiling_value(mapping(env.get("matmul_gflops")))
+    peak = number(mapping(env.get("physical_peak")).get("gflops_per_s"))
     gpus = env.get("gpus")
     lines = [
         f"# genbench run {md_text(run.run_id)}", "",
@@ -56,6 +59,7 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
         f"{md_text(env.get('onnxruntime'))}, genbench {md_text(run.genbench_version)}, commit "
         f"{md_text(text_of(env.get('git_commit') or 'unknown')[:12])}",
         f"- started {md_text(run.started_at)}, finished {md_text(run.finished_at or 'not finished')}",
+        _machine_line(env),
         _ceiling_line(mapping(env.get("matmul_gflops")), ceiling),
         *_plugin_lines(env), "",
     ]
@@ -78,7 +82,7 @@ def render(run: RunResult, run_dir: Path | None = None) -> str:
             lines += markdown_table(table, extra=(("train s", _train_seconds), ("parity Δ", _parity)),
                                     provenance=False)
             lines += _settings(table)
-        lines += _unfinished(jobs) + _notes(jobs) + _speed_table(jobs, ceiling) + _sampling_tables(jobs) + \
+        lines += _unfinished(jobs) + _notes(jobs) + _speed_table(jobs, ceiling, peak) + _sampling_tables(jobs) + \
             _grids(jobs, task, run_dir)
     lines += phases.section(run)
     lines += ["Arrows give each column's better direction." + (_TIMING_LEGEND if any(j.performance for j in run.jobs)
@@ -112,13 +116,40 @@ def _profile_text(config: dict) -> str:
             f"{': ' + md_text(changed) if changed else ''})")
 
 
+def _machine_line(env: dict) -> str:
+    """The machine that measured this run's speed figures (its identity) and its physical peak."""
+    from ..perf.machine import describe
+
+    machine = mapping(env.get("machine"))
+    if not machine.get("identity"):
+        return "- machine: not identified (a run written before machine identities)"
+    text = f"- machine: {md_text(describe(machine))}"
+    peak = mapping(env.get("physical_peak"))
+    g = number(peak.get("gflops_per_s"))
+    if g is not None:
+        text += (f"; physical peak {fmt_num(g, '{:,.1f}')} GFLOP/s FP32 ({fmt_num(peak.get('clock_ghz'), '{:.2f}')} GHz × "
+                 f"{fmt_num(peak.get('flop_per_cycle'), '{:g}')} FLOP/cycle × {md_text(peak.get('threads'))} threads, "
+                 f"{md_text(machine.get('method') or 'measured')})")
+    elif machine.get("clock_ghz") is None:
+        text += "; physical peak: not measured (it is measured when a run times models on the CPU)"
+    return text
+
+
 def _ceiling_line(measured: dict, ceiling: float | None) -> str:
-    """The machine's matmul ceiling, or that it was not measured (no timing stage, or not on a CPU)."""
+    """The machine's practical GEMM ceiling (its final value, re-measured if a graph beat it), or that it was not
+    measured (no timing stage, or not on a CPU)."""
     if ceiling is None:
-        return "- matmul ceiling: not measured (it is measured when a run times models on the CPU)"
+        return "- GEMM ceiling: not measured (it is measured when a run times models on the CPU)"
     threads = number(measured.get("threads"))
-    return (f"- matmul ceiling (float32 1024²{f', {threads:g} threads' if threads is not None else ''}): "
-            f"{fmt_num(ceiling, '{:.1f}')} GFLOP/s")
+    sizes = measured.get("sizes") if isinstance(measured.get("sizes"), list) else [measured.get("n") or 1024]
+    what = ", ".join(f"{text_of(n)}²" for n in sizes[:4])
+    text = (f"- GEMM ceiling (float32 matmul, best of {md_text(what)}, torch and ONNX Runtime"
+            f"{f', {threads:g} threads' if threads is not None else ''}): {fmt_num(ceiling, '{:.1f}')} GFLOP/s")
+    if measured.get("remeasured"):
+        text += " after re-measuring it (a graph beat the first measurement)"
+    if measured.get("note"):
+        text += f"; {md_text(measured['note'])}"
+    return text
 
 
 def _train_seconds(r: Row) -> str:
@@ -172,7 +203,7 @@ def _notes(jobs: list[JobResult]) -> list[str]:
     return notes + [""] if notes else []
 
 
-def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[str]:
+def _speed_table(jobs: list[JobResult], ceiling: float | None = None, peak: float | None = None) -> list[str]:
     """Two tables: the cost of one generated sample (the headline: ms per sample at batch 1, samples/s at the best
     batch; the same definition for every family), then each graph's forward passes (a detail, in items/s):
     never one column holding both."""
@@ -186,7 +217,7 @@ def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[st
         for graph in dict.fromkeys(r.graph for r in j.performance if r.scenario == "forward"):
             f = safe_perf_summary(j, graph, "forward")
             forward_rows.append([md_code(j.model), md_code(graph)] + _figures(f) + [_limit(j, graph, "forward",
-                                                                                          ceiling)])
+                                                                                          ceiling, peak)])
     lines = []
     if head_rows:
         head = ["model", "one sample is", "ORT ms/sample @b1 ↓", "torch ms/sample @b1 ↓", "ORT/torch latency ↑",
@@ -198,7 +229,7 @@ def _speed_table(jobs: list[JobResult], ceiling: float | None = None) -> list[st
     if forward_rows:
         head = ["model", "graph", "ORT ms/call @b1 ↓", "torch ms/call @b1 ↓", "ORT/torch latency ↑",
                 "ORT items/s (best batch) ↑", "torch items/s (best batch) ↑", "ORT/torch throughput ↑", "timing valid",
-                "GFLOP/s ORT / torch (of ceiling)"]
+                "GFLOP/s ORT / torch (of ceiling; of peak)"]
         lines += ["#### Details: forward passes (one run of one graph per call; items/s, not samples)", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
             ["| " + " | ".join(r) + " |" for r in forward_rows] + [""]
@@ -224,19 +255,31 @@ def _figures(p: dict) -> list[str]:
             ("–" if p["valid"] is None else "yes" if p["valid"] else "no") + (" (noisy)" if p["noisy"] else "")]
 
 
-def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None) -> str:
-    """Best achieved GFLOP/s per runtime, and its share of the machine's measured matmul ceiling."""
+def _limit(j: JobResult, graph: str, scenario: str, ceiling: float | None, peak: float | None = None) -> str:
+    """Best achieved GFLOP/s per runtime, and its share of the machine's practical GEMM ceiling and of its
+    physical peak; a record above the physical peak is a measurement error, left out and said so."""
     best: dict[str, float] = {}
+    wrong = 0
     for p in j.performance:
         g = number(p.gflops_per_s)
         if p.graph == graph and p.scenario == scenario and g:
+            if p.measurement_error:
+                wrong += 1
+                continue
             best[p.runtime] = max(best.get(p.runtime, 0.0), g)
     if not best:
-        return "–"
+        return "–" + (f" ({wrong} record(s) above the physical peak: measurement errors)" if wrong else "")
     runtimes = ("onnxruntime", "torch-eager")  # a runtime not timed (e.g. no torch module) is "–", not 0
     text = " / ".join(f"{best[r]:.1f}" if r in best else "–" for r in runtimes)
+    shares = []
     if ceiling:
-        text += " (" + " / ".join(f"{best[r] / ceiling:.0%}" if r in best else "–" for r in runtimes) + ")"
+        shares.append(" / ".join(f"{best[r] / ceiling:.0%}" if r in best else "–" for r in runtimes))
+    if peak:
+        shares.append(" / ".join(f"{best[r] / peak:.0%}" if r in best else "–" for r in runtimes) + " of peak")
+    if shares:
+        text += " (" + "; ".join(shares) + ")"
+    if wrong:
+        text += f"; {wrong} record(s) above the physical peak left out (measurement errors)"
     return text
 
 

@@ -60,9 +60,9 @@ def section(run: RunResult) -> list[str]:
               "side, so that stage's wall time is shorter than its job seconds.", ""]
     ceiling = run.environment.get("matmul_gflops") or {}
     if ceiling.get("note"):
-        lines += [f"- matmul ceiling withdrawn: {md_escape(ceiling['note'])}", ""]
+        lines += [f"- GEMM ceiling exceeded: {md_escape(ceiling['note'])}", ""]
     elif ceiling.get("noisy"):
-        lines += [f"- the matmul ceiling was measured under background load ({ceiling.get('background_cpu_cores', 0):.2f} "
+        lines += [f"- the GEMM ceiling was measured under background load ({ceiling.get('background_cpu_cores', 0):.2f} "
                   "cores busy elsewhere): read shares of it with care", ""]
     if run.config.get("device_note"):
         lines += [f"- {md_escape(run.config['device_note'])}", ""]
