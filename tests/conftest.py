@@ -28,3 +28,15 @@ def _unsandboxed_builds_by_default(monkeypatch):
     sandboxed build cannot see. The sandbox has tests of its own (test_sandbox.py), and the hostile-plugin
     tests (test_integrity.py) run with the default, ``auto``."""
     monkeypatch.setenv("GENBENCH_SANDBOX", "none")
+
+
+@pytest.fixture(autouse=True)
+def _stores_references_again():
+    """An inline run's build marks the test process as one that ran plugin code, after which it stores no
+    reference (genbench.features.reference.plugin_code_runs_here); each test starts unmarked, as a fresh
+    process would."""
+    from genbench.features import reference
+
+    reference._PLUGIN_CODE_RAN = False
+    yield
+    reference._PLUGIN_CODE_RAN = False
