@@ -304,3 +304,21 @@ def test_a_world_writable_cache_folder_refuses_every_entry(cached_entry):
     assert job.cache["status"] == "rebuilt"
     assert f"{cache} is writable by its group and others (mode 777; chmod go-w it)" in job.cache["reason"]
     os.chmod(cache, 0o755)
+
+
+def test_score_processes_store_references_in_the_chosen_cache_and_refuse_a_planted_one(digits_state, tmp_path):
+    """The process executor, as runs are made: the score process (no plugin code) stores the reference under
+    --cache-dir, not under $GENBENCH_CACHE_DIR; a planted replacement is refused by the next run's job."""
+    from genbench.cache import default_cache_dir
+
+    kw = dict(tasks=["digits"], profile="smoke", out=tmp_path / "runs", baselines=False, timing=False, device="cpu")
+    chosen = tmp_path / "chosen"
+    first = genbench.run(["baseline-gaussian"], cache_dir=chosen, **kw).jobs[0]
+    path = chosen / "references" / f"{_test_key(digits_state)}.npz"
+    assert first.status == "ok" and path.is_file() and not (default_cache_dir() / "references").exists()
+    _plant(path, _test_key(digits_state), digits_state.extractor(digits_state.dataset.train_x[:450])[0])
+    second = genbench.run(["baseline-gaussian"], cache_dir=chosen, **kw).jobs[0]
+    assert second.quality["fd"].value == pytest.approx(first.quality["fd"].value, rel=1e-9)
+    assert len([w for w in second.warnings if w.startswith("cached reference ") and "refused" in w]) == 1
+    third = genbench.run(["baseline-gaussian"], cache_dir=chosen, **kw).jobs[0]  # replaced by genbench's own
+    assert not [w for w in third.warnings if w.startswith("cached reference ")]
