@@ -56,6 +56,97 @@ class CacheCorrupt(Exception):
     """An entry that must not be used; the message says what was wrong with it."""
 
 
+class CacheUnsafe(CacheCorrupt):
+    """An entry, or a folder above it, that another user owns or that others may write: it is ignored (never
+    read, never removed: it may be another user's), as ssh ignores a key file others could have written."""
+
+
+#: owners whose files a cache may hold: this user and root (as ssh allows)
+def _trusted_owners() -> set[int]:
+    return {os.getuid(), 0} if hasattr(os, "getuid") else set()
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def unsafe_reason(path: Path, *, owners: set[int] | None = None) -> str | None:
+    """Why ``path`` must not be trusted, in a few words, or None: it is a symbolic link, another user owns it,
+    or its group or others may write it (``chmod go-w`` fixes that)."""
+    if not hasattr(os, "getuid"):  # pragma: no cover - Windows: no POSIX owners and modes
+        return None
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    import stat
+
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symbolic link"
+    if st.st_uid not in (owners if owners is not None else _trusted_owners()):
+        return f"{path} is owned by {_owner_name(st.st_uid)}, not by this user"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "its group and others" if st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IWOTH else \
+            "its group" if st.st_mode & stat.S_IWGRP else "others"
+        return f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}; chmod go-w it)"
+    return None
+
+
+def check_safe(root: Path, *paths: Path, tree: Path | None = None) -> None:
+    """:class:`CacheUnsafe` unless the cache ``root``, each of ``paths`` (folders and files below it) and, with
+    ``tree``, everything inside ``tree`` is owned by this user (or root) and writable by no one else."""
+    for path in (root, *paths):
+        why = unsafe_reason(path)
+        if why:
+            raise CacheUnsafe(why)
+    if tree is not None and tree.is_dir() and not tree.is_symlink():
+        for folder, dirs, files in os.walk(tree):
+            for name in (*dirs, *files):
+                why = unsafe_reason(Path(folder) / name)
+                if why:
+                    raise CacheUnsafe(why)
+
+
+def make_private(path: Path) -> None:
+    """Take group and other write permission off ``path`` and, if a folder, everything in it (what genbench
+    writes into a cache must pass :func:`check_safe`, whatever the umask)."""
+    paths = [path]
+    if path.is_dir() and not path.is_symlink():
+        for folder, dirs, files in os.walk(path):
+            paths += [Path(folder) / name for name in (*dirs, *files)]
+    for p in paths:
+        make_private_one(p)
+
+
+def cache_folder(path: Path) -> Path:
+    """``path`` made (with its parents) for the cache; each folder genbench makes is writable by no one else."""
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for made in missing:
+        make_private_one(made)
+    return path
+
+
+def make_private_one(path: Path) -> None:
+    import stat
+
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
+    except OSError:
+        pass
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """An entry's manifest: strict JSON, size-capped and checked against its shipped schema, or
     :class:`CacheCorrupt` saying (in one line) what is wrong with it."""
@@ -181,6 +272,7 @@ class ModelCache:
         path = self.entry_dir(key)
         if not path.is_dir():
             return None
+        check_safe(self.root, self.models, path, tree=path)  # another user's, or one others could have written
         for marker in path.glob(RESTORING + "*"):
             pid = marker.name[len(RESTORING):]
             if not pid.isdigit() or not _alive(int(pid)):
@@ -222,7 +314,7 @@ class ModelCache:
         so does the next :meth:`load` once the process is gone."""
         marker = self.entry_dir(key) / f"{RESTORING}{os.getpid()}"
         try:
-            marker.touch()
+            marker.touch(mode=0o600)  # writable by no one else, as everything in an entry must be
         except OSError:  # a read-only cache: nothing could evict the entry anyway
             marker = None
         try:
@@ -246,7 +338,8 @@ class ModelCache:
         """Write an entry atomically (a whole entry or none); an existing entry for ``key`` is kept."""
         import torch
 
-        self.models.mkdir(parents=True, exist_ok=True)
+        cache_folder(self.models)
+        check_safe(self.root, self.models)  # an entry written there would be refused on read
         tmp = self.models / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir()
@@ -264,6 +357,7 @@ class ModelCache:
                         "bundle": relative, "files": files,
                         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, allow_nan=False))
+            make_private(tmp)  # whatever the umask: an entry others could write would be refused on read
             target = self.entry_dir(key)
             try:
                 os.rename(tmp, target)  # atomic; fails if another process stored the same key first
@@ -299,9 +393,13 @@ class ModelCache:
             entry: dict[str, Any] = {"key": path.name, "bytes": _size(path), "created_at": None, "readable": True,
                                      "problem": None}
             try:
+                check_safe(self.root, self.models, path, tree=path)
                 manifest = read_manifest(path)
                 if manifest["key"] != path.name:
                     raise CacheCorrupt(f"{MANIFEST} names another key")
+            except CacheUnsafe as exc:
+                entry.update(readable=False, problem=f"refused (never used): {exc}")
+                manifest = {"fields": {}}
             except CacheCorrupt as exc:
                 entry.update(readable=False, problem=str(exc))
                 manifest = {"fields": {}}
@@ -316,16 +414,28 @@ class ModelCache:
         (entries removed, bytes freed)."""
         removed = freed = 0
         for entry in self.entries():
+            if _foreign(self.entry_dir(entry["key"])):  # another user's: not ours to remove
+                continue
             if model is None or (entry["readable"] and entry["model"] == model):
                 self.discard(entry["key"])
                 removed, freed = removed + 1, freed + entry["bytes"]
         if model is None and self.models.is_dir():  # leftovers of interrupted writes, and whatever else is there
             for path in self.models.iterdir():
+                if _foreign(path):
+                    continue
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
         return removed, freed
+
+
+def _foreign(path: Path) -> bool:
+    """Whether another user (not root) owns ``path``."""
+    try:
+        return hasattr(os, "getuid") and os.lstat(path).st_uid not in _trusted_owners()
+    except OSError:
+        return False
 
 
 def _size(path: Path) -> int:

@@ -566,7 +566,8 @@ _CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False, path_t
 @_CACHE_DIR
 @_format_options
 def cache_list_cmd(cache_dir, fmt, as_json) -> None:
-    """One line per cached model: key, model, task, profile, steps, seed, device, size, when."""
+    """One line per cached model (key, model, task, profile, steps, seed, device, size, when), then one per
+    stored real-data reference."""
     from .inventory import cache_lines, cache_table
 
     table = cache_table(cache_dir)
@@ -580,12 +581,17 @@ def cache_list_cmd(cache_dir, fmt, as_json) -> None:
 @click.option("--model", default=None, help="Only this model's entries.")
 @_CACHE_DIR
 def cache_clear_cmd(model, cache_dir) -> None:
-    """Remove cached models (all, or --model's)."""
+    """Remove cached models (all, or --model's) and, without --model, the stored real-data references."""
     from .cache import ModelCache, default_cache_dir
+    from .features.reference import ReferenceCache
 
     cache = ModelCache(cache_dir or default_cache_dir())
     removed, freed = cache.clear(model)
-    click.echo(f"removed {removed} entries ({freed / 2**20:.1f} MiB) from {cache.root}")
+    refs = ""
+    if model is None:  # references belong to no model
+        count, size = ReferenceCache(cache.root).clear()
+        refs = f" and {count} references ({size / 2**20:.1f} MiB)"
+    click.echo(f"removed {removed} entries ({freed / 2**20:.1f} MiB){refs} from {cache.root}")
     unreadable = sum(not e["readable"] for e in cache.entries())
     if unreadable:
         click.echo(f"kept {unreadable} unreadable entries (their model is unknown): 'genbench cache clear' without "

@@ -25,6 +25,7 @@ from .config import Profile, RunConfig
 from .data import Dataset
 from .errors import BundleError, DataError, GenbenchError, MetricError, PluginError, one_line
 from .metrics import QualityContext
+from .features.reference import reference_notes
 from .metrics.builtin import fid_references
 from .model import Progress
 from .onnx_model import OnnxFileSpec
@@ -154,6 +155,7 @@ def score_built(spec: ModelSpec, task: TaskState, config: RunConfig, profile: Pr
         if sampling is not None:
             state["export"]["sampling"] = sampling
         state["warnings"] += [f"metric '{name}' failed: {message}" for name, message in errors.items()]
+        state["warnings"] += reference_notes(task.cache)
         nothing = every_metric_failed(state["quality"], errors)
         if nothing:
             raise MetricError(nothing)
@@ -470,7 +472,17 @@ def quality_context(task: TaskState, samples: np.ndarray | None, seed: int, like
                           likelihood=likelihood,
                           inception_features=extract_inception if inception is not None else None,
                           inception_id=inception.id if inception is not None else None,
-                          fid_n=getattr(config, "fid_n", None), cache_dir=getattr(config, "cache_dir", None))
+                          fid_n=getattr(config, "fid_n", None), cache_dir=reference_dir(config))
+
+
+def reference_dir(config: Any) -> Path | None:
+    """Where a job's real-data references are kept: the run's cache folder (``--cache-dir``, else
+    ``$GENBENCH_CACHE_DIR``, else ``~/.cache/genbench``); None under ``--no-cache``."""
+    if not getattr(config, "cache", True):
+        return None
+    from .cache import default_cache_dir
+
+    return Path(getattr(config, "cache_dir", None) or default_cache_dir()).expanduser()
 
 
 def every_metric_failed(quality: Mapping[str, MetricValue], errors: Mapping[str, str]) -> str | None:

@@ -67,19 +67,23 @@ def plugin_lines(host: PluginHost) -> tuple[list[str], list[str]]:
 
 
 def cache_table(root: Path | None = None) -> dict[str, Any]:
-    """The model cache's entries (``genbench cache list``), schema ``genbench.cache-list/1``."""
+    """The model cache's entries and its stored real-data references (``genbench cache list``), schema
+    ``genbench.cache-list/1``; ``bytes`` is the model entries' total."""
     from .cache import ModelCache, default_cache_dir
+    from .features.reference import ReferenceCache
 
     cache = ModelCache(root or default_cache_dir())
     entries = cache.entries()
     return {"schema": CACHE_LIST_SCHEMA, "genbench_version": __version__, "cache_dir": str(cache.root),
-            "bytes": sum(e["bytes"] for e in entries), "entries": entries}
+            "bytes": sum(e["bytes"] for e in entries), "entries": entries,
+            "references": ReferenceCache(cache.root).entries()}
 
 
 def cache_lines(table: dict[str, Any]) -> list[str]:
     """``genbench cache list`` as text: one line per entry."""
-    entries = table["entries"]
-    lines = [f"{table['cache_dir']}: {len(entries)} entries, {table['bytes'] / 2**20:.1f} MiB"]
+    entries, refs = table["entries"], table.get("references") or []
+    lines = [f"{table['cache_dir']}: {len(entries)} entries, {table['bytes'] / 2**20:.1f} MiB; {len(refs)} references, "
+             f"{sum(r['bytes'] for r in refs) / 2**20:.1f} MiB"]
     for e in entries:
         if not e["readable"]:
             lines.append(f"  {printable(e['key'], 16):<16}  unreadable: {printable(e['problem'])} "
@@ -88,6 +92,10 @@ def cache_lines(table: dict[str, Any]) -> list[str]:
         steps = "default" if e["steps"] is None else e["steps"]
         lines.append(f"  {e['key'][:16]}  {e['model']:<20} {e['task']:<8} {e['profile']:<8} steps={steps} "
                      f"seed={e['seed']} {e['device']} {e['bytes'] / 2**20:.1f} MiB {e['created_at']}")
+    for r in refs:
+        state = f"  {printable(r['problem'])}" if r["problem"] else ""
+        lines.append(f"  {r['key'][:16]}  reference (real-data features and statistics) {r['bytes'] / 2**20:.1f} MiB "
+                     f"{r['created_at']}{state}")
     return lines
 
 

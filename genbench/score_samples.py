@@ -17,8 +17,10 @@ Accepted input, per task kind:
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +37,7 @@ FAMILY = "samples"
 TIMING_OFF = "samples supplied: no model to time"
 BASELINE_OFF = "baselines are quality references; not timed"
 RANGE_TOL = 1e-6
+MAX_READ_MB = 1024  # the most memory the samples read from a file may take, checked before allocating
 
 
 def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str | None = None,
@@ -62,6 +65,11 @@ def score(samples: Any, *, task: str, out: str | Path = DEFAULT_OUT, name: str |
             return _score(samples, task=task, out=out, name=name, baselines=baselines, seed=seed, data_dir=data_dir,
                           text_file=text_file, features=features, inception_weights=inception_weights, host=host,
                           command=command, echo=echo, made=made, fid_n=fid_n)
+    except MemoryError:
+        for run_dir in made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise DataError("Out of memory while scoring the samples; give fewer samples, or free memory and run it "
+                        "again.") from None
     except KeyboardInterrupt:
         for run_dir in made:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -100,7 +108,7 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
     state = load_task_state(task_spec, config)
     dataset = state.dataset
     array, provenance = load_samples(samples, dataset)
-    array, warnings = _cap(array, dataset)
+    warnings = _cap_note(provenance["supplied"], dataset)
     row_name = typed_name(name) if name else model_name(provenance.get("name") or "samples")
     if row_name in host.registry.models:
         raise ConfigError(f"The name '{row_name}' is a registered model's; pick another with --name.")
@@ -163,11 +171,18 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
 # --------------------------------------------------------------------------- reading and checking samples
 
 
-def load_samples(samples: Any, dataset: Any) -> tuple[np.ndarray, dict[str, Any]]:
+def load_samples(samples: Any, dataset: Any, limit: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """``(array, provenance)``: samples read from a path or taken as given, checked against the task and
-    mapped to its value range (text: a ``[1, bytes]`` uint8 array). Raises a one-line :class:`DataError`."""
+    mapped to its value range (text: a ``[1, bytes]`` uint8 array). Raises a one-line :class:`DataError`.
+
+    Only the first ``limit`` samples (bytes of text) are read and returned: by default as many as the task's
+    training split holds, the most that is ever scored (:func:`_cap_note`). ``provenance['supplied']`` is how
+    many the input holds. A file is read no further than that: an array's header is checked (shape, dtype,
+    size against ``MAX_READ_MB``) before its rows are, so a compressed member that inflates to gigabytes or a
+    huge sparse file costs what is scored, not what it claims."""
+    limit = _limit(dataset) if limit is None else max(int(limit), 0)
     if dataset.kind == "text":
-        return _load_text(samples)
+        return _load_text(samples, limit)
     if isinstance(samples, (str, Path)):
         path = Path(samples)
         if not _exists(path):
@@ -176,50 +191,52 @@ def load_samples(samples: Any, dataset: Any) -> tuple[np.ndarray, dict[str, Any]
             if dataset.kind != "image":
                 raise DataError(f"{path} is a folder; task '{dataset.name}' takes an .npy or .npz array of "
                                 f"points [N, {dataset.shape[0]}].")
-            x, fmt = _read_png_folder(path, dataset), "png"
+            (x, supplied), fmt = _read_png_folder(path, dataset, limit), "png"
             mapped = f"PNG greyscale 0-1 mapped to {_range(dataset)}"
         else:
-            x, fmt = _read_array(path), path.suffix.lstrip(".").lower()
+            (x, supplied), fmt = _read_array(path, dataset, limit), path.suffix.lstrip(".").lower()
             mapped = None
         name, where = path.stem if path.is_file() else path.name, str(path)
     elif isinstance(samples, np.ndarray):
         x, fmt, mapped, name, where = samples, "array", None, None, "the array"
+        supplied = len(x) if x.ndim else 0
+        x = x[:limit] if x.ndim else x
     else:
         raise DataError(f"samples must be a numpy array or a path, got {type(samples).__name__}.")
     dtype = str(x.dtype)
-    x, how = check_samples(x, dataset, where)
+    x, how = check_samples(x, dataset, where, supplied=supplied)
     return x, {"path": None if fmt == "array" else where, "format": fmt, "dtype": dtype, "name": name,
-               "mapped": mapped or how, "supplied": len(x)}
+               "mapped": mapped or how, "supplied": supplied}
 
 
-def check_samples(x: np.ndarray, dataset: Any, where: str = "the samples") -> tuple[np.ndarray, str | None]:
+def _limit(dataset: Any) -> int:
+    """The most samples (bytes of text) scored on the task: as many as its training split holds."""
+    return len(dataset.train_x)
+
+
+def check_samples(x: np.ndarray, dataset: Any, where: str = "the samples",
+                  supplied: int | None = None) -> tuple[np.ndarray, str | None]:
     """Shape, dtype, finiteness, count and value range of an image or points array; returns it as float32
-    ``[N, *task shape]`` in the task's value range, and how it was mapped (or None)."""
+    ``[N, *task shape]`` in the task's value range, and how it was mapped (or None). ``supplied``: how many
+    samples the input held, if ``x`` is only its first rows (the count checked is the input's)."""
     x = np.asarray(x)
-    want = tuple(dataset.shape)
-    if dataset.kind == "image" and x.ndim == len(want) and tuple(x.shape[1:]) == want[1:] and want[0] == 1:
-        x = x[:, None]  # [N, H, W] → [N, 1, H, W]
-    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
-        shape = "[N, " + ", ".join(map(str, want)) + "]"
-        also = f" or [N, {', '.join(map(str, want[1:]))}]" if dataset.kind == "image" and want[0] == 1 else ""
-        raise DataError(f"{where} has shape {list(x.shape)}; task '{dataset.name}' takes {shape}{also}.")
+    shape = _check_shape(x.shape, dataset, where)
+    x = x.reshape(shape)  # [N, H, W] → [N, 1, H, W]
+    _check_dtype(x.dtype, dataset, where)
     mapped = None
     if x.dtype == np.uint8 and dataset.kind == "image":
         lo, hi = dataset.value_range
         x = lo + x.astype(np.float32) / 255.0 * (hi - lo)
         mapped = f"uint8 0-255 mapped to {_range(dataset)}"
-    elif not np.issubdtype(x.dtype, np.floating):
-        allowed = (f"float values in {_range(dataset)} or uint8 0-255" if dataset.kind == "image"
-                   else "float coordinates")
-        raise DataError(f"{where} has dtype {x.dtype}; task '{dataset.name}' takes {allowed}.")
     x = x.astype(np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
         rows = int(bad.reshape(len(x), -1).any(1).sum())
         raise DataError(f"{where} has {int(bad.sum())} non-finite values (NaN/inf) in {rows} samples; "
                         "remove or fix those samples.")
-    if len(x) < MIN_SAMPLES:
-        raise DataError(f"{where} holds {len(x)} samples; give at least {MIN_SAMPLES} (the metrics compare "
+    count = len(x) if supplied is None else supplied
+    if count < MIN_SAMPLES:
+        raise DataError(f"{where} holds {count} samples; give at least {MIN_SAMPLES} (the metrics compare "
                         "distributions; thousands are usual).")
     if dataset.kind == "image":
         lo, hi = dataset.value_range
@@ -228,6 +245,26 @@ def check_samples(x: np.ndarray, dataset: Any, where: str = "the samples") -> tu
             raise DataError(f"{where} has values in [{bottom:.4g}, {top:.4g}], outside task '{dataset.name}'s "
                             f"range {_range(dataset)}{_rescale_hint(bottom, top, lo, hi)}.")
     return x, mapped
+
+
+def _check_shape(shape: tuple[int, ...], dataset: Any, where: str) -> tuple[int, ...]:
+    """``shape`` as ``[N, *task shape]`` (an image array may leave out the channel axis), or a one-line error."""
+    shape, want = tuple(int(d) for d in shape), tuple(dataset.shape)
+    if dataset.kind == "image" and len(shape) == len(want) and shape[1:] == want[1:] and want[0] == 1:
+        return (shape[0], 1, *shape[1:])
+    if len(shape) != len(want) + 1 or shape[1:] != want:
+        wanted = "[N, " + ", ".join(map(str, want)) + "]"
+        also = f" or [N, {', '.join(map(str, want[1:]))}]" if dataset.kind == "image" and want[0] == 1 else ""
+        raise DataError(f"{where} has shape {list(shape)}; task '{dataset.name}' takes {wanted}{also}.")
+    return shape
+
+
+def _check_dtype(dtype: np.dtype, dataset: Any, where: str) -> None:
+    if (dtype == np.uint8 and dataset.kind == "image") or np.issubdtype(dtype, np.floating):
+        return
+    allowed = (f"float values in {_range(dataset)} or uint8 0-255" if dataset.kind == "image"
+               else "float coordinates")
+    raise DataError(f"{where} has dtype {dtype}; task '{dataset.name}' takes {allowed}.")
 
 
 NEAR_MISS = 0.05  # values at most this share of the range outside it: rounding or overshoot, not another scale
@@ -251,7 +288,9 @@ def _range(dataset: Any) -> str:
     return f"[{lo:g}, {hi:g}]"
 
 
-def _read_array(path: Path) -> np.ndarray:
+def _read_array(path: Path, dataset: Any, limit: int) -> tuple[np.ndarray, int]:
+    """``(the first limit rows, the rows the file holds)`` of an ``.npy`` file or of an ``.npz`` member, read
+    from the header on (never ``np.load``, which inflates the whole array first)."""
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise DataError(f"{path}: give an .npy or .npz array (or a folder of PNG files), not a {suffix or 'suffix-less'} "
@@ -267,18 +306,25 @@ def _read_array(path: Path) -> np.ndarray:
         raise DataError(f"{path} is not a valid {suffix} file ({why}); write it with np.{writer}.")
     try:
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
+            with open(path, "rb") as f:
+                return _read_npy(f, str(path), dataset, limit, os.fstat(f.fileno()).st_size)
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            names = [m.filename[:-4] if m.filename.endswith(".npy") else m.filename for m in members]
             if not names:
                 raise DataError(f"{path} holds no arrays.")
             pick = "samples" if "samples" in names else names[0] if len(names) == 1 else None
             if pick is None:
                 raise DataError(f"{path} holds several arrays ({', '.join(names[:8])}); name the one to score "
                                 "'samples' (np.savez(path, samples=x)).")
-            return archive[pick]
+            member = members[names.index(pick)]
+            with archive.open(member) as f:  # reads stop at the member's stated size, whatever it inflates to
+                return _read_npy(f, f"{path} (array '{pick}')", dataset, limit, member.file_size)
     except DataError:
         raise
+    except MemoryError:
+        raise DataError(f"Out of memory reading {path}; give fewer samples, or free memory and run it again.") \
+            from None
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say so, in one line
         text = " ".join(str(exc).split())[:200]
         raise DataError(f"Cannot read {path} as {suffix}: {text or type(exc).__name__}.") from None
@@ -289,8 +335,69 @@ def _read_array(path: Path) -> np.ndarray:
 PNG_RECIPE = "PIL.Image.fromarray(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)).save(path)"
 
 
-def _read_png_folder(folder: Path, dataset: Any) -> np.ndarray:
-    """Greyscale PNGs of the task's size, sorted by name, as ``[N, 1, H, W]`` in the task's value range."""
+def _read_npy(f: Any, where: str, dataset: Any, limit: int, size: int) -> tuple[np.ndarray, int]:
+    """The first ``limit`` rows of the ``.npy`` stream ``f`` (a file or a zip member of ``size`` bytes), and
+    its row count, which the stream must hold.
+
+    Its header is read first (``numpy.lib.format``, header length capped) and checked: no Python objects,
+    the task's shape and dtypes, and the bytes to read under ``MAX_READ_MB``; then only those bytes are read.
+    A Fortran-ordered array's first rows are not contiguous, so it is read whole, if that fits the cap."""
+    from numpy.lib import format as npformat
+
+    head = f.read(npformat.MAGIC_LEN)
+    if len(head) < npformat.MAGIC_LEN or not head.startswith(npformat.MAGIC_PREFIX):
+        raise DataError(f"{where} is not a valid .npy array (no .npy header); write it with np.save.")
+    version = (head[-2], head[-1])
+    if version == (1, 0):
+        shape, fortran, dtype = npformat.read_array_header_1_0(f)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = npformat.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unknown .npy format version {version[0]}.{version[1]} (a damaged file?)")  # one line
+    if dtype.hasobject:
+        raise DataError(f"{where} holds Python objects (pickled data), which are not loaded; save a numeric array.")
+    shape = _check_shape(shape, dataset, where)
+    _check_dtype(dtype, dataset, where)
+    n = shape[0]
+    rows = n if fortran else min(n, limit)
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    need = rows * row_bytes
+    held = (size - f.tell()) // row_bytes if row_bytes else n
+    if held < n:
+        raise DataError(f"{where} is truncated: its header says {n:,} samples of shape {list(shape[1:])} and "
+                        f"{dtype}, but it holds {max(held, 0):,}; write it again with np.save.")
+    cap = MAX_READ_MB * 2**20
+    if need > cap:
+        order = "; save it in C order (np.save(path, np.ascontiguousarray(x)))" if fortran else ""
+        raise DataError(f"{where} would take {need / 2**20:,.1f} MiB to read ({rows:,} samples of {dtype}), over "
+                        f"genbench score's cap of {MAX_READ_MB:,} MiB{order}.")
+    data = _read_exactly(f, need)
+    if len(data) < need:
+        raise DataError(f"{where} is truncated: its header says {n:,} samples of shape {list(shape[1:])} and "
+                        f"{dtype}, but it ends after {len(data) // max(row_bytes, 1):,}; write it again with "
+                        "np.save.")  # a stream shorter than it says
+    if fortran:
+        x = np.frombuffer(data, dtype=dtype).reshape(shape[::-1]).transpose()[:limit]
+    else:
+        x = np.frombuffer(data, dtype=dtype).reshape((rows, *shape[1:]))
+    return x, n
+
+
+def _read_exactly(f: Any, size: int, chunk: int = 16 * 2**20) -> bytes:
+    """Up to ``size`` bytes of ``f``, fewer only where it ends (a zip member's read may return less)."""
+    parts, got = [], 0
+    while got < size:
+        part = f.read(min(chunk, size - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _read_png_folder(folder: Path, dataset: Any, limit: int) -> tuple[np.ndarray, int]:
+    """The first ``limit`` greyscale PNGs of the task's size, sorted by name, as ``[N, 1, H, W]`` in the task's
+    value range, and how many the folder holds. Each file's size is read from its header before decoding."""
     import matplotlib.image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
@@ -300,8 +407,10 @@ def _read_png_folder(folder: Path, dataset: Any) -> np.ndarray:
         raise DataError(f"{folder} holds no .png files{seen}; save the samples as greyscale PNGs of "
                         f"{dataset.shape[2]}x{dataset.shape[1]} pixels.")
     h, w = dataset.shape[1:]
+    supplied, files = len(files), files[:limit]
     images = np.empty((len(files), 1, h, w), np.float32)
     for i, path in enumerate(files):
+        _check_png_size(path, h, w, dataset)
         try:
             img = np.asarray(matplotlib.image.imread(path), dtype=np.float32)
         except Exception as exc:  # noqa: BLE001
@@ -319,14 +428,29 @@ def _read_png_folder(folder: Path, dataset: Any) -> np.ndarray:
                             f"{w}x{h}.")
         images[i, 0] = img
     lo, hi = dataset.value_range
-    return lo + images * (hi - lo)
+    return lo + images * (hi - lo), supplied
 
 
-def _load_text(samples: Any) -> tuple[np.ndarray, dict[str, Any]]:
+def _check_png_size(path: Path, h: int, w: int, dataset: Any) -> None:
+    """A PNG of another size is refused from its IHDR chunk, before a decoder allocates its pixels."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError as exc:
+        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise DataError(f"Cannot read {path} as a PNG: no PNG header.")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if (height, width) != (h, w):
+        raise DataError(f"{path} is {width}x{height} pixels; task '{dataset.name}' images are {w}x{h}.")
+
+
+def _load_text(samples: Any, limit: int) -> tuple[np.ndarray, dict[str, Any]]:
     if isinstance(samples, (bytes, bytearray)):
-        raw, fmt, where, name = bytes(samples), "bytes", "the text", None
+        raw, fmt, where, name, supplied = bytes(samples[:limit]), "bytes", "the text", None, len(samples)
     elif isinstance(samples, np.ndarray) and samples.dtype == np.uint8:
-        raw, fmt, where, name = samples.tobytes(), "array", "the array", None
+        flat = samples.reshape(-1)
+        raw, fmt, where, name, supplied = flat[:limit].tobytes(), "array", "the array", None, flat.size
     elif isinstance(samples, (str, Path)):
         path = Path(samples)
         if not _exists(path) or not path.is_file():
@@ -336,18 +460,23 @@ def _load_text(samples: Any) -> tuple[np.ndarray, dict[str, Any]]:
             raise DataError(f"{_shown(path)} is not a file: the text task scores one file of generated text (UTF-8).")
         if path.suffix.lower() in (".npy", ".npz", ".png"):
             raise DataError(f"{path}: the text task scores a file of generated text (UTF-8 bytes), not {path.suffix}.")
-        try:
-            raw = path.read_bytes()
+        try:  # no further than is scored (one byte more says whether there is more), however large the file
+            with open(path, "rb") as f:
+                raw = f.read(limit + 1)
+                supplied = max(os.fstat(f.fileno()).st_size, len(raw))
         except OSError as exc:
             raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        except MemoryError:
+            raise DataError(f"Out of memory reading {path}; free memory and run it again.") from None
+        raw = raw[:limit]
         fmt, where, name = "text", str(path), path.stem
     else:
         raise DataError(f"text samples must be a path, bytes, str or a uint8 array, got {type(samples).__name__}.")
-    if len(raw) < MIN_TEXT_BYTES:
-        raise DataError(f"{where} has {len(raw)} bytes; give at least {MIN_TEXT_BYTES} bytes of generated text.")
+    if supplied < MIN_TEXT_BYTES:
+        raise DataError(f"{where} has {supplied} bytes; give at least {MIN_TEXT_BYTES} bytes of generated text.")
     x = np.frombuffer(raw, dtype=np.uint8)[None].copy()
     return x, {"path": where if fmt == "text" else None, "format": fmt, "dtype": "bytes", "name": name,
-               "mapped": None, "supplied": len(raw)}
+               "mapped": None, "supplied": supplied}
 
 
 def _exists(path: Path) -> bool:
@@ -363,17 +492,16 @@ def _shown(path: Path) -> str:
     return repr(text[:60] + "...") if len(text) > 63 or "\n" in text else text
 
 
-def _cap(x: np.ndarray, dataset: Any) -> tuple[np.ndarray, list[str]]:
-    """At most as many samples (bytes) as the training split holds: the floor is a training subset of the
-    samples' own size, so no more can be scored honestly. The rest are left out, and that is said."""
-    limit = len(dataset.train_x)
-    have = x.size if dataset.kind == "text" else len(x)
-    if have <= limit:
-        return x, []
+def _cap_note(supplied: int, dataset: Any) -> list[str]:
+    """At most as many samples (bytes) as the training split holds are scored (and read, by
+    :func:`load_samples`): the floor is a training subset of the samples' own size, so no more can be scored
+    honestly. The rest are left out, and that is said."""
+    limit = _limit(dataset)
+    if supplied <= limit:
+        return []
     what = "bytes" if dataset.kind == "text" else "samples"
-    kept = x[:, :limit] if dataset.kind == "text" else x[:limit]
-    return kept, [f"scored the first {limit:,} of {have:,} {what}: the floor is a training subset of the same size, "
-                  f"and task '{dataset.name}' has {limit:,} training {what}"]
+    return [f"scored the first {limit:,} of {supplied:,} {what}: the floor is a training subset of the same size, "
+            f"and task '{dataset.name}' has {limit:,} training {what}"]
 
 
 # --------------------------------------------------------------------------- rows

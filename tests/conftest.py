@@ -35,3 +35,15 @@ def _small_gemm_ceiling(monkeypatch):
     """Runs in tests measure the GEMM ceiling at small sizes: at 4096² one call is some 0.7 s on two cores, and
     hundreds of test runs time models. The real sizes are measured by tests/test_timing.py's ceiling test."""
     monkeypatch.setattr("genbench.runtime.flops.CEILING_SIZES", ((128, 1), (256, 1)))
+
+
+@pytest.fixture(autouse=True)
+def _stores_references_again():
+    """An inline run's build marks the test process as one that ran plugin code, after which it stores no
+    reference (genbench.features.reference.plugin_code_runs_here); each test starts unmarked, as a fresh
+    process would."""
+    from genbench.features import reference
+
+    reference._PLUGIN_CODE_RAN = False
+    yield
+    reference._PLUGIN_CODE_RAN = False

@@ -93,12 +93,13 @@ def test_an_unwritable_cache_never_fails_the_metric(tmp_path):
 
 
 def test_the_fd_metric_extracts_the_test_split_once_across_processes(tmp_path, monkeypatch):
-    """Two jobs' metric contexts (as two processes have): the second reads the reference from disk."""
+    """Two jobs' metric contexts (as two processes have): the second reads the reference from disk (the run's
+    cache folder, ``ctx.cache_dir``), checked against a few rows extracted afresh."""
     from types import SimpleNamespace
 
+    from genbench.features.reference import VERIFY_ROWS
     from genbench.metrics.builtin import FrechetDistance
 
-    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path))
     rng = np.random.default_rng(0)
     data = SimpleNamespace(test_x=rng.random((80, 5)), train_x=rng.random((120, 5)), sha256="f" * 64)
     extracted = []
@@ -109,13 +110,15 @@ def test_the_fd_metric_extracts_the_test_split_once_across_processes(tmp_path, m
             return np.asarray(x, dtype=np.float64) * 2.0
 
         return SimpleNamespace(dataset=data, samples=samples, features=features, extractor_id="x2@sha256:0",
-                               cache={}, job_cache={}, seed=0)
+                               cache={}, job_cache={}, seed=0, cache_dir=tmp_path)
 
     a = FrechetDistance()(context(rng.random((60, 5))))
     assert extracted.count("test") == 1
     samples = rng.random((60, 5))
     b = FrechetDistance()(context(samples))
     assert extracted.count("test") == 1  # the second job read the reference from disk
+    assert sum(k.startswith("verify:test:") for k in extracted) == 1  # after checking VERIFY_ROWS rows of it
+    assert VERIFY_ROWS < len(data.test_x)
     expected = frechet_distance(*gaussian_statistics(samples * 2.0), *gaussian_statistics(data.test_x * 2.0))
     assert b.value == pytest.approx(expected, rel=1e-9) and a.floor == pytest.approx(b.floor, rel=1e-12)
     assert reference_for(context(samples), "test", data.test_x).origin == "cache"

@@ -241,6 +241,10 @@ def time_child_main(unit: TimingUnit, conn: Any) -> None:
 def plugin_torch_child_main(unit: TimingUnit, roles: list[str], conn: Any) -> None:
     """Entry point of a build process that times torch on the plugin's own module (torch.export could not
     capture it): its records say ``computed_by: plugin``."""
+    from ..features.reference import plugin_code_runs_here
+
+    plugin_code_runs_here()
+
     def work() -> dict:
         from ..timing import time_plugin_torch
 
@@ -300,8 +304,11 @@ def data_child_main(task: Any, config: Any, directory: Any, conn: Any) -> None:
         conn.send(("phase", "data"))
         from ..data import save_dataset
         from ..errors import DataUnavailableError
+        from ..features.reference import plugin_code_runs_here
         from ..harness import load_task_state, warm_references
 
+        if not str(task.loader).startswith("genbench.") or task.plugin not in ("", "genbench"):
+            plugin_code_runs_here()  # a plugin's task loader: this process stores no reference
         try:
             state = load_task_state(task, config)
             saved = save_dataset(state.dataset, directory)
@@ -318,6 +325,10 @@ def data_child_main(task: Any, config: Any, directory: Any, conn: Any) -> None:
 def report_child_main(writer: str, name: str, result: Any, run_dir: Any, conn: Any) -> None:
     """Entry point of a plugin's reporter process: its writer (plugin code) called on the finished run; the
     path it wrote (or why it failed) goes through ``conn``."""
+    from ..features.reference import plugin_code_runs_here
+
+    plugin_code_runs_here()
+
     def work() -> dict:
         from ..registry import load_object
 

@@ -69,7 +69,8 @@ class QualityContext:
     inception_features: Callable[[str, np.ndarray], np.ndarray] | None = None
     inception_id: str | None = None
     fid_n: int | None = None
-    #: where real-data references are kept on disk (None: ``$GENBENCH_CACHE_DIR``, else ``~/.cache/genbench``)
+    #: the run's cache folder, where real-data references are kept on disk (None: not on disk, as under
+    #: ``--no-cache``; :mod:`genbench.features.reference`)
     cache_dir: Any = None
 
 

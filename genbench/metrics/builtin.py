@@ -63,11 +63,10 @@ def fid_references(ctx: QualityContext, n: int):
     """(the test split's reference, the floor's reference: a fixed training subset of ``n``) in the Inception
     space, each computed once per (task data hash, Inception weights hash) and kept on disk with the other
     references (:mod:`genbench.features.reference`), so that every job of a run, and later runs, read them."""
-    from ..cache import default_cache_dir
-    from ..features.reference import load_or_compute, reference_key
+    from ..features.reference import NOTES, _rows_id, load_or_compute, reference_key
 
     data = ctx.cache.get("data_sha256") or ctx.cache.setdefault("data_sha256", ctx.dataset.sha256)
-    root = Path(ctx.cache_dir) if ctx.cache_dir else default_cache_dir()
+    root = Path(ctx.cache_dir) if getattr(ctx, "cache_dir", None) else None  # None: --no-cache, nothing on disk
     refs = []
     for split, images in (("test", lambda: ctx.dataset.test_x),
                           (f"train@{n}/subset-seed-{FLOOR_SEED}",
@@ -75,7 +74,11 @@ def fid_references(ctx: QualityContext, n: int):
         memo = f"inception-reference:{split}"
         if memo not in ctx.cache:
             key = reference_key(data, ctx.inception_id, split)
-            ctx.cache[memo] = load_or_compute(root, key, lambda s=split, x=images: ctx.inception_features(s, x()))
+            count = len(ctx.dataset.test_x) if split == "test" else n
+            ctx.cache[memo] = load_or_compute(
+                root, key, lambda s=split, x=images: ctx.inception_features(s, x()),
+                rows=lambda idx, s=split, x=images: ctx.inception_features(f"verify:{s}:{_rows_id(idx)}", x()[idx]),
+                n=count, notes=ctx.cache.setdefault(NOTES, []))
         refs.append(ctx.cache[memo])
     return refs[0], refs[1]
 

@@ -140,6 +140,9 @@ def save_state(model: GenerativeModel, unit_dir: Path) -> str | None:
 def build(spec: ModelSpec, dataset: Any, config: Any, device: str, unit_dir: Path, progress: Progress,
           on_phase: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train and export one seed's model into ``unit_dir``; the summary (``status`` built, skipped or failed)."""
+    from ..features.reference import plugin_code_runs_here
+
+    plugin_code_runs_here()  # plugin code runs in this process from here on: it stores no reference
     t0 = time.perf_counter()
     unit_dir.mkdir(parents=True, exist_ok=True)
     phase, mark = "load", time.perf_counter()

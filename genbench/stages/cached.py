@@ -5,7 +5,9 @@ stored only by the score process, after it validated it.
 ``info`` becomes the seed result's ``cache`` field. ``info["status"]``: ``hit`` (restored, not trained),
 ``stored`` (trained, then cached), ``rebuilt`` (an entry was found but refused, with ``reason``; trained
 again and stored), ``unsupported`` (the model's ``state_dict`` returns ``None``), or ``not-stored`` (with
-``reason``: the cache could not be written).
+``reason``: the cache could not be written). An entry another user owns, or that others may write (or under
+such a folder), is refused with ``status`` ``rebuilt``, ``ignored`` true and the ``reason``: the model is
+trained again, and the entry is neither removed nor replaced.
 """
 
 from __future__ import annotations
@@ -54,11 +56,14 @@ def restore(use: CacheUse | None, unit_dir: Path, config: Any = None) -> dict[st
     stored by a run without timing holds no torch programs, and a run that times torch builds afresh)."""
     if use is None:
         return None
-    from ..cache import CacheCorrupt, ModelCache
+    from ..cache import CacheCorrupt, CacheUnsafe, ModelCache
 
     cache = ModelCache(use.root)
     try:
         entry = cache.load(use.key)
+    except CacheUnsafe as exc:  # perhaps another user's: ignored, never removed
+        use.info.update(status="rebuilt", reason=f"cache entry {use.key[:16]} refused and ignored: {exc}", ignored=True)
+        return None
     except CacheCorrupt as exc:
         return _refuse(use, cache, str(exc))
     except OSError as exc:  # an unreadable cache is a miss, not a failed job
@@ -114,8 +119,8 @@ def store(use: CacheUse | None, unit_dir: Path, bundle: Any, train: Mapping[str,
     """After validation, in the score process: the validated bundle (with its programs and parity outputs)
     and the weights the build process saved (read with ``weights_only=True``) become an entry.
     ``state_problem``: why the build process could not save the weights (the entry is then ``not-stored``)."""
-    if use is None or use.info.get("status") == "hit":
-        return
+    if use is None or use.info.get("status") == "hit" or use.info.get("ignored"):
+        return  # a hit is stored already; an ignored entry is left as it is (it may be another user's)
     state_file = unit_dir / STATE_FILE
     if not state_file.is_file():
         if state_problem:

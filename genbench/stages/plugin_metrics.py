@@ -61,6 +61,9 @@ def run_isolated(work: Callable[[], dict[str, Any] | None], timeout: float, what
     if pid == 0:  # the child: compute, send, die
         os.close(read_fd)
         try:
+            from ..features.reference import plugin_code_runs_here
+
+            plugin_code_runs_here()  # this child runs a plugin's metric: it stores no reference
             os.setpgid(0, 0)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
