@@ -203,7 +203,7 @@ def test_run_onnx_records_both_checks_in_the_export(tmp_path, builtins_only):
     write_metadata(g, {"role": "logits", "context_length": 16})
     r = genbench.run_onnx(onnx=[g], tasks=["text"], profile="smoke", baselines=False, timing=False,
                           executor="inline", out=tmp_path / "runs")
-    (job,) = r.jobs
+    (job,) = genbench.load_run(next((tmp_path / "runs").iterdir())).jobs  # run.json, checked against its schema
     assert job.status == "ok", job.error
     logits = job.export["graphs"]["logits"]
     assert logits["causality"]["status"] == "passed" and set(logits["causality"]["positions"]) == {"5", "16"}
