@@ -201,8 +201,8 @@ def test_run_onnx_records_both_checks_in_the_export(tmp_path, builtins_only):
 
     g = bigram_graph(tmp_path / "bigram.onnx")
     write_metadata(g, {"role": "logits", "context_length": 16})
-    r = genbench.run_onnx(onnx=[g], tasks=["text"], profile="smoke", baselines=False, timing=False,
-                          executor="inline", out=tmp_path / "runs")
+    genbench.run_onnx(onnx=[g], tasks=["text"], profile="smoke", baselines=False, timing=False, executor="inline",
+                      out=tmp_path / "runs")
     (job,) = genbench.load_run(next((tmp_path / "runs").iterdir())).jobs  # run.json, checked against its schema
     assert job.status == "ok", job.error
     logits = job.export["graphs"]["logits"]
@@ -252,3 +252,19 @@ def test_the_cli_lists_both_checks(lying_host, monkeypatch):
     assert "failed   [lying-batch-if] batch-independence" in r.stdout, r.stdout
     assert "skipped  [lying-batch-if] causality" in r.stdout
     assert r.stderr.startswith("problem: [lying-batch-if] batch-independence: Graph 'sample' output 'x' changes")
+
+
+def test_a_timed_run_checks_its_profiles_batch_sizes(tmp_path, builtins_only):
+    """The harness passes the profile's timed sizes (smoke: 1 and 64) and its samples per job (500)."""
+    from fakes import write_graph
+
+    g = tmp_path / "g.onnx"
+    write_graph(g, batch_if_weights())
+    r = genbench.run_onnx(onnx=[g], roles=["sample"], meta=["inputs.z.source=normal", "outputs.x.low=0",
+                                                            "outputs.x.high=1"],
+                          tasks=["digits"], profile="smoke", baselines=False, executor="inline", out=tmp_path / "runs")
+    (job,) = r.jobs
+    assert job.status == "ok", job.error
+    checked = job.export["graphs"]["sample"]["batch_independence"]
+    assert checked["used_for"] == {"1": ["validation", "timing"], "3": ["validation"], "8": ["validation"],
+                                   "64": ["timing"], "500": ["sampling"]}

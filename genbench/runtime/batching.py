@@ -134,7 +134,12 @@ def check_batch_independence(graph: GraphSpec, run: Run, sizes: Mapping[int, Seq
             for k, v in probes.items():
                 if k not in batched_in:
                     feeds[k] = v
-            outs = run(feeds)
+            try:
+                outs = run(feeds)
+            except Exception as exc:  # noqa: BLE001 - the graph's fault: say where, in one line
+                text = " ".join(str(exc).split()).split("Status Message:", 1)[-1].strip()[:300]
+                raise BundleError(f"Graph '{graph.role}' fails in ONNX Runtime at batch {b} (a size genbench runs it "
+                                  f"at for {' and '.join(sizes[b])}): {text}") from exc
             for j in batched_out:
                 name = graph.outputs[j].name
                 for i, r in enumerate(rows):
