@@ -34,7 +34,7 @@ from .registry import load_object
 from .runtime import roles
 from .runtime.diffusion import schedule_from_attrs
 from .runtime.roles import denoise
-from .runtime.roles.logits import check_text_fits, continuations
+from .runtime.roles.logits import TEXT_SAMPLE_ROWS, check_text_fits, continuations
 from .runtime.validate import validate_bundle
 from .stages import GENBENCH, INLINE
 from .stages.common import out_of_memory, seed_everything, training_data
@@ -43,7 +43,7 @@ from .types import DatasetSpec, JobError, MetricSpec, MetricValue, ModelSpec, On
 __all__ = ["build_and_score", "draw_samples", "load_bundle_specs", "load_task_state", "out_of_memory", "sample_count",
            "save_sample_picture", "score", "score_built", "seed_everything", "training_data"]
 
-TEXT_SAMPLES, TEXT_PROMPT, TEXT_CONTINUATION = 4, 32, 200
+TEXT_SAMPLES, TEXT_PROMPT, TEXT_CONTINUATION = TEXT_SAMPLE_ROWS, 32, 200
 #: threads of every ONNX Runtime session that draws or scores: jobs run side by side, and quality numbers
 #: must not depend on how many ran at once
 BUILD_THREADS = roles.base.DRAW_THREADS
@@ -242,9 +242,12 @@ def validate_built(spec: ModelSpec, bundle: OnnxBundle, manifest: Mapping[str, A
         path = contained(bundle.directory, (plain(capture.get(role)) or {}).get("parity"))
         return None if path is None else load_parity(path, feeds)
 
+    profile = config.profile_settings()
     graphs = validate_bundle(bundle, None if is_supplied else (lambda role: loaded.get(role)), device=device,
                              data=task.dataset.test_x, seed=config.seed, dataset=task.dataset,
-                             parity_data=task.dataset.train_x, saved_outputs=None if is_supplied else saved)
+                             parity_data=task.dataset.train_x, saved_outputs=None if is_supplied else saved,
+                             timed_batch_sizes=profile.batch_sizes if config.timing else (),
+                             sample_counts=(sample_count(task.dataset, profile),))
     for role, note in notes.items():
         graphs[role].update(note)
         if not is_supplied and role not in programs and config.timing:

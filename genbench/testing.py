@@ -15,7 +15,10 @@ Every problem comes with what to change. The checks: the plugin loads and implem
 each model's spec is valid and its class is a ``GenerativeModel``; it trains on a tiny budget and
 returns a ``TrainSummary``; ``export_onnx`` returns an ``OnnxBundle`` whose graphs have known roles
 and pass genbench's validation (checker, declared shapes and dtypes, several batch sizes, finite
-outputs, parity with ``torch_module``); the graphs give as many finite samples and likelihoods as a
+outputs, parity with ``torch_module``); a ``logits`` graph does not look ahead (``causality``: position t's logits
+depend on tokens up to t only); every graph gives each row the same outputs at every batch size a run uses
+(``batch-independence``: validation's, sampling's, the likelihood's and every built-in profile's timed sizes); the
+graphs give as many finite samples and likelihoods as a
 ``smoke`` run draws from them (a graph that emits NaN for a few inputs fails here, as it would in the
 run); two trainings with the same seed export the same graph outputs (determinism); and, for a model
 that implements ``state_dict``, that a fresh instance restored with ``load_state_dict`` after
@@ -93,7 +96,26 @@ def _draw_as_a_run_does(bundle: Any, data: Any, seed: int) -> None:
 
 
 #: the checks of one model, in the order they run; each needs the ones before it to pass
-MODEL_CHECKS = ("registration", "class", "task", "train/export", "onnx", "samples", "determinism", "cache")
+MODEL_CHECKS = ("registration", "class", "task", "train/export", "onnx", "causality", "batch-independence", "samples",
+                "determinism", "cache")
+
+
+def _behaviour_sizes(data: Any) -> dict[str, Any]:
+    """What the kit's ``causality`` and ``batch-independence`` checks cover: every built-in profile's timed batch
+    sizes and samples per job, so that a plugin that passes meets the checks of any run."""
+    from .config import PROFILES
+    from .harness import sample_count
+
+    return {"timed_batch_sizes": sorted({b for p in PROFILES.values() for b in p.batch_sizes}),
+            "sample_counts": sorted({sample_count(data, p) for p in PROFILES.values()})}
+
+
+def _behaviour_message(check: str, found: dict[str, dict[str, Any]]) -> str:
+    if check == "causality":
+        return "; ".join(f"graph '{role}' looks at no later token (positions checked per sequence length: "
+                         f"{', '.join(f'{n}: {p}' for n, p in r['positions'].items())})" for role, r in found.items())
+    return "; ".join(f"graph '{role}': each row the same at batch {', '.join(map(str, r['batch_sizes']))}"
+                     if r.get("status") == "passed" else f"graph '{role}': {r.get('status')}" for role, r in found.items())
 
 
 @dataclass(frozen=True)
@@ -147,7 +169,7 @@ def model_checks(name: str, *, host: Any = None, task: str | None = None, steps:
     from .registry import load_object
     from .runtime import draw_inputs, make_session, prepare_data
     from .runtime.roles import role_of
-    from .runtime.validate import validate_bundle
+    from .runtime.validate import check_graphs_behave, validate_bundle
     from .types import OnnxBundle, TrainConfig, TrainSummary
 
     host = _host(host)
@@ -196,12 +218,27 @@ def model_checks(name: str, *, host: Any = None, task: str | None = None, steps:
             return checks.failed("train/export", f"{type(exc).__name__}: {exc}")
         checks.passed("train/export")
         try:
-            validate_bundle(bundle, model.torch_module, data=data.test_x, seed=seed, dataset=data)
+            validate_bundle(bundle, model.torch_module, data=data.test_x, seed=seed, dataset=data, causality=False,
+                            batch_independence=False)
         except GenbenchError as exc:
             return checks.failed("onnx", f"{exc}")
         except Exception as exc:  # noqa: BLE001
             return checks.failed("onnx", f"{type(exc).__name__}: {exc}")
         checks.passed("onnx", f"graphs {', '.join(g.role for g in bundle.graphs)}")
+        for behaviour in ("causality", "batch-independence"):
+            try:
+                found = check_graphs_behave(bundle, behaviour, data=data.test_x, seed=seed, dataset=data,
+                                            **_behaviour_sizes(data))
+            except GenbenchError as exc:
+                return checks.failed(behaviour, f"{exc}")
+            except Exception as exc:  # noqa: BLE001
+                return checks.failed(behaviour, f"{type(exc).__name__}: {exc}")
+            if found:
+                checks.passed(behaviour, _behaviour_message(behaviour, found))
+            else:
+                checks.done.append(Check(name, behaviour, "skipped", "not applicable: the bundle has no 'logits' "
+                                                                     "graph (the one role whose outputs are "
+                                                                     "per-position conditionals)"))
         try:
             _draw_as_a_run_does(bundle, data, seed)
         except GenbenchError as exc:
@@ -263,7 +300,8 @@ def _cache_problem(cls: Any, model: Any, bundle: Any, data: Any, config: Any, se
     try:
         restored = cls()
         restored.load_state_dict(state, data.training_data(), config)
-        validate_bundle(bundle, restored.torch_module, data=data.test_x, seed=seed, dataset=data)
+        validate_bundle(bundle, restored.torch_module, data=data.test_x, seed=seed, dataset=data, causality=False,
+                        batch_independence=False)  # the graphs were checked for lies already: parity is the point
     except Exception as exc:  # noqa: BLE001
         return "failed", (f"a model restored with load_state_dict(state_dict()) does not match the exported graphs "
                           f"({one_line(exc)}); build the networks as train() does, then load every tensor that "

@@ -124,8 +124,9 @@ def parity_feeds(graph: GraphSpec, seed: int, data: np.ndarray | None) -> dict[s
 def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | None, *, device: str = "cpu",
                     data: np.ndarray | None = None, seed: int = 0, required_roles: tuple[str, ...] = (),
                     max_bytes: int | None = None, dataset: Any = None, parity_data: np.ndarray | None = None,
-                    saved_outputs: Callable[[str, Mapping[str, np.ndarray]], list[np.ndarray] | None] | None = None
-                    ) -> dict[str, dict[str, Any]]:
+                    saved_outputs: Callable[[str, Mapping[str, np.ndarray]], list[np.ndarray] | None] | None = None,
+                    timed_batch_sizes: Sequence[int] = (), sample_counts: Sequence[int] = (),
+                    causality: bool = True, batch_independence: bool = True) -> dict[str, dict[str, Any]]:
     """Check every graph of ``bundle``; return the ``export`` section of the job result.
 
     Parity, on :func:`parity_feeds` (from ``parity_data``, else ``data``): the graph in ONNX Runtime against
@@ -137,6 +138,12 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | Non
 
     ``dataset`` (a :class:`genbench.data.Dataset`) also checks that the graphs fit the task (vocabulary,
     pixel levels, context). Raises :class:`BundleError` naming the graph and what is wrong.
+
+    Graphs that lie: ``causality`` checks that a ``logits`` graph does not look ahead
+    (:mod:`genbench.runtime.causality`), ``batch_independence`` that every graph's rows come out the same at every
+    batch size genbench runs it at (:mod:`genbench.runtime.batching`): validation's, sampling's (``sample_counts``:
+    the samples a job draws), the likelihood's and ``timed_batch_sizes`` (the profile's, when the job is timed).
+    Their outcomes are the graph's ``causality`` and ``batch_independence`` entries.
     """
     if not isinstance(bundle, OnnxBundle):
         raise BundleError(f"export_onnx returned {type(bundle).__name__}, expected genbench.OnnxBundle.")
@@ -173,6 +180,13 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | Non
             check_outputs(graph.role, outs, graph.outputs, {"batch": b, **_sizes(graph, feeds)})
             role.check_values(graph, outs, dataset)
         report[graph.role] = _graph_report(path, proto, checks, session, graph)
+        if causality:
+            found = causality_of(graph, session, dataset, seed)
+            if found is not None:
+                report[graph.role]["causality"] = found
+        if batch_independence:
+            report[graph.role]["batch_independence"] = batch_independence_of(
+                graph, session, dataset, graph_data, seed, timed_batch_sizes, sample_counts)
         module = torch_module(graph.role) if torch_module is not None else None
         feeds = parity_feeds(graph, seed, parity_data if parity_data is not None else data)
         references: list[tuple[str, list[np.ndarray]]] = []
@@ -196,6 +210,62 @@ def validate_bundle(bundle: OnnxBundle, torch_module: Callable[[str], Any] | Non
         report[graph.role].update(parity_max_abs_diff=diff, parity_tolerance=tol,
                                   parity_against=[what for what, _ in references])
     return report
+
+
+def causality_of(graph: GraphSpec, session: Any, dataset: Any = None, seed: int = 0) -> dict[str, Any] | None:
+    """:func:`genbench.runtime.causality.check_causality` of a ``logits`` graph on its ORT ``session``, at every
+    sequence length validation runs it at and the one genbench scores it at; None for other roles (none returns
+    per-position conditionals)."""
+    if role_of(graph.role).name != "logits":
+        return None
+    from .batching import logits_length
+    from .causality import check_causality
+
+    lengths = {t for _, t in logits_check_sizes(graph)} | {logits_length(graph, dataset, 1, ["likelihood"])}
+    names = [s.name for s in graph.outputs]
+    return check_causality(graph, lambda feeds: session.run(names, dict(feeds)), sorted(lengths), seed=seed,
+                           atol=PARITY_ATOL, rtol=PARITY_RTOL)
+
+
+def batch_independence_of(graph: GraphSpec, session: Any, dataset: Any = None, data: np.ndarray | None = None,
+                          seed: int = 0, timed_batch_sizes: Sequence[int] = (), sample_counts: Sequence[int] = ()
+                          ) -> dict[str, Any]:
+    """:func:`genbench.runtime.batching.check_batch_independence` of ``graph`` on its ORT ``session``, at every
+    batch size of :func:`genbench.runtime.batching.batch_sizes_used` (``data``: prepared for the graph)."""
+    from .batching import batch_sizes_used, check_batch_independence
+
+    validation = sorted({b for b, _ in role_of(graph.role).check_sizes(graph)} | {PARITY_BATCH})
+    sizes: dict[int, list[str]] = {}
+    for n in (sample_counts or (None,)):
+        for b, why in batch_sizes_used(graph, dataset, validation=validation, samples=n,
+                                       timed=timed_batch_sizes).items():
+            sizes.setdefault(b, [])
+            sizes[b] += [w for w in why if w not in sizes[b]]
+    names = [s.name for s in graph.outputs]
+    return check_batch_independence(graph, lambda feeds: session.run(names, dict(feeds)), dict(sorted(sizes.items())),
+                                    data=data, dataset=dataset, seed=seed, atol=PARITY_ATOL, rtol=PARITY_RTOL)
+
+
+def check_graphs_behave(bundle: OnnxBundle, check: str, *, device: str = "cpu", data: np.ndarray | None = None,
+                        seed: int = 0, dataset: Any = None, timed_batch_sizes: Sequence[int] = (),
+                        sample_counts: Sequence[int] = ()) -> dict[str, dict[str, Any]]:
+    """One of the checks of graphs that lie on every graph of an already validated ``bundle`` (``check``:
+    ``causality`` or ``batch-independence``), each graph in a session of its own: what ``check-plugin`` reports
+    apart from the rest of validation. Returns the outcome per role that was checked; raises
+    :class:`BundleError`."""
+    out: dict[str, dict[str, Any]] = {}
+    for graph in bundle.graphs:
+        session = make_session(graph_path(bundle, graph), device)
+        if check == "causality":
+            found = causality_of(graph, session, dataset, seed)
+            if found is not None:
+                out[graph.role] = found
+        elif check == "batch-independence":
+            out[graph.role] = batch_independence_of(graph, session, dataset, prepare_data(graph, data), seed,
+                                                    timed_batch_sizes, sample_counts)
+        else:  # pragma: no cover - a caller's typo
+            raise ValueError(f"unknown check {check!r}")
+    return out
 
 
 def _parity(graph: GraphSpec, what: str, refs: list[np.ndarray], ort_outs: list[np.ndarray]) -> tuple[float, float]:

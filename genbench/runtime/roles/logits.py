@@ -27,6 +27,8 @@ AR_SAMPLE_BUDGET = 2_000_000
 #: one generated text sample, as timed: this many new bytes after a prompt of this many from the test split
 GENERATE_TEXT_PROMPT, GENERATE_TEXT_NEW = 32, 256
 TEXT_CHUNK = 2048  # bytes the text sampler adds per call of the loop when it draws long segments
+#: continuations of held-out prompts a text job saves for its readers (one batch of this many rows)
+TEXT_SAMPLE_ROWS = 4
 
 
 class LogitsRole(Role):
@@ -217,4 +219,5 @@ def draw_text(fn: GraphFn, graph: GraphSpec, shape: tuple[int, int], seed: int, 
 ROLE = LogitsRole()
 
 __all__ = ["AR_SAMPLE_BUDGET", "GENERATE_TEXT_NEW", "GENERATE_TEXT_PROMPT", "LogitsRole", "ROLE", "TEXT_CHUNK",
+           "TEXT_SAMPLE_ROWS",
            "check_contract", "check_sizes", "check_text_fits", "continuations", "draw_text"]
