@@ -291,6 +291,8 @@ class RunDisplay:
             if unit is None:
                 return
             now = time.monotonic()
+            if kind == "phase" and printable(payload, 20) == unit.phase:
+                return  # the same phase said again (the score process and its harness both say "validate")
             if kind == "phase":
                 if unit.phase == "train" and unit.started is not None and unit.train_end is None:
                     unit.train_end = now - unit.started

@@ -264,6 +264,7 @@ def test_a_failed_unit_is_not_remembered_and_plain_lines_say_i_of_n(tmp_path):
     display.add(7, "m on t", "build", "m|t|smoke|cpu|trained", expected_total=2)
     display.started(7)
     display.message(7, "phase", "train")
+    display.message(7, "phase", "train")  # said twice, shown once
     display.message(7, "progress", (3, 10, {"loss": 0.5}))
     assert "  [1/2] m on t · train 3/10 loss=0.5 · 0:00" in display.status_lines()
     display.finished(7, "failed")
