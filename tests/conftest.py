@@ -47,3 +47,11 @@ def _stores_references_again():
     reference._PLUGIN_CODE_RAN = False
     yield
     reference._PLUGIN_CODE_RAN = False
+
+
+@pytest.fixture
+def builtins_only(monkeypatch):
+    """The CLI sees genbench's own plugin only: no installed entry point is loaded."""
+    import genbench.plugins as plugins
+
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])

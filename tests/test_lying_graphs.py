@@ -15,13 +15,6 @@ from lying_fakes import (LyingPlugin, batch_if_weights, write_batch_if_graph, wr
 
 
 @pytest.fixture
-def builtins_only(monkeypatch):
-    import genbench.plugins as plugins
-
-    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
-
-
-@pytest.fixture
 def lying_host():
     from genbench.plugins import make_plugin_manager
 

@@ -11,13 +11,6 @@ from genbench.onnx_model import describe_graph, graph_metadata, read_metadata, w
 Z = 16
 
 
-@pytest.fixture
-def builtins_only(monkeypatch):
-    import genbench.plugins as plugins
-
-    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
-
-
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 

@@ -27,13 +27,6 @@ def digits():
     return load_digits()
 
 
-@pytest.fixture
-def builtins_only(monkeypatch):
-    import genbench.plugins as plugins
-
-    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
-
-
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
