@@ -381,7 +381,7 @@ def supplied_model(files: Sequence[str | Path], dataset: Any, task_kind: str, ro
     check_roles_fit_task(found, dataset)
     digests = tuple(_sha256(p) for p in paths)
     label = ", ".join(f"{p.name} ({g.role}, sha256 {d[:12]})" for p, g, d in zip(paths, graphs, digests))
-    return OnnxFileSpec(name=typed_name(name) if name else model_name(paths[0].stem), family=FAMILY, tasks=(task_kind,),
+    return OnnxFileSpec(name=typed_name(name) if name is not None else model_name(paths[0].stem), family=FAMILY, tasks=(task_kind,),
                         cls="genbench.onnx_model:SuppliedGraphs", description=f"ONNX file(s) supplied: {label}",
                         graphs=tuple(graphs), files=tuple(str(p.resolve()) for p in paths), sha256=digests)
 

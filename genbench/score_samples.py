@@ -96,8 +96,8 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
     echo = echo or (lambda s: None)
     t0 = time.perf_counter()
     max_graph_bytes()  # a bad $GENBENCH_MAX_GRAPH_MB is refused here, not in each baseline's row
-    if name:
-        typed_name(name)  # refused before any data is read
+    if name is not None:
+        typed_name(name)  # refused before any data is read ('' too: never replaced by the default silently)
     host = host or make_plugin_manager()
     task_spec = host.registry.dataset(task)
     config = RunConfig(profile="default", seed=seed, device="cpu", data_dir=Path(data_dir) if data_dir else None,
@@ -109,7 +109,7 @@ def _score(samples: Any, *, task: str, out: str | Path, name: str | None, baseli
     dataset = state.dataset
     array, provenance = load_samples(samples, dataset)
     warnings = _cap_note(provenance["supplied"], dataset)
-    row_name = typed_name(name) if name else model_name(provenance.get("name") or "samples")
+    row_name = typed_name(name) if name is not None else model_name(provenance.get("name") or "samples")
     if row_name in host.registry.models:
         raise ConfigError(f"The name '{row_name}' is a registered model's; pick another with --name.")
 
@@ -194,6 +194,9 @@ def load_samples(samples: Any, dataset: Any, limit: int | None = None) -> tuple[
             (x, supplied), fmt = _read_png_folder(path, dataset, limit), "png"
             mapped = f"PNG greyscale 0-1 mapped to {_range(dataset)}"
         else:
+            if not path.is_file():  # a FIFO, a socket, a device: reading it could block for ever
+                raise DataError(f"{_shown(path)} is not a regular file: give an .npy or .npz array written with "
+                                "np.save / np.savez, or a folder of PNG files.")
             (x, supplied), fmt = _read_array(path, dataset, limit), path.suffix.lstrip(".").lower()
             mapped = None
         name, where = path.stem if path.is_file() else path.name, str(path)

@@ -729,6 +729,9 @@ def typed_name(text: str) -> str:
     """A row name the user typed (``--name``): kept exactly as typed, or refused in one line naming the form it
     would need, never changed silently (``model_name`` makes one from a file's name)."""
     name = model_name(text)
+    if not str(text).strip():
+        raise ConfigError("--name '' is empty: pass a row name (lower-case letters, digits and single dashes), or "
+                          "leave --name out for the default.")
     if name != text:
         raise ConfigError(f"--name {text!r} is not a row name (lower-case letters, digits and single dashes, at "
                           f"most 64 characters): pass --name {name} instead.")

@@ -149,6 +149,7 @@ class UnitHistory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = self.path.with_name(f".{HISTORY_FILE}.{os.getpid()}.{threading.get_ident()}")
                 tmp.write_text(json.dumps({"format": 1, "seconds": self.seconds}), encoding="utf-8")
+                os.chmod(tmp, 0o644)  # like every file genbench writes into the cache: the owner's only, any umask
                 os.replace(tmp, self.path)
             except OSError:
                 pass

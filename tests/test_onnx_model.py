@@ -235,3 +235,6 @@ def test_a_name_is_kept_as_typed_or_refused_in_one_line_never_changed(tmp_path, 
     assert one_error_line(r) == ("error: --name 'Linear Gen' is not a row name (lower-case letters, digits and "
                                  "single dashes, at most 64 characters): pass --name linear-gen instead.")
     assert not (tmp_path / "runs").exists()
+    r = invoke(*args, "--no-baselines", "--out", tmp_path / "runs", "--name", "")
+    assert r.exit_code == 1 and one_error_line(r).startswith("error: --name '' is empty: pass a row name")
+    assert not (tmp_path / "runs").exists()

@@ -412,3 +412,15 @@ def test_the_eta_learns_from_step_rates_and_alike_units_on_a_machine_with_no_his
         if clock[0] - 1000.0 >= 0.8 * end:
             break
     assert len(checked) >= 10 and checked[0][0] <= 0.45 * end  # judged from 40% of the run to 80%
+
+
+def test_history_json_is_the_owners_only_whatever_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0)
+    try:
+        UnitHistory(tmp_path).record("a|digits|smoke|cpu|trained", 1.0)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "history.json").stat().st_mode) == 0o644

@@ -56,6 +56,8 @@ def test_a_dead_address_is_one_line_before_any_run_directory(fake_host, tmp_path
         check_address("127.0.0.1:1")
     with pytest.raises(ConfigError, match=r"--address 'nowhere' is not HOST:PORT"):
         check_address("nowhere")
+    with pytest.raises(ConfigError, match=r"--address '127.0.0.1:99999' is not HOST:PORT"):
+        check_address("127.0.0.1:99999")  # was "Connection refused"
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     t0 = time.monotonic()
     with pytest.raises(ConfigError) as info:

@@ -213,3 +213,13 @@ def test_text_is_read_up_to_what_is_scored(tmp_path):
     assert bytes(x[0]) == body[:limit]
     x, info = ss.load_samples(body, corpus)  # bytes given: the same first bytes
     assert x.shape == (1, limit) and info["supplied"] == len(body)
+
+
+def test_a_fifo_named_like_an_array_is_refused_not_read_for_ever(tmp_path, builtins_only):
+    """A FIFO named ff.npy hung genbench score with no output (an outside tester)."""
+    import os
+
+    fifo = tmp_path / "ff.npy"
+    os.mkfifo(fifo)
+    r = invoke("score", fifo, "--task", "digits", "--out", tmp_path / "runs")
+    assert r.exit_code == 1 and "is not a regular file" in r.output and r.output.count("\n") == 1, r.output

@@ -110,7 +110,7 @@ def check_address(address: str) -> None:
         return
     target = address.split("://", 1)[-1]
     host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, as `ray start --head` "
                           "prints); give the head node's address.")
     try:
