@@ -50,6 +50,53 @@ def write_peeking_graph(path: Path, vocab: int = 256, scale: float = PEEK_SCALE)
     return path
 
 
+def write_masked_peek_graph(path: Path, where: list[int], vocab: int = 256, scale: float = PEEK_SCALE,
+                            longest: int = 4096) -> Path:
+    """The peeking graph, but reading ahead only at the positions ``where`` (uniform logits elsewhere)."""
+    mask = np.zeros((longest, 1), np.float32)
+    mask[list(where)] = 1.0
+    inits = [numpy_helper.from_array(np.array([1], np.int64), "START"),
+             numpy_helper.from_array(np.array([2**62], np.int64), "END"),
+             numpy_helper.from_array(np.array([1], np.int64), "AXIS"),
+             numpy_helper.from_array(np.array([0], np.int64), "ZERO"),
+             numpy_helper.from_array(np.array([0, 0, 0, 1], np.int64), "PADS"),
+             numpy_helper.from_array(np.array(vocab, np.int64), "DEPTH"),
+             numpy_helper.from_array(np.array([0.0, scale], np.float32), "VALUES"),
+             numpy_helper.from_array(mask, "MASK")]
+    nodes = [helper.make_node("Slice", ["tokens", "START", "END", "AXIS"], ["next"]),
+             helper.make_node("Pad", ["next", "PADS"], ["padded"]),
+             helper.make_node("OneHot", ["padded", "DEPTH", "VALUES"], ["peek"], axis=-1),  # [B, T, V]
+             helper.make_node("Shape", ["tokens"], ["shp"]),
+             helper.make_node("Slice", ["shp", "START", "END", "ZERO"], ["seq"]),  # [T]
+             helper.make_node("Slice", ["MASK", "ZERO", "seq", "ZERO"], ["m"]),  # [T, 1]
+             helper.make_node("Mul", ["peek", "m"], ["logits"])]
+    _save(nodes, "masked-peek", [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"])],
+          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", vocab])], inits, path)
+    return path
+
+
+def write_row_position_graph(path: Path, w: np.ndarray, every: int = 7, at: int = 3) -> Path:
+    """z [B, Z] → x [B, 1, 8, 8]: sigmoid(z W), but the rows at index ``at`` mod ``every`` of the batch are grey."""
+    inits = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array([-1, 1, 8, 8], np.int64), "SHAPE"),
+             numpy_helper.from_array(np.array(0, np.int64), "ZERO_I"),
+             numpy_helper.from_array(np.array(1, np.int64), "ONE_I"),
+             numpy_helper.from_array(np.array(every, np.int64), "EVERY"),
+             numpy_helper.from_array(np.array(at, np.int64), "AT"),
+             numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), "COL"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "HALF")]
+    nodes = [helper.make_node("MatMul", ["z", "W"], ["h"]), helper.make_node("Sigmoid", ["h"], ["s"]),
+             helper.make_node("Reshape", ["s", "SHAPE"], ["good"]),
+             helper.make_node("Shape", ["z"], ["shp"]), helper.make_node("Gather", ["shp", "ZERO_I"], ["rows"], axis=0),
+             helper.make_node("Range", ["ZERO_I", "rows", "ONE_I"], ["index"]),
+             helper.make_node("Mod", ["index", "EVERY"], ["place"]),
+             helper.make_node("Equal", ["place", "AT"], ["grey"]),
+             helper.make_node("Reshape", ["grey", "COL"], ["grey4"]),
+             helper.make_node("Where", ["grey4", "HALF", "good"], ["x"])]
+    _save(nodes, "row-position", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", Z])],
+          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8])], inits, path)
+    return path
+
+
 def write_row_mixing_graph(path: Path, vocab: int = 256, scale: float = PEEK_SCALE) -> Path:
     """tokens [B, T] → logits: position t < T−1 is uniform (zeros); the last position is ``scale`` · one_hot of
     the next row's first token (the first row's for the last row). Causal within every row."""

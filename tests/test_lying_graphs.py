@@ -94,9 +94,13 @@ def test_honest_logits_graphs_pass_and_the_export_says_where_they_were_checked(t
     report = validate_bundle(logits_bundle(tmp_path), None)["logits"]
     causal = report["causality"]
     assert causal["status"] == "passed" and causal["draws"] == 2 and causal["batch"] == 1
-    assert causal["positions"] == {"5": [0, 1, 2, 3], "16": positions(16), "64": [0, 16, 31, 46, 62]}
+    assert set(causal["positions"]) == set(causal["every_position"]) == {"5", "16", "64"}
+    for length, where in causal["positions"].items():  # 0, the last but one, others drawn afresh
+        n = int(length)
+        assert where[0] == 0 and where[-1] == n - 2 and all(0 <= t <= n - 2 for t in where)
     assert causal["max_abs_diff"] == 0.0 and causal["tolerance"] > 0
     assert positions(16)[0] == 0 and positions(16)[-1] == 14 and positions(1) == []
+    assert len({tuple(positions(64)) for _ in range(20)}) > 1  # not a fixed set a graph could avoid
 
 
 def test_run_onnx_refuses_a_graph_that_reads_the_next_byte(tmp_path, builtins_only):
@@ -261,3 +265,31 @@ def test_a_timed_run_checks_its_profiles_batch_sizes(tmp_path, builtins_only):
     checked = job.export["graphs"]["sample"]["batch_independence"]
     assert checked["used_for"] == {"1": ["validation", "timing"], "3": ["validation"], "8": ["validation"],
                                    "64": ["timing"], "500": ["sampling"]}
+
+
+@pytest.mark.parametrize("ahead_at", [[37], "all but the old fixed ones"])
+def test_a_logits_graph_that_looks_ahead_anywhere_is_refused(tmp_path, ahead_at):
+    """An outside tester: a graph that looked ahead everywhere but at the positions the check always probed
+    (0, 1, 2, 3, 4, 7, 10, 14, 16, 31, 46, 62, 63) scored 1.62 bits/byte and ranked first; one that looked ahead
+    only at position 37 passed too. Every position is checked now."""
+    from lying_fakes import write_masked_peek_graph
+
+    fixed = {0, 1, 2, 3, 4, 7, 10, 14, 16, 31, 46, 62, 63}
+    where = ahead_at if isinstance(ahead_at, list) else [t for t in range(64) if t not in fixed]
+    write_masked_peek_graph(tmp_path / "logits.onnx", where)
+    with pytest.raises(BundleError) as exc:
+        validate_bundle(logits_bundle(tmp_path), None)
+    line = one_line(exc)
+    assert line.startswith(f"Graph 'logits' looks ahead: its logits at position {where[0]} change when only the "
+                           f"tokens after position {where[0]}")
+
+
+def test_a_sample_graph_that_alters_rows_at_some_places_of_its_batch_is_refused(tmp_path):
+    """An outside tester: rows at index 3 mod 7 of every batch came out grey and passed (the check compared the
+    first, middle and last rows only)."""
+    from lying_fakes import write_row_position_graph
+
+    write_row_position_graph(tmp_path / "g.onnx", batch_if_weights())
+    with pytest.raises(BundleError) as exc:
+        validate_bundle(sample_bundle(tmp_path), None)
+    assert "output 'x' changes with where a row sits in its batch" in one_line(exc)

@@ -8,8 +8,12 @@ samples where it is scored (hundreds of rows); a graph that mixes rows can let o
 So at validation the same few rows (:data:`PROBES`: the first, middle and last row of each batch) are embedded
 among other random rows in a batch of every size genbench uses for that graph (:func:`batch_sizes_used`), and
 each row's outputs must match that row run alone (batch 1), within the parity tolerance, wherever it sits.
+And every row of that batch, not only those, must come out the same when the batch's rows are shuffled and run
+again in smaller batches of random sizes (the shuffle and the cuts drawn afresh from the operating system's
+entropy, so no graph can know them): a graph that alters the rows at some places of a batch (every 7th) or at
+some sizes shows there.
 
-Cost: for each batch size B, one call of the graph at B rows (B at most the largest of those sizes: the
+Cost: for each batch size B, one call of the graph at B rows and B rows more in two or three calls (B at most the largest of those sizes: the
 profile's largest timed batch, :data:`SAMPLE_BATCH` or :data:`EVAL_BATCH`), plus :data:`PROBES` calls at batch 1
 per sequence length; the ORT session is validation's own. A ``logits`` graph is run at the sequence length
 genbench scores it at for the likelihood's and validation's batch sizes, and at other sizes at up to
@@ -102,6 +106,7 @@ def check_batch_independence(graph: GraphSpec, run: Run, sizes: Mapping[int, Seq
     what was checked (``export.graphs.<role>.batch_independence``); raises :class:`BundleError` naming the
     output, the batch size and what genbench runs that size for."""
     rng = np.random.default_rng(seed + 11)
+    unseen = np.random.default_rng()  # the shuffles and cuts: no graph can know them beforehand
     batched_in = [t.name for t in graph.inputs if t.shape and t.shape[0] == BATCH_AXIS]
     batched_out = [i for i, t in enumerate(graph.outputs) if t.shape and t.shape[0] == BATCH_AXIS]
     if not batched_in or not batched_out:
@@ -154,6 +159,8 @@ def check_batch_independence(graph: GraphSpec, run: Run, sizes: Mapping[int, Seq
                             "must not depend on the batch it comes in (no branching on the batch size, no batch "
                             "statistics: export in eval mode).")
                     worst = max(worst, diff)
+            worst = max(worst, _shuffled_rows_agree(graph, run, feeds, outs, b, sizes[b], batched_in, batched_out,
+                                                    unseen, atol, rtol))
             tol_used = max(tol_used, *tols)
     report: dict[str, Any] = {"status": "passed", "batch_sizes": sorted(sizes),
                               "used_for": {str(b): list(w) for b, w in sizes.items()}, "rows": PROBES,
@@ -161,6 +168,46 @@ def check_batch_independence(graph: GraphSpec, run: Run, sizes: Mapping[int, Seq
     if lengths:
         report["sequence_lengths"] = lengths
     return report
+
+
+def _shuffled_rows_agree(graph: GraphSpec, run: Run, feeds: Mapping[str, np.ndarray], outs: list, batch: int,
+                         used_for: Sequence[str], batched_in: list[str], batched_out: list[int],
+                         rng: np.random.Generator, atol: float, rtol: float) -> float:
+    """Every row of ``feeds`` (a batch of ``batch`` rows whose outputs are ``outs``), shuffled and run again in
+    two or three smaller batches of random sizes, must give the same outputs. Returns the largest difference."""
+    if batch < 2:
+        return 0.0
+    order = rng.permutation(batch)
+    cuts = sorted(set(int(c) for c in rng.integers(1, batch, size=min(2, batch - 1))))
+    again: list[list[np.ndarray]] = [[] for _ in graph.outputs]
+    for part in np.split(order, cuts):
+        sub = {k: (v[part] if k in batched_in else v) for k, v in feeds.items()}
+        got = run(sub)
+        for j in batched_out:
+            again[j].append(np.asarray(got[j]))
+    worst = 0.0
+    inverse = np.argsort(order)
+    for j in batched_out:
+        first = np.asarray(outs[j], np.float64)
+        second = np.concatenate(again[j])[inverse].astype(np.float64)
+        finite = np.abs(first[np.isfinite(first)])
+        tol = atol + rtol * float(finite.max(initial=0.0))
+        if first.shape == second.shape:  # a NaN or inf where both runs have the same is no batch dependence
+            same = (first == second) | (np.isnan(first) & np.isnan(second))
+            diff = np.where(same, 0.0, np.abs(first - second)).reshape(batch, -1).max(axis=1)
+        else:
+            diff = np.full(batch, np.inf)
+        bad = ~(diff <= tol)
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise BundleError(
+                f"Graph '{graph.role}' output '{graph.outputs[j].name}' changes with where a row sits in its batch: row "
+                f"{r} of a batch of {batch} (a size genbench runs it at for {' and '.join(used_for)}) differs by "
+                f"{float(diff[r]):.3g} (over tolerance {tol:.3g}) when the same rows are shuffled and run in "
+                f"batches of {', '.join(str(len(p)) for p in np.split(order, cuts))}; a row's outputs must not "
+                "depend on the batch it comes in or its place in it.")
+        worst = max(worst, float(diff.max(initial=0.0)))
+    return worst
 
 
 def _rows(batch: int) -> list[int]:
