@@ -189,3 +189,29 @@ def test_a_plugin_whose_code_lives_under_tmp_still_runs_in_the_sandbox(tmp_path,
     (job,) = result.jobs
     assert job.status == "ok", job.error
     assert result.environment["sandbox"]["build_processes"] == "bwrap"
+
+
+@needs_bwrap
+def test_a_graph_file_under_tmp_is_shown_to_its_sandboxed_build(tmp_path, monkeypatch):
+    """An outside tester: `genbench run --onnx good.onnx` from a folder under /tmp failed in export with
+    FileNotFoundError under the default sandbox (its private /tmp hid the file the user named)."""
+    from click.testing import CliRunner
+
+    from test_onnx_model import FACTS, sample_graph
+
+    from genbench.cli import cli
+    from genbench.results import load_run
+
+    import genbench.plugins as plugins
+
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
+    graph = sample_graph(tmp_path / "good.onnx")  # pytest's tmp_path is under /tmp
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["run", "--onnx", "good.onnx", "--role", "sample", *FACTS, "--task", "digits",
+                                 "--profile", "smoke", "--no-baselines", "--no-timing", "--sandbox", "bwrap",
+                                 "--out", str(tmp_path / "runs")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    run = load_run(next((tmp_path / "runs").iterdir()))
+    (job,) = run.jobs
+    assert job.status == "ok" and run.environment["sandbox"]["build_processes"] == "bwrap"
+    assert graph.is_file()

@@ -390,6 +390,8 @@ def _sandbox_for(unit: BuildUnit | TimingUnit) -> Any:
     readable += [Path(p) for p in entries if os.path.isdir(p) and p != "/tmp"
                  and (p.startswith("/tmp/") or any(Path(p).is_relative_to(h) for h in hide))]
     readable += _source_dirs(getattr(unit.job.model, "cls", "") or "") + _source_dirs("genbench:run")
+    # `run --onnx FILE`: the graph files the user named (under /tmp, they would be hidden by the private /tmp)
+    readable += [Path(f) for f in getattr(unit.job.model, "files", ()) or () if os.path.isfile(f)]
     return Sandbox(unit.unit_dir, tuple(hide), tuple(readable))
 
 
