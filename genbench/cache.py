@@ -391,7 +391,7 @@ class ModelCache:
             if path.name.startswith(".") or not path.is_dir() or path.is_symlink():
                 continue
             entry: dict[str, Any] = {"key": path.name, "bytes": _size(path), "created_at": None, "readable": True,
-                                     "problem": None}
+                                     "problem": None, "foreign": _foreign(path)}
             try:
                 check_safe(self.root, self.models, path, tree=path)
                 manifest = read_manifest(path)

@@ -592,8 +592,12 @@ def cache_clear_cmd(model, cache_dir) -> None:
         count, size = ReferenceCache(cache.root).clear()
         refs = f" and {count} references ({size / 2**20:.1f} MiB)"
     click.echo(f"removed {removed} entries ({freed / 2**20:.1f} MiB){refs} from {cache.root}")
-    unreadable = sum(not e["readable"] for e in cache.entries())
-    if unreadable:
+    left = cache.entries()
+    foreign = sum(bool(e.get("foreign")) for e in left)
+    unreadable = sum(not e["readable"] and not e.get("foreign") for e in left)
+    if foreign:
+        click.echo(f"kept {foreign} entries another user owns: not this user's to remove (their owner can)")
+    if unreadable:  # only with --model: without it every unreadable entry of this user's is removed
         click.echo(f"kept {unreadable} unreadable entries (their model is unknown): 'genbench cache clear' without "
                    "--model removes them")
 

@@ -86,8 +86,10 @@ def cache_lines(table: dict[str, Any]) -> list[str]:
              f"{sum(r['bytes'] for r in refs) / 2**20:.1f} MiB"]
     for e in entries:
         if not e["readable"]:
+            fate = ("another user's: 'genbench cache clear' leaves it, its owner can remove it" if e.get("foreign")
+                    else "'genbench cache clear' removes it")
             lines.append(f"  {printable(e['key'], 16):<16}  unreadable: {printable(e['problem'])} "
-                         f"({e['bytes'] / 2**20:.1f} MiB; 'genbench cache clear' removes it)")
+                         f"({e['bytes'] / 2**20:.1f} MiB; {fate})")
             continue
         steps = "default" if e["steps"] is None else e["steps"]
         lines.append(f"  {e['key'][:16]}  {e['model']:<20} {e['task']:<8} {e['profile']:<8} steps={steps} "

@@ -293,8 +293,11 @@ def test_a_model_entry_another_user_planted_is_refused(cached_entry, monkeypatch
     job = genbench.run(["tiny-cached"], **kw).jobs[0]
     assert job.cache["status"] == "rebuilt" and "train" in job.phase_seconds
     assert owner in job.cache["reason"] and "refused and ignored" in job.cache["reason"]
+    listing = invoke("cache", "list", "--cache-dir", cache).stdout
+    assert "another user's: 'genbench cache clear' leaves it" in listing  # it said clear would remove it
     r = invoke("cache", "clear", "--cache-dir", cache)
     assert r.exit_code == 0 and "removed 0 entries" in r.output and entry.is_dir()  # not ours to remove
+    assert "kept 1 entries another user owns" in r.output and "without --model removes them" not in r.output
 
 
 def test_a_world_writable_cache_folder_refuses_every_entry(cached_entry):
