@@ -439,9 +439,20 @@ def leaderboard_cmd(run_dirs, tasks, fmt, as_json, output, limits_dirs, columns)
     fmt = "json" if as_json else fmt
     if limits_dirs and fmt not in ("html", "md"):
         raise ConfigError(f"--limits adds a section to --format html or md, not {fmt}; drop it or change the format.")
-    chosen = tuple(c.strip() for c in (columns or "").split(",") if c.strip())
+    from .reports.board_markdown import HEADLINE_METRICS
+
+    named = [c.strip() for c in (columns or "").split(",")]
+    chosen = tuple(c for c in named if c)
     if columns is not None and not chosen:
         raise ConfigError("--columns is empty; name metrics separated by commas, e.g. --columns fd,precision,recall.")
+    if columns is not None and len(chosen) != len(named):
+        raise ConfigError(f"--columns {columns!r} has an empty name; separate metric names by single commas.")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"--columns {columns!r} names a metric twice; name each once.")
+    if len(chosen) > HEADLINE_METRICS:
+        raise ConfigError(f"--columns names {len(chosen)} metrics; a headline table holds at most {HEADLINE_METRICS} "
+                          "(with rank, model, family and the two speed figures: 8 columns), and every metric is in "
+                          "the details below it.")
     if chosen and fmt != "md":
         raise ConfigError(f"--columns chooses the Markdown headline tables, not --format {fmt}; drop it or use md.")
     studies = [load_limits(d) for d in limits_dirs]

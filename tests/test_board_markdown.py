@@ -77,3 +77,8 @@ def test_columns_chooses_the_headline_metrics_and_refuses_unknown_ones(tmp_path)
     assert csv.exit_code == 1 and "--columns" in csv.stderr and len(csv.stderr.strip().splitlines()) == 1
     empty = CliRunner().invoke(cli, ["leaderboard", str(d), "--columns", " , "])
     assert empty.exit_code == 1 and "--columns is empty" in empty.stderr
+    # an outside tester: 7 metrics made an 11-column headline of 258-character rows; fd,fd showed fd twice
+    for given, words in (("fd,kid,precision,recall", "names 4 metrics; a headline table holds at most 3"),
+                         ("fd,fd", "names a metric twice"), ("fd,,kid", "has an empty name")):
+        r = CliRunner().invoke(cli, ["leaderboard", str(d), "--columns", given])
+        assert r.exit_code == 1 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
