@@ -1078,6 +1078,8 @@ def quality_summary(quality: Any) -> str:
         if v.value is None:
             if v.error and v.error.startswith("not computed"):  # e.g. a classifier metric in a space with none
                 parts.append(f"{k} not computed ({v.error.split(':', 1)[1].split(';')[0].strip()})")
+            elif v.error and v.error.startswith("not defined"):  # NaN by design (reverse-kl, no good sample)
+                parts.append(f"{k} not defined")
             else:
                 parts.append(f"{k} failed" if v.error else f"{k} –")
             continue
@@ -1090,7 +1092,7 @@ def _unit_line(unit: Any, r: Any, seeds: int) -> str:
     who = f"{unit.job.model.name} on {unit.job.task.name}" + (f" (seed {unit.seed})" if seeds > 1 else "")
     if r.status == "ok":
         cache = r.cache or {}
-        note = f"; {cache.get('reason')}: evicted, trained again" if cache.get("status") == "rebuilt" else ""
+        note = f"; {cache.get('reason')}: trained again" if cache.get("status") == "rebuilt" else ""
         return f"  built   {who}: {quality_summary(r.quality) or 'no quality metric'} ({r.seconds or 0:.1f} s{note})"
     if r.status == "skipped":
         return f"  skipped {who}: {r.reason}"

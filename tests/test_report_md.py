@@ -201,3 +201,16 @@ def test_a_run_that_timed_nothing_says_nothing_about_timing():
     timed = speed_run()
     timed = markdown.render(replace(timed, jobs=tuple(replace(j, phase_seconds={"timing": 1.0}) for j in timed.jobs)))
     assert "timing stage 5 s (one job at a time, alone" in timed and "Timings:" in timed
+
+
+def test_a_metric_not_defined_by_design_is_said_so_on_the_console_and_a_header_has_no_n_none():
+    """An outside tester: reverse-kl with no high-quality sample printed "failed" (run.json says not defined), and
+    a metric without n made the header "fd-inf ↓ · n None"."""
+    from genbench.reports.leaderboard import Column, column_header
+    from genbench.runner import quality_summary
+
+    line = quality_summary({"reverse-kl": MetricValue(None, "nats", False, error="not defined: no sample is good"),
+                            "fd": mv(4.0, floor=2.0)})
+    assert "reverse-kl not defined" in line and "failed" not in line
+    header = column_header(Column("fd-inf", {}, "fd-inf", (), False, "", "", ""))
+    assert header == "fd-inf ↓" and "None" not in header

@@ -292,8 +292,8 @@ def load_or_compute(cache_dir: Path | None, key: str, features: Callable[[], np.
             return ref
         except FileNotFoundError:
             pass
-        except CacheUnsafe as exc:
-            why, unsafe = one_line(exc), True
+        except CacheUnsafe as exc:  # its own words say what and why: no exception name for the user
+            why, unsafe = " ".join(str(exc).split()) or "unsafe", True
         except Exception as exc:  # noqa: BLE001 - a corrupt, foreign or planted entry: recompute it
             why = one_line(exc)
     ref = compute_reference(features(), key)

@@ -785,7 +785,8 @@ def floor_text(table: Table, column: Column, fmt: Callable[[Any], str] | None = 
 def column_header(column: Column) -> str:
     unit = text_of(column.unit) if column.unit else ""
     unit = f", {unit}" if "(" in unit else f" ({unit})" if unit else ""  # never parentheses inside parentheses
-    return f"{column.label}{unit} {arrow(column.higher_is_better, column.target)} · n {text_of(column.n)}"
+    n = f" · n {text_of(column.n)}" if column.n is not None else ""  # a failed metric may have no n
+    return f"{column.label}{unit} {arrow(column.higher_is_better, column.target)}{n}"
 
 
 def column_note(column: Column) -> str:
