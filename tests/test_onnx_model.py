@@ -175,6 +175,7 @@ def test_a_graph_given_by_flags_is_validated_sampled_scored_and_timed_in_onnx_ru
     assert any("torch eager not timed: not available" in w for w in job.warnings)
     report = (tmp_path / "runs" / run.run_id / "report.md").read_text()
     assert "torch eager not timed: not available" in report
+    assert "### Speed per generated sample (ONNX Runtime; PyTorch eager not timed)" in report  # not "against"
 
 
 def test_metadata_written_into_the_graph_makes_it_self_describing(tmp_path):

@@ -223,7 +223,9 @@ def _speed_table(jobs: list[JobResult], ceiling: float | None = None, peak: floa
         head = ["model", "one sample is", "ORT ms/sample @b1 ↓", "torch ms/sample @b1 ↓", "ORT/torch latency ↑",
                 "ORT samples/s (best batch) ↑", "torch samples/s (best batch) ↑", "ORT/torch throughput ↑",
                 "timing valid"]
-        lines += ["### Speed per generated sample (ONNX Runtime against PyTorch eager)", "",
+        torch_timed = any(r.runtime == "torch-eager" for j in jobs for r in j.performance)
+        what = "ONNX Runtime against PyTorch eager" if torch_timed else "ONNX Runtime; PyTorch eager not timed"
+        lines += [f"### Speed per generated sample ({what})", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
             ["| " + " | ".join(r) + " |" for r in head_rows] + [""]
     if forward_rows:
