@@ -85,7 +85,8 @@ def test_a_worker_lost_mid_unit_runs_the_unit_again_and_it_is_not_the_models_fai
 
     (unit,) = _units(fake_host, tmp_path)
     results, started = _collect([unit], monkeypatch, crashes_once)
-    assert os.path.exists(marker) and started == [unit, unit]  # two tries, each reported its start
+    # two tries ran; the first's start report may be lost with its worker (it died right after sending it)
+    assert os.path.exists(marker) and started in ([unit], [unit, unit])
     ((u, result),) = results
     assert result.status == "ok" and result.error is None
     assert result.node == "host-a (Ray node ffffffffffffffff)"  # two nodes may share a host name
