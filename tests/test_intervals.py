@@ -171,7 +171,10 @@ def test_fd_infinity_removes_the_small_n_bias():
 
 
 def test_fd_infinity_needs_subsets_larger_than_the_dimension():
-    with pytest.raises(ValueError, match="smallest subset"):
+    # 20 samples of 8 dimensions: the smallest subset (a fifth, 4 rows) cannot hold d + 2 = 10; the message says
+    # how many samples would do, in numbers that add up (an outside tester read "20 of 100 ... got 15")
+    with pytest.raises(ValueError, match=r"^FD∞ needs at least 50 samples in a 8-dimensional feature space \(its "
+                                         r"smallest subset, 20% of them, must hold 10 rows\); 20 were drawn$"):
         frechet_distance_infinity(np.zeros((20, 8)), (np.zeros(8), np.eye(8)))
 
 

@@ -132,7 +132,11 @@ class FrechetDistanceInfinity(Metric):
 
         test = reference_for(ctx, "test", ctx.dataset.test_x)
         feats = ctx.features("samples", ctx.samples)
-        fit = frechet_distance_infinity(feats, (test.mu, test.sigma), seed=ctx.seed)
+        try:
+            fit = frechet_distance_infinity(feats, (test.mu, test.sigma), seed=ctx.seed)
+        except ValueError as exc:  # too few samples for the fit: said as such, never an exception's name
+            return MetricValue(value=None, unit="", higher_is_better=False, n=len(feats), extractor=ctx.extractor_id,
+                               error=f"not computed: {exc}")
         return MetricValue(value=fit["value"], unit="", higher_is_better=False, n=len(feats),
                            extractor=ctx.extractor_id, interval=fit["interval"], interval_of=fit["interval_of"],
                            params={"sizes": fit["sizes"], "slope": fit["slope"]},

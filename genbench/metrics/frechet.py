@@ -204,9 +204,12 @@ def frechet_distance_infinity(samples: np.ndarray, reference_stats: tuple[np.nda
     x = np.asarray(samples, dtype=np.float64)
     n, d = x.shape
     lo = int(math.ceil(smallest * n))
-    if points < 3 or lo < max(d + 2, 3):
-        raise ValueError(f"FD∞ needs its smallest subset ({lo} of {n} samples) to hold more than d + 1 = {d + 1} "
-                         f"rows and at least 3 sizes (got {points}): draw more samples")
+    if points < 3:
+        raise ValueError(f"FD∞ fits a line through at least 3 subset sizes, not {points}")
+    if lo < max(d + 2, 3):
+        need = int(math.ceil(max(d + 2, 3) / smallest))
+        raise ValueError(f"FD∞ needs at least {need:,} samples in a {d}-dimensional feature space (its smallest "
+                         f"subset, {smallest:.0%} of them, must hold {max(d + 2, 3)} rows); {n:,} were drawn")
     sizes = np.unique(np.linspace(lo, n, points).round().astype(int))
     rng = np.random.default_rng([20200, int(seed) & 0xFFFFFFFF])
     fds = np.array([frechet_distance(*gaussian_statistics(x[rng.choice(n, size, replace=False)]), *reference_stats)
